@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine: Debian's prometheus (real
+# remote-write target for end-to-end tests) and a Python venv with the OpenTelemetry SDK and
+# the tools the static stack checks use. Idempotent: a second run is quick.
+set -euo pipefail
+VENV="${1:-.venv}"
+if ! command -v prometheus >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # the package starts a system service on :9090; tests start their own instance
+  ($SUDO systemctl stop prometheus 2>/dev/null || $SUDO service prometheus stop 2>/dev/null || true)
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/py/requirements.txt
+if [ -f tests/py/requirements-nodeps.txt ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/py/requirements-nodeps.txt
+fi

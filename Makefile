@@ -1,0 +1,40 @@
+# Watchtower make targets. `make test` is the one command CI runs (.ci/run): it installs what
+# the tests need (Debian's prometheus, a Python venv with the OpenTelemetry SDK) and runs every
+# Rust and Python test. Stack targets (docker-*, helm/kind) live in mk/stack.mk, benchmark
+# targets in mk/bench.mk.
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export WATCHTOWER_PYTHON := $(abspath $(PY))
+export WATCHTOWER_BIN := $(abspath target/debug/watchtower)
+
+.PHONY: build run test test-env test-rust test-py lint fmt
+
+build:
+	$(CARGO) build --release
+
+run:
+	$(CARGO) run --release -- run $(if $(CONFIG),--config $(CONFIG),)
+
+test-env:
+	./.ci/setup-test-env.sh $(VENV)
+
+test: test-env
+	$(CARGO) build --bins
+	$(MAKE) test-rust test-py
+
+test-rust:
+	$(CARGO) nextest run --no-fail-fast
+
+test-py:
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q tests/py
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+-include mk/*.mk
