@@ -1,0 +1,295 @@
+//! Setting types shared by many components, in the OpenTelemetry Collector's spelling:
+//! durations (`5s`, `250ms`), byte sizes (`64MiB`), `sending_queue`, `retry_on_failure`,
+//! client and server TLS, basic/bearer auth.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written as `250ms`, `5s`, `1m30s`, `2h` (or an integer number of nanoseconds,
+/// as the Collector accepts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        Dur(Duration::from_millis(ms))
+    }
+}
+
+/// Parses `1h2m3s`, `250ms`, `1.5s`, `100us`, `10ns`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("duration {s:?} is missing a unit (ns, us, ms, s, m, h)"))?;
+        if num_len == 0 {
+            return Err(format!("invalid duration {s:?}"));
+        }
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("invalid number in duration {s:?}"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => {
+                return Err(format!(
+                    "unknown unit {u:?} in duration {s:?} (use ns, us, ms, s, m, h)"
+                ));
+            }
+        };
+        total += n * mult;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total < 0.0 || total > 1e12 {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 5s or 250ms")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                parse_duration(v).map(Dur).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur(Duration::from_nanos(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(|n| Dur(Duration::from_nanos(n)))
+                    .map_err(|_| E::custom("duration must not be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A byte size: an integer number of bytes, or `512KiB`, `64MiB`, `1GiB`, `10MB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ByteSize(pub u64);
+
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let n: f64 = s[..split]
+        .parse()
+        .map_err(|_| format!("invalid byte size {s:?}"))?;
+    let mult: f64 = match s[split..].trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" | "Ki" => 1024.0,
+        "MiB" | "Mi" => 1024.0 * 1024.0,
+        "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?} in byte size {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    Ok((n * mult) as u64)
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte size such as 1048576 or 64MiB")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                parse_byte_size(v).map(ByteSize).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("size must not be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a full queue does with a new request (DESIGN.md rule 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Wait a short bounded time, then refuse the request with a retryable status.
+    #[default]
+    Block,
+    /// Drop the new request, counted.
+    DropNewest,
+    /// Drop the oldest queued batches to make room, counted.
+    DropOldest,
+}
+
+/// `sending_queue`: the exporter's bounded queue and its consumers.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    pub enabled: bool,
+    /// Maximum number of queued requests (the Collector's unit).
+    pub queue_size: usize,
+    /// Byte bound of the queue (encoded OTLP bytes, in flight included).
+    pub max_bytes: ByteSize,
+    pub num_consumers: usize,
+    pub full_policy: FullPolicy,
+    /// The Collector's switch; `true` is the same as `full_policy: block`.
+    pub block_on_overflow: Option<bool>,
+    /// How long a `block` enqueue waits for room before refusing.
+    pub block_timeout: Dur,
+    /// `file_storage[/name]`: a durable queue (see the file_storage extension).
+    pub storage: Option<String>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            queue_size: 1000,
+            max_bytes: ByteSize(64 * 1024 * 1024),
+            num_consumers: 4,
+            full_policy: FullPolicy::Block,
+            block_on_overflow: None,
+            block_timeout: Dur::millis(200),
+            storage: None,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The effective policy, folding in the Collector's `block_on_overflow` alias.
+    pub fn policy(&self) -> FullPolicy {
+        match self.block_on_overflow {
+            Some(true) => FullPolicy::Block,
+            _ => self.full_policy,
+        }
+    }
+}
+
+/// `retry_on_failure`: exponential backoff with jitter.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub enabled: bool,
+    pub initial_interval: Dur,
+    pub max_interval: Dur,
+    /// Give up after this long (0 = never give up).
+    pub max_elapsed_time: Dur,
+    pub multiplier: f64,
+    pub randomization_factor: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            enabled: true,
+            initial_interval: Dur::secs(5),
+            max_interval: Dur::secs(30),
+            max_elapsed_time: Dur::secs(300),
+            multiplier: 1.5,
+            randomization_factor: 0.5,
+        }
+    }
+}
+
+/// Client TLS for https destinations. System roots are used unless `ca_file` is given.
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTls {
+    pub insecure: bool,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name_override: Option<String>,
+}
+
+/// Server TLS for receivers and the admin endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// Basic authentication for HTTP destinations.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+/// Request compression of a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+/// Headers added to every request (`X-Scope-OrgID`, `Authorization`, ...).
+pub type Headers = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5").unwrap_err().contains("unit"));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_byte_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_byte_size("123").unwrap(), 123);
+        assert!(parse_byte_size("12 parsecs").is_err());
+    }
+}

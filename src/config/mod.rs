@@ -1,0 +1,2 @@
+//! Configuration: the OpenTelemetry Collector's YAML shape with Watchtower's component types.
+pub mod common;

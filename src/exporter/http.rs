@@ -1,0 +1,217 @@
+//! HTTP client plumbing shared by the HTTP destinations (otlphttp, remote-write, Loki):
+//! building a reqwest client from the TLS/timeout settings, and classifying answers into
+//! success, retryable and permanent failures with `Retry-After` honoured.
+
+use crate::config::common::{BasicAuth, ClientTls, Headers};
+use crate::exporter::SendError;
+use base64::Engine;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use std::time::Duration;
+
+/// Which protocol's retry rules apply to an HTTP answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryRules {
+    /// OTLP/HTTP: 429, 502, 503, 504 are retryable; every other 4xx/5xx is permanent.
+    Otlp,
+    /// Remote-write and Loki: 429 and every 5xx are retryable; other 4xx are permanent.
+    PushApi,
+}
+
+/// Builds a client for one destination. `tls.ca_file` adds roots; `insecure_skip_verify`
+/// accepts any certificate (testing only).
+pub fn build_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Client, String> {
+    crate::install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true);
+    if tls.insecure_skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("tls.ca_file {ca}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("tls.ca_file {ca}: {e}"))?;
+        b = b.tls_certs_merge(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = std::fs::read(cert).map_err(|e| format!("tls.cert_file {cert}: {e}"))?;
+        pem.extend(std::fs::read(key).map_err(|e| format!("tls.key_file {key}: {e}"))?);
+        let id =
+            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
+        b = b.identity(id);
+    }
+    b.build().map_err(|e| format!("http client: {e}"))
+}
+
+/// Turns configured headers and auth into a header map, failing on invalid names/values.
+pub fn header_map(
+    headers: &Headers,
+    basic: Option<&BasicAuth>,
+    bearer: Option<&str>,
+) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid header name {k:?}"))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k:?}"))?;
+        map.insert(name, value);
+    }
+    if let Some(b) = basic {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", b.username, b.password));
+        let value = HeaderValue::from_str(&format!("Basic {token}"))
+            .map_err(|_| "invalid basic auth".to_string())?;
+        map.insert(http::header::AUTHORIZATION, value);
+    }
+    if let Some(t) = bearer {
+        let value = HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| "invalid bearer token".to_string())?;
+        map.insert(http::header::AUTHORIZATION, value);
+    }
+    Ok(map)
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let when = httpdate_parse(v)?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn httpdate_parse(v: &str) -> Option<std::time::SystemTime> {
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as u64
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<u64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
+    if hms.len() != 3 {
+        return None;
+    }
+    // days from civil (Howard Hinnant's algorithm)
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
+    let secs = u64::try_from(secs).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Classifies a non-2xx answer. `body` is a prefix of the response body, used for the message
+/// (and by Loki/remote-write callers to refine `reason`).
+pub fn classify_status(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    rules: RetryRules,
+) -> SendError {
+    let code = status.as_u16();
+    let retryable = match rules {
+        RetryRules::Otlp => matches!(code, 429 | 502 | 503 | 504),
+        RetryRules::PushApi => code == 429 || status.is_server_error(),
+    };
+    let snippet: String = body.chars().take(300).collect();
+    let message = format!("HTTP {code}: {}", snippet.trim());
+    let err = if retryable {
+        SendError::retryable(format!("http_{code}"), message)
+    } else {
+        SendError::permanent(format!("http_{code}"), message)
+    };
+    err.with_retry_after(parse_retry_after(headers))
+}
+
+/// Classifies a transport error (connection refused, timeout): always retryable.
+pub fn classify_transport(e: &reqwest::Error) -> SendError {
+    let reason = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    SendError::retryable(reason, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_rules() {
+        let h = HeaderMap::new();
+        assert!(
+            classify_status(StatusCode::SERVICE_UNAVAILABLE, &h, "", RetryRules::Otlp).retryable
+        );
+        assert!(classify_status(StatusCode::TOO_MANY_REQUESTS, &h, "", RetryRules::Otlp).retryable);
+        assert!(!classify_status(StatusCode::BAD_REQUEST, &h, "bad", RetryRules::Otlp).retryable);
+        assert!(
+            !classify_status(StatusCode::INTERNAL_SERVER_ERROR, &h, "", RetryRules::Otlp).retryable
+        );
+        assert!(
+            classify_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &h,
+                "",
+                RetryRules::PushApi
+            )
+            .retryable
+        );
+        assert!(
+            !classify_status(StatusCode::PAYLOAD_TOO_LARGE, &h, "", RetryRules::PushApi).retryable
+        );
+    }
+
+    #[test]
+    fn retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(
+            httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT")
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            784111777
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! The data path between receivers and exporters.
+pub mod payload;

@@ -1,0 +1,14 @@
+//! Wire types compiled from `proto/` at build time (see build.rs): Prometheus remote-write 1.0
+//! and the Loki push API. OTLP types come from the `opentelemetry-proto` crate.
+
+/// Prometheus remote-write 1.0 (`prometheus.WriteRequest`).
+#[allow(clippy::all, missing_docs)]
+pub mod prometheus {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+}
+
+/// Loki push API (`logproto.PushRequest`).
+#[allow(clippy::all, missing_docs)]
+pub mod logproto {
+    include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+}
