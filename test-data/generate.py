@@ -470,6 +470,8 @@ class Simulator:
         })
 
     def order_service(self, carrier, t0: int, failure, order_id: str, amount: float):
+        """Authorizes the payment (payment-service), then reserves stock and writes the order, so
+        every request reaches all three services whatever fails."""
         svc = "order-service"
         ctx = extract(carrier)
         srv = self._span(svc, "POST /orders", SpanKind.SERVER, t0, context=ctx, attrs={
@@ -480,40 +482,8 @@ class Simulator:
                   {"order.id": order_id, "order.amount": amount})
         sctx = trace.set_span_in_context(srv)
 
-        # database write
+        # payment authorization
         t = t0 + self._ms(0.2, 1)
-        slow = failure in ("db-slow", "db-slow-fail")
-        db_ms = self.rng.uniform(800, 1900) if failure == "db-slow" else (
-            2000.0 if failure == "db-slow-fail" else self.rng.uniform(3, 25))
-        db = self._span(svc, "INSERT orders", SpanKind.CLIENT, t, context=sctx, attrs={
-            "db.system.name": "postgresql", "db.namespace": "orders", "db.operation.name": "INSERT",
-            "db.collection.name": "orders", "server.address": "orders-db", "server.port": 5432,
-        })
-        t_db_end = t + int(db_ms * 1_000_000)
-        if failure in ("inventory", "db-slow-fail"):
-            if failure == "inventory":
-                exc = _throw_and_catch(InventoryUnavailableError(f"no stock reserved for order {order_id}"))
-                status, err_db = 409, None
-                self._end(svc, db, t_db_end)
-            else:
-                exc = _throw_and_catch(QueryTimeoutError(
-                    "canceling statement due to statement timeout (2000 ms) on INSERT orders"))
-                status, err_db = 500, "statement timeout"
-                self._end(svc, db, t_db_end, error=err_db)
-            end = t_db_end + self._ms(0.5, 2)
-            self._log(svc, srv, end - 20_000, SeverityNumber.ERROR, f"order failed: {exc}",
-                      {"order.id": order_id, "exception.type": exception_type_name(type(exc))})
-            srv.set_attribute("http.response.status_code", status)
-            self._metrics(svc, srv, "/orders", "POST", status, (end - t0) / 1e6)
-            self._end(svc, srv, end, error=str(exc) if status >= 500 else None, exc=exc)
-            return end, status
-        self._end(svc, db, t_db_end)
-        if slow:
-            self._log(svc, srv, t_db_end, SeverityNumber.WARN, "slow query",
-                      {"order.id": order_id, "db.duration_ms": round(db_ms, 1)})
-
-        # payment call
-        t = t_db_end + self._ms(0.2, 1)
         cli = self._span(svc, "POST", SpanKind.CLIENT, t, context=sctx, attrs={
             "http.request.method": "POST", "server.address": "payment-service", "server.port": 8080,
             "url.full": "http://payment-service:8080/payments",
@@ -522,19 +492,52 @@ class Simulator:
         inject(carrier2, context=trace.set_span_in_context(cli))
         p_end, p_status = self.payment_service(carrier2, t + self._ms(0.2, 1), failure, order_id, amount)
         cli.set_attribute("http.response.status_code", p_status)
-        self._end(svc, cli, p_end + self._ms(0.2, 1), error=str(p_status) if p_status >= 500 else None)
+        t = p_end + self._ms(0.2, 1)
+        self._end(svc, cli, t, error=str(p_status) if p_status >= 500 else None)
 
-        end = p_end + self._ms(0.5, 2)
-        status = p_status if p_status in (402,) else (502 if p_status >= 500 else 201)
+        exc: Optional[BaseException] = None
+        if p_status >= 400:
+            status = p_status if p_status == 402 else 502
+        else:
+            # stock reservation and database write
+            t += self._ms(0.2, 1)
+            db_ms = self.rng.uniform(800, 1900) if failure == "db-slow" else (
+                2000.0 if failure == "db-slow-fail" else self.rng.uniform(3, 25))
+            db = self._span(svc, "INSERT orders", SpanKind.CLIENT, t, context=sctx, attrs={
+                "db.system.name": "postgresql", "db.namespace": "orders", "db.operation.name": "INSERT",
+                "db.collection.name": "orders", "server.address": "orders-db", "server.port": 5432,
+            })
+            t_db = t + int(db_ms * 1_000_000)
+            if failure == "inventory":
+                exc = _throw_and_catch(InventoryUnavailableError(f"no stock reserved for order {order_id}"))
+                status = 409
+                self._end(svc, db, t_db)
+            elif failure == "db-slow-fail":
+                exc = _throw_and_catch(QueryTimeoutError(
+                    "canceling statement due to statement timeout (2000 ms) on INSERT orders"))
+                status = 500
+                self._end(svc, db, t_db, error="statement timeout")
+            else:
+                status = 201
+                self._end(svc, db, t_db)
+                if failure == "db-slow":
+                    self._log(svc, srv, t_db, SeverityNumber.WARN, "slow query",
+                              {"order.id": order_id, "db.duration_ms": round(db_ms, 1)})
+            t = t_db
+
+        end = t + self._ms(0.5, 2)
         srv.set_attribute("http.response.status_code", status)
-        if status >= 400:
+        if exc is not None:
+            self._log(svc, srv, end - 20_000, SeverityNumber.ERROR, f"order failed: {exc}",
+                      {"order.id": order_id, "exception.type": exception_type_name(type(exc))})
+        elif status >= 400:
             self._log(svc, srv, end - 20_000, SeverityNumber.ERROR, "order failed: payment not completed",
                       {"order.id": order_id, "http.response.status_code": status})
         else:
             self._log(svc, srv, end - 20_000, SeverityNumber.INFO, "order created",
                       {"order.id": order_id, "order.amount": amount})
         self._metrics(svc, srv, "/orders", "POST", status, (end - t0) / 1e6)
-        self._end(svc, srv, end, error=f"HTTP {status}" if status >= 500 else None)
+        self._end(svc, srv, end, error=f"HTTP {status}" if status >= 500 else None, exc=exc)
         return end, status
 
     def payment_service(self, carrier, t0: int, failure, order_id: str, amount: float):
