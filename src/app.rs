@@ -27,6 +27,17 @@ pub struct Bound {
     pub metrics: Option<SocketAddr>,
 }
 
+/// The file_storage extension a durable sending_queue names (validated by config::parse).
+fn durable_storage<'c>(
+    cfg: &'c Config,
+    q: &crate::config::common::QueueSettings,
+) -> Option<&'c crate::queue::durable::FileStorageConfig> {
+    match cfg.extensions.get(q.storage.as_deref()?) {
+        Some(ExtensionConfig::FileStorage(f)) => Some(f),
+        _ => None,
+    }
+}
+
 /// A running gateway.
 pub struct App {
     pub bound: Bound,
@@ -77,14 +88,27 @@ impl App {
             let sender = ec
                 .build_sender(id)
                 .map_err(|e| format!("exporters.{id}: {e}"))?;
-            let exp = Exporter::start(
-                id,
-                sender,
-                ec.queue(),
-                ec.retry().clone(),
-                batch_for.get(id).copied().unwrap_or_default(),
-                metrics.clone(),
-            );
+            let batch = batch_for.get(id).copied().unwrap_or_default();
+            let exp = match durable_storage(&cfg, ec.queue()) {
+                Some(st) => Exporter::start_durable(
+                    id,
+                    sender,
+                    ec.queue(),
+                    st,
+                    ec.retry().clone(),
+                    batch,
+                    metrics.clone(),
+                )
+                .map_err(|e| format!("exporters.{id}.sending_queue.storage: {e}"))?,
+                None => Exporter::start(
+                    id,
+                    sender,
+                    ec.queue(),
+                    ec.retry().clone(),
+                    batch,
+                    metrics.clone(),
+                ),
+            };
             exporters.insert(id.clone(), exp);
         }
         let _ = ExporterConfig::signals;

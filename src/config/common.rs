@@ -214,6 +214,28 @@ pub struct RetrySettings {
     pub max_elapsed_time: Dur,
     pub multiplier: f64,
     pub randomization_factor: f64,
+    /// Caps retries to a fraction of recent successes (see `exporter::retry_budget`).
+    pub retry_budget: RetryBudgetSettings,
+}
+
+/// `retry_on_failure.retry_budget`: retries allowed = `ratio` per successful send plus
+/// `min_per_second`, with a burst of `max(10, 10 * min_per_second)`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetSettings {
+    pub enabled: bool,
+    pub ratio: f64,
+    pub min_per_second: f64,
+}
+
+impl Default for RetryBudgetSettings {
+    fn default() -> Self {
+        RetryBudgetSettings {
+            enabled: true,
+            ratio: 0.1,
+            min_per_second: 1.0,
+        }
+    }
 }
 
 impl Default for RetrySettings {
@@ -225,6 +247,7 @@ impl Default for RetrySettings {
             max_elapsed_time: Dur::secs(300),
             multiplier: 1.5,
             randomization_factor: 0.5,
+            retry_budget: RetryBudgetSettings::default(),
         }
     }
 }

@@ -147,6 +147,8 @@ impl Default for HealthCheckConfig {
 #[derive(Clone, Debug)]
 pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
+    /// Durable queues' directory and fsync mode (`sending_queue.storage` names it).
+    FileStorage(crate::queue::durable::FileStorageConfig),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -447,9 +449,18 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         .insert(id.clone(), ExtensionConfig::HealthCheck(c));
                 }
             }
+            "file_storage" => {
+                if let Some(c) = ld.parse::<crate::queue::durable::FileStorageConfig>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::FileStorage(c));
+                }
+            }
             t => ld.err(
                 &p,
-                format!("unknown extension type {t:?} (supported: health_check)"),
+                format!("unknown extension type {t:?} (supported: health_check, file_storage)"),
             ),
         }
     }
@@ -461,6 +472,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         ld.err(&[], "missing section `service` (with service.pipelines)");
     }
     check_service(&mut ld, &cfg, root);
+    check_storage(&mut ld, &cfg);
     if ld.errors.is_empty() {
         Ok(cfg)
     } else {
@@ -483,11 +495,8 @@ fn check_queue(ld: &mut Loader, p: &[&str], q: &common::QueueSettings, r: &commo
             "block_on_overflow: true contradicts full_policy; use one of them",
         );
     }
-    if q.storage.is_some() {
-        ld.err(
-            &qp,
-            "storage (durable queues) is not available in this version",
-        );
+    if q.storage.is_some() && !q.enabled {
+        ld.err(&qp, "storage needs the queue enabled (enabled: true)");
     }
     let mut rp = p.to_vec();
     rp.push("retry_on_failure");
@@ -496,6 +505,27 @@ fn check_queue(ld: &mut Loader, p: &[&str], q: &common::QueueSettings, r: &commo
     }
     if !(0.0..=1.0).contains(&r.randomization_factor) {
         ld.err(&rp, "randomization_factor must be between 0 and 1");
+    }
+}
+
+/// `sending_queue.storage` must name a `file_storage` extension that is defined and listed in
+/// `service.extensions`.
+fn check_storage(ld: &mut Loader, cfg: &Config) {
+    for (id, ec) in &cfg.exporters {
+        let Some(st) = &ec.queue().storage else {
+            continue;
+        };
+        let p = ["exporters", id.as_str(), "sending_queue", "storage"];
+        if component_type(st) != "file_storage" {
+            ld.err(
+                &p,
+                format!("storage {st:?} must name a file_storage extension (file_storage or file_storage/name)"),
+            );
+        } else if !matches!(cfg.extensions.get(st), Some(ExtensionConfig::FileStorage(_))) {
+            ld.err(&p, format!("extension {st:?} is not defined in extensions"));
+        } else if !cfg.service.extensions.contains(st) {
+            ld.err(&p, format!("extension {st:?} is not listed in service.extensions"));
+        }
     }
 }
 

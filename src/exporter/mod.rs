@@ -10,6 +10,7 @@ pub mod otlp;
 pub mod otlphttp;
 pub mod prometheusremotewrite;
 pub mod retry;
+pub mod retry_budget;
 pub mod worker;
 
 use crate::pipeline::payload::Payload;

@@ -4,10 +4,12 @@
 //! reservation in [`Exporter::reserve`].
 
 use crate::config::common::{FullPolicy, QueueSettings, RetrySettings};
+use crate::exporter::retry_budget::RetryBudget;
 use crate::exporter::{SendError, Sender, retry};
 use crate::pipeline::payload::{Payload, Signal};
+use crate::queue::durable::{DurableQueue, FileStorageConfig};
 use crate::queue::memory::Limits;
-use crate::queue::{MemoryQueue, Offer, Reservation};
+use crate::queue::{MemoryQueue, Offer, Queue, QueueError, Reservation, Ticket};
 use crate::telemetry::metrics::{ExporterLabels, Metrics, ReasonLabels};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ impl Default for BatchSettings {
 /// One running destination.
 pub struct Exporter {
     pub id: String,
-    queue: Arc<MemoryQueue>,
+    queue: Queue,
     policy: FullPolicy,
     block_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -49,7 +51,8 @@ pub struct Exporter {
 
 struct WorkerCtx {
     id: String,
-    queue: Arc<MemoryQueue>,
+    queue: Queue,
+    budget: Option<Arc<RetryBudget>>,
     sender: Arc<dyn Sender>,
     retry: RetrySettings,
     batch: BatchSettings,
@@ -70,15 +73,50 @@ impl Exporter {
         batch: BatchSettings,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let (max_requests, consumers) = if queue.enabled {
-            (queue.queue_size.max(1), queue.num_consumers.max(1))
+        let q = Queue::Memory(MemoryQueue::new(limits(queue)));
+        Self::start_with(id, sender, q, queue, retry, batch, metrics)
+    }
+
+    /// Like [`Exporter::start`], with a durable queue in the `file_storage` extension's
+    /// directory (`sending_queue.storage`). Fails when the queue directory cannot be opened.
+    pub fn start_durable(
+        id: &str,
+        sender: Arc<dyn Sender>,
+        queue: &QueueSettings,
+        storage: &FileStorageConfig,
+        retry: RetrySettings,
+        batch: BatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, String> {
+        let q = DurableQueue::open(id, storage, limits(queue), metrics.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(Self::start_with(
+            id,
+            sender,
+            Queue::Durable(q),
+            queue,
+            retry,
+            batch,
+            metrics,
+        ))
+    }
+
+    fn start_with(
+        id: &str,
+        sender: Arc<dyn Sender>,
+        q: Queue,
+        queue: &QueueSettings,
+        retry: RetrySettings,
+        batch: BatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let max_requests = limits(queue).max_requests;
+        let consumers = if queue.enabled {
+            queue.num_consumers.max(1)
         } else {
-            (1, 1)
+            1
         };
-        let q = MemoryQueue::new(Limits {
-            max_bytes: queue.max_bytes.0.max(1),
-            max_requests,
-        });
+        let budget = RetryBudget::new(&retry.retry_budget).map(Arc::new);
         let labels = ExporterLabels {
             exporter: id.to_string(),
         };
@@ -106,6 +144,7 @@ impl Exporter {
             let ctx = WorkerCtx {
                 id: id.to_string(),
                 queue: q.clone(),
+                budget: budget.clone(),
                 sender: sender.clone(),
                 retry: retry.clone(),
                 batch,
@@ -123,21 +162,49 @@ impl Exporter {
         self.policy
     }
 
+    /// True when the queue is on disk: its commits must be awaited before answering.
+    pub fn is_durable(&self) -> bool {
+        self.queue.is_durable()
+    }
+
+    /// The durable queue, if this exporter has one (tests, admin).
+    pub fn durable_queue(&self) -> Option<&Arc<DurableQueue>> {
+        match &self.queue {
+            Queue::Durable(q) => Some(q),
+            Queue::Memory(_) => None,
+        }
+    }
+
     /// Reserves room for a request under the `block` policy, waiting up to the block timeout.
     pub async fn reserve(&self, bytes: u64) -> Option<Reservation> {
         self.queue.reserve(bytes, self.block_timeout).await
     }
 
-    /// Commits a reserved request.
-    pub fn commit(&self, r: Reservation, payload: Payload) {
-        r.commit(payload);
+    /// Commits a reserved request (for a durable queue: once it is on disk). On error the
+    /// reservation is released and nothing was queued.
+    pub async fn commit(&self, r: Reservation, payload: Payload) -> Result<(), QueueError> {
+        let (signal, items) = (payload.signal, payload.items);
+        let res = self.queue.commit(r, payload).await;
+        if res.is_err() {
+            self.count_enqueue_failed(signal, items);
+        }
         self.update_gauges();
+        res
     }
 
-    /// Enqueues under a drop policy; drops are counted.
-    pub fn offer(&self, payload: Payload) {
+    /// Counts items this durable queue took for a request that was then refused because
+    /// another durable destination failed: a client retry may deliver them twice here.
+    pub fn count_duplicate_risk(&self, items: u64) {
+        self.metrics.durable_duplicate_risk(&self.id, items);
+    }
+
+    /// Enqueues under a drop policy; drops are counted. Returns false when the item did not
+    /// get into the queue (dropped).
+    pub async fn offer(&self, payload: Payload) -> bool {
         let signal = payload.signal;
-        match self.queue.offer(payload, self.policy) {
+        let offered = self.queue.offer(payload, self.policy).await;
+        let queued = matches!(offered, Offer::Queued | Offer::QueuedAfterDropping { .. });
+        match offered {
             Offer::Queued => {}
             Offer::DroppedNew { items } => {
                 self.metrics
@@ -153,8 +220,17 @@ impl Exporter {
                 self.metrics
                     .dropped(&self.id, signal, "queue_full_drop_oldest", items);
             }
+            Offer::Failed { items, evicted } => {
+                self.metrics
+                    .exporter_enqueue_failed
+                    .inc(signal, &self.labels, items + evicted);
+                self.metrics.dropped(&self.id, signal, "storage_error", items);
+                self.metrics
+                    .dropped(&self.id, signal, "queue_full_drop_oldest", evicted);
+            }
         }
         self.update_gauges();
+        queued
     }
 
     /// Counts a request refused by the all-or-nothing reservation.
@@ -165,15 +241,7 @@ impl Exporter {
     }
 
     fn update_gauges(&self) {
-        let (reqs, bytes, _) = self.queue.stats();
-        self.metrics
-            .exporter_queue_size
-            .get_or_create(&self.labels)
-            .set(reqs as i64);
-        self.metrics
-            .exporter_queue_bytes
-            .get_or_create(&self.labels)
-            .set(bytes as i64);
+        set_gauges(&self.metrics, &self.labels, &self.queue);
     }
 
     /// (queued requests, bytes held incl. in flight, queued items)
@@ -197,9 +265,12 @@ impl Exporter {
             // workers stop retrying and count their in-flight batches
             let _ = tokio::time::timeout(Duration::from_secs(2), &mut wait_all).await;
         }
-        let left = self.queue.drain_remaining();
+        let (left, kept) = self.queue.finish().await;
         if left > 0 {
             tracing::warn!(exporter = %self.id, items = left, "shutdown deadline reached; queued items not delivered");
+        }
+        if kept > 0 {
+            tracing::info!(exporter = %self.id, items = kept, "shutdown: undelivered items kept in the durable queue for the next start");
         }
         self.update_gauges();
         left
@@ -209,26 +280,18 @@ impl Exporter {
 impl WorkerCtx {
     async fn run(mut self) {
         while let Some(first) = self.queue.pop().await {
-            let batch = self.collect(first).await;
-            let bytes = batch.len() as u64;
-            self.deliver(batch).await;
-            self.queue.done(bytes);
-            let (reqs, qbytes, _) = self.queue.stats();
-            self.metrics
-                .exporter_queue_size
-                .get_or_create(&self.labels)
-                .set(reqs as i64);
-            self.metrics
-                .exporter_queue_bytes
-                .get_or_create(&self.labels)
-                .set(qbytes as i64);
+            let (batch, tickets) = self.collect(first).await;
+            let left = self.deliver(batch).await;
+            self.queue.done(&tickets, left);
+            set_gauges(&self.metrics, &self.labels, &self.queue);
         }
     }
 
     /// Grows a batch from `first` with queued payloads of the same signal, by concatenation.
-    async fn collect(&self, first: Payload) -> Payload {
-        let signal = first.signal;
-        let mut parts = vec![first];
+    async fn collect(&self, first: crate::queue::Popped) -> (Payload, Vec<Ticket>) {
+        let signal = first.payload.signal;
+        let mut tickets = vec![first.ticket];
+        let mut parts = vec![first.payload];
         let mut items: u64 = parts[0].items;
         let deadline = tokio::time::Instant::now() + self.batch.timeout;
         let max = if self.batch.send_batch_max_size > 0 {
@@ -260,37 +323,37 @@ impl WorkerCtx {
                 }
             };
             let Some(p) = next else { break };
-            if items + p.items > max {
+            if items + p.payload.items > max {
                 // does not fit: send what we have, and this one as its own batch next
-                let pending = p;
                 let batch = concat(signal, std::mem::take(&mut parts));
-                let bytes = batch.len() as u64;
-                self.deliver_ref(batch).await;
-                self.queue.done(bytes);
-                parts.push(pending);
-                items = parts[0].items;
+                let left = self.deliver_inner(batch).await;
+                self.queue.done(&std::mem::take(&mut tickets), left);
+                items = p.payload.items;
+                tickets.push(p.ticket);
+                parts.push(p.payload);
                 continue;
             }
-            items += p.items;
-            parts.push(p);
+            items += p.payload.items;
+            tickets.push(p.ticket);
+            parts.push(p.payload);
         }
-        concat(signal, parts)
+        (concat(signal, parts), tickets)
     }
 
-    async fn deliver_ref(&self, batch: Payload) {
+    async fn deliver(&mut self, batch: Payload) -> bool {
         self.deliver_inner(batch).await
     }
 
-    async fn deliver(&mut self, batch: Payload) {
-        self.deliver_inner(batch).await
-    }
-
-    async fn deliver_inner(&self, batch: Payload) {
+    /// Sends one batch with retries. Returns true when the batch left the queue for good
+    /// (delivered, or dropped after a permanent error or exhausted retries); false when the
+    /// shutdown deadline interrupted it (a durable queue keeps it for the next start).
+    async fn deliver_inner(&self, batch: Payload) -> bool {
         let signal = batch.signal;
         let items = batch.items;
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut hard_stop = self.hard_stop.clone();
+        let durable = self.queue.is_durable();
         loop {
             let t0 = Instant::now();
             let result = tokio::select! {
@@ -303,6 +366,9 @@ impl WorkerCtx {
                 .observe(t0.elapsed().as_secs_f64());
             match result {
                 Ok(ok) => {
+                    if let Some(b) = &self.budget {
+                        b.on_success();
+                    }
                     let dropped: u64 = ok.dropped.iter().map(|(_, n)| *n).sum::<u64>().min(items);
                     self.metrics
                         .exporter_sent
@@ -316,14 +382,41 @@ impl WorkerCtx {
                     if dropped > 0 {
                         tracing::debug!(exporter = %self.id, dropped, "destination accepted the batch partially");
                     }
-                    return;
+                    return true;
                 }
                 Err(e) if e.retryable && self.retry.enabled && !*hard_stop.borrow() => {
                     let wait = retry::backoff(&self.retry, attempt, e.retry_after);
                     let max_elapsed = self.retry.max_elapsed_time.0;
-                    if !max_elapsed.is_zero() && started.elapsed() + wait > max_elapsed {
+                    // a durable queue keeps retrying: its bound is max_bytes, not time
+                    // (collector#15324 lost hours of an outage to max_elapsed_time)
+                    if !durable && !max_elapsed.is_zero() && started.elapsed() + wait > max_elapsed
+                    {
                         self.drop_batch(signal, items, "retries_exhausted", &e);
-                        return;
+                        return true;
+                    }
+                    tracing::debug!(exporter = %self.id, error = %e, wait_ms = wait.as_millis() as u64, "send failed, retrying");
+                    attempt += 1;
+                    let mut wait = wait;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = wait_true(&mut hard_stop) => {
+                                if durable {
+                                    self.abandon(signal, items);
+                                    return false;
+                                }
+                                self.drop_batch(signal, items, "shutdown", &e);
+                                return true;
+                            }
+                        }
+                        match &self.budget {
+                            Some(b) if !b.try_retry() => {
+                                self.metrics.retry_budget_exhausted(&self.id);
+                                wait = retry::backoff(&self.retry, attempt, None)
+                                    .max(Duration::from_millis(100));
+                            }
+                            _ => break,
+                        }
                     }
                     self.metrics
                         .exporter_retries
@@ -333,27 +426,28 @@ impl WorkerCtx {
                             reason: e.reason.clone(),
                         })
                         .inc();
-                    tracing::debug!(exporter = %self.id, error = %e, wait_ms = wait.as_millis() as u64, "send failed, retrying");
-                    attempt += 1;
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = wait_true(&mut hard_stop) => {
-                            self.drop_batch(signal, items, "shutdown", &e);
-                            return;
-                        }
-                    }
                 }
                 Err(e) => {
-                    let reason = if e.retryable && *hard_stop.borrow() {
+                    let stopping = *hard_stop.borrow();
+                    if durable && stopping && (e.retryable || e.reason == "shutdown") {
+                        self.abandon(signal, items);
+                        return false;
+                    }
+                    let reason = if e.retryable && stopping {
                         "shutdown".to_string()
                     } else {
                         e.reason.clone()
                     };
                     self.drop_batch(signal, items, &reason, &e);
-                    return;
+                    return true;
                 }
             }
         }
+    }
+
+    /// Shutdown interrupted a durable batch: it stays on disk and is sent after the restart.
+    fn abandon(&self, _signal: Signal, items: u64) {
+        tracing::info!(exporter = %self.id, items, "shutdown: batch left in the durable queue");
     }
 
     fn drop_batch(&self, signal: Signal, items: u64, reason: &str, e: &SendError) {
@@ -363,6 +457,34 @@ impl WorkerCtx {
             .inc(signal, &self.labels, items);
         self.metrics.dropped(&self.id, signal, reason, items);
     }
+}
+
+fn limits(queue: &QueueSettings) -> Limits {
+    Limits {
+        max_bytes: queue.max_bytes.0.max(1),
+        max_requests: if queue.enabled {
+            queue.queue_size.max(1)
+        } else {
+            1
+        },
+    }
+}
+
+fn set_gauges(metrics: &Metrics, labels: &ExporterLabels, queue: &Queue) {
+    let (reqs, bytes, items) = queue.stats();
+    metrics
+        .exporter_queue_size
+        .get_or_create(labels)
+        .set(reqs as i64);
+    metrics
+        .exporter_queue_bytes
+        .get_or_create(labels)
+        .set(bytes as i64);
+    metrics
+        .queue
+        .items
+        .get_or_create(labels)
+        .set(items as i64);
 }
 
 async fn wait_true(rx: &mut watch::Receiver<bool>) {

@@ -24,6 +24,8 @@ pub enum Refusal {
     MemoryLimit,
     #[error("sending queue of exporter {0} is full; retry later")]
     QueueFull(String),
+    #[error("durable queue of exporter {0} cannot write; retry later")]
+    StorageUnavailable(String),
     #[error("the gateway is shutting down")]
     ShuttingDown,
     #[error("no pipeline takes {0} from this receiver")]
@@ -36,7 +38,10 @@ impl Refusal {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            Refusal::MemoryLimit | Refusal::QueueFull(_) | Refusal::ShuttingDown
+            Refusal::MemoryLimit
+                | Refusal::QueueFull(_)
+                | Refusal::StorageUnavailable(_)
+                | Refusal::ShuttingDown
         )
     }
 
@@ -45,6 +50,7 @@ impl Refusal {
         match self {
             Refusal::MemoryLimit => "memory_limit",
             Refusal::QueueFull(_) => "queue_full",
+            Refusal::StorageUnavailable(_) => "storage_unavailable",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::NoPipeline(_) => "no_pipeline",
             Refusal::BadData(_) => "bad_data",
@@ -147,13 +153,56 @@ impl Router {
                 }
             }
         }
-        // phase 2: commit, and offer to drop-policy queues
+        // phase 2: durable queues first (their appends can fail), all at once so their
+        // fsyncs overlap; then memory commits and offers, which cannot fail. A durable
+        // failure therefore never leaves data in a memory queue of a refused request; it can
+        // leave it in another durable queue (counted as duplicate risk).
         let mut reserved: HashMap<usize, crate::queue::Reservation> =
             reservations.into_iter().collect();
+        let mut durable = Vec::new();
+        let mut memory = Vec::new();
         for (i, (exp, data)) in deliveries.into_iter().enumerate() {
-            match reserved.remove(&i) {
-                Some(r) => exp.commit(r, data),
-                None => exp.offer(data),
+            let r = reserved.remove(&i);
+            if exp.is_durable() {
+                durable.push((exp, data, r));
+            } else {
+                memory.push((exp, data, r));
+            }
+        }
+        if !durable.is_empty() {
+            let results = futures::future::join_all(durable.into_iter().map(
+                |(exp, data, r)| async move {
+                    let items = data.items;
+                    let ok = match r {
+                        Some(r) => exp.commit(r, data).await.is_ok(),
+                        // a failed drop-policy append is a counted drop, not a refusal
+                        None => {
+                            exp.offer(data).await;
+                            true
+                        }
+                    };
+                    (exp, items, ok)
+                },
+            ))
+            .await;
+            if let Some((failed, _, _)) = results.iter().find(|(_, _, ok)| !ok) {
+                for (exp, items, ok) in &results {
+                    if *ok {
+                        exp.count_duplicate_risk(*items);
+                    }
+                }
+                // dropping `memory` releases the memory reservations
+                return Err(Refusal::StorageUnavailable(failed.id.clone()));
+            }
+        }
+        for (exp, data, r) in memory {
+            match r {
+                Some(r) => {
+                    let _ = exp.commit(r, data).await;
+                }
+                None => {
+                    exp.offer(data).await;
+                }
             }
         }
         Ok(())

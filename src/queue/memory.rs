@@ -4,6 +4,7 @@
 
 use crate::config::common::FullPolicy;
 use crate::pipeline::payload::{Payload, Signal};
+use crate::queue::Offer;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -88,20 +89,6 @@ impl Drop for Reservation {
             self.queue.release_room(self.bytes, 1);
         }
     }
-}
-
-/// What happened to a payload offered under a drop policy.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Offer {
-    Queued,
-    /// The new payload was dropped (`drop_newest`, or nothing old left to evict).
-    DroppedNew {
-        items: u64,
-    },
-    /// Queued after evicting older payloads.
-    QueuedAfterDropping {
-        items: u64,
-    },
 }
 
 impl MemoryQueue {

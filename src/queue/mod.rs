@@ -1,8 +1,160 @@
-//! Per-destination queues. The router only sees [`Queue`]: reserve room (all-or-nothing across
-//! `block` destinations), commit, or offer under a drop policy. Exporter workers pop batches and
-//! release their bytes once the destination took them. The memory queue is the one
-//! implementation today; a durable (write-ahead log) queue fits behind the same interface.
+//! Per-destination queues behind one small interface (DESIGN.md rule 4), so receivers, the
+//! router and exporter workers never know which kind they use. The router reserves room
+//! (all-or-nothing across `block` destinations), then commits, or offers under a drop policy.
+//! Exporter workers pop records, batch them, and report them [`Queue::done`] once the
+//! destination took them (or dropped them for good), with the [`Ticket`]s they popped.
+//!
+//! Two kinds: [`MemoryQueue`] and [`DurableQueue`] (a write-ahead log on disk whose commit
+//! returns only once the record is durable, and whose records leave only when acked).
 
+pub mod durable;
 pub mod memory;
 
-pub use memory::{MemoryQueue, Offer, Reservation};
+use crate::config::common::FullPolicy;
+use crate::pipeline::payload::{Payload, Signal};
+pub use durable::DurableQueue;
+pub use memory::MemoryQueue;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// What happened to a payload offered under a drop policy.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The new payload was dropped (`drop_newest`, or nothing old left to evict).
+    DroppedNew { items: u64 },
+    /// Queued after evicting older payloads.
+    QueuedAfterDropping { items: u64 },
+    /// A durable queue could not write it (disk full, I/O error): dropped, after evicting
+    /// `evicted` older items.
+    Failed { items: u64, evicted: u64 },
+}
+
+/// Why a commit failed. Always retryable for the client.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum QueueError {
+    #[error("durable queue write failed: {0}")]
+    Storage(String),
+    #[error("queue closed")]
+    Closed,
+}
+
+/// Identifies a popped record until it is done: its bytes and, in a durable queue, its
+/// sequence number (what the ack names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub bytes: u64,
+    pub seq: Option<u64>,
+}
+
+/// A record taken by a worker.
+#[derive(Debug)]
+pub struct Popped {
+    pub payload: Payload,
+    pub ticket: Ticket,
+}
+
+/// A destination's queue.
+#[derive(Clone)]
+pub enum Queue {
+    Memory(Arc<MemoryQueue>),
+    Durable(Arc<DurableQueue>),
+}
+
+/// Room reserved for one request. Dropping it releases the room.
+pub enum Reservation {
+    Memory(memory::Reservation),
+    Durable(durable::DurableReservation),
+}
+
+impl Queue {
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Queue::Durable(_))
+    }
+
+    pub async fn reserve(&self, bytes: u64, wait: Duration) -> Option<Reservation> {
+        match self {
+            Queue::Memory(q) => q.reserve(bytes, wait).await.map(Reservation::Memory),
+            Queue::Durable(q) => q.reserve(bytes, wait).await.map(Reservation::Durable),
+        }
+    }
+
+    /// Queues a reserved payload. For a durable queue this returns once it is on disk.
+    pub async fn commit(&self, r: Reservation, payload: Payload) -> Result<(), QueueError> {
+        match r {
+            Reservation::Memory(r) => {
+                r.commit(payload);
+                Ok(())
+            }
+            Reservation::Durable(r) => r.commit(payload).await,
+        }
+    }
+
+    pub async fn offer(&self, payload: Payload, policy: FullPolicy) -> Offer {
+        match self {
+            Queue::Memory(q) => q.offer(payload, policy),
+            Queue::Durable(q) => q.offer(payload, policy).await,
+        }
+    }
+
+    pub async fn pop(&self) -> Option<Popped> {
+        match self {
+            Queue::Memory(q) => q.pop().await.map(mem_popped),
+            Queue::Durable(q) => q.pop().await,
+        }
+    }
+
+    pub fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
+        match self {
+            Queue::Memory(q) => q.try_pop_signal(signal).map(mem_popped),
+            Queue::Durable(q) => q.try_pop_signal(signal),
+        }
+    }
+
+    /// Releases popped records. `left`: delivered, or dropped for good (durable queues ack
+    /// them); `false` only when shutdown interrupted the delivery (durable queues keep them).
+    pub fn done(&self, tickets: &[Ticket], left: bool) {
+        match self {
+            Queue::Memory(q) => q.done(tickets.iter().map(|t| t.bytes).sum()),
+            Queue::Durable(q) => q.done(tickets, left),
+        }
+    }
+
+    pub fn close(&self) {
+        match self {
+            Queue::Memory(q) => q.close(),
+            Queue::Durable(q) => q.close(),
+        }
+    }
+
+    /// After the shutdown deadline: returns (items lost, items kept on disk for next start).
+    pub async fn finish(&self) -> (u64, u64) {
+        match self {
+            Queue::Memory(q) => (q.drain_remaining(), 0),
+            Queue::Durable(q) => {
+                let kept = q.remaining();
+                q.finish().await;
+                (0, kept)
+            }
+        }
+    }
+
+    /// (queued requests, bytes held incl. in flight, queued items)
+    pub fn stats(&self) -> (usize, u64, u64) {
+        match self {
+            Queue::Memory(q) => q.stats(),
+            Queue::Durable(q) => q.stats(),
+        }
+    }
+}
+
+fn mem_popped(p: Payload) -> Popped {
+    Popped {
+        ticket: Ticket {
+            bytes: p.len() as u64,
+            seq: None,
+        },
+        payload: p,
+    }
+}

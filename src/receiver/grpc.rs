@@ -83,7 +83,7 @@ fn refusal_status(r: &Refusal) -> tonic::Status {
             &r.to_string(),
             Duration::from_secs(1),
         ),
-        Refusal::QueueFull(_) | Refusal::ShuttingDown => status_with_retry(
+        Refusal::QueueFull(_) | Refusal::StorageUnavailable(_) | Refusal::ShuttingDown => status_with_retry(
             tonic::Code::Unavailable,
             &r.to_string(),
             Duration::from_secs(1),

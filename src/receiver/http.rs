@@ -215,7 +215,9 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
                 Refusal::MemoryLimit | Refusal::QueueFull(_) => {
                     (StatusCode::TOO_MANY_REQUESTS, Some(1))
                 }
-                Refusal::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+                Refusal::ShuttingDown | Refusal::StorageUnavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Some(1))
+                }
                 Refusal::NoPipeline(_) => (StatusCode::NOT_FOUND, None),
                 Refusal::BadData(_) => (StatusCode::BAD_REQUEST, None),
             };

@@ -93,6 +93,8 @@ pub struct Metrics {
     pub exporter_send_latency: Family<ExporterLabels, Histogram>,
     pub memory_limiter_refusals: Counter,
     pub process_rss_bytes: Gauge<u64, AtomicU64>,
+    /// queue and durable-queue metrics (queue_metrics.rs)
+    pub queue: super::queue_metrics::QueueMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -198,7 +200,9 @@ impl Metrics {
             "Resident set size of the process",
             process_rss_bytes.clone(),
         );
+        let queue = super::queue_metrics::QueueMetrics::register(&mut reg);
         Metrics {
+            queue,
             registry: parking_lot::Mutex::new(reg),
             receiver_accepted,
             receiver_refused,

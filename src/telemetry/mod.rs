@@ -2,3 +2,4 @@
 pub mod admin;
 pub mod metrics;
 pub mod process;
+pub mod queue_metrics;
