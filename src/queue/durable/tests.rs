@@ -1,1 +1,247 @@
 use super::*;
+use crate::queue::Queue;
+
+fn cfg(dir: &Path, fsync: FsyncMode) -> FileStorageConfig {
+    FileStorageConfig {
+        directory: dir.display().to_string(),
+        fsync,
+        segment_size: crate::config::common::ByteSize(4096),
+        ..Default::default()
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_bytes: 1 << 20,
+        max_requests: 10_000,
+    }
+}
+
+fn p(tag: u32, items: u64) -> Payload {
+    Payload::new(
+        Signal::Traces,
+        Bytes::from(format!("payload-{tag:06}").into_bytes()),
+        items,
+    )
+}
+
+async fn open(dir: &Path, m: &Arc<Metrics>) -> Arc<DurableQueue> {
+    let q = DurableQueue::open("otlphttp/t", &cfg(dir, FsyncMode::Group), limits(), m.clone())
+        .expect("open");
+    for _ in 0..500 {
+        if q.replay_done() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    q
+}
+
+async fn put(q: &Arc<DurableQueue>, pl: Payload) {
+    let r = q.reserve(pl.len() as u64, Duration::ZERO).await.expect("room");
+    r.commit(pl).await.expect("commit");
+}
+
+fn tag(pl: &Payload) -> String {
+    String::from_utf8_lossy(&pl.bytes).into_owned()
+}
+
+fn drain(q: &DurableQueue) -> Vec<Popped> {
+    std::iter::from_fn(|| q.try_pop()).collect()
+}
+
+fn metric_line(m: &Metrics, prefix: &str) -> Option<f64> {
+    m.encode()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn acked_records_are_gone_and_the_rest_replays_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let q = open(dir.path(), &m).await;
+    assert!(q.dir().ends_with("otlphttp.t"));
+    for i in 0..200 {
+        put(&q, p(i, 2)).await;
+    }
+    assert_eq!(q.stats().0, 200);
+    let got = drain(&q);
+    assert_eq!(got.len(), 200);
+    // deliver the first 50, leave 50..200 un-acked (in flight at a "crash")
+    let tickets: Vec<Ticket> = got[..50].iter().map(|x| x.ticket).collect();
+    q.done(&tickets, true);
+    q.finish().await;
+    drop(q);
+    let q = open(dir.path(), &m).await;
+    let again = drain(&q);
+    let tags: Vec<String> = again.iter().map(|x| tag(&x.payload)).collect();
+    let want: Vec<String> = (50..200).map(|i| format!("payload-{i:06}")).collect();
+    assert_eq!(tags, want);
+    assert_eq!(m.durable_replayed_count("otlphttp/t"), 300);
+    // new data goes after the backlog and the segments of delivered data are deleted
+    put(&q, p(999, 1)).await;
+    q.done(&again.iter().map(|x| x.ticket).collect::<Vec<_>>(), true);
+    let last = drain(&q);
+    assert_eq!(tag(&last[0].payload), "payload-000999");
+    q.done(&[last[0].ticket], true);
+    q.finish().await;
+    drop(q);
+    let segs = std::fs::read_dir(dir.path().join("otlphttp.t"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+        .count();
+    assert_eq!(segs, 1, "only the active segment stays");
+    let q = open(dir.path(), &m).await;
+    assert_eq!(q.stats(), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let q = DurableQueue::open(
+        "otlp",
+        &FileStorageConfig {
+            directory: dir.path().display().to_string(),
+            ..Default::default()
+        },
+        limits(),
+        m.clone(),
+    )
+    .unwrap();
+    let n = 400;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let q = q.clone();
+            tokio::spawn(async move { put(&q, p(i, 1)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(q.stats().0, n as usize);
+    let fsyncs = metric_line(
+        &m,
+        "watchtower_durable_queue_fsync_duration_seconds_count{exporter=\"otlp\"}",
+    )
+    .expect("fsync histogram");
+    assert!(fsyncs >= 1.0 && fsyncs < n as f64 / 2.0, "{fsyncs} fsyncs for {n} commits");
+}
+
+#[tokio::test]
+async fn torn_tail_and_flipped_byte_are_counted_and_the_rest_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let q = open(dir.path(), &m).await;
+    for i in 0..10 {
+        put(&q, p(i, 1)).await;
+    }
+    q.finish().await;
+    drop(q);
+    let seg = std::fs::read_dir(dir.path().join("otlphttp.t"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension() == Some("seg".as_ref()))
+        .unwrap();
+    let mut data = std::fs::read(&seg).unwrap();
+    let frame = data.len() / 10;
+    // flip a payload byte of record 3, cut record 9 in half
+    data[3 * frame + frame - 2] ^= 0xff;
+    data.truncate(9 * frame + frame / 2);
+    std::fs::write(&seg, &data).unwrap();
+    let q = open(dir.path(), &m).await;
+    let tags: Vec<String> = drain(&q).iter().map(|x| tag(&x.payload)).collect();
+    let want: Vec<String> = [0, 1, 2, 4, 5, 6, 7, 8]
+        .iter()
+        .map(|i| format!("payload-{i:06}"))
+        .collect();
+    assert_eq!(tags, want);
+    assert_eq!(m.durable_damage_count("otlphttp/t", "torn_tail"), 1);
+    assert_eq!(m.durable_damage_count("otlphttp/t", "corrupt_record"), 1);
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() as usize,
+        9 * frame,
+        "torn tail truncated"
+    );
+}
+
+#[tokio::test]
+async fn write_failure_refuses_new_data_and_keeps_the_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let q = open(dir.path(), &m).await;
+    put(&q, p(1, 1)).await;
+    q.inject_write_failure(true);
+    let r = q.reserve(20, Duration::ZERO).await.unwrap();
+    assert!(matches!(r.commit(p(2, 1)).await, Err(QueueError::Storage(_))));
+    let queue = Queue::Durable(q.clone());
+    assert!(matches!(
+        queue.offer(p(3, 1), FullPolicy::DropNewest).await,
+        Offer::Failed { items: 1, .. }
+    ));
+    // the failed ones released their room; the queued one still flows
+    let (n, bytes, _) = q.stats();
+    assert_eq!((n, bytes), (1, 14));
+    let got = drain(&q);
+    assert_eq!(tag(&got[0].payload), "payload-000001");
+    q.inject_write_failure(false);
+    put(&q, p(4, 1)).await;
+    assert_eq!(q.stats().0, 1);
+}
+
+#[tokio::test]
+async fn drop_oldest_evicts_and_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let q = DurableQueue::open(
+        "x",
+        &cfg(dir.path(), FsyncMode::Never),
+        Limits {
+            max_bytes: 30,
+            max_requests: 100,
+        },
+        m.clone(),
+    )
+    .unwrap();
+    assert_eq!(q.offer(p(1, 1), FullPolicy::DropOldest).await, Offer::Queued);
+    assert_eq!(q.offer(p(2, 1), FullPolicy::DropOldest).await, Offer::Queued);
+    assert_eq!(
+        q.offer(p(3, 1), FullPolicy::DropOldest).await,
+        Offer::QueuedAfterDropping { items: 1 }
+    );
+    assert_eq!(
+        q.offer(p(4, 1), FullPolicy::DropNewest).await,
+        Offer::DroppedNew { items: 1 }
+    );
+    q.finish().await;
+    drop(q);
+    let q = DurableQueue::open(
+        "x",
+        &cfg(dir.path(), FsyncMode::Never),
+        limits(),
+        m.clone(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tags: Vec<String> = drain(&q).iter().map(|x| tag(&x.payload)).collect();
+    assert_eq!(tags, vec!["payload-000002", "payload-000003"]);
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_open_the_same_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(Metrics::new());
+    let _q = open(dir.path(), &m).await;
+    let again = DurableQueue::open("otlphttp/t", &cfg(dir.path(), FsyncMode::Group), limits(), m);
+    assert!(matches!(again, Err(OpenError::Locked(_))));
+}
+
+#[test]
+fn dir_names_are_one_to_one() {
+    assert_eq!(queue_dir_name("otlphttp/tempo"), "otlphttp.tempo");
+    assert_eq!(queue_dir_name("loki"), "loki");
+    assert_eq!(queue_dir_name("otlp/../x"), "otlp...%2Fx");
+    assert_ne!(queue_dir_name("a/b.c"), queue_dir_name("a/b%2Ec"));
+}
