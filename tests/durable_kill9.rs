@@ -32,7 +32,11 @@ async fn spawn_gateway(cfg_path: &std::path::Path, http_port: u16, log: &std::pa
         std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
     })
     .await;
-    assert!(up, "gateway did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+    assert!(
+        up,
+        "gateway did not start: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     Gw(child)
 }
 
@@ -65,7 +69,15 @@ async fn kill_9_mid_load_then_restart_delivers_every_acknowledged_item() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let url = format!("http://127.0.0.1:{http_port}/v1/traces");
-    let driver = tokio::spawn(load(url.clone(), 4, 20, 1, u64::MAX, Duration::ZERO, stop.clone()));
+    let driver = tokio::spawn(load(
+        url.clone(),
+        4,
+        20,
+        1,
+        u64::MAX,
+        Duration::ZERO,
+        stop.clone(),
+    ));
     // a backlog builds while the destination is down, then drains slowly: the kill lands
     // with records on disk and batches in flight
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -89,8 +101,22 @@ async fn kill_9_mid_load_then_restart_delivers_every_acknowledged_item() {
     cap.delay_ms.store(0, Ordering::SeqCst);
     let gw2 = spawn_gateway(&cfg_path, http_port, &dir.path().join("gw2.log")).await;
     // new data is accepted while the backlog replays
-    let extra = load(url, 2, 20, 10_000_000, 50, Duration::ZERO, Arc::new(AtomicBool::new(false))).await;
-    assert_eq!(extra.acked.len(), 1000, "accepted during replay: {:?}", extra.statuses);
+    let extra = load(
+        url,
+        2,
+        20,
+        10_000_000,
+        50,
+        Duration::ZERO,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await;
+    assert_eq!(
+        extra.acked.len(),
+        1000,
+        "accepted during replay: {:?}",
+        extra.statuses
+    );
     let all = wait_until(Duration::from_secs(20), || {
         let got = cap.unique();
         got.is_superset(&res.acked) && got.is_superset(&extra.acked)
@@ -100,7 +126,10 @@ async fn kill_9_mid_load_then_restart_delivers_every_acknowledged_item() {
     let lost = res.acked.difference(&got).count();
     assert!(all, "{lost} acknowledged items lost across kill -9");
     let m = scrape(metrics_port).await;
-    let replayed = sample(&m, "watchtower_durable_queue_replayed_items_total{exporter=\"otlphttp/tempo\"}");
+    let replayed = sample(
+        &m,
+        "watchtower_durable_queue_replayed_items_total{exporter=\"otlphttp/tempo\"}",
+    );
     let (received, dups) = cap.counts();
     assert!(replayed > 0.0, "the restart replayed the backlog");
     assert!(

@@ -46,13 +46,26 @@ async fn backend_down_under_steady_load_then_up_delivers_every_acknowledged_item
         "a durable queue with room answers every request with success: {:?}",
         res.statuses
     );
-    let all = wait_until(Duration::from_secs(20), || cap.unique().is_superset(&res.acked)).await;
+    let all = wait_until(Duration::from_secs(20), || {
+        cap.unique().is_superset(&res.acked)
+    })
+    .await;
     let got = cap.unique();
     let missing: Vec<_> = res.acked.difference(&got).take(10).collect();
-    assert!(all, "acknowledged but not delivered: {} (e.g. {missing:?})", res.acked.len() - res.acked.intersection(&got).count());
-    assert!(got.is_subset(&res.acked), "delivered ids that were never acknowledged");
+    assert!(
+        all,
+        "acknowledged but not delivered: {} (e.g. {missing:?})",
+        res.acked.len() - res.acked.intersection(&got).count()
+    );
+    assert!(
+        got.is_subset(&res.acked),
+        "delivered ids that were never acknowledged"
+    );
     let m = app.metrics.encode();
-    let retries = sample(&m, "watchtower_exporter_retries_total{exporter=\"otlphttp/tempo\"");
+    let retries = sample(
+        &m,
+        "watchtower_exporter_retries_total{exporter=\"otlphttp/tempo\"",
+    );
     assert!(refused_during_outage > 0);
     assert!(retries > 0.0, "retries are counted");
     // backoff and the retry budget keep the outage from being a retry storm

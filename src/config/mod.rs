@@ -521,10 +521,16 @@ fn check_storage(ld: &mut Loader, cfg: &Config) {
                 &p,
                 format!("storage {st:?} must name a file_storage extension (file_storage or file_storage/name)"),
             );
-        } else if !matches!(cfg.extensions.get(st), Some(ExtensionConfig::FileStorage(_))) {
+        } else if !matches!(
+            cfg.extensions.get(st),
+            Some(ExtensionConfig::FileStorage(_))
+        ) {
             ld.err(&p, format!("extension {st:?} is not defined in extensions"));
         } else if !cfg.service.extensions.contains(st) {
-            ld.err(&p, format!("extension {st:?} is not listed in service.extensions"));
+            ld.err(
+                &p,
+                format!("extension {st:?} is not listed in service.extensions"),
+            );
         }
     }
 }

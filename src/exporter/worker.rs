@@ -224,7 +224,8 @@ impl Exporter {
                 self.metrics
                     .exporter_enqueue_failed
                     .inc(signal, &self.labels, items + evicted);
-                self.metrics.dropped(&self.id, signal, "storage_error", items);
+                self.metrics
+                    .dropped(&self.id, signal, "storage_error", items);
                 self.metrics
                     .dropped(&self.id, signal, "queue_full_drop_oldest", evicted);
             }
@@ -279,7 +280,13 @@ impl Exporter {
 
 impl WorkerCtx {
     async fn run(mut self) {
+        let durable = self.queue.is_durable();
         while let Some(first) = self.queue.pop().await {
+            if durable && *self.hard_stop.borrow() {
+                // past the deadline a durable queue keeps the rest for the next start
+                self.queue.done(&[first.ticket], false);
+                break;
+            }
             let (batch, tickets) = self.collect(first).await;
             let left = self.deliver(batch).await;
             self.queue.done(&tickets, left);
@@ -480,11 +487,7 @@ fn set_gauges(metrics: &Metrics, labels: &ExporterLabels, queue: &Queue) {
         .exporter_queue_bytes
         .get_or_create(labels)
         .set(bytes as i64);
-    metrics
-        .queue
-        .items
-        .get_or_create(labels)
-        .set(items as i64);
+    metrics.queue.items.get_or_create(labels).set(items as i64);
 }
 
 async fn wait_true(rx: &mut watch::Receiver<bool>) {

@@ -170,8 +170,8 @@ impl Router {
             }
         }
         if !durable.is_empty() {
-            let results = futures::future::join_all(durable.into_iter().map(
-                |(exp, data, r)| async move {
+            let results =
+                futures::future::join_all(durable.into_iter().map(|(exp, data, r)| async move {
                     let items = data.items;
                     let ok = match r {
                         Some(r) => exp.commit(r, data).await.is_ok(),
@@ -182,9 +182,8 @@ impl Router {
                         }
                     };
                     (exp, items, ok)
-                },
-            ))
-            .await;
+                }))
+                .await;
             if let Some((failed, _, _)) = results.iter().find(|(_, _, ok)| !ok) {
                 for (exp, items, ok) in &results {
                     if *ok {

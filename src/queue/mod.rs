@@ -23,12 +23,19 @@ use thiserror::Error;
 pub enum Offer {
     Queued,
     /// The new payload was dropped (`drop_newest`, or nothing old left to evict).
-    DroppedNew { items: u64 },
+    DroppedNew {
+        items: u64,
+    },
     /// Queued after evicting older payloads.
-    QueuedAfterDropping { items: u64 },
+    QueuedAfterDropping {
+        items: u64,
+    },
     /// A durable queue could not write it (disk full, I/O error): dropped, after evicting
     /// `evicted` older items.
-    Failed { items: u64, evicted: u64 },
+    Failed {
+        items: u64,
+        evicted: u64,
+    },
 }
 
 /// Why a commit failed. Always retryable for the client.

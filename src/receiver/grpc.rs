@@ -83,11 +83,13 @@ fn refusal_status(r: &Refusal) -> tonic::Status {
             &r.to_string(),
             Duration::from_secs(1),
         ),
-        Refusal::QueueFull(_) | Refusal::StorageUnavailable(_) | Refusal::ShuttingDown => status_with_retry(
-            tonic::Code::Unavailable,
-            &r.to_string(),
-            Duration::from_secs(1),
-        ),
+        Refusal::QueueFull(_) | Refusal::StorageUnavailable(_) | Refusal::ShuttingDown => {
+            status_with_retry(
+                tonic::Code::Unavailable,
+                &r.to_string(),
+                Duration::from_secs(1),
+            )
+        }
         Refusal::NoPipeline(_) => tonic::Status::unimplemented(r.to_string()),
         Refusal::BadData(m) => tonic::Status::invalid_argument(m.clone()),
     }

@@ -124,7 +124,10 @@ impl Metrics {
     }
 
     pub fn durable_replayed(&self, exporter: &str, items: u64) {
-        self.queue.replayed.get_or_create(&l(exporter)).inc_by(items);
+        self.queue
+            .replayed
+            .get_or_create(&l(exporter))
+            .inc_by(items);
     }
 
     pub fn durable_replayed_count(&self, exporter: &str) -> u64 {

@@ -240,7 +240,12 @@ pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 /// A gateway config: OTLP/HTTP in on `http`, one otlphttp exporter per (name, destination,
 /// sending_queue extra) into `file_storage` at `dir`.
-pub fn config(http: &str, dir: &str, exporters: &[(&str, SocketAddr, &str)], extra: &str) -> String {
+pub fn config(
+    http: &str,
+    dir: &str,
+    exporters: &[(&str, SocketAddr, &str)],
+    extra: &str,
+) -> String {
     let mut ex = String::new();
     let mut names = Vec::new();
     for (name, addr, queue) in exporters {
@@ -249,6 +254,11 @@ pub fn config(http: &str, dir: &str, exporters: &[(&str, SocketAddr, &str)], ext
             "  otlphttp/{name}:\n    endpoint: \"http://{addr}\"\n    compression: none\n    sending_queue: {{ storage: file_storage, num_consumers: 2, {queue} }}\n    retry_on_failure: {{ initial_interval: 100ms, max_interval: 400ms, max_elapsed_time: 0 }}\n"
         ));
     }
+    let extra = if extra.is_empty() {
+        "  telemetry: { metrics: { address: \"127.0.0.1:0\" } }\n"
+    } else {
+        extra
+    };
     format!(
         "receivers:\n  otlp:\n    protocols:\n      http: {{ endpoint: \"{http}\" }}\nexporters:\n{ex}extensions:\n  file_storage: {{ directory: \"{dir}\", fsync: group }}\nservice:\n  extensions: [file_storage]\n  shutdown_timeout: 1s\n{extra}  pipelines:\n    traces: {{ receivers: [otlp], exporters: [{}] }}\n",
         names.join(", ")

@@ -473,9 +473,12 @@ impl DurableQueue {
                     // unreadable now although it was valid when indexed: skip it, counted
                     tracing::error!(exporter = %self.shared.id, seq = e.seq, "durable queue record unreadable; skipped");
                     self.shared.damage("corrupt_record", 1);
-                    self.shared
-                        .metrics
-                        .dropped(&self.shared.id, e.signal, "storage_corrupt", e.items);
+                    self.shared.metrics.dropped(
+                        &self.shared.id,
+                        e.signal,
+                        "storage_corrupt",
+                        e.items,
+                    );
                     self.shared.release(e.len, 0);
                     self.ack(vec![e.seq]);
                 }
@@ -520,7 +523,12 @@ impl DurableQueue {
     /// (queued records, bytes held incl. in flight, queued items)
     pub fn stats(&self) -> (usize, u64, u64) {
         let st = self.shared.state.lock();
-        let n = st.live.iter().chain(st.replay.iter()).map(|q| q.len()).sum();
+        let n = st
+            .live
+            .iter()
+            .chain(st.replay.iter())
+            .map(|q| q.len())
+            .sum();
         (n, st.bytes, st.queued_items)
     }
 

@@ -223,9 +223,7 @@ mod tests {
             let good = seqs(part);
             // only whole records before the cut survive, in order
             assert!(good.windows(2).all(|w| w[0] < w[1]));
-            let torn = items
-                .iter()
-                .any(|i| matches!(i, Item::TornTail { .. }));
+            let torn = items.iter().any(|i| matches!(i, Item::TornTail { .. }));
             let whole_frames_end = [0usize, 39, 79, full];
             assert_eq!(torn, !whole_frames_end.contains(&cut), "cut {cut}");
             assert!(!items.iter().any(|i| matches!(i, Item::Corrupt { .. })));

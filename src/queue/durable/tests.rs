@@ -26,8 +26,13 @@ fn p(tag: u32, items: u64) -> Payload {
 }
 
 async fn open(dir: &Path, m: &Arc<Metrics>) -> Arc<DurableQueue> {
-    let q = DurableQueue::open("otlphttp/t", &cfg(dir, FsyncMode::Group), limits(), m.clone())
-        .expect("open");
+    let q = DurableQueue::open(
+        "otlphttp/t",
+        &cfg(dir, FsyncMode::Group),
+        limits(),
+        m.clone(),
+    )
+    .expect("open");
     for _ in 0..500 {
         if q.replay_done() {
             break;
@@ -38,7 +43,10 @@ async fn open(dir: &Path, m: &Arc<Metrics>) -> Arc<DurableQueue> {
 }
 
 async fn put(q: &Arc<DurableQueue>, pl: Payload) {
-    let r = q.reserve(pl.len() as u64, Duration::ZERO).await.expect("room");
+    let r = q
+        .reserve(pl.len() as u64, Duration::ZERO)
+        .await
+        .expect("room");
     r.commit(pl).await.expect("commit");
 }
 
@@ -127,7 +135,10 @@ async fn concurrent_commits_share_fsyncs() {
         "watchtower_durable_queue_fsync_duration_seconds_count{exporter=\"otlp\"}",
     )
     .expect("fsync histogram");
-    assert!(fsyncs >= 1.0 && fsyncs < n as f64 / 2.0, "{fsyncs} fsyncs for {n} commits");
+    assert!(
+        fsyncs >= 1.0 && fsyncs < n as f64 / 2.0,
+        "{fsyncs} fsyncs for {n} commits"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +186,10 @@ async fn write_failure_refuses_new_data_and_keeps_the_queued() {
     put(&q, p(1, 1)).await;
     q.inject_write_failure(true);
     let r = q.reserve(20, Duration::ZERO).await.unwrap();
-    assert!(matches!(r.commit(p(2, 1)).await, Err(QueueError::Storage(_))));
+    assert!(matches!(
+        r.commit(p(2, 1)).await,
+        Err(QueueError::Storage(_))
+    ));
     let queue = Queue::Durable(q.clone());
     assert!(matches!(
         queue.offer(p(3, 1), FullPolicy::DropNewest).await,
@@ -205,8 +219,14 @@ async fn drop_oldest_evicts_and_acks() {
         m.clone(),
     )
     .unwrap();
-    assert_eq!(q.offer(p(1, 1), FullPolicy::DropOldest).await, Offer::Queued);
-    assert_eq!(q.offer(p(2, 1), FullPolicy::DropOldest).await, Offer::Queued);
+    assert_eq!(
+        q.offer(p(1, 1), FullPolicy::DropOldest).await,
+        Offer::Queued
+    );
+    assert_eq!(
+        q.offer(p(2, 1), FullPolicy::DropOldest).await,
+        Offer::Queued
+    );
     assert_eq!(
         q.offer(p(3, 1), FullPolicy::DropOldest).await,
         Offer::QueuedAfterDropping { items: 1 }
@@ -217,13 +237,8 @@ async fn drop_oldest_evicts_and_acks() {
     );
     q.finish().await;
     drop(q);
-    let q = DurableQueue::open(
-        "x",
-        &cfg(dir.path(), FsyncMode::Never),
-        limits(),
-        m.clone(),
-    )
-    .unwrap();
+    let q =
+        DurableQueue::open("x", &cfg(dir.path(), FsyncMode::Never), limits(), m.clone()).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let tags: Vec<String> = drain(&q).iter().map(|x| tag(&x.payload)).collect();
     assert_eq!(tags, vec!["payload-000002", "payload-000003"]);
@@ -234,7 +249,12 @@ async fn a_second_process_cannot_open_the_same_queue() {
     let dir = tempfile::tempdir().unwrap();
     let m = Arc::new(Metrics::new());
     let _q = open(dir.path(), &m).await;
-    let again = DurableQueue::open("otlphttp/t", &cfg(dir.path(), FsyncMode::Group), limits(), m);
+    let again = DurableQueue::open(
+        "otlphttp/t",
+        &cfg(dir.path(), FsyncMode::Group),
+        limits(),
+        m,
+    );
     assert!(matches!(again, Err(OpenError::Locked(_))));
 }
 
