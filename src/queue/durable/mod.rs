@@ -514,7 +514,8 @@ impl DurableQueue {
             let _ = rx.await;
         }
         self.cmd.lock().take();
-        if let Some(h) = self.writer.lock().take() {
+        let handle = self.writer.lock().take();
+        if let Some(h) = handle {
             // the writer has replied to Finish, so it is returning
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
