@@ -34,6 +34,8 @@ pub struct Script {
     pub latency: Duration,
     /// hold every request until `release()`
     pub hang: bool,
+    /// answer trace exports with an OTLP partial success rejecting this many spans
+    pub partial_reject: i64,
 }
 
 #[derive(Default)]
@@ -259,7 +261,23 @@ macro_rules! http_handler {
     };
 }
 
-http_handler!(http_traces, ExportTraceServiceRequest, ExportTraceServiceResponse, traces);
+async fn http_traces(State(st): State<Arc<CaptureState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err((code, ra)) = scripted(&st).await {
+        return failure(code, ra);
+    }
+    let data = body_bytes(&headers, body);
+    match ExportTraceServiceRequest::decode(&data[..]) {
+        Ok(req) => {
+            st.rec.lock().unwrap().traces.push(req);
+            let reject = st.script.lock().unwrap().partial_reject;
+            let resp = ExportTraceServiceResponse {
+                partial_success: (reject > 0).then(|| opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess { rejected_spans: reject, error_message: "scripted partial".into() }),
+            };
+            (StatusCode::OK, [("content-type", "application/x-protobuf")], resp.encode_to_vec()).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("capture cannot decode: {e}")).into_response(),
+    }
+}
 http_handler!(http_metrics, ExportMetricsServiceRequest, ExportMetricsServiceResponse, metrics);
 http_handler!(http_logs, ExportLogsServiceRequest, ExportLogsServiceResponse, logs);
 
