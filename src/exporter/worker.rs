@@ -56,6 +56,9 @@ struct WorkerCtx {
     metrics: Arc<Metrics>,
     labels: ExporterLabels,
     hard_stop: watch::Receiver<bool>,
+    collect_lock: Arc<tokio::sync::Mutex<()>>,
+    /// a payload that did not fit the previous batch (send_batch_max_size)
+    pending: Option<Payload>,
 }
 
 impl Exporter {
@@ -102,6 +105,7 @@ impl Exporter {
             hard_stop,
         });
         let mut handles = Vec::new();
+        let collect_lock = Arc::new(tokio::sync::Mutex::new(()));
         for _ in 0..consumers {
             let ctx = WorkerCtx {
                 id: id.to_string(),
@@ -112,6 +116,8 @@ impl Exporter {
                 metrics: metrics.clone(),
                 labels: labels.clone(),
                 hard_stop: hard_rx.clone(),
+                collect_lock: collect_lock.clone(),
+                pending: None,
             };
             handles.push(tokio::spawn(ctx.run()));
         }
@@ -208,8 +214,18 @@ impl Exporter {
 
 impl WorkerCtx {
     async fn run(mut self) {
-        while let Some(first) = self.queue.pop().await {
+        loop {
+            // one worker builds a batch at a time, so batches fill up; sends run concurrently
+            let guard = self.collect_lock.clone().lock_owned().await;
+            let first = match self.pending.take() {
+                Some(p) => p,
+                None => match self.queue.pop().await {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
             let batch = self.collect(first).await;
+            drop(guard);
             let bytes = batch.len() as u64;
             self.deliver(batch).await;
             self.queue.done(bytes);
@@ -226,7 +242,7 @@ impl WorkerCtx {
     }
 
     /// Grows a batch from `first` with queued payloads of the same signal, by concatenation.
-    async fn collect(&self, first: Payload) -> Payload {
+    async fn collect(&mut self, first: Payload) -> Payload {
         let signal = first.signal;
         let mut parts = vec![first];
         let mut items: u64 = parts[0].items;
@@ -241,35 +257,18 @@ impl WorkerCtx {
                 Some(p) => Some(p),
                 None if self.batch.timeout.is_zero() => None,
                 None => {
-                    // wait for more of this signal until the batch timeout
-                    let mut got = None;
-                    while tokio::time::Instant::now() < deadline {
-                        if let Some(p) = self.queue.try_pop_signal(signal) {
-                            got = Some(p);
-                            break;
-                        }
-                        if *self.hard_stop.borrow() {
-                            break;
-                        }
-                        tokio::time::sleep(
-                            Duration::from_millis(5).min(deadline - tokio::time::Instant::now()),
-                        )
-                        .await;
+                    if *self.hard_stop.borrow() {
+                        None
+                    } else {
+                        self.queue.pop_signal_until(signal, deadline).await
                     }
-                    got
                 }
             };
             let Some(p) = next else { break };
             if items + p.items > max {
-                // does not fit: send what we have, and this one as its own batch next
-                let pending = p;
-                let batch = concat(signal, std::mem::take(&mut parts));
-                let bytes = batch.len() as u64;
-                self.deliver_ref(batch).await;
-                self.queue.done(bytes);
-                parts.push(pending);
-                items = parts[0].items;
-                continue;
+                // does not fit: it starts the next batch
+                self.pending = Some(p);
+                break;
             }
             items += p.items;
             parts.push(p);
@@ -277,15 +276,7 @@ impl WorkerCtx {
         concat(signal, parts)
     }
 
-    async fn deliver_ref(&self, batch: Payload) {
-        self.deliver_inner(batch).await
-    }
-
-    async fn deliver(&mut self, batch: Payload) {
-        self.deliver_inner(batch).await
-    }
-
-    async fn deliver_inner(&self, batch: Payload) {
+    async fn deliver(&self, batch: Payload) {
         let signal = batch.signal;
         let items = batch.items;
         let started = Instant::now();

@@ -6,13 +6,25 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -61,16 +73,23 @@ pub struct Capture {
 }
 
 fn str_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        _ => None,
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
     })
 }
 
 impl Capture {
     fn new_state() -> Arc<CaptureState> {
         let (release, _) = tokio::sync::watch::channel(false);
-        Arc::new(CaptureState { rec: Mutex::new(Recorded::default()), script: Mutex::new(Script::default()), requests: AtomicU64::new(0), release })
+        Arc::new(CaptureState {
+            rec: Mutex::new(Recorded::default()),
+            script: Mutex::new(Script::default()),
+            requests: AtomicU64::new(0),
+            release,
+        })
     }
 
     /// An OTLP/HTTP destination on a free loopback port.
@@ -81,7 +100,9 @@ impl Capture {
             .route("/v1/metrics", axum::routing::post(http_metrics))
             .route("/v1/logs", axum::routing::post(http_logs))
             .with_state(state.clone());
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = l.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
@@ -92,14 +113,25 @@ impl Capture {
     /// An OTLP/gRPC destination on a free loopback port.
     pub async fn grpc() -> Capture {
         let state = Self::new_state();
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = l.local_addr().expect("addr");
         let g = GrpcCapture(state.clone());
         tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(g.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
-                .add_service(MetricsServiceServer::new(g.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
-                .add_service(LogsServiceServer::new(g).accept_compressed(tonic::codec::CompressionEncoding::Gzip))
+                .add_service(
+                    TraceServiceServer::new(g.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    MetricsServiceServer::new(g.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    LogsServiceServer::new(g)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming(tokio_stream_listener(l))
                 .await;
         });
@@ -129,7 +161,11 @@ impl Capture {
         let mut out = Vec::new();
         for req in &rec.traces {
             for rs in &req.resource_spans {
-                let svc = rs.resource.as_ref().and_then(|r| str_attr(&r.attributes, "service.name")).unwrap_or_default();
+                let svc = rs
+                    .resource
+                    .as_ref()
+                    .and_then(|r| str_attr(&r.attributes, "service.name"))
+                    .unwrap_or_default();
                 for ss in &rs.scope_spans {
                     for s in &ss.spans {
                         out.push((svc.clone(), s.clone()));
@@ -155,7 +191,11 @@ impl Capture {
         let mut out = Vec::new();
         for req in &rec.logs {
             for rl in &req.resource_logs {
-                let svc = rl.resource.as_ref().and_then(|r| str_attr(&r.attributes, "service.name")).unwrap_or_default();
+                let svc = rl
+                    .resource
+                    .as_ref()
+                    .and_then(|r| str_attr(&r.attributes, "service.name"))
+                    .unwrap_or_default();
                 for sl in &rl.scope_logs {
                     for l in &sl.log_records {
                         out.push((svc.clone(), l.clone()));
@@ -228,7 +268,9 @@ async fn scripted(state: &CaptureState) -> Result<(), (u16, Option<u64>)> {
 fn body_bytes(headers: &HeaderMap, body: Bytes) -> Vec<u8> {
     if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).expect("gzip");
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .expect("gzip");
         out
     } else {
         body.to_vec()
@@ -236,7 +278,11 @@ fn body_bytes(headers: &HeaderMap, body: Bytes) -> Vec<u8> {
 }
 
 fn failure(code: u16, retry_after: Option<u64>) -> Response {
-    let mut r = (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "scripted failure").into_response();
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "scripted failure",
+    )
+        .into_response();
     if let Some(s) = retry_after {
         r.headers_mut().insert("retry-after", s.into());
     }
@@ -245,7 +291,11 @@ fn failure(code: u16, retry_after: Option<u64>) -> Response {
 
 macro_rules! http_handler {
     ($name:ident, $req:ty, $resp:ty, $field:ident) => {
-        async fn $name(State(st): State<Arc<CaptureState>>, headers: HeaderMap, body: Bytes) -> Response {
+        async fn $name(
+            State(st): State<Arc<CaptureState>>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
             if let Err((code, ra)) = scripted(&st).await {
                 return failure(code, ra);
             }
@@ -253,15 +303,28 @@ macro_rules! http_handler {
             match <$req>::decode(&data[..]) {
                 Ok(req) => {
                     st.rec.lock().unwrap().$field.push(req);
-                    (StatusCode::OK, [("content-type", "application/x-protobuf")], <$resp>::default().encode_to_vec()).into_response()
+                    (
+                        StatusCode::OK,
+                        [("content-type", "application/x-protobuf")],
+                        <$resp>::default().encode_to_vec(),
+                    )
+                        .into_response()
                 }
-                Err(e) => (StatusCode::BAD_REQUEST, format!("capture cannot decode: {e}")).into_response(),
+                Err(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("capture cannot decode: {e}"),
+                )
+                    .into_response(),
             }
         }
     };
 }
 
-async fn http_traces(State(st): State<Arc<CaptureState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn http_traces(
+    State(st): State<Arc<CaptureState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err((code, ra)) = scripted(&st).await {
         return failure(code, ra);
     }
@@ -271,15 +334,39 @@ async fn http_traces(State(st): State<Arc<CaptureState>>, headers: HeaderMap, bo
             st.rec.lock().unwrap().traces.push(req);
             let reject = st.script.lock().unwrap().partial_reject;
             let resp = ExportTraceServiceResponse {
-                partial_success: (reject > 0).then(|| opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess { rejected_spans: reject, error_message: "scripted partial".into() }),
+                partial_success: (reject > 0).then(|| {
+                    opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                        rejected_spans: reject,
+                        error_message: "scripted partial".into(),
+                    }
+                }),
             };
-            (StatusCode::OK, [("content-type", "application/x-protobuf")], resp.encode_to_vec()).into_response()
+            (
+                StatusCode::OK,
+                [("content-type", "application/x-protobuf")],
+                resp.encode_to_vec(),
+            )
+                .into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("capture cannot decode: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("capture cannot decode: {e}"),
+        )
+            .into_response(),
     }
 }
-http_handler!(http_metrics, ExportMetricsServiceRequest, ExportMetricsServiceResponse, metrics);
-http_handler!(http_logs, ExportLogsServiceRequest, ExportLogsServiceResponse, logs);
+http_handler!(
+    http_metrics,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    metrics
+);
+http_handler!(
+    http_logs,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    logs
+);
 
 #[derive(Clone)]
 struct GrpcCapture(Arc<CaptureState>);
@@ -294,7 +381,10 @@ fn grpc_failure(code: u16) -> tonic::Status {
 
 #[tonic::async_trait]
 impl TraceService for GrpcCapture {
-    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
         self.0.rec.lock().unwrap().traces.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
@@ -303,7 +393,10 @@ impl TraceService for GrpcCapture {
 
 #[tonic::async_trait]
 impl MetricsService for GrpcCapture {
-    async fn export(&self, req: tonic::Request<ExportMetricsServiceRequest>) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
         self.0.rec.lock().unwrap().metrics.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
@@ -312,14 +405,19 @@ impl MetricsService for GrpcCapture {
 
 #[tonic::async_trait]
 impl LogsService for GrpcCapture {
-    async fn export(&self, req: tonic::Request<ExportLogsServiceRequest>) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
         self.0.rec.lock().unwrap().logs.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
     }
 }
 
-fn tokio_stream_listener(l: tokio::net::TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+fn tokio_stream_listener(
+    l: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures::stream::unfold(l, |l| async move {
         let r = l.accept().await.map(|(s, _)| s);
         Some((r, l))

@@ -33,7 +33,8 @@ impl Gateway {
     }
 
     pub async fn start_with(body: &str, pipelines: &str, service_extra: &str) -> Gateway {
-        let (grpc_port, http_port, health_port, metrics_port) = (free_port(), free_port(), free_port(), free_port());
+        let (grpc_port, http_port, health_port, metrics_port) =
+            (free_port(), free_port(), free_port(), free_port());
         let cfg = format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n      http: {{ endpoint: 127.0.0.1:{http_port}, max_request_body_size: 1MiB }}\n{body}\nextensions:\n  health_check: {{ endpoint: 127.0.0.1:{health_port} }}\nservice:\n  extensions: [health_check]\n  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}\n{service_extra}{pipelines}"
         );
@@ -43,12 +44,22 @@ impl Gateway {
         let child = Command::new(binary())
             .args(["run", "--config"])
             .arg(&path)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start gateway");
-        let gw = Gateway { child, grpc_port, http_port, health_port, metrics_port, dir };
+        let gw = Gateway {
+            child,
+            grpc_port,
+            http_port,
+            health_port,
+            metrics_port,
+            dir,
+        };
         gw.wait_healthy(&cfg).await;
         gw
     }
@@ -77,7 +88,14 @@ impl Gateway {
 
     /// All self-metrics samples as (name{labels}, value).
     pub async fn metrics(&self) -> Vec<(String, f64)> {
-        let text = super::client().get(format!("http://127.0.0.1:{}/metrics", self.metrics_port)).send().await.expect("scrape").text().await.expect("text");
+        let text = super::client()
+            .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .filter_map(|l| {
@@ -92,7 +110,10 @@ impl Gateway {
         self.metrics()
             .await
             .into_iter()
-            .filter(|(k, _)| (k == name || k.starts_with(&format!("{name}{{"))) && needles.iter().all(|n| k.contains(n)))
+            .filter(|(k, _)| {
+                (k == name || k.starts_with(&format!("{name}{{")))
+                    && needles.iter().all(|n| k.contains(n))
+            })
             .map(|(_, v)| v)
             .sum()
     }
