@@ -59,6 +59,9 @@ struct WorkerCtx {
     metrics: Arc<Metrics>,
     labels: ExporterLabels,
     hard_stop: watch::Receiver<bool>,
+    collect_lock: Arc<tokio::sync::Mutex<()>>,
+    /// a payload that did not fit the previous batch (send_batch_max_size)
+    pending: Option<crate::queue::Popped>,
 }
 
 impl Exporter {
@@ -140,6 +143,7 @@ impl Exporter {
             hard_stop,
         });
         let mut handles = Vec::new();
+        let collect_lock = Arc::new(tokio::sync::Mutex::new(()));
         for _ in 0..consumers {
             let ctx = WorkerCtx {
                 id: id.to_string(),
@@ -151,6 +155,8 @@ impl Exporter {
                 metrics: metrics.clone(),
                 labels: labels.clone(),
                 hard_stop: hard_rx.clone(),
+                collect_lock: collect_lock.clone(),
+                pending: None,
             };
             handles.push(tokio::spawn(ctx.run()));
         }
@@ -281,13 +287,23 @@ impl Exporter {
 impl WorkerCtx {
     async fn run(mut self) {
         let durable = self.queue.is_durable();
-        while let Some(first) = self.queue.pop().await {
+        loop {
+            // one worker builds a batch at a time, so batches fill up; sends run concurrently
+            let guard = self.collect_lock.clone().lock_owned().await;
+            let first = match self.pending.take() {
+                Some(p) => p,
+                None => match self.queue.pop().await {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
             if durable && *self.hard_stop.borrow() {
                 // past the deadline a durable queue keeps the rest for the next start
                 self.queue.done(&[first.ticket], false);
                 break;
             }
             let (batch, tickets) = self.collect(first).await;
+            drop(guard);
             let left = self.deliver(batch).await;
             self.queue.done(&tickets, left);
             set_gauges(&self.metrics, &self.labels, &self.queue);
@@ -295,7 +311,7 @@ impl WorkerCtx {
     }
 
     /// Grows a batch from `first` with queued payloads of the same signal, by concatenation.
-    async fn collect(&self, first: crate::queue::Popped) -> (Payload, Vec<Ticket>) {
+    async fn collect(&mut self, first: crate::queue::Popped) -> (Payload, Vec<Ticket>) {
         let signal = first.payload.signal;
         let mut tickets = vec![first.ticket];
         let mut parts = vec![first.payload];
@@ -311,34 +327,18 @@ impl WorkerCtx {
                 Some(p) => Some(p),
                 None if self.batch.timeout.is_zero() => None,
                 None => {
-                    // wait for more of this signal until the batch timeout
-                    let mut got = None;
-                    while tokio::time::Instant::now() < deadline {
-                        if let Some(p) = self.queue.try_pop_signal(signal) {
-                            got = Some(p);
-                            break;
-                        }
-                        if *self.hard_stop.borrow() {
-                            break;
-                        }
-                        tokio::time::sleep(
-                            Duration::from_millis(5).min(deadline - tokio::time::Instant::now()),
-                        )
-                        .await;
+                    if *self.hard_stop.borrow() {
+                        None
+                    } else {
+                        self.queue.pop_signal_until(signal, deadline).await
                     }
-                    got
                 }
             };
             let Some(p) = next else { break };
             if items + p.payload.items > max {
-                // does not fit: send what we have, and this one as its own batch next
-                let batch = concat(signal, std::mem::take(&mut parts));
-                let left = self.deliver_inner(batch).await;
-                self.queue.done(&std::mem::take(&mut tickets), left);
-                items = p.payload.items;
-                tickets.push(p.ticket);
-                parts.push(p.payload);
-                continue;
+                // does not fit: it starts the next batch
+                self.pending = Some(p);
+                break;
             }
             items += p.payload.items;
             tickets.push(p.ticket);
@@ -347,14 +347,10 @@ impl WorkerCtx {
         (concat(signal, parts), tickets)
     }
 
-    async fn deliver(&mut self, batch: Payload) -> bool {
-        self.deliver_inner(batch).await
-    }
-
     /// Sends one batch with retries. Returns true when the batch left the queue for good
     /// (delivered, or dropped after a permanent error or exhausted retries); false when the
     /// shutdown deadline interrupted it (a durable queue keeps it for the next start).
-    async fn deliver_inner(&self, batch: Payload) -> bool {
+    async fn deliver(&self, batch: Payload) -> bool {
         let signal = batch.signal;
         let items = batch.items;
         let started = Instant::now();

@@ -202,6 +202,26 @@ impl MemoryQueue {
         Some(p)
     }
 
+    /// Takes the next payload of `signal`, waiting for one until `deadline`.
+    pub async fn pop_signal_until(
+        &self,
+        signal: Signal,
+        deadline: tokio::time::Instant,
+    ) -> Option<Payload> {
+        loop {
+            let notified = self.data.notified();
+            if let Some(p) = self.try_pop_signal(signal) {
+                return Some(p);
+            }
+            if self.state.lock().closed {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     /// Takes the next payload of `signal` if one is queued (to grow a batch).
     pub fn try_pop_signal(&self, signal: Signal) -> Option<Payload> {
         let p = self.state.lock().pop_signal(signal)?;

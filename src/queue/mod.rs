@@ -119,6 +119,18 @@ impl Queue {
         }
     }
 
+    /// Takes the next record of `signal`, waiting for one until `deadline` (batch timeout).
+    pub async fn pop_signal_until(
+        &self,
+        signal: Signal,
+        deadline: tokio::time::Instant,
+    ) -> Option<Popped> {
+        match self {
+            Queue::Memory(q) => q.pop_signal_until(signal, deadline).await.map(mem_popped),
+            Queue::Durable(q) => q.pop_signal_until(signal, deadline).await,
+        }
+    }
+
     /// Releases popped records. `left`: delivered, or dropped for good (durable queues ack
     /// them); `false` only when shutdown interrupted the delivery (durable queues keep them).
     pub fn done(&self, tickets: &[Ticket], left: bool) {

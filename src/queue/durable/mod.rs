@@ -434,6 +434,26 @@ impl DurableQueue {
         }
     }
 
+    /// Takes the next record of `signal`, waiting for one until `deadline`.
+    pub async fn pop_signal_until(
+        &self,
+        signal: Signal,
+        deadline: tokio::time::Instant,
+    ) -> Option<Popped> {
+        loop {
+            let notified = self.shared.data.notified();
+            if let Some(p) = self.try_pop_signal(signal) {
+                return Some(p);
+            }
+            if self.shared.state.lock().closed {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     pub fn try_pop(&self) -> Option<Popped> {
         self.take(None)
     }
