@@ -193,6 +193,23 @@ fn main() {
             let url = format!("http://{}/v1/traces", app.bound.http["otlp"]);
             let _ = drive(&url, conns, 1.0, None, pool.clone()).await; // warm-up
             let r = drive(&url, conns, secs, None, pool.clone()).await;
+            if durable {
+                let m = app.metrics.encode();
+                let get = |k: &str| {
+                    m.lines()
+                        .find(|l| l.starts_with(k))
+                        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                let n = get("watchtower_durable_queue_fsync_duration_seconds_count");
+                let sum = get("watchtower_durable_queue_fsync_duration_seconds_sum");
+                let reqs = r.items_per_s * secs / 200.0;
+                println!(
+                    "fsyncs: {n:.0}, mean {:.2} ms, ~{:.1} requests per fsync",
+                    sum / n.max(1.0) * 1e3,
+                    reqs / n.max(1.0)
+                );
+            }
             app.shutdown().await;
             rows.push((durable, r));
         }

@@ -91,8 +91,13 @@ impl Exporter {
         batch: BatchSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, String> {
-        let q = DurableQueue::open(id, storage, limits(queue), metrics.clone())
-            .map_err(|e| e.to_string())?;
+        // a durable queue is bounded by max_bytes only: queue_size (requests) would cap a
+        // 1GiB backlog at a few MB during an outage
+        let lim = Limits {
+            max_requests: usize::MAX,
+            ..limits(queue)
+        };
+        let q = DurableQueue::open(id, storage, lim, metrics.clone()).map_err(|e| e.to_string())?;
         Ok(Self::start_with(
             id,
             sender,
