@@ -213,7 +213,7 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Buckets, 1) => Varint,
         (M::Buckets, 2) => Packed(VARINT),
         (M::SummaryDp, 7) => Message(M::KeyValue, false),
-        (M::SummaryDp, 2 | 3 | 4 | 5) => Fixed64,
+        (M::SummaryDp, 2..=5) => Fixed64,
         (M::SummaryDp, 6) => Message(M::Quantile, false),
         (M::SummaryDp, 8) => Varint,
         (M::Quantile, 1 | 2) => Fixed64,
@@ -354,23 +354,19 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, WireError> {
                         let inner = walk(body, sub, depth + 1)?;
                         items += inner + u64::from(counted);
                     }
-                    Kind::Str => {
-                        if std::str::from_utf8(body).is_err() {
-                            return Err(WireError::Utf8 {
-                                msg: msg.name(),
-                                field,
-                            });
-                        }
+                    Kind::Str if std::str::from_utf8(body).is_err() => {
+                        return Err(WireError::Utf8 {
+                            msg: msg.name(),
+                            field,
+                        });
                     }
-                    Kind::Id(want, name) => {
-                        if !body.is_empty() && body.len() != want {
-                            return Err(WireError::IdLength {
-                                msg: msg.name(),
-                                name,
-                                want,
-                                got: body.len(),
-                            });
-                        }
+                    Kind::Id(want, name) if !body.is_empty() && body.len() != want => {
+                        return Err(WireError::IdLength {
+                            msg: msg.name(),
+                            name,
+                            want,
+                            got: body.len(),
+                        });
                     }
                     Kind::Packed(elem) => check_packed(body, elem, msg)?,
                     _ => {}
