@@ -47,42 +47,50 @@ async fn start_capture() -> (Arc<Capture>, u16) {
     let app = axum::Router::new()
         .route(
             "/v1/traces",
-            axum::routing::post(|State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
-                match ExportTraceServiceRequest::decode(&body(&h, b)[..]) {
-                    Ok(r) => {
-                        c.traces.lock().map(|mut v| v.push(r)).ok();
-                        (axum::http::StatusCode::OK, Vec::new())
+            axum::routing::post(
+                |State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
+                    match ExportTraceServiceRequest::decode(&body(&h, b)[..]) {
+                        Ok(r) => {
+                            c.traces.lock().map(|mut v| v.push(r)).ok();
+                            (axum::http::StatusCode::OK, Vec::new())
+                        }
+                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                     }
-                    Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                }
-            }),
+                },
+            ),
         )
         .route(
             "/v1/logs",
-            axum::routing::post(|State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
-                match ExportLogsServiceRequest::decode(&body(&h, b)[..]) {
-                    Ok(r) => {
-                        c.logs.lock().map(|mut v| v.push(r)).ok();
-                        (axum::http::StatusCode::OK, Vec::new())
+            axum::routing::post(
+                |State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
+                    match ExportLogsServiceRequest::decode(&body(&h, b)[..]) {
+                        Ok(r) => {
+                            c.logs.lock().map(|mut v| v.push(r)).ok();
+                            (axum::http::StatusCode::OK, Vec::new())
+                        }
+                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                     }
-                    Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                }
-            }),
+                },
+            ),
         )
         .route(
             "/v1/metrics",
-            axum::routing::post(|State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
-                match ExportMetricsServiceRequest::decode(&body(&h, b)[..]) {
-                    Ok(r) => {
-                        c.metrics.lock().map(|mut v| v.push(r)).ok();
-                        (axum::http::StatusCode::OK, Vec::new())
+            axum::routing::post(
+                |State(c): State<Arc<Capture>>, h: HeaderMap, b: Bytes| async move {
+                    match ExportMetricsServiceRequest::decode(&body(&h, b)[..]) {
+                        Ok(r) => {
+                            c.metrics.lock().map(|mut v| v.push(r)).ok();
+                            (axum::http::StatusCode::OK, Vec::new())
+                        }
+                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                     }
-                    Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
-                }
-            }),
+                },
+            ),
         )
         .with_state(cap.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind capture");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind capture");
     let port = l.local_addr().expect("addr").port();
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -108,19 +116,36 @@ fn tally(c: &Capture) -> Tally {
     let mut t = Tally::new();
     for req in c.traces.lock().expect("lock").iter() {
         for rs in &req.resource_spans {
-            let k = (attr(&rs.resource, "service.namespace"), attr(&rs.resource, "test.run.id"));
-            t.entry(k).or_default().0 += rs.scope_spans.iter().map(|s| s.spans.len() as u64).sum::<u64>();
+            let k = (
+                attr(&rs.resource, "service.namespace"),
+                attr(&rs.resource, "test.run.id"),
+            );
+            t.entry(k).or_default().0 += rs
+                .scope_spans
+                .iter()
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
         }
     }
     for req in c.logs.lock().expect("lock").iter() {
         for rl in &req.resource_logs {
-            let k = (attr(&rl.resource, "service.namespace"), attr(&rl.resource, "test.run.id"));
-            t.entry(k).or_default().1 += rl.scope_logs.iter().map(|s| s.log_records.len() as u64).sum::<u64>();
+            let k = (
+                attr(&rl.resource, "service.namespace"),
+                attr(&rl.resource, "test.run.id"),
+            );
+            t.entry(k).or_default().1 += rl
+                .scope_logs
+                .iter()
+                .map(|s| s.log_records.len() as u64)
+                .sum::<u64>();
         }
     }
     for req in c.metrics.lock().expect("lock").iter() {
         for rm in &req.resource_metrics {
-            let k = (attr(&rm.resource, "service.namespace"), attr(&rm.resource, "test.run.id"));
+            let k = (
+                attr(&rm.resource, "service.namespace"),
+                attr(&rm.resource, "test.run.id"),
+            );
             t.entry(k).or_default().2 += 1;
         }
     }
@@ -189,7 +214,12 @@ service:
         );
         let config = dir.join("watchtower.yaml");
         std::fs::write(&config, text).expect("write config");
-        Gateway { child: None, http, health, config }
+        Gateway {
+            child: None,
+            http,
+            health,
+            config,
+        }
     }
 
     async fn start(&mut self) {
@@ -203,7 +233,7 @@ service:
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/", self.url())).await
+            if let Ok(r) = http_get(&format!("{}/", self.url())).await
                 && r.status().is_success()
             {
                 return;
@@ -242,24 +272,56 @@ impl Drop for Gateway {
 
 // ---- generator, CLI, API ----------------------------------------------------------------------
 
+async fn http_get(url: &str) -> reqwest::Result<reqwest::Response> {
+    watchtower::install_crypto_provider();
+    reqwest::get(url).await
+}
+
 fn python() -> String {
     std::env::var("WATCHTOWER_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// Runs generate.py and returns its manifest.
-fn generate(dir: &Path, endpoint: &str, scenario: &str, count: u32, seed: u32, extra: &[&str]) -> Value {
+fn generate(
+    dir: &Path,
+    endpoint: &str,
+    scenario: &str,
+    count: u32,
+    seed: u32,
+    extra: &[&str],
+) -> Value {
     let manifest = dir.join(format!("manifest-{scenario}-{seed}.json"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data/generate.py");
     let out = Command::new(python())
         .arg(script)
-        .args(["--protocol", "http", "--endpoint", endpoint, "--rate", "0", "--error-rate", "0.1"])
-        .args(["--scenario", scenario, "--count", &count.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--protocol",
+            "http",
+            "--endpoint",
+            endpoint,
+            "--rate",
+            "0",
+            "--error-rate",
+            "0.1",
+        ])
+        .args([
+            "--scenario",
+            scenario,
+            "--count",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .arg("--manifest")
         .arg(&manifest)
         .args(extra)
         .output()
         .expect("run generate.py (set WATCHTOWER_PYTHON)");
-    assert!(out.status.success(), "generate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "generate.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("manifest json")
 }
 
@@ -268,19 +330,32 @@ fn cli(args: &[&str]) -> (i32, String) {
     if !out.stderr.is_empty() {
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     }
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 async fn get_run(gw: &Gateway, id: &str) -> Value {
-    let r = reqwest::get(format!("{}/runs/{id}", gw.url())).await.expect("GET run");
+    let r = http_get(&format!("{}/runs/{id}", gw.url()))
+        .await
+        .expect("GET run");
     assert!(r.status().is_success(), "GET /runs/{id}: {}", r.status());
-    r.json().await.expect("summary json")
+    serde_json::from_str(&r.text().await.expect("body")).expect("summary json")
 }
 
 async fn post(url: String, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new().post(url).json(&body).send().await.expect("POST");
+    watchtower::install_crypto_provider();
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST");
     let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
+    let text = r.text().await.unwrap_or_default();
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn u(v: &Value) -> u64 {
@@ -299,14 +374,34 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// The summary's per-service counts equal the manifest's.
 fn assert_summary_matches(s: &Value, m: &Value) {
     assert_eq!(u(&s["totals"]["spans"]), u(&m["spans_total"]), "spans");
-    assert_eq!(u(&s["totals"]["log_records"]), u(&m["log_records_total"]), "log records");
-    assert_eq!(u(&s["totals"]["exceptions"]), u(&m["exceptions_total"]), "exceptions");
+    assert_eq!(
+        u(&s["totals"]["log_records"]),
+        u(&m["log_records_total"]),
+        "log records"
+    );
+    assert_eq!(
+        u(&s["totals"]["exceptions"]),
+        u(&m["exceptions_total"]),
+        "exceptions"
+    );
     for svc in m["services"].as_array().expect("services") {
         let svc = svc.as_str().unwrap_or_default();
         let ss = &s["services"][svc];
-        assert_eq!(u(&ss["spans"]), u(&m["spans_by_service"][svc]), "{svc} spans");
-        assert_eq!(u(&ss["error_spans"]), u(&m["error_spans_by_service"][svc]), "{svc} error spans");
-        assert_eq!(u(&ss["log_records"]), u(&m["log_records_by_service"][svc]), "{svc} logs");
+        assert_eq!(
+            u(&ss["spans"]),
+            u(&m["spans_by_service"][svc]),
+            "{svc} spans"
+        );
+        assert_eq!(
+            u(&ss["error_spans"]),
+            u(&m["error_spans_by_service"][svc]),
+            "{svc} error spans"
+        );
+        assert_eq!(
+            u(&ss["log_records"]),
+            u(&m["log_records_by_service"][svc]),
+            "{svc} logs"
+        );
         let sev: BTreeMap<String, u64> = m["log_records_by_severity"][svc]
             .as_object()
             .map(|o| o.iter().map(|(k, v)| (k.clone(), u(v))).collect())
@@ -319,16 +414,27 @@ fn assert_summary_matches(s: &Value, m: &Value) {
     }
     // exceptions per (service, type) = sum of the groups
     let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (svc, types) in m["exceptions_by_service"].as_object().expect("exceptions_by_service") {
+    for (svc, types) in m["exceptions_by_service"]
+        .as_object()
+        .expect("exceptions_by_service")
+    {
         for (t, n) in types.as_object().expect("types") {
             want.insert((svc.clone(), t.clone()), u(n));
         }
     }
     let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
     for g in s["exception_groups"].as_array().expect("groups") {
-        let k = (g["service"].as_str().unwrap_or("").to_string(), g["type"].as_str().unwrap_or("").to_string());
+        let k = (
+            g["service"].as_str().unwrap_or("").to_string(),
+            g["type"].as_str().unwrap_or("").to_string(),
+        );
         *got.entry(k).or_default() += u(&g["count"]);
-        assert!(!g["example_trace_ids"].as_array().map(|a| a.is_empty()).unwrap_or(true));
+        assert!(
+            !g["example_trace_ids"]
+                .as_array()
+                .map(|a| a.is_empty())
+                .unwrap_or(true)
+        );
     }
     assert_eq!(got, want, "exceptions by service and type");
 }
@@ -347,7 +453,19 @@ async fn gate_blocks_new_exception_type_and_passes_same_run() {
     gw.start().await;
     let url = gw.url();
 
-    assert_eq!(cli(&["run-start", "--url", &url, "--id", "A", "--label", "suite=smoke"]).0, 0);
+    assert_eq!(
+        cli(&[
+            "run-start",
+            "--url",
+            &url,
+            "--id",
+            "A",
+            "--label",
+            "suite=smoke"
+        ])
+        .0,
+        0
+    );
     let ma = generate(dir.path(), &gw.otlp(), "baseline", 150, 11, &[]);
     assert_eq!(cli(&["run-end", "--url", &url, "--id", "A"]).0, 0);
     assert_eq!(cli(&["run-start", "--url", &url, "--id", "B"]).0, 0);
@@ -362,12 +480,28 @@ async fn gate_blocks_new_exception_type_and_passes_same_run() {
     assert_summary_matches(&sb, &mb);
 
     let types = |m: &Value| -> BTreeSet<String> {
-        m["exceptions_by_type"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+        m["exceptions_by_type"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
     };
     let new_types: BTreeSet<String> = types(&mb).difference(&types(&ma)).cloned().collect();
-    assert_eq!(new_types, BTreeSet::from(["payments.fx.CurrencyConversionError".to_string()]));
+    assert_eq!(
+        new_types,
+        BTreeSet::from(["payments.fx.CurrencyConversionError".to_string()])
+    );
 
-    let (code, out) = cli(&["gate", "--url", &url, "--run", "B", "--baseline", "A", "--format", "json"]);
+    let (code, out) = cli(&[
+        "gate",
+        "--url",
+        &url,
+        "--run",
+        "B",
+        "--baseline",
+        "A",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 2, "B vs A must block: {out}");
     let report: Value = serde_json::from_str(&out).expect("gate json");
     assert_eq!(report["verdict"], "block");
@@ -377,22 +511,55 @@ async fn gate_blocks_new_exception_type_and_passes_same_run() {
         .iter()
         .map(|g| g["type"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(named, new_types, "the gate names exactly the new exception type");
-    let traces: BTreeSet<&str> = mb["trace_ids"].as_array().expect("ids").iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(
+        named, new_types,
+        "the gate names exactly the new exception type"
+    );
+    let traces: BTreeSet<&str> = mb["trace_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     for g in report["new_exception_groups"].as_array().expect("groups") {
         let t = g["example_trace_id"].as_str().unwrap_or("");
-        assert!(traces.contains(t), "example trace {t} is one of run B's traces");
+        assert!(
+            traces.contains(t),
+            "example trace {t} is one of run B's traces"
+        );
     }
-    let (code, md) = cli(&["gate", "--url", &url, "--run", "B", "--baseline", "A", "--format", "md"]);
+    let (code, md) = cli(&[
+        "gate",
+        "--url",
+        &url,
+        "--run",
+        "B",
+        "--baseline",
+        "A",
+        "--format",
+        "md",
+    ]);
     assert_eq!(code, 2);
     assert!(md.contains("payments.fx.CurrencyConversionError"), "{md}");
     let (code, out) = cli(&["gate", "--url", &url, "--run", "A", "--baseline", "A"]);
     assert_eq!(code, 0, "A vs A passes: {out}");
-    let (code, _) = cli(&["gate", "--url", &url, "--run", "B", "--baseline", "A", "--warn-only"]);
+    let (code, _) = cli(&[
+        "gate",
+        "--url",
+        &url,
+        "--run",
+        "B",
+        "--baseline",
+        "A",
+        "--warn-only",
+    ]);
     assert_eq!(code, 1, "--warn-only turns block into warn");
     let (code, table) = cli(&["runs", "show", "--url", &url, "B"]);
     assert_eq!(code, 0);
-    assert!(table.contains("CurrencyConversionError") && table.contains("payment-service"), "{table}");
+    assert!(
+        table.contains("CurrencyConversionError") && table.contains("payment-service"),
+        "{table}"
+    );
     gw.stop();
 }
 
@@ -412,7 +579,11 @@ async fn concurrent_runs_stamp_only_their_namespace() {
         assert_eq!(code, 201, "{body}");
         assert_eq!(body["state"], "open");
     }
-    let (code, _) = post(format!("{}/runs", gw.url()), serde_json::json!({ "id": "R1" })).await;
+    let (code, _) = post(
+        format!("{}/runs", gw.url()),
+        serde_json::json!({ "id": "R1" }),
+    )
+    .await;
     assert_eq!(code, 409, "duplicate run id");
     let otlp = gw.otlp();
     let d = dir.path().to_path_buf();
@@ -420,17 +591,35 @@ async fn concurrent_runs_stamp_only_their_namespace() {
         .into_iter()
         .map(|(ns, seed)| {
             let (otlp, d) = (otlp.clone(), d.clone());
-            std::thread::spawn(move || (ns, generate(&d, &otlp, "baseline", 60, seed, &["--service-namespace", ns])))
+            std::thread::spawn(move || {
+                (
+                    ns,
+                    generate(
+                        &d,
+                        &otlp,
+                        "baseline",
+                        60,
+                        seed,
+                        &["--service-namespace", ns],
+                    ),
+                )
+            })
         })
         .collect();
-    let manifests: BTreeMap<&str, Value> = gens.into_iter().map(|h| h.join().expect("generator thread")).collect();
+    let manifests: BTreeMap<&str, Value> = gens
+        .into_iter()
+        .map(|h| h.join().expect("generator thread"))
+        .collect();
     for id in ["R1", "R2"] {
         let (code, _) = post(format!("{}/runs/{id}/end", gw.url()), Value::Null).await;
         assert_eq!(code, 200);
     }
     let want_spans: u64 = manifests.values().map(|m| u(&m["spans_total"])).sum();
     let want_logs: u64 = manifests.values().map(|m| u(&m["log_records_total"])).sum();
-    eventually("all data at the destination", || totals(&tally(&cap)) == (want_spans, want_logs)).await;
+    eventually("all data at the destination", || {
+        totals(&tally(&cap)) == (want_spans, want_logs)
+    })
+    .await;
     let t = tally(&cap);
     let expected_id = |ns: &str| match ns {
         "qa1" => Some("R1".to_string()),
@@ -439,10 +628,17 @@ async fn concurrent_runs_stamp_only_their_namespace() {
     };
     for ((ns, id), (spans, logs, _)) in &t {
         let ns = ns.clone().unwrap_or_default();
-        assert_eq!(id, &expected_id(&ns), "namespace {ns}: {spans} spans / {logs} logs carry {id:?}");
+        assert_eq!(
+            id,
+            &expected_id(&ns),
+            "namespace {ns}: {spans} spans / {logs} logs carry {id:?}"
+        );
     }
     for (ns, m) in &manifests {
-        let (spans, logs, metrics) = t.get(&(Some(ns.to_string()), expected_id(ns))).copied().unwrap_or_default();
+        let (spans, logs, metrics) = t
+            .get(&(Some(ns.to_string()), expected_id(ns)))
+            .copied()
+            .unwrap_or_default();
         assert_eq!(spans, u(&m["spans_total"]), "{ns} spans");
         assert_eq!(logs, u(&m["log_records_total"]), "{ns} logs");
         assert!(metrics > 0, "{ns} metrics");
@@ -450,9 +646,19 @@ async fn concurrent_runs_stamp_only_their_namespace() {
     for (id, ns) in [("R1", "qa1"), ("R2", "qa2")] {
         assert_summary_matches(&get_run(&gw, id).await, &manifests[ns]);
     }
-    let list: Value = reqwest::get(format!("{}/runs", gw.url())).await.expect("list").json().await.expect("json");
-    let ids: BTreeSet<&str> = list["runs"].as_array().expect("runs").iter().filter_map(|r| r["id"].as_str()).collect();
-    assert_eq!(ids, BTreeSet::from(["R1", "R2"]), "no run appears for the unmatched namespace");
+    let list = http_get(&format!("{}/runs", gw.url())).await.expect("list");
+    let list: Value = serde_json::from_str(&list.text().await.expect("body")).expect("json");
+    let ids: BTreeSet<&str> = list["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["R1", "R2"]),
+        "no run appears for the unmatched namespace"
+    );
     gw.stop();
 }
 
@@ -470,16 +676,42 @@ async fn summary_flood_drops_only_in_summary_and_reports_them() {
     let m = generate(dir.path(), &gw.otlp(), "baseline", 300, 31, &[]);
     assert_eq!(cli(&["run-end", "--url", &url, "--id", "flood"]).0, 0);
     let (spans, logs) = (u(&m["spans_total"]), u(&m["log_records_total"]));
-    eventually("all data at the destination", || totals(&tally(&cap)) == (spans, logs)).await;
+    eventually("all data at the destination", || {
+        totals(&tally(&cap)) == (spans, logs)
+    })
+    .await;
     let t = tally(&cap);
-    assert_eq!(t.keys().map(|k| k.1.clone()).collect::<BTreeSet<_>>(), BTreeSet::from([Some("flood".to_string())]));
+    assert_eq!(
+        t.keys().map(|k| k.1.clone()).collect::<BTreeSet<_>>(),
+        BTreeSet::from([Some("flood".to_string())])
+    );
     let s = get_run(&gw, "flood").await;
     assert_eq!(s["complete"], false);
-    assert!(u(&s["dropped"]["spans"]) > 0, "the flood overflowed the summary queue: {}", s["dropped"]);
-    assert_eq!(u(&s["totals"]["spans"]) + u(&s["dropped"]["spans"]), spans, "summarized + dropped spans");
-    assert_eq!(u(&s["totals"]["log_records"]) + u(&s["dropped"]["log_records"]), logs, "summarized + dropped logs");
+    assert!(
+        u(&s["dropped"]["spans"]) > 0,
+        "the flood overflowed the summary queue: {}",
+        s["dropped"]
+    );
+    assert_eq!(
+        u(&s["totals"]["spans"]) + u(&s["dropped"]["spans"]),
+        spans,
+        "summarized + dropped spans"
+    );
+    assert_eq!(
+        u(&s["totals"]["log_records"]) + u(&s["dropped"]["log_records"]),
+        logs,
+        "summarized + dropped logs"
+    );
     // the gate says the summary is incomplete: at least a warning, never a silent pass
-    let (code, out) = cli(&["gate", "--url", &url, "--run", "flood", "--baseline", "flood"]);
+    let (code, out) = cli(&[
+        "gate",
+        "--url",
+        &url,
+        "--run",
+        "flood",
+        "--baseline",
+        "flood",
+    ]);
     assert_eq!(code, 1, "{out}");
     gw.stop();
 }
@@ -494,34 +726,76 @@ async fn restart_during_run_keeps_run_and_summary() {
     let mut gw = Gateway::config(dir.path(), cport, QUEUE, &runs_dir);
     gw.start().await;
     let url = gw.url();
-    assert_eq!(cli(&["run-start", "--url", &url, "--id", "long", "--label", "build=42"]).0, 0);
+    assert_eq!(
+        cli(&[
+            "run-start",
+            "--url",
+            &url,
+            "--id",
+            "long",
+            "--label",
+            "build=42"
+        ])
+        .0,
+        0
+    );
     let m1 = generate(dir.path(), &gw.otlp(), "baseline", 80, 41, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let before = loop {
         let s = get_run(&gw, "long").await;
-        if u(&s["totals"]["spans"]) == u(&m1["spans_total"]) && u(&s["totals"]["log_records"]) == u(&m1["log_records_total"]) {
+        if u(&s["totals"]["spans"]) == u(&m1["spans_total"])
+            && u(&s["totals"]["log_records"]) == u(&m1["log_records_total"])
+        {
             break s;
         }
-        assert!(Instant::now() < deadline, "summary did not reach the manifest's counts: {}", s["totals"]);
+        assert!(
+            Instant::now() < deadline,
+            "summary did not reach the manifest's counts: {}",
+            s["totals"]
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     gw.stop();
-    assert!(std::fs::read_dir(&runs_dir).expect("runs dir").count() > 0, "summary saved");
+    assert!(
+        std::fs::read_dir(&runs_dir).expect("runs dir").count() > 0,
+        "summary saved"
+    );
 
     gw.start().await;
     let after = get_run(&gw, "long").await;
-    assert_eq!(after["state"], "open", "the run is still open after the restart");
+    assert_eq!(
+        after["state"], "open",
+        "the run is still open after the restart"
+    );
     assert_eq!(after["labels"]["build"], "42");
     assert_eq!(after["totals"], before["totals"], "the summary survived");
     let m2 = generate(dir.path(), &gw.otlp(), "new-exception", 40, 42, &[]);
     assert_eq!(cli(&["run-end", "--url", &url, "--id", "long"]).0, 0);
     let s = get_run(&gw, "long").await;
-    assert_eq!(u(&s["totals"]["spans"]), u(&m1["spans_total"]) + u(&m2["spans_total"]));
-    assert_eq!(u(&s["totals"]["log_records"]), u(&m1["log_records_total"]) + u(&m2["log_records_total"]));
-    assert_eq!(u(&s["totals"]["exceptions"]), u(&m1["exceptions_total"]) + u(&m2["exceptions_total"]));
-    let (spans, logs) = (u(&m1["spans_total"]) + u(&m2["spans_total"]), u(&m1["log_records_total"]) + u(&m2["log_records_total"]));
-    eventually("all data at the destination", || totals(&tally(&cap)) == (spans, logs)).await;
+    assert_eq!(
+        u(&s["totals"]["spans"]),
+        u(&m1["spans_total"]) + u(&m2["spans_total"])
+    );
+    assert_eq!(
+        u(&s["totals"]["log_records"]),
+        u(&m1["log_records_total"]) + u(&m2["log_records_total"])
+    );
+    assert_eq!(
+        u(&s["totals"]["exceptions"]),
+        u(&m1["exceptions_total"]) + u(&m2["exceptions_total"])
+    );
+    let (spans, logs) = (
+        u(&m1["spans_total"]) + u(&m2["spans_total"]),
+        u(&m1["log_records_total"]) + u(&m2["log_records_total"]),
+    );
+    eventually("all data at the destination", || {
+        totals(&tally(&cap)) == (spans, logs)
+    })
+    .await;
     let t = tally(&cap);
-    assert!(t.keys().all(|k| k.1.as_deref() == Some("long")), "stamped before and after the restart: {t:?}");
+    assert!(
+        t.keys().all(|k| k.1.as_deref() == Some("long")),
+        "stamped before and after the restart: {t:?}"
+    );
     gw.stop();
 }
