@@ -192,13 +192,8 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
             new_fps.push(new_group(g));
         }
     }
-    new_groups.sort_by(|a, b| b.count.cmp(&a.count));
+    new_groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let mut checks = Vec::new();
-    let names: Vec<String> = {
-        let mut v: Vec<String> = new_groups.iter().map(|g| g.ty.clone()).collect();
-        v.dedup();
-        v
-    };
     checks.push(check(
         "new_exception_types",
         new_types.len() as f64,
@@ -214,7 +209,6 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
             )
         },
     ));
-    let _ = names;
     checks.push(check(
         "error_rate",
         run.totals.error_rate,

@@ -174,7 +174,7 @@ impl Registry {
             })
             .collect();
         // most recently started first: it wins when filters overlap
-        open.sort_by(|a, b| b.0.started_unix_ms.cmp(&a.0.started_unix_ms));
+        open.sort_by_key(|o| std::cmp::Reverse(o.0.started_unix_ms));
         let list: Vec<OpenRun> = open.into_iter().map(|(_, o)| o).collect();
         self.open_count.store(list.len(), Ordering::Relaxed);
         *self.open.write() = Arc::new(list);
@@ -355,7 +355,7 @@ impl Registry {
                 }
             })
             .collect();
-        out.sort_by(|a, b| b.started_unix_ms.cmp(&a.started_unix_ms));
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_unix_ms));
         out
     }
 
