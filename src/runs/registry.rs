@@ -496,3 +496,108 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn spans(ns: &str, run: Option<&str>, n: usize) -> Payload {
+        let mut attributes = vec![KeyValue {
+            key: "service.namespace".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(ns.into())),
+            }),
+            ..Default::default()
+        }];
+        if let Some(r) = run {
+            attributes.push(KeyValue {
+                key: "test.run.id".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(r.into())),
+                }),
+                ..Default::default()
+            });
+        }
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes,
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); n],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Payload::new(Signal::Traces, req.encode_to_vec().into(), n as u64)
+    }
+
+    fn start(reg: &Registry, id: &str, ns: &str, max: Option<&str>) {
+        let r = reg.start(StartRequest {
+            id: Some(id.into()),
+            matchers: [("service.namespace".to_string(), ns.to_string())].into(),
+            max_duration: max.map(String::from),
+            ..Default::default()
+        });
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn lifecycle_stamp_end_expire_persist() {
+        let dir = tempfile::tempdir().ok();
+        let path = dir.as_ref().map(|d| d.path().to_string_lossy().to_string());
+        let cfg = RunsConfig {
+            directory: path.clone(),
+            ..Default::default()
+        };
+        let reg = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!reg.any_open());
+        start(&reg, "a", "qa", None);
+        start(&reg, "short", "other", Some("1ms"));
+        assert_eq!(
+            reg.start(StartRequest {
+                id: Some("a".into()),
+                ..Default::default()
+            }),
+            Err(RunsError::Conflict("a".into()))
+        );
+        assert!(reg.any_open());
+        // stamped, then summarized
+        let stamped = reg
+            .stamp(spans("qa", None, 3))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(reg.ingest(&stamped).is_ok());
+        // carries its own id: a run of source `attribute`
+        assert!(reg.ingest(&spans("dev", Some("own"), 2)).is_ok());
+        assert_eq!(reg.get("a").map(|s| s.totals.spans), Some(3));
+        assert_eq!(reg.get("own").map(|s| s.source), Some(RunSource::Attribute));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        reg.expire();
+        assert_eq!(reg.get("short").map(|s| s.state), Some(RunState::Expired));
+        reg.flush();
+        // reload: `a` is still open with its counts
+        let again = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.any_open());
+        assert_eq!(
+            again.get("a").map(|s| (s.state, s.totals.spans)),
+            Some((RunState::Open, 3))
+        );
+        let ended = again.end("a").await.map(|s| s.state);
+        assert_eq!(ended, Ok(RunState::Ended));
+        assert!(!again.any_open());
+        let untouched = again
+            .stamp(spans("qa", None, 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.ingest(&untouched).is_ok());
+        assert_eq!(again.get("a").map(|s| s.totals.spans), Some(3));
+        assert!(matches!(
+            again.end("nope").await,
+            Err(RunsError::NotFound(_))
+        ));
+    }
+}
