@@ -439,6 +439,64 @@ fn assert_summary_matches(s: &Value, m: &Value) {
     assert_eq!(got, want, "exceptions by service and type");
 }
 
+/// Posts `requests` OTLP/HTTP trace requests of `spans` spans each, concurrently; returns the
+/// number of spans accepted (all must be).
+async fn flood(otlp: &str, requests: usize, spans: usize) -> u64 {
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    watchtower::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for r in 0..requests {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("flood-svc".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..spans)
+                        .map(|i| Span {
+                            trace_id: vec![(r % 251) as u8 + 1; 16],
+                            span_id: ((r * spans + i) as u64 + 1).to_be_bytes().to_vec(),
+                            name: format!("GET /flood/{i}"),
+                            start_time_unix_nano: 1_000_000,
+                            end_time_unix_nano: 2_000_000,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let c = client.clone();
+        let url = format!("{otlp}/v1/traces");
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .header("content-type", "application/x-protobuf")
+                .body(req.encode_to_vec())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for t in tasks {
+        let status = t.await.expect("task").expect("flood request");
+        assert_eq!(
+            status, 200,
+            "the gateway accepts the flood (only the summary drops)"
+        );
+    }
+    (requests * spans) as u64
+}
+
 // ---- the tests --------------------------------------------------------------------------------
 
 const QUEUE: &str = "{ queue_size: 1000, num_consumers: 1 }";
@@ -673,9 +731,15 @@ async fn summary_flood_drops_only_in_summary_and_reports_them() {
     gw.start().await;
     let url = gw.url();
     assert_eq!(cli(&["run-start", "--url", &url, "--id", "flood"]).0, 0);
-    let m = generate(dir.path(), &gw.otlp(), "baseline", 300, 31, &[]);
+    // the generator, and at the same time a burst of large requests (each bigger than the
+    // summary queue's byte budget, so some are certainly dropped there)
+    let otlp = gw.otlp();
+    let d = dir.path().to_path_buf();
+    let gen_thread = std::thread::spawn(move || generate(&d, &otlp, "baseline", 300, 31, &[]));
+    let burst = flood(&gw.otlp(), 20, 1000).await;
+    let m = gen_thread.join().expect("generator thread");
     assert_eq!(cli(&["run-end", "--url", &url, "--id", "flood"]).0, 0);
-    let (spans, logs) = (u(&m["spans_total"]), u(&m["log_records_total"]));
+    let (spans, logs) = (u(&m["spans_total"]) + burst, u(&m["log_records_total"]));
     eventually("all data at the destination", || {
         totals(&tally(&cap)) == (spans, logs)
     })
