@@ -33,6 +33,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub router: Arc<Router>,
+    /// Test runs (the `runs` extension / `runsummary` exporter), if configured.
+    pub runs: Option<Arc<crate::runs::Registry>>,
     exporters: BTreeMap<String, Arc<Exporter>>,
     stop_receivers: watch::Sender<bool>,
     stop_admin: watch::Sender<bool>,
@@ -63,6 +65,7 @@ impl App {
                 }
             }
         }
+        let runs = crate::runs::registry_for(&cfg, &metrics)?;
         let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
         let used: std::collections::BTreeSet<&String> = cfg
             .service
@@ -74,9 +77,12 @@ impl App {
             let Some(ec) = cfg.exporters.get(id) else {
                 return Err(format!("exporter {id} is not defined"));
             };
-            let sender = ec
-                .build_sender(id)
-                .map_err(|e| format!("exporters.{id}: {e}"))?;
+            let sender = match (ec, &runs) {
+                (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(r.clone()),
+                _ => ec
+                    .build_sender(id)
+                    .map_err(|e| format!("exporters.{id}: {e}"))?,
+            };
             let exp = Exporter::start(
                 id,
                 sender,
@@ -85,6 +91,9 @@ impl App {
                 batch_for.get(id).copied().unwrap_or_default(),
                 metrics.clone(),
             );
+            if let (ExporterConfig::RunSummary(_), Some(r)) = (ec, &runs) {
+                r.attach(exp.clone());
+            }
             exporters.insert(id.clone(), exp);
         }
         let _ = ExporterConfig::signals;
@@ -129,6 +138,7 @@ impl App {
                 router.add(r, signal, rt.clone());
             }
         }
+        router.set_runs(runs.clone());
         let router = Arc::new(router);
         let (stop_receivers, stop_rx) = watch::channel(false);
         let (stop_admin, admin_rx) = watch::channel(false);
@@ -195,10 +205,14 @@ impl App {
                     .await
                     .map_err(|e| format!("extensions.{id}: {e}"))?;
                 bound.health = Some(l.local_addr().map_err(|e| e.to_string())?);
+                let mut routes = health_router(health.clone(), &h.path);
+                if let Some(r) = &runs {
+                    routes = routes.merge(crate::runs::api::router(r.clone()));
+                }
                 admin_tasks.push(tokio::spawn(serve::serve(
                     l,
                     None,
-                    health_router(health.clone(), &h.path),
+                    routes,
                     admin_rx.clone(),
                     Duration::from_secs(1),
                 )));
@@ -218,12 +232,16 @@ impl App {
                 Duration::from_secs(1),
             )));
         }
+        if let Some(r) = &runs {
+            admin_tasks.push(r.spawn_maintenance(admin_rx.clone()));
+        }
         health.set_ready();
         Ok(App {
             bound,
             metrics,
             health,
             router,
+            runs,
             exporters,
             stop_receivers,
             stop_admin,
@@ -256,6 +274,9 @@ impl App {
             if left > 0 {
                 report.undelivered.insert(id, left);
             }
+        }
+        if let Some(r) = &self.runs {
+            r.flush();
         }
         let _ = self.stop_admin.send(true);
         for t in self.admin_tasks {

@@ -13,6 +13,7 @@ pub mod processor;
 pub mod proto;
 pub mod queue;
 pub mod receiver;
+pub mod runs;
 pub mod telemetry;
 pub mod translate;
 
