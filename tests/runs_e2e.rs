@@ -278,7 +278,12 @@ async fn http_get(url: &str) -> reqwest::Result<reqwest::Response> {
 }
 
 fn python() -> String {
-    std::env::var("WATCHTOWER_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(p) = std::env::var("WATCHTOWER_PYTHON") {
+        return p;
+    }
+    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    assert!(std::path::Path::new(local).exists(), "WATCHTOWER_PYTHON is not set and .venv is missing: run `make test`");
+    local.to_string()
 }
 
 /// Runs generate.py and returns its manifest.
