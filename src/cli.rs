@@ -30,4 +30,8 @@ pub enum Command {
     },
     /// Print the built-in default config (as `run` would use it with the current environment).
     DefaultConfig,
+    /// Generate OTLP load (benchmarks, tests): traces, metrics or logs over gRPC or HTTP.
+    Loadgen(crate::tools::loadgen::Args),
+    /// A counting OTLP / remote-write / Loki receiver for benchmarks and tests.
+    Sink(crate::tools::sink::Args),
 }

@@ -14,6 +14,7 @@ pub mod proto;
 pub mod queue;
 pub mod receiver;
 pub mod telemetry;
+pub mod tools;
 pub mod translate;
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).

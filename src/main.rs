@@ -121,6 +121,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Loadgen(args) => rt.block_on(watchtower::tools::loadgen::main(args)),
+        Command::Sink(args) => rt.block_on(watchtower::tools::sink::main(args)),
         Command::DefaultConfig => {
             print!("{}", default_config(&env_lookup));
             ExitCode::SUCCESS
