@@ -8,7 +8,7 @@ target/bench/results.json and target/bench/results.md.
 
 Scenarios (issue 5): baseline, passthrough, fanout3, prw, loki, slow_destination, steady_10k.
 Environment: BENCH_DURATION (s, default 10), BENCH_STEADY_DURATION (default 30),
-BENCH_ONLY (comma list of scenario names), WATCHTOWER_BIN (default target/release/watchtower).
+BENCH_ONLY (comma list of scenario names), BENCH_BIN (default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build).
 """
 
 import json
@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BIN = os.environ.get("WATCHTOWER_BIN", os.path.join(ROOT, "target/release/watchtower"))
+BIN = os.environ.get("BENCH_BIN", os.path.join(ROOT, "target/release/watchtower"))
 OUT = os.path.join(ROOT, "target/bench")
 LOGS = os.path.join(OUT, "logs")
 DURATION = float(os.environ.get("BENCH_DURATION", "10"))
@@ -385,7 +385,13 @@ def machine():
             return subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip()
         except Exception:
             return None
-    return {"cores": cores, "cpu_model": model, "memory_gib": mem, "kernel": platform.release(),
+    pressure = None
+    try:
+        with open("/proc/pressure/cpu") as f:
+            pressure = float(f.readline().split()[1].split("=")[1])  # "some avg10"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cores": cores, "cpu_model": model, "cpu_pressure_some_avg10": pressure, "memory_gib": mem, "kernel": platform.release(),
             "rustc": cmd(["rustc", "--version"]), "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
             "loadavg_at_start": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -476,7 +482,8 @@ def markdown(res):
     m = res["machine"]
     lines = [f"# Watchtower benchmark results", "",
              f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, kernel {m['kernel']}, "
-             f"{m['rustc']}, commit {m['commit']}, {m['date']} (load average at start {m['loadavg_at_start']:.2f}).",
+             f"{m['rustc']}, commit {m['commit']}, {m['date']} (load average at start {m['loadavg_at_start']:.2f}, "
+             f"CPU pressure some/avg10 {m.get('cpu_pressure_some_avg10')}%: other processes were competing for the cores).",
              "", "| scenario | items/s delivered | x baseline | gateway CPU-s / M items | gateway CPU % | "
              "peak RSS MiB | idle RSS MiB | p99 ms (x baseline) | lost |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
