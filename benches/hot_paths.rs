@@ -12,7 +12,11 @@ use watchtower::receiver::json::json_to_protobuf;
 use watchtower::tools::content::{GenOpts, pool};
 use watchtower::tools::sink::count_otlp;
 
-fn requests(signal: Signal, items: usize, json: bool) -> Vec<watchtower::tools::content::GenRequest> {
+fn requests(
+    signal: Signal,
+    items: usize,
+    json: bool,
+) -> Vec<watchtower::tools::content::GenRequest> {
     pool(
         &GenOpts {
             signal,
@@ -30,9 +34,11 @@ fn wire(c: &mut Criterion) {
         let reqs = requests(signal, 100, false);
         let r = &reqs[0];
         g.throughput(Throughput::Elements(r.items));
-        g.bench_with_input(BenchmarkId::new(signal.as_str(), r.proto.len()), &r.proto, |b, p| {
-            b.iter(|| validate_and_count(signal, black_box(p)).unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new(signal.as_str(), r.proto.len()),
+            &r.proto,
+            |b, p| b.iter(|| validate_and_count(signal, black_box(p)).unwrap()),
+        );
     }
     g.finish();
 }
@@ -43,12 +49,16 @@ fn decode(c: &mut Criterion) {
         let reqs = requests(signal, 100, false);
         let r = &reqs[0];
         g.throughput(Throughput::Elements(r.items));
-        g.bench_with_input(BenchmarkId::new(format!("{signal}/lean"), r.proto.len()), &r.proto, |b, p| {
-            b.iter(|| count_otlp(signal, black_box(p), false).unwrap())
-        });
-        g.bench_with_input(BenchmarkId::new(format!("{signal}/full"), r.proto.len()), &r.proto, |b, p| {
-            b.iter(|| count_otlp(signal, black_box(p), true).unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new(format!("{signal}/lean"), r.proto.len()),
+            &r.proto,
+            |b, p| b.iter(|| count_otlp(signal, black_box(p), false).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new(format!("{signal}/full"), r.proto.len()),
+            &r.proto,
+            |b, p| b.iter(|| count_otlp(signal, black_box(p), true).unwrap()),
+        );
     }
     g.finish();
 }

@@ -53,9 +53,24 @@ async fn wait_for(sink: &sink::Sink, want: u64, f: impl Fn(&Snapshot) -> u64) ->
 async fn loadgen_and_sink_agree_directly() {
     let s = sink::start(&sink_args()).await.unwrap();
     let cases = [
-        (format!("{}", s.grpc.unwrap()), Protocol::Grpc, SignalArg::Traces, 40u64),
-        (format!("http://{}", s.http.unwrap()), Protocol::Http, SignalArg::Metrics, 30),
-        (format!("http://{}", s.http.unwrap()), Protocol::HttpJson, SignalArg::Logs, 20),
+        (
+            format!("{}", s.grpc.unwrap()),
+            Protocol::Grpc,
+            SignalArg::Traces,
+            40u64,
+        ),
+        (
+            format!("http://{}", s.http.unwrap()),
+            Protocol::Http,
+            SignalArg::Metrics,
+            30,
+        ),
+        (
+            format!("http://{}", s.http.unwrap()),
+            Protocol::HttpJson,
+            SignalArg::Logs,
+            20,
+        ),
     ];
     for (ep, proto, sig, n) in cases {
         let r = loadgen::run(&lg(ep, proto, sig, n)).await.unwrap();
@@ -70,7 +85,11 @@ async fn loadgen_and_sink_agree_directly() {
         (2000, 1500, 1000)
     );
     assert_eq!(
-        (snap.traces.requests, snap.metrics.requests, snap.logs.requests),
+        (
+            snap.traces.requests,
+            snap.metrics.requests,
+            snap.logs.requests
+        ),
         (40, 30, 20)
     );
     assert_eq!(snap.bad_requests, 0);
@@ -102,7 +121,10 @@ async fn sink_fails_the_given_fraction_and_loadgen_counts_it() {
     .unwrap();
     assert_eq!((r.requests.accepted, r.requests.failed), (20, 20), "{r:?}");
     let snap = s.snapshot();
-    assert_eq!((snap.traces.items, snap.failed_requests, snap.failed_items), (1000, 20, 1000));
+    assert_eq!(
+        (snap.traces.items, snap.failed_requests, snap.failed_items),
+        (1000, 20, 1000)
+    );
     s.stop().await;
     // 429 is a refusal: loadgen backs off, retries and finally delivers everything
     let s = sink::start(&sink::Args {
@@ -112,9 +134,14 @@ async fn sink_fails_the_given_fraction_and_loadgen_counts_it() {
     })
     .await
     .unwrap();
-    let r = loadgen::run(&lg(s.grpc.unwrap().to_string(), Protocol::Grpc, SignalArg::Logs, 20))
-        .await
-        .unwrap();
+    let r = loadgen::run(&lg(
+        s.grpc.unwrap().to_string(),
+        Protocol::Grpc,
+        SignalArg::Logs,
+        20,
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.requests.accepted, 20, "{r:?}");
     assert!(r.requests.refused >= 5, "{r:?}");
     assert_eq!(s.snapshot().logs.items, 1000);
@@ -164,12 +191,23 @@ async fn sink_decodes_remote_write_and_loki_push() {
     let body = snap::raw::Encoder::new()
         .compress_vec(&push.encode_to_vec())
         .unwrap();
-    assert_eq!(http_post(s.loki.unwrap(), "/loki/api/v1/push", body).await, 204);
+    assert_eq!(
+        http_post(s.loki.unwrap(), "/loki/api/v1/push", body).await,
+        204
+    );
     // garbage is refused and counted, not counted as data
-    assert_eq!(http_post(s.prw.unwrap(), "/api/v1/write", b"junk".to_vec()).await, 400);
+    assert_eq!(
+        http_post(s.prw.unwrap(), "/api/v1/write", b"junk".to_vec()).await,
+        400
+    );
     let snap = s.snapshot();
     assert_eq!(
-        (snap.prw.samples, snap.prw.histograms, snap.prw.items, snap.prw.series),
+        (
+            snap.prw.samples,
+            snap.prw.histograms,
+            snap.prw.items,
+            snap.prw.series
+        ),
         (Some(5), Some(3), 8, Some(3))
     );
     assert_eq!((snap.loki.items, snap.loki.streams), (6, Some(3)));
@@ -207,8 +245,18 @@ service:
     let h = app.bound.http.values().next().copied().unwrap();
     let cases = [
         (g.to_string(), Protocol::Grpc, SignalArg::Traces, 60u64),
-        (format!("http://{h}"), Protocol::Http, SignalArg::Metrics, 40),
-        (format!("http://{h}"), Protocol::HttpJson, SignalArg::Logs, 30),
+        (
+            format!("http://{h}"),
+            Protocol::Http,
+            SignalArg::Metrics,
+            40,
+        ),
+        (
+            format!("http://{h}"),
+            Protocol::HttpJson,
+            SignalArg::Logs,
+            30,
+        ),
     ];
     for (ep, proto, sig, n) in cases.clone() {
         let r = loadgen::run(&lg(ep, proto, sig, n)).await.unwrap();
@@ -261,6 +309,9 @@ async fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     (status, body)
 }

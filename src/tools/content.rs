@@ -59,15 +59,34 @@ pub struct GenRequest {
 }
 
 const SERVICES: &[&str] = &[
-    "frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "ad",
-    "recommendation", "product-catalog", "quote", "fraud-detection",
+    "frontend",
+    "checkout",
+    "cart",
+    "payment",
+    "shipping",
+    "currency",
+    "email",
+    "ad",
+    "recommendation",
+    "product-catalog",
+    "quote",
+    "fraud-detection",
 ];
 const ROUTES: &[&str] = &[
-    "/api/cart", "/api/checkout", "/api/products/{id}", "/api/recommendations", "/api/currency",
-    "/api/shipping/quote", "/healthz",
+    "/api/cart",
+    "/api/checkout",
+    "/api/products/{id}",
+    "/api/recommendations",
+    "/api/currency",
+    "/api/shipping/quote",
+    "/healthz",
 ];
 const DB_OPS: &[&str] = &[
-    "SELECT products", "SELECT cart_items", "INSERT orders", "UPDATE inventory", "redis GET",
+    "SELECT products",
+    "SELECT cart_items",
+    "INSERT orders",
+    "UPDATE inventory",
+    "redis GET",
     "redis SET",
 ];
 
@@ -101,7 +120,10 @@ fn resource(svc: usize) -> Resource {
             kv("service.name", s(service_name(svc))),
             kv("service.namespace", s("shop")),
             kv("service.version", s("1.4.2")),
-            kv("service.instance.id", s(format!("{}-7c9f8d-{svc:02}", service_name(svc)))),
+            kv(
+                "service.instance.id",
+                s(format!("{}-7c9f8d-{svc:02}", service_name(svc))),
+            ),
             kv("deployment.environment.name", s("bench")),
             kv("host.name", s(format!("node-{}", svc % 3))),
             kv("telemetry.sdk.language", s("rust")),
@@ -124,7 +146,10 @@ fn item_attrs(rng: &mut StdRng, n: usize, payload: usize, realistic: &[KeyValue]
     let mut out: Vec<KeyValue> = realistic.iter().take(n).cloned().collect();
     let mut k = out.len();
     while out.len() < n {
-        out.push(kv(&format!("attr.{k}"), s(format!("value-{}", rng.gen_range(0..1000)))));
+        out.push(kv(
+            &format!("attr.{k}"),
+            s(format!("value-{}", rng.gen_range(0..1000))),
+        ));
         k += 1;
     }
     if payload > 0 {
@@ -152,15 +177,27 @@ pub fn pool(opts: &GenOpts, count: usize, with_json: bool) -> Vec<GenRequest> {
             match opts.signal {
                 Signal::Traces => {
                     let req = traces(&mut rng, opts, svc);
-                    finish(req.encode_to_vec(), with_json.then(|| serde_json::to_vec(&req)), opts)
+                    finish(
+                        req.encode_to_vec(),
+                        with_json.then(|| serde_json::to_vec(&req)),
+                        opts,
+                    )
                 }
                 Signal::Metrics => {
                     let req = metrics(&mut rng, opts, svc);
-                    finish(req.encode_to_vec(), with_json.then(|| serde_json::to_vec(&req)), opts)
+                    finish(
+                        req.encode_to_vec(),
+                        with_json.then(|| serde_json::to_vec(&req)),
+                        opts,
+                    )
                 }
                 Signal::Logs => {
                     let req = logs(&mut rng, opts, svc);
-                    finish(req.encode_to_vec(), with_json.then(|| serde_json::to_vec(&req)), opts)
+                    finish(
+                        req.encode_to_vec(),
+                        with_json.then(|| serde_json::to_vec(&req)),
+                        opts,
+                    )
                 }
             }
         })
@@ -205,12 +242,25 @@ pub fn traces(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportTraceServic
                 vec![
                     kv("http.request.method", s("GET")),
                     kv("http.route", s(route)),
-                    kv("http.response.status_code", i(if rng.gen_bool(0.02) { 500 } else { 200 })),
+                    kv(
+                        "http.response.status_code",
+                        i(if rng.gen_bool(0.02) { 500 } else { 200 }),
+                    ),
                     kv("url.scheme", s("http")),
-                    kv("server.address", s(format!("{}.shop.svc", service_name(svc)))),
+                    kv(
+                        "server.address",
+                        s(format!("{}.shop.svc", service_name(svc))),
+                    ),
                     kv("user_agent.original", s("Mozilla/5.0 (X11; Linux x86_64)")),
                     kv("network.protocol.version", s("1.1")),
-                    kv("client.address", s(format!("10.0.{}.{}", rng.gen_range(0..255), rng.gen_range(1..255)))),
+                    kv(
+                        "client.address",
+                        s(format!(
+                            "10.0.{}.{}",
+                            rng.gen_range(0..255),
+                            rng.gen_range(1..255)
+                        )),
+                    ),
                 ],
                 Vec::new(),
             )
@@ -222,7 +272,14 @@ pub fn traces(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportTraceServic
                     op.to_string(),
                     span::SpanKind::Client,
                     vec![
-                        kv("db.system", s(if op.starts_with("redis") { "redis" } else { "postgresql" })),
+                        kv(
+                            "db.system",
+                            s(if op.starts_with("redis") {
+                                "redis"
+                            } else {
+                                "postgresql"
+                            }),
+                        ),
                         kv("db.query.text", s(format!("{op} WHERE id = $1"))),
                         kv("server.address", s("db.shop.svc")),
                         kv("server.port", i(5432)),
@@ -235,7 +292,11 @@ pub fn traces(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportTraceServic
                 )
             } else {
                 (
-                    format!("{}.{}", service_name(svc), ["validate", "render", "compute", "serialize"][pos % 4]),
+                    format!(
+                        "{}.{}",
+                        service_name(svc),
+                        ["validate", "render", "compute", "serialize"][pos % 4]
+                    ),
                     span::SpanKind::Internal,
                     vec![
                         kv("code.function.name", s("handle_request")),
@@ -243,7 +304,10 @@ pub fn traces(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportTraceServic
                         kv("code.line.number", i(rng.gen_range(1..900))),
                         kv("thread.id", i(rng.gen_range(1..64))),
                         kv("app.items", i(rng.gen_range(0..20))),
-                        kv("app.cache_hit", any_value::Value::BoolValue(rng.gen_bool(0.7))),
+                        kv(
+                            "app.cache_hit",
+                            any_value::Value::BoolValue(rng.gen_bool(0.7)),
+                        ),
                         kv("app.tenant", s(format!("tenant-{}", rng.gen_range(0..40)))),
                         kv("app.region", s("eu-west-1")),
                     ],
@@ -303,7 +367,10 @@ pub fn metrics(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportMetricsSer
                     kv("http.route", s(ROUTES[p % ROUTES.len()])),
                     kv("http.request.method", s("GET")),
                     kv("http.response.status_code", i(200)),
-                    kv("server.address", s(format!("{}.shop.svc", service_name(svc)))),
+                    kv(
+                        "server.address",
+                        s(format!("{}.shop.svc", service_name(svc))),
+                    ),
                 ],
             )
         };
@@ -313,7 +380,9 @@ pub fn metrics(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportMetricsSer
                     .map(|p| NumberDataPoint {
                         attributes: attrs(rng, p),
                         time_unix_nano: t,
-                        value: Some(number_data_point::Value::AsDouble(rng.gen_range(0.0..100.0))),
+                        value: Some(number_data_point::Value::AsDouble(
+                            rng.gen_range(0.0..100.0),
+                        )),
                         ..Default::default()
                     })
                     .collect(),
@@ -335,7 +404,8 @@ pub fn metrics(rng: &mut StdRng, opts: &GenOpts, svc: usize) -> ExportMetricsSer
                 data_points: (0..points)
                     .map(|p| {
                         let bounds = vec![5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 1000.0];
-                        let counts: Vec<u64> = (0..=bounds.len()).map(|_| rng.gen_range(0..100)).collect();
+                        let counts: Vec<u64> =
+                            (0..=bounds.len()).map(|_| rng.gen_range(0..100)).collect();
                         let count = counts.iter().sum();
                         HistogramDataPoint {
                             attributes: attrs(rng, p),

@@ -245,10 +245,7 @@ impl Client {
             }
             Client::Http { client, uri, json } => {
                 let (body, ct) = if *json {
-                    (
-                        req.json.clone().unwrap_or_default(),
-                        "application/json",
-                    )
+                    (req.json.clone().unwrap_or_default(), "application/json")
                 } else {
                     (req.proto.clone(), "application/x-protobuf")
                 };
@@ -364,7 +361,10 @@ pub async fn run(args: &Args) -> Result<Report, String> {
             let mut c = Counters::default();
             let mut k = w; // pool index
             // stagger fixed-rate senders over one interval
-            let mut next = started + interval.map(|i| i.mul_f64(w as f64 / conns as f64)).unwrap_or_default();
+            let mut next = started
+                + interval
+                    .map(|i| i.mul_f64(w as f64 / conns as f64))
+                    .unwrap_or_default();
             loop {
                 if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                     break;

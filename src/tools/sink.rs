@@ -197,7 +197,12 @@ impl Shared {
         for k in [&c.traces, &c.metrics, &c.logs, &c.prw, &c.loki] {
             k.reset();
         }
-        for a in [&c.failed_requests, &c.failed_items, &c.bad_requests, &c.last_us] {
+        for a in [
+            &c.failed_requests,
+            &c.failed_items,
+            &c.bad_requests,
+            &c.last_us,
+        ] {
             a.store(0, Ordering::Relaxed);
         }
     }
@@ -336,11 +341,17 @@ pub fn count_otlp(signal: Signal, buf: &[u8], full: bool) -> Result<u64, String>
             .flat_map(|r| &r.scopes)
             .flat_map(|s| &s.metrics)
             .map(|m| {
-                [&m.gauge, &m.sum, &m.histogram, &m.exponential_histogram, &m.summary]
-                    .iter()
-                    .filter_map(|p| p.as_ref())
-                    .map(|p| p.data_points.len() as u64)
-                    .sum::<u64>()
+                [
+                    &m.gauge,
+                    &m.sum,
+                    &m.histogram,
+                    &m.exponential_histogram,
+                    &m.summary,
+                ]
+                .iter()
+                .filter_map(|p| p.as_ref())
+                .map(|p| p.data_points.len() as u64)
+                .sum::<u64>()
             })
             .sum(),
     })
@@ -449,7 +460,9 @@ impl tower::Service<http::Request<Body>> for GrpcSink {
                 }
                 "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => Signal::Logs,
                 p => {
-                    return Ok(tonic::Status::unimplemented(format!("unknown method {p}")).into_http());
+                    return Ok(
+                        tonic::Status::unimplemented(format!("unknown method {p}")).into_http()
+                    );
                 }
             };
             use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
@@ -494,11 +507,14 @@ fn fail_response(sh: &Shared, items: u64) -> Option<Response> {
     if sh.should_fail() {
         sh.counts.failed_requests.fetch_add(1, Ordering::Relaxed);
         sh.counts.failed_items.fetch_add(items, Ordering::Relaxed);
-        let status = StatusCode::from_u16(sh.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let status =
+            StatusCode::from_u16(sh.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let mut r = (status, "sink: simulated failure").into_response();
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("0"));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("0"),
+            );
         }
         return Some(r);
     }
@@ -540,7 +556,11 @@ async fn otlp_http(sh: Arc<Shared>, signal: Signal, headers: HeaderMap, body: Bo
     }
     counter(&sh.counts, signal).add(items, data.len() as u64, wire);
     sh.touch();
-    let ct = if json { "application/json" } else { "application/x-protobuf" };
+    let ct = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
     let body: &'static [u8] = if json { b"{}" } else { b"" };
     (StatusCode::OK, [(http::header::CONTENT_TYPE, ct)], body).into_response()
 }
@@ -629,7 +649,11 @@ fn count_loki_json(data: &[u8]) -> Result<(u64, u64), String> {
         .ok_or("Loki JSON without streams")?;
     let entries = streams
         .iter()
-        .map(|s| s.get("values").and_then(|v| v.as_array()).map_or(0, |a| a.len() as u64))
+        .map(|s| {
+            s.get("values")
+                .and_then(|v| v.as_array())
+                .map_or(0, |a| a.len() as u64)
+        })
         .sum();
     Ok((entries, streams.len() as u64))
 }
@@ -685,7 +709,9 @@ pub async fn start(args: &Args) -> Result<Sink, String> {
         let addr = addr.clone();
         let stop_rx = stop_rx.clone();
         async move {
-            let Some(a) = addr else { return Ok::<_, String>(None) };
+            let Some(a) = addr else {
+                return Ok::<_, String>(None);
+            };
             let l = bind(&a).await?;
             let local = l.local_addr().map_err(|e| e.to_string())?;
             let t = tokio::spawn(serve(l, None, app, stop_rx, Duration::from_secs(1)));
@@ -693,7 +719,9 @@ pub async fn start(args: &Args) -> Result<Sink, String> {
         }
     };
     let grpc_app = {
-        let svc = GrpcSink { shared: shared.clone() };
+        let svc = GrpcSink {
+            shared: shared.clone(),
+        };
         axum::Router::new().fallback_service(svc)
     };
     let http_app = {
@@ -706,18 +734,24 @@ pub async fn start(args: &Args) -> Result<Sink, String> {
             let sh = shared.clone();
             app = app.route(
                 path,
-                post(move |headers: HeaderMap, body: Body| otlp_http(sh.clone(), signal, headers, body)),
+                post(move |headers: HeaderMap, body: Body| {
+                    otlp_http(sh.clone(), signal, headers, body)
+                }),
             );
         }
         app
     };
     let prw_app = {
         let sh = shared.clone();
-        axum::Router::new().fallback(any(move |headers: HeaderMap, body: Body| prw_http(sh.clone(), headers, body)))
+        axum::Router::new().fallback(any(move |headers: HeaderMap, body: Body| {
+            prw_http(sh.clone(), headers, body)
+        }))
     };
     let loki_app = {
         let sh = shared.clone();
-        axum::Router::new().fallback(any(move |headers: HeaderMap, body: Body| loki_http(sh.clone(), headers, body)))
+        axum::Router::new().fallback(any(move |headers: HeaderMap, body: Body| {
+            loki_http(sh.clone(), headers, body)
+        }))
     };
     let stats_app = axum::Router::new()
         .route("/", get(|| async { "ok" }))
@@ -782,7 +816,10 @@ pub async fn main(args: Args) -> std::process::ExitCode {
         show(sink.stats)
     );
     use tokio::signal::unix::{SignalKind, signal};
-    if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    if let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
