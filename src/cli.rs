@@ -39,4 +39,8 @@ pub enum Command {
     Runs(crate::runs::client::RunsCommand),
     /// CD quality gate: compare a run with a baseline; exit 0 pass, 1 warn, 2 block.
     Gate(crate::runs::client::GateArgs),
+    /// Generate OTLP load (benchmarks, tests): traces, metrics or logs over gRPC or HTTP.
+    Loadgen(crate::tools::loadgen::Args),
+    /// A counting OTLP / remote-write / Loki receiver for benchmarks and tests.
+    Sink(crate::tools::sink::Args),
 }

@@ -282,7 +282,10 @@ fn python() -> String {
         return p;
     }
     let local = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    assert!(std::path::Path::new(local).exists(), "WATCHTOWER_PYTHON is not set and .venv is missing: run `make test`");
+    assert!(
+        std::path::Path::new(local).exists(),
+        "WATCHTOWER_PYTHON is not set and .venv is missing: run `make test`"
+    );
     local.to_string()
 }
 
