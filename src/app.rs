@@ -44,6 +44,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub router: Arc<Router>,
+    /// Test runs (the `runs` extension / `runsummary` exporter), if configured.
+    pub runs: Option<Arc<crate::runs::Registry>>,
     exporters: BTreeMap<String, Arc<Exporter>>,
     stop_receivers: watch::Sender<bool>,
     stop_admin: watch::Sender<bool>,
@@ -74,6 +76,7 @@ impl App {
                 }
             }
         }
+        let runs = crate::runs::registry_for(&cfg, &metrics)?;
         let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
         let used: std::collections::BTreeSet<&String> = cfg
             .service
@@ -85,9 +88,12 @@ impl App {
             let Some(ec) = cfg.exporters.get(id) else {
                 return Err(format!("exporter {id} is not defined"));
             };
-            let sender = ec
-                .build_sender(id)
-                .map_err(|e| format!("exporters.{id}: {e}"))?;
+            let sender = match (ec, &runs) {
+                (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(r.clone()),
+                _ => ec
+                    .build_sender(id)
+                    .map_err(|e| format!("exporters.{id}: {e}"))?,
+            };
             let batch = batch_for.get(id).copied().unwrap_or_default();
             let exp = match durable_storage(&cfg, ec.queue()) {
                 Some(st) => Exporter::start_durable(
@@ -109,6 +115,9 @@ impl App {
                     metrics.clone(),
                 ),
             };
+            if let (ExporterConfig::RunSummary(_), Some(r)) = (ec, &runs) {
+                r.attach(exp.clone());
+            }
             exporters.insert(id.clone(), exp);
         }
         let _ = ExporterConfig::signals;
@@ -153,6 +162,7 @@ impl App {
                 router.add(r, signal, rt.clone());
             }
         }
+        router.set_runs(runs.clone());
         let router = Arc::new(router);
         let (stop_receivers, stop_rx) = watch::channel(false);
         let (stop_admin, admin_rx) = watch::channel(false);
@@ -219,10 +229,14 @@ impl App {
                     .await
                     .map_err(|e| format!("extensions.{id}: {e}"))?;
                 bound.health = Some(l.local_addr().map_err(|e| e.to_string())?);
+                let mut routes = health_router(health.clone(), &h.path);
+                if let Some(r) = &runs {
+                    routes = routes.merge(crate::runs::api::router(r.clone()));
+                }
                 admin_tasks.push(tokio::spawn(serve::serve(
                     l,
                     None,
-                    health_router(health.clone(), &h.path),
+                    routes,
                     admin_rx.clone(),
                     Duration::from_secs(1),
                 )));
@@ -242,12 +256,16 @@ impl App {
                 Duration::from_secs(1),
             )));
         }
+        if let Some(r) = &runs {
+            admin_tasks.push(r.spawn_maintenance(admin_rx.clone()));
+        }
         health.set_ready();
         Ok(App {
             bound,
             metrics,
             health,
             router,
+            runs,
             exporters,
             stop_receivers,
             stop_admin,
@@ -280,6 +298,9 @@ impl App {
             if left > 0 {
                 report.undelivered.insert(id, left);
             }
+        }
+        if let Some(r) = &self.runs {
+            r.flush();
         }
         let _ = self.stop_admin.send(true);
         for t in self.admin_tasks {

@@ -30,4 +30,17 @@ pub enum Command {
     },
     /// Print the built-in default config (as `run` would use it with the current environment).
     DefaultConfig,
+    /// Open a test run: data matching --match is stamped with test.run.id until run-end.
+    RunStart(crate::runs::client::RunStartArgs),
+    /// End a test run and print its totals.
+    RunEnd(crate::runs::client::RunEndArgs),
+    /// Inspect runs and their summaries.
+    #[command(subcommand)]
+    Runs(crate::runs::client::RunsCommand),
+    /// CD quality gate: compare a run with a baseline; exit 0 pass, 1 warn, 2 block.
+    Gate(crate::runs::client::GateArgs),
+    /// Generate OTLP load (benchmarks, tests): traces, metrics or logs over gRPC or HTTP.
+    Loadgen(crate::tools::loadgen::Args),
+    /// A counting OTLP / remote-write / Loki receiver for benchmarks and tests.
+    Sink(crate::tools::sink::Args),
 }

@@ -13,7 +13,9 @@ pub mod processor;
 pub mod proto;
 pub mod queue;
 pub mod receiver;
+pub mod runs;
 pub mod telemetry;
+pub mod tools;
 pub mod translate;
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).

@@ -121,6 +121,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::RunStart(a) => rt.block_on(watchtower::runs::client::run_start(a)),
+        Command::RunEnd(a) => rt.block_on(watchtower::runs::client::run_end(a)),
+        Command::Runs(c) => rt.block_on(watchtower::runs::client::runs(c)),
+        Command::Gate(a) => rt.block_on(watchtower::runs::client::gate(a)),
+        Command::Loadgen(args) => rt.block_on(watchtower::tools::loadgen::main(args)),
+        Command::Sink(args) => rt.block_on(watchtower::tools::sink::main(args)),
         Command::DefaultConfig => {
             print!("{}", default_config(&env_lookup));
             ExitCode::SUCCESS

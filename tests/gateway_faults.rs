@@ -477,3 +477,56 @@ async fn sigterm_gives_up_at_the_deadline_on_a_dead_destination() {
         t.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_destination_unavailable_is_retried_and_invalid_argument_is_dropped() {
+    let dest = Capture::grpc().await;
+    dest.set_script(Script {
+        fail_next: 2,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let body = format!(
+        "exporters:\n  otlp: {{ endpoint: \"{}\", tls: {{ insecure: true }}, {FAST_RETRY} }}\n",
+        dest.addr
+    );
+    let gw = Gateway::start(&body, &traces_only("otlp")).await;
+    assert_eq!(
+        post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 0, 4))
+            .await
+            .0,
+        200
+    );
+    assert!(wait_until(Duration::from_secs(10), || dest.span_count() == 4).await);
+    assert_eq!(
+        gw.metric(
+            "watchtower_exporter_retries_total",
+            &["reason=\"grpc_unavailable\""]
+        )
+        .await,
+        2.0
+    );
+    dest.set_script(Script {
+        fail_next: 1,
+        fail_status: 400,
+        ..Default::default()
+    });
+    assert_eq!(
+        post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 10, 3))
+            .await
+            .0,
+        200
+    );
+    assert!(wait_until(Duration::from_secs(5), || dest.requests() == 4).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dest.requests(), 4, "INVALID_ARGUMENT is not retried");
+    assert_eq!(
+        gw.metric(
+            "watchtower_exporter_dropped_items_total",
+            &["reason=\"grpc_invalidargument\""]
+        )
+        .await,
+        3.0
+    );
+    assert_eq!(span_ids(&dest), vec![0, 1, 2, 3]);
+}

@@ -122,6 +122,14 @@ async fn otlp_json_arrives_as_equivalent_protobuf() {
         Some(Value::IntValue(42))
     );
 
+    let accepted = gw
+        .metric("otelcol_receiver_accepted_metric_points_total", &[])
+        .await;
+    assert_eq!(accepted, 3.0);
+    check_metrics_and_logs(&dest);
+}
+
+fn check_metrics_and_logs(dest: &Capture) {
     let rec = dest.state.rec.lock().unwrap();
     let metrics = &rec.metrics[0].resource_metrics[0].scope_metrics[0].metrics;
     match &metrics[0].data {
@@ -171,10 +179,4 @@ async fn otlp_json_arrives_as_equivalent_protobuf() {
         other => panic!("{other:?}"),
     }
     assert_eq!(logs[1].time_unix_nano, 1544712660000000001);
-    drop(rec);
-    assert_eq!(
-        gw.metric("otelcol_receiver_accepted_metric_points_total", &[])
-            .await,
-        3.0
-    );
 }

@@ -75,6 +75,7 @@ pub enum ExporterConfig {
     Debug(exporter::debug::Config),
     PrometheusRemoteWrite(exporter::prometheusremotewrite::Config),
     Loki(exporter::loki::Config),
+    RunSummary(crate::runs::exporter::Config),
 }
 
 impl ExporterConfig {
@@ -94,6 +95,7 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::PrometheusRemoteWrite(c) => &c.sending_queue,
             ExporterConfig::Loki(c) => &c.sending_queue,
+            ExporterConfig::RunSummary(c) => &c.sending_queue,
         }
     }
 
@@ -104,6 +106,7 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => &c.retry_on_failure,
             ExporterConfig::PrometheusRemoteWrite(c) => &c.retry_on_failure,
             ExporterConfig::Loki(c) => &c.retry_on_failure,
+            ExporterConfig::RunSummary(c) => &c.retry_on_failure,
         }
     }
 
@@ -115,6 +118,8 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => exporter::debug::build(c, id),
             ExporterConfig::PrometheusRemoteWrite(c) => exporter::prometheusremotewrite::build(c),
             ExporterConfig::Loki(c) => exporter::loki::build(c),
+            // App::start builds it with the running registry; this is for `validate`
+            ExporterConfig::RunSummary(_) => crate::runs::exporter::build_detached(),
         }
     }
 }
@@ -149,6 +154,7 @@ pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
     /// Durable queues' directory and fsync mode (`sending_queue.storage` names it).
     FileStorage(crate::queue::durable::FileStorageConfig),
+    Runs(crate::runs::RunsConfig),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -427,8 +433,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             "debug" => ld.parse(&p, v).map(ExporterConfig::Debug),
             "prometheusremotewrite" => ld.parse(&p, v).map(ExporterConfig::PrometheusRemoteWrite),
             "loki" => ld.parse(&p, v).map(ExporterConfig::Loki),
+            "runsummary" => ld.parse(&p, v).map(ExporterConfig::RunSummary),
             t => {
-                ld.err(&p, format!("unknown exporter type {t:?} (supported: otlp, otlphttp, debug, prometheusremotewrite, loki)"));
+                ld.err(&p, format!("unknown exporter type {t:?} (supported: otlp, otlphttp, debug, prometheusremotewrite, loki, runsummary)"));
                 None
             }
         };
@@ -458,9 +465,19 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         .insert(id.clone(), ExtensionConfig::FileStorage(c));
                 }
             }
+            "runs" => {
+                if let Some(c) = ld.parse::<crate::runs::RunsConfig>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions.insert(id.clone(), ExtensionConfig::Runs(c));
+                }
+            }
             t => ld.err(
                 &p,
-                format!("unknown extension type {t:?} (supported: health_check, file_storage)"),
+                format!(
+                    "unknown extension type {t:?} (supported: health_check, runs, file_storage)"
+                ),
             ),
         }
     }

@@ -71,6 +71,8 @@ pub struct Router {
     routes: HashMap<(String, Signal), Vec<Arc<PipelineRt>>>,
     draining: AtomicBool,
     pub metrics: Arc<Metrics>,
+    /// Test runs: while one is open, `test.run.id` is stamped before fan-out.
+    runs: Option<Arc<crate::runs::Registry>>,
 }
 
 impl Router {
@@ -79,7 +81,12 @@ impl Router {
             routes: HashMap::new(),
             draining: AtomicBool::new(false),
             metrics,
+            runs: None,
         }
+    }
+
+    pub fn set_runs(&mut self, runs: Option<Arc<crate::runs::Registry>>) {
+        self.runs = runs;
     }
 
     pub fn add(&mut self, receiver: &str, signal: Signal, p: Arc<PipelineRt>) {
@@ -119,6 +126,13 @@ impl Router {
                 return Err(Refusal::MemoryLimit);
             }
         }
+        // test runs: stamp once, before every pipeline (no run open: untouched)
+        let payload = match &self.runs {
+            Some(r) if r.any_open() => r
+                .stamp(payload)
+                .map_err(|e| Refusal::BadData(format!("cannot decode request: {e}")))?,
+            _ => payload,
+        };
         // what each exporter gets
         let mut deliveries: Vec<(&Arc<Exporter>, Payload)> = Vec::new();
         for p in pipelines {

@@ -213,7 +213,7 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Buckets, 1) => Varint,
         (M::Buckets, 2) => Packed(VARINT),
         (M::SummaryDp, 7) => Message(M::KeyValue, false),
-        (M::SummaryDp, 2 | 3 | 4 | 5) => Fixed64,
+        (M::SummaryDp, 2..=5) => Fixed64,
         (M::SummaryDp, 6) => Message(M::Quantile, false),
         (M::SummaryDp, 8) => Varint,
         (M::Quantile, 1 | 2) => Fixed64,
@@ -252,27 +252,41 @@ fn kind(msg: Msg, field: u32) -> Kind {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn read_varint(buf: &[u8], pos: &mut usize, msg: Msg) -> Result<u64, WireError> {
+    // fast path: most tags and lengths are one byte
+    match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(b))
+        }
+        Some(_) => read_varint_slow(buf, pos, msg),
+        None => Err(WireError::Truncated(msg.name())),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn varint_overflow(msg: Msg) -> WireError {
+    WireError::Invalid(format!("varint overflow in {}", msg.name()))
+}
+
+fn read_varint_slow(buf: &[u8], pos: &mut usize, msg: Msg) -> Result<u64, WireError> {
     let mut result = 0u64;
     for i in 0..10 {
-        let b = *buf.get(*pos).ok_or(WireError::Truncated(msg.name()))?;
+        let Some(&b) = buf.get(*pos) else {
+            return Err(WireError::Truncated(msg.name()));
+        };
         *pos += 1;
         if i == 9 && b > 1 {
-            return Err(WireError::Invalid(format!(
-                "varint overflow in {}",
-                msg.name()
-            )));
+            return Err(varint_overflow(msg));
         }
         result |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {
             return Ok(result);
         }
     }
-    Err(WireError::Invalid(format!(
-        "varint overflow in {}",
-        msg.name()
-    )))
+    Err(varint_overflow(msg))
 }
 
 fn wire_name(w: u8) -> &'static str {
@@ -354,23 +368,19 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, WireError> {
                         let inner = walk(body, sub, depth + 1)?;
                         items += inner + u64::from(counted);
                     }
-                    Kind::Str => {
-                        if std::str::from_utf8(body).is_err() {
-                            return Err(WireError::Utf8 {
-                                msg: msg.name(),
-                                field,
-                            });
-                        }
+                    Kind::Str if simdutf8::basic::from_utf8(body).is_err() => {
+                        return Err(WireError::Utf8 {
+                            msg: msg.name(),
+                            field,
+                        });
                     }
-                    Kind::Id(want, name) => {
-                        if !body.is_empty() && body.len() != want {
-                            return Err(WireError::IdLength {
-                                msg: msg.name(),
-                                name,
-                                want,
-                                got: body.len(),
-                            });
-                        }
+                    Kind::Id(want, name) if !body.is_empty() && body.len() != want => {
+                        return Err(WireError::IdLength {
+                            msg: msg.name(),
+                            name,
+                            want,
+                            got: body.len(),
+                        });
                     }
                     Kind::Packed(elem) => check_packed(body, elem, msg)?,
                     _ => {}
