@@ -12,6 +12,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// A plain HTTP client (reqwest is built without a default crypto provider).
+pub fn client() -> reqwest::Client {
+    watchtower::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
@@ -76,7 +82,7 @@ impl Prometheus {
     }
 
     async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
+        let client = client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = format!("http://127.0.0.1:{}/-/ready", self.port);
@@ -102,14 +108,18 @@ impl Prometheus {
 
     /// Instant query; returns `data.result`.
     pub async fn query(&self, q: &str) -> Vec<serde_json::Value> {
-        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let r = reqwest::Client::new()
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/query?query={}",
+            self.port,
+            urlencode(q)
+        );
+        let r = client()
             .get(&url)
-            .query(&[("query", q)])
             .send()
             .await
             .expect("query prometheus");
-        let v: serde_json::Value = r.json().await.expect("json");
+        let body = r.bytes().await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["status"], "success", "query {q}: {v}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
@@ -135,6 +145,18 @@ impl Prometheus {
         assert_eq!(r.len(), 1, "{q}: {r:?}");
         sample_value(&r[0])
     }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 pub fn sample_value(v: &serde_json::Value) -> f64 {
