@@ -113,11 +113,7 @@ impl Prometheus {
             self.port,
             urlencode(q)
         );
-        let r = client()
-            .get(&url)
-            .send()
-            .await
-            .expect("query prometheus");
+        let r = client().get(&url).send().await.expect("query prometheus");
         let body = r.bytes().await.expect("body");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["status"], "success", "query {q}: {v}");
