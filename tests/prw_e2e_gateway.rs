@@ -262,7 +262,6 @@ async fn assert_sdk_metrics_in(prom: &Prometheus) {
 #[tokio::test]
 async fn python_sdk_through_sender_into_prometheus() {
     use axum::{Router, body::Bytes as AxBytes, http::StatusCode, routing::post};
-    use watchtower::exporter::Sender;
     use watchtower::exporter::prometheusremotewrite::{Config, build};
     use watchtower::pipeline::payload::{Payload, Signal};
 

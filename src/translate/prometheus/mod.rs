@@ -492,19 +492,20 @@ impl Translator<'_> {
                 ex_by_bucket[i].push(ex);
             }
             let mut cumulative: u64 = 0;
-            for i in 0..n {
-                cumulative = cumulative.saturating_add(dp.bucket_counts[i]);
+            let buckets = dp.explicit_bounds.iter().zip(&dp.bucket_counts);
+            for ((bound, count), exemplars) in buckets.zip(ex_by_bucket.iter_mut()) {
+                cumulative = cumulative.saturating_add(*count);
                 self.set.add_sample(
                     series_labels(
                         &base,
                         &bucket_name,
-                        Some(("le", naming::format_float(dp.explicit_bounds[i]))),
+                        Some(("le", naming::format_float(*bound))),
                     ),
                     Sample {
                         value: val(cumulative as f64),
                         timestamp: ts,
                     },
-                    std::mem::take(&mut ex_by_bucket[i]),
+                    std::mem::take(exemplars),
                 );
             }
             self.set.add_sample(

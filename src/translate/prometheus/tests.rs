@@ -969,7 +969,6 @@ fn exemplars_on_counter_and_histogram_buckets() {
         span_id: vec![0xab; 8],
         value: Some(otlp::exemplar::Value::AsDouble(v)),
         filtered_attributes: vec![kv("user", "u1")],
-        ..Default::default()
     };
     let mut c = ndp(vec![], T, 3.0);
     c.exemplars = vec![ex(1.0)];
