@@ -186,7 +186,14 @@ impl Sender for PrwSender {
     fn send(&self, batch: Payload) -> SendFuture {
         let this = self.clone();
         Box::pin(async move {
-            let prepared = this.prepare(&batch.bytes)?;
+            // Decoding and translating is CPU work: keep it off the async worker threads.
+            let worker = this.clone();
+            let bytes = batch.bytes;
+            let prepared = tokio::task::spawn_blocking(move || worker.prepare(&bytes))
+                .await
+                .map_err(|e| {
+                    SendError::retryable("internal", format!("translation task: {e}"))
+                })??;
             let total = prepared.bodies.len();
             let mut first_permanent: Option<SendError> = None;
             let mut refused = 0usize;
