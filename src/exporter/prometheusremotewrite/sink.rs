@@ -15,7 +15,7 @@ use crate::exporter::http::{
 };
 use crate::exporter::{SendError, SendFuture, SendOk, Sender};
 use crate::pipeline::payload::Payload;
-use crate::translate::prometheus::{self as prom, Settings, Translation};
+use crate::translate::prometheus::{self as prom, Settings};
 use http::{HeaderMap, HeaderValue, header};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
@@ -137,7 +137,8 @@ async fn read_prefix(mut resp: reqwest::Response) -> String {
 pub fn prepare(otlp: &[u8], settings: &Settings, max_bytes: usize) -> Result<Prepared, SendError> {
     let req = ExportMetricsServiceRequest::decode(otlp)
         .map_err(|e| SendError::permanent("decode", format!("invalid OTLP metrics batch: {e}")))?;
-    let t: Translation = prom::translate(&req, settings);
+    let t = prom::translate_encoded(&req, settings);
+    drop(req);
     let dropped = t
         .dropped
         .iter()
@@ -145,8 +146,8 @@ pub fn prepare(otlp: &[u8], settings: &Settings, max_bytes: usize) -> Result<Pre
         .collect();
     let points = t.points;
     let mut bodies = Vec::new();
-    for wr in prom::split_requests(t.series, t.metadata, max_bytes) {
-        let body = prom::encode_snappy(&wr)
+    for raw in t.requests(max_bytes) {
+        let body = prom::snappy(&raw)
             .map_err(|e| SendError::permanent("encode", format!("snappy: {e}")))?;
         bodies.push(body);
     }

@@ -24,7 +24,7 @@ mod tests;
 use crate::proto::prometheus::{
     Exemplar, Label, MetricMetadata, Sample, TimeSeries, metric_metadata::MetricType,
 };
-use labels::{Context, NAME};
+use labels::{Context, Lbl, NameCache};
 use naming::NameKind;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -32,8 +32,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     self as otlp, AggregationTemporality, HistogramDataPoint, Metric, NumberDataPoint,
     SummaryDataPoint, metric::Data,
 };
-use series::SeriesSet;
-pub use series::{encode_snappy, split_requests};
+pub use series::{EncSeries, snappy, write_requests};
+use series::{SeriesSet, encode_labels};
 use std::collections::HashMap;
 
 /// Bits of Prometheus' stale marker (a NaN distinct from an ordinary NaN).
@@ -122,7 +122,25 @@ impl DropReason {
     }
 }
 
-/// The result of translating one OTLP request.
+/// The result of translating one OTLP request, with series already encoded (hot path).
+#[derive(Debug, Default)]
+pub struct Encoded {
+    pub series: Vec<EncSeries>,
+    pub metadata: Vec<MetricMetadata>,
+    /// Data points refused, by reason (sorted by reason).
+    pub dropped: Vec<(DropReason, u64)>,
+    /// Data points translated.
+    pub points: u64,
+}
+
+impl Encoded {
+    /// Encoded, uncompressed `WriteRequest`s under `max_bytes` each.
+    pub fn requests(&self, max_bytes: usize) -> Vec<Vec<u8>> {
+        write_requests(&self.series, &self.metadata, max_bytes)
+    }
+}
+
+/// The result of translating one OTLP request, as generated types (tests, debugging).
 #[derive(Debug, Default)]
 pub struct Translation {
     pub series: Vec<TimeSeries>,
@@ -139,16 +157,35 @@ impl Translation {
     }
 }
 
-/// Translates every resource/scope/metric of a request.
+/// Translates a request into generated `TimeSeries` (decodes [`translate_encoded`]'s output;
+/// for tests and debugging).
 pub fn translate(req: &ExportMetricsServiceRequest, s: &Settings) -> Translation {
+    let e = translate_encoded(req, s);
+    Translation {
+        series: e.series.iter().map(EncSeries::to_time_series).collect(),
+        metadata: e.metadata,
+        dropped: e.dropped,
+        points: e.points,
+    }
+}
+
+/// Translates every resource/scope/metric of a request.
+pub fn translate_encoded(req: &ExportMetricsServiceRequest, s: &Settings) -> Encoded {
     let mut t = Translator {
         s,
-        set: SeriesSet::with_capacity(64),
+        set: SeriesSet::with_capacity(256),
         metadata: Vec::new(),
         metadata_seen: HashMap::new(),
         dropped: HashMap::new(),
         points: 0,
+        cache: NameCache::default(),
+        scratch: Vec::with_capacity(512),
     };
+    let external: Vec<Lbl<'static>> = s
+        .external_labels
+        .iter()
+        .map(|l| Lbl::owned(&l.name, l.value.clone()))
+        .collect();
     for rm in &req.resource_metrics {
         let resource: &[KeyValue] = rm
             .resource
@@ -156,11 +193,17 @@ pub fn translate(req: &ExportMetricsServiceRequest, s: &Settings) -> Translation
             .map(|r| r.attributes.as_slice())
             .unwrap_or(&[]);
         let job_instance = labels::job_instance(resource);
-        let mut fill = Vec::new();
+        let mut fill: Vec<Lbl<'static>> = Vec::new();
         if s.resource_to_telemetry {
-            fill = labels::attributes_to_labels(resource, &[]);
+            fill = labels::attributes_to_labels(resource, &[], &mut t.cache)
+                .into_iter()
+                .map(|l| Lbl {
+                    name: l.name,
+                    value: std::borrow::Cow::Owned(l.value.into_owned()),
+                })
+                .collect();
         }
-        for e in &s.external_labels {
+        for e in &external {
             if fill.iter().all(|l| l.name != e.name) {
                 fill.push(e.clone());
             }
@@ -179,12 +222,12 @@ pub fn translate(req: &ExportMetricsServiceRequest, s: &Settings) -> Translation
             }
         }
         if let Some(ts) = latest_ms.filter(|_| s.target_info) {
-            t.target_info(resource, &job_instance, ts);
+            t.target_info(resource, &job_instance, &external, ts);
         }
     }
     let mut dropped: Vec<(DropReason, u64)> = t.dropped.into_iter().collect();
     dropped.sort();
-    Translation {
+    Encoded {
         series: t.set.finish(),
         metadata: t.metadata,
         dropped,
@@ -192,18 +235,15 @@ pub fn translate(req: &ExportMetricsServiceRequest, s: &Settings) -> Translation
     }
 }
 
-fn scope_overwrite(job_instance: &[Label], scope: Option<&InstrumentationScope>) -> Vec<Label> {
+fn scope_overwrite(
+    job_instance: &[Lbl<'static>],
+    scope: Option<&InstrumentationScope>,
+) -> Vec<Lbl<'static>> {
     let mut v = job_instance.to_vec();
     if let Some(sc) = scope.filter(|sc| !sc.name.is_empty()) {
-        v.push(Label {
-            name: labels::SCOPE_NAME.into(),
-            value: sc.name.clone(),
-        });
+        v.push(Lbl::owned(labels::SCOPE_NAME, sc.name.clone()));
         if !sc.version.is_empty() {
-            v.push(Label {
-                name: labels::SCOPE_VERSION.into(),
-                value: sc.version.clone(),
-            });
+            v.push(Lbl::owned(labels::SCOPE_VERSION, sc.version.clone()));
         }
     }
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -232,41 +272,24 @@ fn number_value(dp: &NumberDataPoint) -> f64 {
     }
 }
 
-/// `name` plus the extra label (`le`, `quantile`) inserted into a sorted base set.
-fn series_labels(base: &[Label], name: &str, extra: Option<(&str, String)>) -> Vec<Label> {
-    let mut v = Vec::with_capacity(base.len() + 2);
-    v.extend_from_slice(base);
-    labels::insert_sorted(&mut v, NAME, name.to_string());
-    if let Some((n, val)) = extra {
-        labels::insert_sorted(&mut v, n, val);
-    }
-    v
-}
-
 /// Exemplars as remote-write exemplars: `trace_id` / `span_id` (lowercase hex, when set)
 /// plus filtered attributes while the labels stay within Prometheus' 128-rune limit.
-pub fn exemplar(e: &otlp::Exemplar) -> Exemplar {
+pub fn exemplar(e: &otlp::Exemplar, cache: &mut NameCache) -> Exemplar {
     use otlp::exemplar::Value;
     let mut labels = Vec::with_capacity(2);
     let mut runes = 0usize;
-    if !e.trace_id.is_empty() && e.trace_id.iter().any(|&b| b != 0) {
-        let v = hex::encode(&e.trace_id);
-        runes += "trace_id".len() + v.len();
-        labels.push(Label {
-            name: "trace_id".into(),
-            value: v,
-        });
+    for (name, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+        if id.iter().any(|&b| b != 0) {
+            let v = hex::encode(id);
+            runes += name.len() + v.len();
+            labels.push(Label {
+                name: name.into(),
+                value: v,
+            });
+        }
     }
-    if !e.span_id.is_empty() && e.span_id.iter().any(|&b| b != 0) {
-        let v = hex::encode(&e.span_id);
-        runes += "span_id".len() + v.len();
-        labels.push(Label {
-            name: "span_id".into(),
-            value: v,
-        });
-    }
-    for l in labels::attributes_to_labels(&e.filtered_attributes, &[]) {
-        if labels.iter().any(|x| x.name == l.name) {
+    for l in labels::attributes_to_labels(&e.filtered_attributes, &[], cache) {
+        if labels.iter().any(|x| *x.name == *l.name) {
             continue;
         }
         let n = l.name.chars().count() + l.value.chars().count();
@@ -274,7 +297,10 @@ pub fn exemplar(e: &otlp::Exemplar) -> Exemplar {
             continue;
         }
         runes += n;
-        labels.push(l);
+        labels.push(Label {
+            name: l.name.to_string(),
+            value: l.value.into_owned(),
+        });
     }
     labels.sort_by(|a, b| a.name.cmp(&b.name));
     Exemplar {
@@ -295,6 +321,9 @@ struct Translator<'a> {
     metadata_seen: HashMap<String, ()>,
     dropped: HashMap<DropReason, u64>,
     points: u64,
+    cache: NameCache,
+    /// Reused buffer for a series' encoded labels.
+    scratch: Vec<u8>,
 }
 
 impl Translator<'_> {
@@ -320,7 +349,7 @@ impl Translator<'_> {
         }
     }
 
-    fn add_metadata(&mut self, family: &str, ty: MetricType, m: &Metric) {
+    fn add_metadata(&mut self, family: &str, ty: MetricType, help: &str, unit: &str) {
         if !self.s.send_metadata || self.metadata_seen.contains_key(family) {
             return;
         }
@@ -328,8 +357,8 @@ impl Translator<'_> {
         self.metadata.push(MetricMetadata {
             r#type: ty as i32,
             metric_family_name: family.to_string(),
-            help: m.description.clone(),
-            unit: naming::unit_name(&m.unit),
+            help: help.to_string(),
+            unit: naming::unit_name(unit),
         });
     }
 
@@ -349,10 +378,11 @@ impl Translator<'_> {
 
     /// Translates one metric; returns the latest timestamp written (ms).
     fn metric(&mut self, m: &Metric, ctx: &Context) -> Option<i64> {
+        let (help, unit) = (m.description.as_str(), m.unit.as_str());
         match m.data.as_ref()? {
             Data::Gauge(g) => {
                 let name = self.name(m, NameKind::Gauge, g.data_points.len())?;
-                self.add_metadata(&name, MetricType::Gauge, m);
+                self.add_metadata(&name, MetricType::Gauge, help, unit);
                 self.numbers(&name, &g.data_points, ctx, false)
             }
             Data::Sum(sum) => {
@@ -365,7 +395,7 @@ impl Translator<'_> {
                     (NameKind::Gauge, MetricType::Gauge)
                 };
                 let name = self.name(m, kind, sum.data_points.len())?;
-                self.add_metadata(&name, ty, m);
+                self.add_metadata(&name, ty, help, unit);
                 self.numbers(&name, &sum.data_points, ctx, sum.is_monotonic)
             }
             Data::Histogram(h) => {
@@ -373,7 +403,7 @@ impl Translator<'_> {
                     return None;
                 }
                 let name = self.name(m, NameKind::Other, h.data_points.len())?;
-                self.add_metadata(&name, MetricType::Histogram, m);
+                self.add_metadata(&name, MetricType::Histogram, help, unit);
                 self.histograms(&name, &h.data_points, ctx)
             }
             Data::ExponentialHistogram(h) => {
@@ -381,31 +411,44 @@ impl Translator<'_> {
                     return None;
                 }
                 let name = self.name(m, NameKind::Other, h.data_points.len())?;
-                self.add_metadata(&name, MetricType::Histogram, m);
+                self.add_metadata(&name, MetricType::Histogram, help, unit);
                 self.exponentials(&name, &h.data_points, ctx)
             }
             Data::Summary(sm) => {
                 let name = self.name(m, NameKind::Other, sm.data_points.len())?;
-                self.add_metadata(&name, MetricType::Summary, m);
+                self.add_metadata(&name, MetricType::Summary, help, unit);
                 self.summaries(&name, &sm.data_points, ctx)
             }
         }
     }
 
     /// Common checks of a point: returns (base labels, timestamp ms) or counts a drop.
-    fn point(
+    fn point<'p>(
         &mut self,
-        attrs: &[KeyValue],
+        attrs: &'p [KeyValue],
         time_ns: u64,
-        ctx: &Context,
-    ) -> Option<(Vec<Label>, i64)> {
+        ctx: &'p Context,
+    ) -> Option<(Vec<Lbl<'p>>, i64)> {
         if time_ns == 0 {
             self.drop(DropReason::ZeroTimestamp, 1);
             return None;
         }
         self.points += 1;
-        let base = labels::apply_context(labels::attributes_to_labels(attrs, &[]), ctx);
-        Some((base, to_millis(time_ns)))
+        let own = labels::attributes_to_labels(attrs, &[], &mut self.cache);
+        Some((labels::apply_context(own, ctx), to_millis(time_ns)))
+    }
+
+    /// Writes one float sample to the series `base` + `__name__` (+ `extra`).
+    fn sample(
+        &mut self,
+        base: &[Lbl<'_>],
+        name: &str,
+        extra: Option<(&str, &str)>,
+        sample: Sample,
+        exemplars: Vec<Exemplar>,
+    ) {
+        encode_labels(base, name, extra, &mut self.scratch);
+        self.set.add_sample(&self.scratch, sample, exemplars);
     }
 
     fn numbers(
@@ -417,7 +460,7 @@ impl Translator<'_> {
     ) -> Option<i64> {
         let mut latest = None;
         for dp in points {
-            let Some((mut base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
+            let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
                 continue;
             };
             let value = if is_stale(dp.flags) {
@@ -425,20 +468,19 @@ impl Translator<'_> {
             } else {
                 number_value(dp)
             };
-            labels::insert_sorted(&mut base, NAME, name.to_string());
             let exemplars = if counter {
-                dp.exemplars.iter().map(exemplar).collect()
+                dp.exemplars
+                    .iter()
+                    .map(|e| exemplar(e, &mut self.cache))
+                    .collect()
             } else {
                 Vec::new()
             };
-            self.set.add_sample(
-                base,
-                Sample {
-                    value,
-                    timestamp: ts,
-                },
-                exemplars,
-            );
+            let sample = Sample {
+                value,
+                timestamp: ts,
+            };
+            self.sample(&base, name, None, sample, exemplars);
             latest = latest.max(Some(ts));
         }
         latest
@@ -456,65 +498,57 @@ impl Translator<'_> {
             format!("{name}_count"),
             format!("{name}_bucket"),
         );
+        let mut le = String::new();
         for dp in points {
             let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
                 continue;
             };
             let stale = is_stale(dp.flags);
-            let val = |v: f64| if stale { stale_nan() } else { v };
+            let val = |v: f64| Sample {
+                value: if stale { stale_nan() } else { v },
+                timestamp: ts,
+            };
             if let Some(sum) = dp.sum {
-                self.set.add_sample(
-                    series_labels(&base, &sum_name, None),
-                    Sample {
-                        value: val(sum),
-                        timestamp: ts,
-                    },
-                    Vec::new(),
-                );
+                self.sample(&base, &sum_name, None, val(sum), Vec::new());
             }
-            self.set.add_sample(
-                series_labels(&base, &count_name, None),
-                Sample {
-                    value: val(dp.count as f64),
-                    timestamp: ts,
-                },
-                Vec::new(),
-            );
+            self.sample(&base, &count_name, None, val(dp.count as f64), Vec::new());
             let n = dp.explicit_bounds.len().min(dp.bucket_counts.len());
             // Exemplars go to the first bucket whose bound is >= the value, else +Inf.
-            let mut ex_by_bucket: Vec<Vec<Exemplar>> = vec![Vec::new(); n + 1];
-            for e in &dp.exemplars {
-                let ex = exemplar(e);
-                let i = dp.explicit_bounds[..n]
-                    .iter()
-                    .position(|&b| b >= ex.value)
-                    .unwrap_or(n);
-                ex_by_bucket[i].push(ex);
+            let mut ex_by_bucket: Vec<Vec<Exemplar>> = Vec::new();
+            if !dp.exemplars.is_empty() {
+                ex_by_bucket = vec![Vec::new(); n + 1];
+                for e in &dp.exemplars {
+                    let ex = exemplar(e, &mut self.cache);
+                    let i = dp.explicit_bounds[..n]
+                        .iter()
+                        .position(|&b| b >= ex.value)
+                        .unwrap_or(n);
+                    ex_by_bucket[i].push(ex);
+                }
             }
+            let mut take = |i: usize| {
+                ex_by_bucket
+                    .get_mut(i)
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            };
             let mut cumulative: u64 = 0;
-            let buckets = dp.explicit_bounds.iter().zip(&dp.bucket_counts);
-            for ((bound, count), exemplars) in buckets.zip(ex_by_bucket.iter_mut()) {
+            for (i, (bound, count)) in dp.explicit_bounds.iter().zip(&dp.bucket_counts).enumerate()
+            {
                 cumulative = cumulative.saturating_add(*count);
-                self.set.add_sample(
-                    series_labels(
-                        &base,
-                        &bucket_name,
-                        Some(("le", naming::format_float(*bound))),
-                    ),
-                    Sample {
-                        value: val(cumulative as f64),
-                        timestamp: ts,
-                    },
-                    std::mem::take(exemplars),
-                );
+                le.clear();
+                naming::write_float(&mut le, *bound);
+                encode_labels(&base, &bucket_name, Some(("le", &le)), &mut self.scratch);
+                self.set
+                    .add_sample(&self.scratch, val(cumulative as f64), take(i));
             }
-            self.set.add_sample(
-                series_labels(&base, &bucket_name, Some(("le", "+Inf".to_string()))),
-                Sample {
-                    value: val(dp.count as f64),
-                    timestamp: ts,
-                },
-                std::mem::take(&mut ex_by_bucket[n]),
+            let inf = take(n);
+            self.sample(
+                &base,
+                &bucket_name,
+                Some(("le", "+Inf")),
+                val(dp.count as f64),
+                inf,
             );
             latest = latest.max(Some(ts));
         }
@@ -540,9 +574,13 @@ impl Translator<'_> {
                 self.drop(DropReason::UnsupportedScale, 1);
                 continue;
             };
-            let exemplars = dp.exemplars.iter().map(exemplar).collect();
-            self.set
-                .add_histogram(series_labels(&base, name, None), h, exemplars);
+            let exemplars = dp
+                .exemplars
+                .iter()
+                .map(|e| exemplar(e, &mut self.cache))
+                .collect();
+            encode_labels(&base, name, None, &mut self.scratch);
+            self.set.add_histogram(&self.scratch, h, exemplars);
             latest = latest.max(Some(ts));
         }
         latest
@@ -551,39 +589,26 @@ impl Translator<'_> {
     fn summaries(&mut self, name: &str, points: &[SummaryDataPoint], ctx: &Context) -> Option<i64> {
         let mut latest = None;
         let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
+        let mut q = String::new();
         for dp in points {
             let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
                 continue;
             };
             let stale = is_stale(dp.flags);
-            let val = |v: f64| if stale { stale_nan() } else { v };
-            self.set.add_sample(
-                series_labels(&base, &sum_name, None),
-                Sample {
-                    value: val(dp.sum),
-                    timestamp: ts,
-                },
-                Vec::new(),
-            );
-            self.set.add_sample(
-                series_labels(&base, &count_name, None),
-                Sample {
-                    value: val(dp.count as f64),
-                    timestamp: ts,
-                },
-                Vec::new(),
-            );
-            for q in &dp.quantile_values {
-                self.set.add_sample(
-                    series_labels(
-                        &base,
-                        name,
-                        Some(("quantile", naming::format_float(q.quantile))),
-                    ),
-                    Sample {
-                        value: val(q.value),
-                        timestamp: ts,
-                    },
+            let val = |v: f64| Sample {
+                value: if stale { stale_nan() } else { v },
+                timestamp: ts,
+            };
+            self.sample(&base, &sum_name, None, val(dp.sum), Vec::new());
+            self.sample(&base, &count_name, None, val(dp.count as f64), Vec::new());
+            for qv in &dp.quantile_values {
+                q.clear();
+                naming::write_float(&mut q, qv.quantile);
+                self.sample(
+                    &base,
+                    name,
+                    Some(("quantile", &q)),
+                    val(qv.value),
                     Vec::new(),
                 );
             }
@@ -594,7 +619,13 @@ impl Translator<'_> {
 
     /// `target_info` = 1 with `job`, `instance` and the non-identifying resource attributes,
     /// when the resource has any and job or instance exists.
-    fn target_info(&mut self, resource: &[KeyValue], job_instance: &[Label], ts: i64) {
+    fn target_info(
+        &mut self,
+        resource: &[KeyValue],
+        job_instance: &[Lbl<'static>],
+        external: &[Lbl<'static>],
+        ts: i64,
+    ) {
         if job_instance.is_empty() {
             return;
         }
@@ -603,13 +634,13 @@ impl Translator<'_> {
             labels::SERVICE_NAMESPACE,
             labels::SERVICE_INSTANCE_ID,
         ];
-        let attrs = labels::attributes_to_labels(resource, &skip);
+        let attrs = labels::attributes_to_labels(resource, &skip, &mut self.cache);
         if attrs.is_empty() {
             return;
         }
         let ctx = Context {
             overwrite: job_instance.to_vec(),
-            fill: self.s.external_labels.clone(),
+            fill: external.to_vec(),
         };
         let base = labels::apply_context(attrs, &ctx);
         let name = if self.s.namespace.is_empty() {
@@ -617,22 +648,11 @@ impl Translator<'_> {
         } else {
             format!("{}_target_info", self.s.namespace)
         };
-        if self.s.send_metadata && !self.metadata_seen.contains_key(&name) {
-            self.metadata_seen.insert(name.clone(), ());
-            self.metadata.push(MetricMetadata {
-                r#type: MetricType::Gauge as i32,
-                metric_family_name: name.clone(),
-                help: "Target metadata".into(),
-                unit: String::new(),
-            });
-        }
-        self.set.add_sample(
-            series_labels(&base, &name, None),
-            Sample {
-                value: 1.0,
-                timestamp: ts,
-            },
-            Vec::new(),
-        );
+        self.add_metadata(&name, MetricType::Gauge, "Target metadata", "");
+        let sample = Sample {
+            value: 1.0,
+            timestamp: ts,
+        };
+        self.sample(&base, &name, None, sample, Vec::new());
     }
 }

@@ -262,13 +262,21 @@ pub fn is_valid_label_name(name: &str) -> bool {
 /// Formats `le` / `quantile` values like Go's `strconv.FormatFloat(f, 'f', -1, 64)`:
 /// shortest round-trip, no exponent, `+Inf` / `-Inf` / `NaN`.
 pub fn format_float(v: f64) -> String {
+    let mut s = String::new();
+    write_float(&mut s, v);
+    s
+}
+
+/// [`format_float`] into an existing buffer (no allocation when it has room).
+pub fn write_float(out: &mut String, v: f64) {
+    use std::fmt::Write;
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }

@@ -1017,11 +1017,14 @@ fn exemplars_on_counter_and_histogram_buckets() {
     assert_eq!(by("h_bucket", Some("2")).exemplars[0].value, 1.5);
     assert_eq!(by("h_bucket", Some("+Inf")).exemplars[0].value, 99.0);
     // all-zero ids are "not set"
-    let e = exemplar(&otlp::Exemplar {
-        trace_id: vec![0; 16],
-        span_id: vec![],
-        ..Default::default()
-    });
+    let e = exemplar(
+        &otlp::Exemplar {
+            trace_id: vec![0; 16],
+            span_id: vec![],
+            ..Default::default()
+        },
+        &mut NameCache::default(),
+    );
     assert!(e.labels.is_empty());
 }
 
@@ -1130,28 +1133,36 @@ fn requests_split_under_budget_and_encode_as_snappy_protobuf() {
         send_metadata: true,
         ..Settings::default()
     };
-    let t = translate(&r, &s);
-    let reqs = split_requests(t.series, t.metadata, 2000);
+    let expected = translate(&r, &s);
+    let t = translate_encoded(&r, &s);
+    let reqs = t.requests(2000);
     assert!(reqs.len() > 3, "{}", reqs.len());
-    let mut n = 0;
+    let mut series = Vec::new();
     let mut md = 0;
-    for wr in &reqs {
-        assert!(wr.encoded_len() <= 2000);
-        let body = encode_snappy(wr).unwrap();
-        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-        let back = WriteRequest::decode(raw.as_slice()).unwrap();
-        assert_eq!(&back, wr);
-        n += back.timeseries.len();
-        md += back.metadata.len();
+    for raw in &reqs {
+        assert!(raw.len() <= 2000, "{}", raw.len());
+        let body = snappy(raw).unwrap();
+        let back = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        assert_eq!(&back, raw);
+        let wr = WriteRequest::decode(raw.as_slice()).unwrap();
+        series.extend(wr.timeseries);
+        md += wr.metadata.len();
     }
-    assert_eq!((n, md), (200, 1));
+    assert_eq!(series, expected.series);
+    assert_eq!((series.len(), md), (200, 1));
     // a single oversized series still goes out alone
-    let reqs = split_requests(
-        vec![TimeSeries::default(), TimeSeries::default()],
-        vec![],
-        1,
+    let two = translate_encoded(
+        &request(
+            vec![],
+            ("", ""),
+            vec![
+                gauge("a", "", vec![ndp(vec![], T, 1.0)]),
+                gauge("b", "", vec![ndp(vec![], T, 1.0)]),
+            ],
+        ),
+        &Settings::default(),
     );
-    assert_eq!(reqs.len(), 2);
+    assert_eq!(two.requests(1).len(), 2);
 }
 
 #[test]
