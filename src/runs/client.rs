@@ -1,0 +1,430 @@
+//! The CLI side of runs: `run-start`, `run-end`, `runs show|list` and `gate`, thin clients of
+//! the control API (reqwest), printing tables or reports. Exit codes: 0 ok / pass, 1 warn,
+//! 2 block; a gate that cannot fetch its summaries blocks (2) with a message on stderr.
+
+use crate::runs::gate::{self, GateConfig};
+use crate::runs::registry::{RunInfo, StartRequest};
+use crate::runs::summary::Summary;
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Watchtower's health/admin endpoint.
+    #[arg(long, env = "WATCHTOWER_URL", default_value = "http://localhost:13133")]
+    pub url: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunStartArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Run id (default: generated and printed).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Label k=v stored with the run (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Stamp only resources with this attribute value (repeatable, all must match).
+    #[arg(long = "match", value_name = "K=V")]
+    pub matchers: Vec<String>,
+    /// Overrides the gateway's max_duration for this run (e.g. 30m).
+    #[arg(long)]
+    pub max_duration: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunEndArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long)]
+    pub id: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Print a run's summary as tables (or JSON with --json).
+    Show {
+        #[command(flatten)]
+        target: Target,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum Format {
+    Md,
+    Json,
+    Text,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The run to judge.
+    #[arg(long)]
+    pub run: String,
+    /// The run to compare with (without it, every exception type is new).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Block when more exception types than this are new (default 0).
+    #[arg(long)]
+    pub max_new_exception_types: Option<u64>,
+    /// Block when the run's span error rate is above this (0..1).
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Block when an operation's p95 grew by more than this percentage.
+    #[arg(long)]
+    pub max_p95_regression: Option<f64>,
+    /// Never block: what would block only warns (exit 1).
+    #[arg(long)]
+    pub warn_only: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Thresholds file (gate.yaml); flags override its `block` values.
+    #[arg(long)]
+    pub config: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach {url}: {err}")]
+    Http { url: String, err: String },
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("unexpected answer from {url}: {err}")]
+    Decode { url: String, err: String },
+}
+
+fn kv_list(items: &[String], what: &str) -> Result<BTreeMap<String, String>, ClientError> {
+    items
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| ClientError::Usage(format!("--{what} expects K=V, got {s:?}")))
+        })
+        .collect()
+}
+
+fn client() -> Result<reqwest::Client, ClientError> {
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| ClientError::Usage(format!("http client: {e}")))
+}
+
+fn path_id(id: &str) -> String {
+    // percent-encode everything outside unreserved characters
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn call<T: serde::de::DeserializeOwned>(
+    method: reqwest::Method,
+    url: String,
+    body: Option<String>,
+) -> Result<T, ClientError> {
+    let c = client()?;
+    let mut req = c.request(method, &url);
+    if let Some(b) = body {
+        req = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(b);
+    }
+    let resp = req.send().await.map_err(|e| ClientError::Http {
+        url: url.clone(),
+        err: e.to_string(),
+    })?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| ClientError::Http {
+        url: url.clone(),
+        err: e.to_string(),
+    })?;
+    if !(200..300).contains(&status) {
+        return Err(ClientError::Status {
+            url,
+            status,
+            body: text,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| ClientError::Decode {
+        url,
+        err: e.to_string(),
+    })
+}
+
+fn base(t: &Target) -> String {
+    t.url.trim_end_matches('/').to_string()
+}
+
+pub async fn fetch_summary(t: &Target, id: &str) -> Result<Summary, ClientError> {
+    let mut s: Summary = call(
+        reqwest::Method::GET,
+        format!("{}/runs/{}", base(t), path_id(id)),
+        None,
+    )
+    .await?;
+    s.reindex();
+    Ok(s)
+}
+
+fn fail(e: ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+pub async fn run_start(a: RunStartArgs) -> ExitCode {
+    let req = match (kv_list(&a.labels, "label"), kv_list(&a.matchers, "match")) {
+        (Ok(labels), Ok(matchers)) => StartRequest {
+            id: a.id,
+            labels,
+            matchers,
+            max_duration: a.max_duration,
+        },
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let body = match serde_json::to_string(&req) {
+        Ok(b) => b,
+        Err(e) => return fail(ClientError::Usage(e.to_string())),
+    };
+    match call::<Summary>(
+        reqwest::Method::POST,
+        format!("{}/runs", base(&a.target)),
+        Some(body),
+    )
+    .await
+    {
+        Ok(s) => {
+            println!("{}", s.id);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn run_end(a: RunEndArgs) -> ExitCode {
+    let url = format!("{}/runs/{}/end", base(&a.target), path_id(&a.id));
+    match call::<Summary>(reqwest::Method::POST, url, None).await {
+        Ok(s) => {
+            println!(
+                "run {} {:?}: {} spans ({} errors), {} log records, {} exceptions in {} groups{}",
+                s.id,
+                s.state,
+                s.totals.spans,
+                s.totals.error_spans,
+                s.totals.log_records,
+                s.totals.exceptions,
+                s.exception_groups.len(),
+                if s.complete {
+                    String::new()
+                } else {
+                    format!("; {} items dropped by the summary", s.dropped.total())
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The readable form of `runs show`.
+pub fn render_table(s: &Summary) -> String {
+    let mut o = format!(
+        "run {}  state {:?}  source {:?}  labels {:?}  match {:?}\n",
+        s.id, s.state, s.source, s.labels, s.matchers
+    );
+    o.push_str(&format!(
+        "totals: {} spans, {} error spans ({:.2}%), {} log records ({} error), {} metric points, {} exceptions{}\n\n",
+        s.totals.spans,
+        s.totals.error_spans,
+        s.totals.error_rate * 100.0,
+        s.totals.log_records,
+        s.totals.error_log_records,
+        s.totals.metric_points,
+        s.totals.exceptions,
+        if s.complete { String::new() } else { format!("  [INCOMPLETE: {} items dropped]", s.dropped.total()) }
+    ));
+    o.push_str(&format!(
+        "{:<24} {:>8} {:>8} {:>7} {:>8} {:>10}\n",
+        "SERVICE", "SPANS", "ERRORS", "ERR%", "LOGS", "EXCEPTIONS"
+    ));
+    for (name, sv) in &s.services {
+        o.push_str(&format!(
+            "{:<24} {:>8} {:>8} {:>6.2}% {:>8} {:>10}\n",
+            name,
+            sv.spans,
+            sv.error_spans,
+            sv.error_rate * 100.0,
+            sv.log_records,
+            sv.exceptions
+        ));
+    }
+    o.push_str(&format!(
+        "\n{:<24} {:<28} {:>7} {:>9} {:>9} {:>9}\n",
+        "SERVICE", "OPERATION", "COUNT", "P50 ms", "P95 ms", "P99 ms"
+    ));
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+    for (name, sv) in &s.services {
+        for (op, st) in &sv.operations {
+            o.push_str(&format!(
+                "{:<24} {:<28} {:>7} {:>9} {:>9} {:>9}\n",
+                name,
+                op,
+                st.count,
+                f(st.p50_ms),
+                f(st.p95_ms),
+                f(st.p99_ms)
+            ));
+        }
+    }
+    for (title, groups) in [
+        ("EXCEPTIONS", &s.exception_groups),
+        ("ERROR LOGS", &s.error_log_groups),
+    ] {
+        o.push_str(&format!(
+            "\n{title}\n{:<18} {:<44} {:>6}  {:<32}  MESSAGE\n",
+            "SERVICE", "TYPE", "COUNT", "EXAMPLE TRACE"
+        ));
+        for g in groups.iter() {
+            o.push_str(&format!(
+                "{:<18} {:<44} {:>6}  {:<32}  {}\n",
+                g.service,
+                if g.ty.is_empty() { "-" } else { &g.ty },
+                g.count,
+                g.example_trace_ids
+                    .first()
+                    .map(|s| s.as_str())
+                    .unwrap_or("-"),
+                g.message
+            ));
+        }
+    }
+    if s.other.exceptions
+        + s.other.error_log_records
+        + s.other.operation_spans
+        + s.other.service_items
+        > 0
+    {
+        o.push_str(&format!("\nother (over the caps): {:?}\n", s.other));
+    }
+    o
+}
+
+pub async fn runs(cmd: RunsCommand) -> ExitCode {
+    match cmd {
+        RunsCommand::Show { target, id, json } => match fetch_summary(&target, &id).await {
+            Ok(s) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                } else {
+                    print!("{}", render_table(&s));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        RunsCommand::List { target } => {
+            #[derive(serde::Deserialize)]
+            struct L {
+                runs: Vec<RunInfo>,
+            }
+            match call::<L>(
+                reqwest::Method::GET,
+                format!("{}/runs", base(&target)),
+                None,
+            )
+            .await
+            {
+                Ok(l) => {
+                    println!(
+                        "{:<32} {:<8} {:>14} {:>8} {:>8} {:>10}",
+                        "ID", "STATE", "STARTED_MS", "SPANS", "LOGS", "EXCEPTIONS"
+                    );
+                    for r in l.runs {
+                        println!(
+                            "{:<32} {:<8} {:>14} {:>8} {:>8} {:>10}",
+                            r.id,
+                            format!("{:?}", r.state).to_lowercase(),
+                            r.started_unix_ms,
+                            r.spans,
+                            r.log_records,
+                            r.exceptions
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+pub async fn gate(a: GateArgs) -> ExitCode {
+    let mut cfg = match &a.config {
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read {p}: {e}"))
+            .and_then(|t| GateConfig::from_yaml(&t))
+        {
+            Ok(c) => c,
+            Err(e) => return fail(ClientError::Usage(e)),
+        },
+        None => GateConfig::default(),
+    };
+    if let Some(n) = a.max_new_exception_types {
+        cfg.block.max_new_exception_types = Some(n);
+    }
+    if let Some(r) = a.max_error_rate {
+        cfg.block.max_error_rate = Some(r);
+    }
+    if let Some(p) = a.max_p95_regression {
+        cfg.block.max_p95_regression_pct = Some(p);
+    }
+    cfg.warn_only |= a.warn_only;
+    let run = match fetch_summary(&a.target, &a.run).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let baseline = match &a.baseline {
+        Some(b) => match fetch_summary(&a.target, b).await {
+            Ok(s) => Some(s),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let report = gate::evaluate(&run, baseline.as_ref(), &cfg);
+    match a.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Md => print!("{}", gate::markdown(&report)),
+        Format::Text => print!("{}", gate::text(&report)),
+    }
+    ExitCode::from(report.exit_code)
+}

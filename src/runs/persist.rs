@@ -1,0 +1,51 @@
+//! Run summaries on disk: one JSON file per run in the configured directory, written
+//! atomically (temp file + rename) and reloaded at start, so a restart during a run keeps the
+//! run open and its summary intact. File names are the hex of the run id, so any id is safe.
+
+use crate::runs::summary::Summary;
+use std::path::{Path, PathBuf};
+
+pub fn path_for(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("run-{}.json", hex::encode(id.as_bytes())))
+}
+
+pub fn save(dir: &Path, s: &Summary) -> std::io::Result<()> {
+    let data = serde_json::to_vec(s).map_err(std::io::Error::other)?;
+    let target = path_for(dir, &s.id);
+    let tmp = target.with_extension("json.tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, &target)
+}
+
+pub fn remove(dir: &Path, id: &str) {
+    let _ = std::fs::remove_file(path_for(dir, id));
+}
+
+/// Loads every saved summary; unreadable files are logged and skipped.
+pub fn load_all(dir: &Path) -> std::io::Result<Vec<Summary>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_run = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("run-") && n.ends_with(".json"));
+        if !is_run {
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(mut s) => {
+                s.reindex();
+                out.push(s);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping unreadable run summary")
+            }
+        }
+    }
+    Ok(out)
+}

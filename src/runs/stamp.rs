@@ -1,0 +1,151 @@
+//! Stamping `test.run.id` on incoming data while runs are open. Runs once per request in the
+//! router, before fan-out, so every destination (Tempo, Loki, Mimir, the run summary) sees
+//! the same resource attribute. Resources that already carry `test.run.id` (set by the
+//! service itself) are left alone. When no resource matches, the original bytes are kept
+//! (no re-encode).
+
+use crate::pipeline::payload::{Payload, Signal};
+use crate::runs::summary::{RUN_ID_KEY, attr};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+/// An open run as stamping sees it.
+#[derive(Clone, Debug)]
+pub struct OpenRun {
+    pub id: String,
+    /// all must equal the resource's attribute values; empty = everything
+    pub matchers: Vec<(String, String)>,
+}
+
+/// The run a resource belongs to: the first (most recently started) whose filter matches.
+fn choose<'a>(runs: &'a [OpenRun], r: &Option<Resource>) -> Option<&'a str> {
+    let attrs = r.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+    if attrs.iter().any(|kv| kv.key == RUN_ID_KEY) {
+        return None;
+    }
+    runs.iter()
+        .find(|run| {
+            run.matchers
+                .iter()
+                .all(|(k, v)| attr(attrs, k).as_deref() == Some(v.as_str()))
+        })
+        .map(|run| run.id.as_str())
+}
+
+fn stamp_resource(r: &mut Option<Resource>, id: &str) {
+    r.get_or_insert_with(Default::default)
+        .attributes
+        .push(KeyValue {
+            key: RUN_ID_KEY.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(id.into())),
+            }),
+            ..Default::default()
+        });
+}
+
+/// Stamps matching resources. `Ok(None)`: nothing matched, use the payload as it is.
+pub fn stamp(payload: &Payload, runs: &[OpenRun]) -> Result<Option<Payload>, prost::DecodeError> {
+    if runs.is_empty() {
+        return Ok(None);
+    }
+    macro_rules! each {
+        ($req:ty, $field:ident) => {{
+            let mut req = <$req>::decode(payload.bytes.clone())?;
+            let mut changed = false;
+            for r in &mut req.$field {
+                if let Some(id) = choose(runs, &r.resource) {
+                    let id = id.to_string();
+                    stamp_resource(&mut r.resource, &id);
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(None);
+            }
+            req.encode_to_vec()
+        }};
+    }
+    let bytes = match payload.signal {
+        Signal::Traces => each!(ExportTraceServiceRequest, resource_spans),
+        Signal::Logs => each!(ExportLogsServiceRequest, resource_logs),
+        Signal::Metrics => each!(ExportMetricsServiceRequest, resource_metrics),
+    };
+    Ok(Some(Payload::new(
+        payload.signal,
+        bytes.into(),
+        payload.items,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+
+    fn res(ns: &str, extra: Option<(&str, &str)>) -> ResourceLogs {
+        let mut attributes = vec![KeyValue {
+            key: "service.namespace".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(ns.into())),
+            }),
+            ..Default::default()
+        }];
+        if let Some((k, v)) = extra {
+            attributes.push(KeyValue {
+                key: k.into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(v.into())),
+                }),
+                ..Default::default()
+            });
+        }
+        ResourceLogs {
+            resource: Some(Resource {
+                attributes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stamps_by_filter_and_keeps_existing_ids() {
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![
+                res("qa", None),
+                res("dev", None),
+                res("qa", Some((RUN_ID_KEY, "own"))),
+            ],
+        };
+        let p = Payload::new(Signal::Logs, req.encode_to_vec().into(), 0);
+        let runs = vec![OpenRun {
+            id: "r1".into(),
+            matchers: vec![("service.namespace".into(), "qa".into())],
+        }];
+        let out = stamp(&p, &runs).ok().flatten().map(|p| p.bytes);
+        let got = out
+            .and_then(|b| ExportLogsServiceRequest::decode(b).ok())
+            .unwrap_or_default();
+        let ids: Vec<Option<String>> = got
+            .resource_logs
+            .iter()
+            .map(|r| {
+                attr(
+                    &r.resource.clone().unwrap_or_default().attributes,
+                    RUN_ID_KEY,
+                )
+            })
+            .collect();
+        assert_eq!(ids, vec![Some("r1".into()), None, Some("own".into())]);
+        let none = vec![OpenRun {
+            id: "r2".into(),
+            matchers: vec![("service.namespace".into(), "x".into())],
+        }];
+        assert!(matches!(stamp(&p, &none), Ok(None)));
+    }
+}
