@@ -163,6 +163,14 @@ fn bench(c: &mut Criterion) {
     ] {
         let (bytes, points) = request(cnt, gau, his, 20, 50);
         g.throughput(Throughput::Elements(points));
+        // Baseline: only decoding the OTLP batch with prost (a floor for the full path).
+        g.bench_function(format!("{label}/decode_only"), |b| {
+            b.iter(|| {
+                let r = ExportMetricsServiceRequest::decode(black_box(bytes.as_slice()))
+                    .expect("decode");
+                black_box(r.resource_metrics.len())
+            })
+        });
         g.bench_function(label, |b| {
             b.iter(|| {
                 let p = prepare(black_box(&bytes), &settings, 3_000_000).expect("prepare");
