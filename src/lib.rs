@@ -1,11 +1,19 @@
 //! Watchtower: a native Rust OTLP gateway. Receives OTLP once (gRPC :4317, HTTP :4318) and
 //! writes it through per-destination queues to Tempo, Prometheus/Mimir, Loki and any OTLP
-//! endpoint. See DESIGN.md in the repository for the data path rules.
+//! endpoint. Layout: `receiver` (edge) -> `pipeline` (payload, wire validation, router) ->
+//! `queue` -> `exporter` (workers, retry, protocols) with `translate` holding the pure
+//! OTLP -> Prometheus / Loki functions; `config`, `processor`, `telemetry` and `app` wire it.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod exporter;
 pub mod pipeline;
+pub mod processor;
 pub mod proto;
+pub mod queue;
+pub mod receiver;
+pub mod telemetry;
 pub mod translate;
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).

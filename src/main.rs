@@ -1,1 +1,129 @@
-fn main() {}
+//! The `watchtower` binary.
+
+use clap::Parser;
+use std::process::ExitCode;
+use watchtower::app::App;
+use watchtower::cli::{Cli, Command};
+use watchtower::config::{self, Config, ConfigErrors, default::default_config};
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn load(path: Option<&str>) -> Result<Config, ConfigErrors> {
+    match path {
+        Some(p) => config::load_file(p),
+        None => config::parse(&default_config(&env_lookup), &env_lookup),
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Builds every exporter once, inside a runtime, so validate catches what only building
+/// finds (bad URLs, unreadable CA files, invalid headers).
+async fn check_build(cfg: &Config) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (id, e) in &cfg.exporters {
+        if let Err(m) = e.build_sender(id) {
+            errs.push(format!("exporters.{id}: {m}"));
+        }
+    }
+    errs
+}
+
+async fn run(path: Option<String>) -> ExitCode {
+    let cfg = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging(None);
+            eprintln!("invalid config:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.service.telemetry.logs.level.as_deref());
+    let app = match App::start(cfg).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining queues");
+    let report = app.shutdown().await;
+    if report.undelivered.is_empty() {
+        tracing::info!("shutdown complete, all queues drained");
+    } else {
+        for (exp, n) in &report.undelivered {
+            tracing::warn!(exporter = %exp, items = n, "not delivered before the shutdown deadline");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Command::Run { config } => rt.block_on(run(config)),
+        Command::Validate { config } => match load(config.as_deref()) {
+            Ok(cfg) => {
+                let errs = rt.block_on(check_build(&cfg));
+                if errs.is_empty() {
+                    println!("ok");
+                    ExitCode::SUCCESS
+                } else {
+                    for e in errs {
+                        println!("{e}");
+                    }
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                println!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::DefaultConfig => {
+            print!("{}", default_config(&env_lookup));
+            ExitCode::SUCCESS
+        }
+    }
+}

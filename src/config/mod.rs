@@ -1,2 +1,610 @@
-//! Configuration: the OpenTelemetry Collector's YAML shape with Watchtower's component types.
+//! Configuration: the OpenTelemetry Collector's YAML shape with Watchtower's component types
+//! (DESIGN.md "Config"). Loading never stops at the first problem: every component is parsed
+//! on its own and every error is reported with its key path and, where it can be found, its
+//! line. Unknown component types and unknown keys are errors that name them.
+
 pub mod common;
+pub mod default;
+pub mod env;
+mod locate;
+
+use crate::exporter;
+use crate::pipeline::payload::Signal;
+use crate::processor;
+use crate::receiver::config::OtlpConfig;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One configuration problem: where, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// Key path, e.g. `exporters.otlphttp/tempo.sending_queue`.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// All problems found in one config.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Clone, Debug)]
+pub enum ReceiverConfig {
+    Otlp(OtlpConfig),
+}
+
+#[derive(Clone, Debug)]
+pub enum ProcessorConfig {
+    MemoryLimiter(processor::memory_limiter::Config),
+    Batch(processor::batch::Config),
+    Resource(processor::attributes::ResourceConfig),
+    Attributes(processor::attributes::AttributesConfig),
+}
+
+#[derive(Clone, Debug)]
+pub enum ExporterConfig {
+    Otlp(exporter::otlp::Config),
+    OtlpHttp(exporter::otlphttp::Config),
+    Debug(exporter::debug::Config),
+    PrometheusRemoteWrite(exporter::prometheusremotewrite::Config),
+    Loki(exporter::loki::Config),
+}
+
+impl ExporterConfig {
+    /// Signals this exporter type accepts.
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            ExporterConfig::PrometheusRemoteWrite(_) => &[Signal::Metrics],
+            ExporterConfig::Loki(_) => &[Signal::Logs],
+            _ => &Signal::ALL,
+        }
+    }
+
+    pub fn queue(&self) -> &common::QueueSettings {
+        match self {
+            ExporterConfig::Otlp(c) => &c.sending_queue,
+            ExporterConfig::OtlpHttp(c) => &c.sending_queue,
+            ExporterConfig::Debug(c) => &c.sending_queue,
+            ExporterConfig::PrometheusRemoteWrite(c) => &c.sending_queue,
+            ExporterConfig::Loki(c) => &c.sending_queue,
+        }
+    }
+
+    pub fn retry(&self) -> &common::RetrySettings {
+        match self {
+            ExporterConfig::Otlp(c) => &c.retry_on_failure,
+            ExporterConfig::OtlpHttp(c) => &c.retry_on_failure,
+            ExporterConfig::Debug(c) => &c.retry_on_failure,
+            ExporterConfig::PrometheusRemoteWrite(c) => &c.retry_on_failure,
+            ExporterConfig::Loki(c) => &c.retry_on_failure,
+        }
+    }
+
+    /// Builds the protocol half (no I/O happens until the first send).
+    pub fn build_sender(&self, id: &str) -> Result<std::sync::Arc<dyn exporter::Sender>, String> {
+        match self {
+            ExporterConfig::Otlp(c) => exporter::otlp::build(c),
+            ExporterConfig::OtlpHttp(c) => exporter::otlphttp::build(c),
+            ExporterConfig::Debug(c) => exporter::debug::build(c, id),
+            ExporterConfig::PrometheusRemoteWrite(c) => exporter::prometheusremotewrite::build(c),
+            ExporterConfig::Loki(c) => exporter::loki::build(c),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    #[serde(default = "default_health")]
+    pub endpoint: String,
+    #[serde(default = "default_health_path")]
+    pub path: String,
+}
+
+fn default_health() -> String {
+    "0.0.0.0:13133".into()
+}
+fn default_health_path() -> String {
+    "/".into()
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            endpoint: default_health(),
+            path: default_health_path(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum ExtensionConfig {
+    HealthCheck(HealthCheckConfig),
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    #[serde(default)]
+    pub exporters: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTelemetry {
+    pub address: String,
+    pub level: String,
+}
+
+impl Default for MetricsTelemetry {
+    fn default() -> Self {
+        MetricsTelemetry {
+            address: "0.0.0.0:8888".into(),
+            level: "normal".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsTelemetry {
+    /// `trace`, `debug`, `info`, `warn`, `error`; `RUST_LOG` wins when set.
+    pub level: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    pub metrics: MetricsTelemetry,
+    pub logs: LogsTelemetry,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    pub extensions: Vec<String>,
+    pub telemetry: Telemetry,
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// How long SIGTERM waits for queues to drain.
+    pub shutdown_timeout: common::Dur,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            extensions: vec![],
+            telemetry: Telemetry::default(),
+            pipelines: BTreeMap::new(),
+            shutdown_timeout: common::Dur::secs(10),
+        }
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub receivers: BTreeMap<String, ReceiverConfig>,
+    pub processors: BTreeMap<String, ProcessorConfig>,
+    pub exporters: BTreeMap<String, ExporterConfig>,
+    pub extensions: BTreeMap<String, ExtensionConfig>,
+    pub service: ServiceConfig,
+}
+
+/// The type part of a component id (`otlphttp/tempo` -> `otlphttp`).
+pub fn component_type(id: &str) -> &str {
+    id.split_once('/').map(|(t, _)| t).unwrap_or(id)
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    let (t, name) = match id.split_once('/') {
+        Some((t, n)) => (t, Some(n)),
+        None => (id, None),
+    };
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "invalid component id {id:?}: the type must be letters, digits or _"
+        ));
+    }
+    if let Some(n) = name
+        && (n.is_empty() || n.contains('/'))
+    {
+        return Err(format!(
+            "invalid component id {id:?}: expected type or type/name"
+        ));
+    }
+    Ok(())
+}
+
+struct Loader<'a> {
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Loader<'_> {
+    fn err(&mut self, path: &[&str], message: impl Into<String>) {
+        let message = message.into();
+        let mut line = locate::find(self.text, path);
+        // serde names the offending key for unknown fields: point at it
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let mut p: Vec<&str> = path.to_vec();
+            p.push(field);
+            line = locate::find(self.text, &p).or(line);
+        }
+        self.errors.push(ConfigError {
+            path: path.join("."),
+            line,
+            message,
+        });
+    }
+
+    fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
+        let v = if v.is_null() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            v.clone()
+        };
+        match serde_yaml::from_value::<T>(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let msg = e.to_string();
+                // serde_yaml prefixes nested paths like "sending_queue: unknown field ..."
+                self.err(path, msg);
+                None
+            }
+        }
+    }
+
+    fn section<'v>(
+        &mut self,
+        root: &'v serde_yaml::Mapping,
+        name: &str,
+    ) -> Vec<(String, &'v serde_yaml::Value)> {
+        let mut out = Vec::new();
+        match root.get(name) {
+            None | Some(serde_yaml::Value::Null) => {}
+            Some(serde_yaml::Value::Mapping(m)) => {
+                for (k, v) in m {
+                    match k.as_str() {
+                        Some(id) => match check_id(id) {
+                            Ok(()) => out.push((id.to_string(), v)),
+                            Err(e) => self.err(&[name, id], e),
+                        },
+                        None => self.err(&[name], "component ids must be strings"),
+                    }
+                }
+            }
+            Some(_) => self.err(&[name], "must be a mapping of component ids to settings"),
+        }
+        out
+    }
+}
+
+/// Parses and validates a config text. `lookup` resolves environment variables.
+pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let expanded = env::interpolate(text, lookup).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|e| ConfigError {
+                    path: String::new(),
+                    line: Some(e.line),
+                    message: e.message,
+                })
+                .collect(),
+        )
+    })?;
+    let root: serde_yaml::Value = serde_yaml::from_str(&expanded).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: e.location().map(|l| l.line()),
+            message: format!("invalid YAML: {e}"),
+        }])
+    })?;
+    let mut ld = Loader {
+        text: &expanded,
+        errors: Vec::new(),
+    };
+    let empty = serde_yaml::Mapping::new();
+    let root = match &root {
+        serde_yaml::Value::Mapping(m) => m,
+        serde_yaml::Value::Null => &empty,
+        _ => {
+            return Err(ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                line: Some(1),
+                message: "the config must be a YAML mapping".into(),
+            }]));
+        }
+    };
+    for k in root.keys() {
+        let known = [
+            "receivers",
+            "processors",
+            "exporters",
+            "extensions",
+            "service",
+            "connectors",
+        ];
+        match k.as_str() {
+            Some("connectors") => ld.err(&["connectors"], "connectors are not supported by Watchtower"),
+            Some(s) if known.contains(&s) => {}
+            Some(s) => ld.err(&[s], format!("unknown top-level key {s:?} (expected one of receivers, processors, exporters, extensions, service)")),
+            None => ld.err(&[], "top-level keys must be strings"),
+        }
+    }
+    let mut cfg = Config::default();
+    for (id, v) in ld.section(root, "receivers") {
+        let p = ["receivers", id.as_str()];
+        match component_type(&id) {
+            "otlp" => {
+                if let Some(c) = ld.parse::<OtlpConfig>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.receivers.insert(id.clone(), ReceiverConfig::Otlp(c));
+                }
+            }
+            t => ld.err(&p, format!("unknown receiver type {t:?} (supported: otlp)")),
+        }
+    }
+    for (id, v) in ld.section(root, "processors") {
+        let p = ["processors", id.as_str()];
+        let parsed = match component_type(&id) {
+            "memory_limiter" => ld
+                .parse::<processor::memory_limiter::Config>(&p, v)
+                .map(|c| (c.validate(), ProcessorConfig::MemoryLimiter(c))),
+            "batch" => ld
+                .parse::<processor::batch::Config>(&p, v)
+                .map(|c| (c.validate(), ProcessorConfig::Batch(c))),
+            "resource" => ld
+                .parse::<processor::attributes::ResourceConfig>(&p, v)
+                .map(|c| {
+                    (
+                        processor::attributes::validate_actions(&c.attributes),
+                        ProcessorConfig::Resource(c),
+                    )
+                }),
+            "attributes" => ld
+                .parse::<processor::attributes::AttributesConfig>(&p, v)
+                .map(|c| {
+                    (
+                        processor::attributes::validate_actions(&c.actions),
+                        ProcessorConfig::Attributes(c),
+                    )
+                }),
+            t => {
+                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes)"));
+                None
+            }
+        };
+        if let Some((check, c)) = parsed {
+            if let Err(e) = check {
+                ld.err(&p, e);
+            }
+            cfg.processors.insert(id.clone(), c);
+        }
+    }
+    for (id, v) in ld.section(root, "exporters") {
+        let p = ["exporters", id.as_str()];
+        let parsed = match component_type(&id) {
+            "otlp" => ld.parse(&p, v).map(ExporterConfig::Otlp),
+            "otlphttp" => ld.parse(&p, v).map(ExporterConfig::OtlpHttp),
+            "debug" => ld.parse(&p, v).map(ExporterConfig::Debug),
+            "prometheusremotewrite" => ld.parse(&p, v).map(ExporterConfig::PrometheusRemoteWrite),
+            "loki" => ld.parse(&p, v).map(ExporterConfig::Loki),
+            t => {
+                ld.err(&p, format!("unknown exporter type {t:?} (supported: otlp, otlphttp, debug, prometheusremotewrite, loki)"));
+                None
+            }
+        };
+        if let Some(c) = parsed {
+            check_queue(&mut ld, &p, c.queue(), c.retry());
+            cfg.exporters.insert(id.clone(), c);
+        }
+    }
+    for (id, v) in ld.section(root, "extensions") {
+        let p = ["extensions", id.as_str()];
+        match component_type(&id) {
+            "health_check" => {
+                if let Some(c) = ld.parse::<HealthCheckConfig>(&p, v) {
+                    if let Err(e) = crate::receiver::config::check_endpoint(&c.endpoint) {
+                        ld.err(&p, format!("endpoint: {e}"));
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::HealthCheck(c));
+                }
+            }
+            t => ld.err(
+                &p,
+                format!("unknown extension type {t:?} (supported: health_check)"),
+            ),
+        }
+    }
+    if let Some(s) = root.get("service") {
+        if let Some(svc) = ld.parse::<ServiceConfig>(&["service"], s) {
+            cfg.service = svc;
+        }
+    } else {
+        ld.err(&[], "missing section `service` (with service.pipelines)");
+    }
+    check_service(&mut ld, &cfg, root);
+    if ld.errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigErrors(ld.errors))
+    }
+}
+
+fn check_queue(ld: &mut Loader, p: &[&str], q: &common::QueueSettings, r: &common::RetrySettings) {
+    let mut qp = p.to_vec();
+    qp.push("sending_queue");
+    if q.queue_size == 0 {
+        ld.err(&qp, "queue_size must be positive");
+    }
+    if q.num_consumers == 0 {
+        ld.err(&qp, "num_consumers must be positive");
+    }
+    if q.block_on_overflow == Some(true) && q.full_policy != common::FullPolicy::Block {
+        ld.err(
+            &qp,
+            "block_on_overflow: true contradicts full_policy; use one of them",
+        );
+    }
+    if q.storage.is_some() {
+        ld.err(
+            &qp,
+            "storage (durable queues) is not available in this version",
+        );
+    }
+    let mut rp = p.to_vec();
+    rp.push("retry_on_failure");
+    if r.multiplier < 1.0 {
+        ld.err(&rp, "multiplier must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&r.randomization_factor) {
+        ld.err(&rp, "randomization_factor must be between 0 and 1");
+    }
+}
+
+fn check_service(ld: &mut Loader, cfg: &Config, root: &serde_yaml::Mapping) {
+    if root.get("service").is_none() {
+        return;
+    }
+    for e in &cfg.service.extensions {
+        if !cfg.extensions.contains_key(e)
+            && !ld
+                .errors
+                .iter()
+                .any(|x| x.path == format!("extensions.{e}"))
+        {
+            ld.err(
+                &["service", "extensions"],
+                format!("extension {e:?} is not defined in extensions"),
+            );
+        }
+    }
+    if let Err(e) = crate::receiver::config::check_endpoint(&cfg.service.telemetry.metrics.address)
+        && !cfg.service.telemetry.metrics.address.is_empty()
+    {
+        ld.err(&["service", "telemetry", "metrics", "address"], e);
+    }
+    if cfg.service.pipelines.is_empty() {
+        ld.err(
+            &["service", "pipelines"],
+            "at least one pipeline is required",
+        );
+    }
+    let defined = |sect: &str, id: &str| -> bool {
+        root.get(sect)
+            .and_then(|s| s.as_mapping())
+            .is_some_and(|m| m.contains_key(id))
+    };
+    for (name, pl) in &cfg.service.pipelines {
+        let p = ["service", "pipelines", name.as_str()];
+        let signal = match check_id(name)
+            .ok()
+            .and_then(|_| Signal::parse(component_type(name)))
+        {
+            Some(s) => s,
+            None => {
+                ld.err(&p, format!("invalid pipeline id {name:?}: expected traces, metrics or logs, optionally with /name"));
+                continue;
+            }
+        };
+        if pl.receivers.is_empty() {
+            ld.err(&p, "at least one receiver is required");
+        }
+        if pl.exporters.is_empty() {
+            ld.err(&p, "at least one exporter is required");
+        }
+        for r in &pl.receivers {
+            if !defined("receivers", r) {
+                ld.err(&p, format!("receiver {r:?} is not defined in receivers"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for pr in &pl.processors {
+            if !defined("processors", pr) {
+                ld.err(&p, format!("processor {pr:?} is not defined in processors"));
+            }
+            if !seen.insert(pr) {
+                ld.err(&p, format!("processor {pr:?} is listed twice"));
+            }
+        }
+        if let Some(pos) = pl
+            .processors
+            .iter()
+            .position(|x| component_type(x) == "memory_limiter")
+            && pos != 0
+        {
+            ld.err(&p, "memory_limiter must be the first processor");
+        }
+        for e in &pl.exporters {
+            if !defined("exporters", e) {
+                ld.err(&p, format!("exporter {e:?} is not defined in exporters"));
+            } else if let Some(ec) = cfg.exporters.get(e)
+                && !ec.signals().contains(&signal)
+            {
+                ld.err(
+                    &p,
+                    format!(
+                        "exporter {e:?} does not support {signal} (it takes {})",
+                        ec.signals()
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Reads a config file.
+pub fn load_file(path: &str) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read {path}: {e}"),
+        }])
+    })?;
+    parse(&text, &|k| std::env::var(k).ok())
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,10 +3,14 @@
 //! queue, batcher, workers, retry with backoff and self-metrics (DESIGN.md rule 3). A new
 //! destination only implements `Sender`.
 
+pub mod debug;
 pub mod http;
-
 pub mod loki;
+pub mod otlp;
+pub mod otlphttp;
 pub mod prometheusremotewrite;
+pub mod retry;
+pub mod worker;
 
 use crate::pipeline::payload::Payload;
 use std::future::Future;

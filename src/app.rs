@@ -1,0 +1,266 @@
+//! Assembles a running gateway from a config: exporters (with their queues and workers),
+//! pipelines, the router, receivers and the admin endpoints; and tears it down in order on
+//! shutdown: health goes 503, receivers stop accepting, queues drain up to the deadline.
+
+use crate::config::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use crate::exporter::worker::{BatchSettings, Exporter};
+use crate::pipeline::payload::Signal;
+use crate::pipeline::router::{PipelineRt, Router};
+use crate::processor::attributes::Target;
+use crate::processor::memory_limiter::MemoryLimiter;
+use crate::receiver::{grpc, http, serve};
+use crate::telemetry::admin::{Health, health_router, metrics_router};
+use crate::telemetry::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Addresses the listeners actually bound (useful with port 0).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    pub grpc: BTreeMap<String, SocketAddr>,
+    pub http: BTreeMap<String, SocketAddr>,
+    pub health: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// A running gateway.
+pub struct App {
+    pub bound: Bound,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub router: Arc<Router>,
+    exporters: BTreeMap<String, Arc<Exporter>>,
+    stop_receivers: watch::Sender<bool>,
+    stop_admin: watch::Sender<bool>,
+    receiver_tasks: Vec<JoinHandle<()>>,
+    admin_tasks: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+/// What shutdown could not deliver, per exporter.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    pub undelivered: BTreeMap<String, u64>,
+}
+
+impl App {
+    /// Starts everything the config describes. Fails (before serving) on bind or TLS errors.
+    pub async fn start(cfg: Config) -> Result<App, String> {
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::default());
+        // batch settings per exporter: from the `batch` processor of the pipelines it is in
+        let mut batch_for: BTreeMap<String, BatchSettings> = BTreeMap::new();
+        for pl in cfg.service.pipelines.values() {
+            for p in &pl.processors {
+                if let Some(ProcessorConfig::Batch(b)) = cfg.processors.get(p) {
+                    for e in &pl.exporters {
+                        batch_for.insert(e.clone(), b.settings());
+                    }
+                }
+            }
+        }
+        let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
+        let used: std::collections::BTreeSet<&String> = cfg
+            .service
+            .pipelines
+            .values()
+            .flat_map(|p| p.exporters.iter())
+            .collect();
+        for id in used {
+            let Some(ec) = cfg.exporters.get(id) else {
+                return Err(format!("exporter {id} is not defined"));
+            };
+            let sender = ec
+                .build_sender(id)
+                .map_err(|e| format!("exporters.{id}: {e}"))?;
+            let exp = Exporter::start(
+                id,
+                sender,
+                ec.queue(),
+                ec.retry().clone(),
+                batch_for.get(id).copied().unwrap_or_default(),
+                metrics.clone(),
+            );
+            exporters.insert(id.clone(), exp);
+        }
+        let _ = ExporterConfig::signals;
+        // memory limiters are shared per processor id
+        let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
+        let mut router = Router::new(metrics.clone());
+        for (name, pl) in &cfg.service.pipelines {
+            let signal = Signal::parse(crate::config::component_type(name))
+                .ok_or_else(|| format!("invalid pipeline {name}"))?;
+            let mut limiter = None;
+            let mut edits = Vec::new();
+            for p in &pl.processors {
+                match cfg.processors.get(p) {
+                    Some(ProcessorConfig::MemoryLimiter(c)) => {
+                        limiter = Some(
+                            limiters
+                                .entry(p.clone())
+                                .or_insert_with(|| MemoryLimiter::start(c))
+                                .clone(),
+                        );
+                    }
+                    Some(ProcessorConfig::Resource(c)) => {
+                        edits.push((Target::Resource, c.attributes.clone()))
+                    }
+                    Some(ProcessorConfig::Attributes(c)) => {
+                        edits.push((Target::Records, c.actions.clone()))
+                    }
+                    Some(ProcessorConfig::Batch(_)) | None => {}
+                }
+            }
+            let rt = Arc::new(PipelineRt {
+                name: name.clone(),
+                limiter,
+                edits,
+                exporters: pl
+                    .exporters
+                    .iter()
+                    .filter_map(|e| exporters.get(e).cloned())
+                    .collect(),
+            });
+            for r in &pl.receivers {
+                router.add(r, signal, rt.clone());
+            }
+        }
+        let router = Arc::new(router);
+        let (stop_receivers, stop_rx) = watch::channel(false);
+        let (stop_admin, admin_rx) = watch::channel(false);
+        let grace = cfg.service.shutdown_timeout.0;
+        let mut bound = Bound::default();
+        let mut receiver_tasks = Vec::new();
+        for (id, rc) in &cfg.receivers {
+            let ReceiverConfig::Otlp(oc) = rc;
+            if !cfg
+                .service
+                .pipelines
+                .values()
+                .any(|p| p.receivers.contains(id))
+            {
+                continue;
+            }
+            if let Some(g) = &oc.protocols.grpc {
+                let l = serve::bind(&g.endpoint)
+                    .await
+                    .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?;
+                let tls = g.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+                bound
+                    .grpc
+                    .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
+                let rx = grpc::GrpcReceiver {
+                    id: id.as_str().into(),
+                    router: router.clone(),
+                    max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
+                };
+                receiver_tasks.push(tokio::spawn(serve::serve(
+                    l,
+                    tls,
+                    grpc::router(rx),
+                    stop_rx.clone(),
+                    grace,
+                )));
+            }
+            if let Some(h) = &oc.protocols.http {
+                let l = serve::bind(&h.endpoint)
+                    .await
+                    .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?;
+                let tls = h.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+                bound
+                    .http
+                    .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
+                let rx = http::HttpReceiver {
+                    id: id.as_str().into(),
+                    router: router.clone(),
+                    max_body: h.max_request_body_size.0 as usize,
+                };
+                receiver_tasks.push(tokio::spawn(serve::serve(
+                    l,
+                    tls,
+                    http::router(rx, h),
+                    stop_rx.clone(),
+                    grace,
+                )));
+            }
+        }
+        let mut admin_tasks = Vec::new();
+        for id in &cfg.service.extensions {
+            if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
+                let l = serve::bind(&h.endpoint)
+                    .await
+                    .map_err(|e| format!("extensions.{id}: {e}"))?;
+                bound.health = Some(l.local_addr().map_err(|e| e.to_string())?);
+                admin_tasks.push(tokio::spawn(serve::serve(
+                    l,
+                    None,
+                    health_router(health.clone(), &h.path),
+                    admin_rx.clone(),
+                    Duration::from_secs(1),
+                )));
+            }
+        }
+        let maddr = &cfg.service.telemetry.metrics.address;
+        if !maddr.is_empty() && cfg.service.telemetry.metrics.level != "none" {
+            let l = serve::bind(maddr)
+                .await
+                .map_err(|e| format!("service.telemetry.metrics.address: {e}"))?;
+            bound.metrics = Some(l.local_addr().map_err(|e| e.to_string())?);
+            admin_tasks.push(tokio::spawn(serve::serve(
+                l,
+                None,
+                metrics_router(metrics.clone()),
+                admin_rx.clone(),
+                Duration::from_secs(1),
+            )));
+        }
+        health.set_ready();
+        Ok(App {
+            bound,
+            metrics,
+            health,
+            router,
+            exporters,
+            stop_receivers,
+            stop_admin,
+            receiver_tasks,
+            admin_tasks,
+            shutdown_timeout: grace,
+        })
+    }
+
+    pub fn exporter(&self, id: &str) -> Option<&Arc<Exporter>> {
+        self.exporters.get(id)
+    }
+
+    /// Graceful shutdown (DESIGN.md rule 7).
+    pub async fn shutdown(self) -> ShutdownReport {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.health.set_draining();
+        self.router.start_draining();
+        let _ = self.stop_receivers.send(true);
+        for t in self.receiver_tasks {
+            let _ = t.await;
+        }
+        let mut report = ShutdownReport::default();
+        let drains = self.exporters.iter().map(|(id, e)| {
+            let id = id.clone();
+            let e = e.clone();
+            async move { (id, e.shutdown(deadline).await) }
+        });
+        for (id, left) in futures::future::join_all(drains).await {
+            if left > 0 {
+                report.undelivered.insert(id, left);
+            }
+        }
+        let _ = self.stop_admin.send(true);
+        for t in self.admin_tasks {
+            let _ = t.await;
+        }
+        report
+    }
+}

@@ -1,0 +1,182 @@
+use super::*;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "TEMPO" => Some("http://tempo:4318".into()),
+        _ => None,
+    }
+}
+
+const GOOD: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 0.0.0.0:4317 }
+      http:
+processors:
+  memory_limiter: { check_interval: 1s, limit_mib: 512, spike_limit_mib: 128 }
+  batch: { timeout: 5s, send_batch_size: 1000 }
+  resource:
+    attributes:
+      - { key: service.namespace, value: qa, action: upsert }
+exporters:
+  otlphttp/tempo: { endpoint: "${env:TEMPO}" }
+  otlp/backup: { endpoint: "backup:4317", tls: { insecure: true } }
+  otlphttp/sumo:
+    endpoint: "${env:SUMO:-http://sumo.invalid}"
+    sending_queue: { queue_size: 5000, full_policy: drop_oldest }
+    retry_on_failure: { initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s }
+  debug:
+extensions:
+  health_check: { endpoint: 0.0.0.0:13133 }
+service:
+  extensions: [health_check]
+  telemetry: { metrics: { address: 0.0.0.0:8888 } }
+  pipelines:
+    traces:  { receivers: [otlp], processors: [memory_limiter, resource, batch], exporters: [otlphttp/tempo, otlphttp/sumo] }
+    traces/qa: { receivers: [otlp], exporters: [debug] }
+    metrics: { receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp/backup, otlphttp/sumo] }
+    logs:    { receivers: [otlp], processors: [memory_limiter, batch], exporters: [debug] }
+"#;
+
+#[test]
+fn design_md_example_parses() {
+    let c = parse(GOOD, &env).unwrap();
+    assert_eq!(c.exporters.len(), 4);
+    match &c.exporters["otlphttp/tempo"] {
+        ExporterConfig::OtlpHttp(h) => assert_eq!(
+            h.url(Signal::Traces).unwrap(),
+            "http://tempo:4318/v1/traces"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match &c.exporters["otlphttp/sumo"] {
+        ExporterConfig::OtlpHttp(h) => {
+            assert_eq!(h.sending_queue.full_policy, common::FullPolicy::DropOldest);
+            assert_eq!(h.sending_queue.queue_size, 5000);
+            assert_eq!(h.endpoint.as_deref(), Some("http://sumo.invalid"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let ReceiverConfig::Otlp(o) = &c.receivers["otlp"];
+    assert_eq!(
+        o.protocols.http.as_ref().unwrap().endpoint,
+        "0.0.0.0:4318",
+        "empty http: means defaults"
+    );
+    assert_eq!(c.service.pipelines.len(), 4);
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, &env) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn reports_every_error_with_location() {
+    let bad = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: 0.0.0.0:4317 }
+  kafka: {}
+exporters:
+  otlphttp/a:
+    endpont: http://x
+  prometheusremotewrite: { endpoint: "http://p/api/v1/write" }
+  otlphttp/b:
+    endpoint: http://b
+    sending_queue:
+      full_policy: sometimes
+service:
+  pipelines:
+    traces: { receivers: [otlp, zipkin], exporters: [otlphttp/b, prometheusremotewrite, nope] }
+    events: { receivers: [otlp], exporters: [otlphttp/b] }
+"#;
+    let errs = errors(bad);
+    let all = errs.join("\n");
+    assert!(all.contains("unknown receiver type \"kafka\""), "{all}");
+    assert!(all.contains("line 9") && all.contains("endpont"), "{all}");
+    assert!(all.contains("sometimes"), "{all}");
+    assert!(all.contains("receiver \"zipkin\" is not defined"), "{all}");
+    assert!(all.contains("exporter \"nope\" is not defined"), "{all}");
+    assert!(all.contains("does not support traces"), "{all}");
+    assert!(all.contains("invalid pipeline id \"events\""), "{all}");
+    assert!(errs.len() >= 7, "{all}");
+}
+
+#[test]
+fn missing_env_var_is_an_error() {
+    let errs = errors("exporters:\n  otlphttp: { endpoint: \"${env:SUMO_OTLP_ENDPOINT}\" }\n");
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].contains("line 2") && errs[0].contains("SUMO_OTLP_ENDPOINT"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn bad_values_are_named() {
+    let base = |exp: &str| {
+        format!(
+            "receivers: {{ otlp: {{ protocols: {{ http: }} }} }}\nexporters:\n{exp}\nservice: {{ pipelines: {{ traces: {{ receivers: [otlp], exporters: [otlphttp] }} }} }}\n"
+        )
+    };
+    let e = errors(&base(
+        "  otlphttp: { endpoint: http://x, timeout: 5 parsecs }",
+    ));
+    assert!(e.iter().any(|m| m.contains("unknown unit")), "{e:?}");
+    let e = errors(&base(
+        "  otlphttp: { endpoint: http://x, retry_on_failure: { multiplier: 0.5 } }",
+    ));
+    assert!(e.iter().any(|m| m.contains("multiplier")), "{e:?}");
+    let e = errors(
+        "receivers: { otlp: { protocols: { http: { endpoint: nope } } } }\nexporters: { debug: }\nservice: { pipelines: { logs: { receivers: [otlp], exporters: [debug] } } }\n",
+    );
+    assert!(e.iter().any(|m| m.contains("host:port")), "{e:?}");
+    assert!(
+        errors("receivers: [1,2]\n")
+            .iter()
+            .any(|m| m.contains("mapping"))
+    );
+    assert!(errors("a: [\n").iter().any(|m| m.contains("invalid YAML")));
+    assert!(
+        errors("receivers: {}\nfoo: 1\nservice: {}\n")
+            .iter()
+            .any(|m| m.contains("unknown top-level key \"foo\""))
+    );
+}
+
+#[test]
+fn memory_limiter_must_be_first() {
+    let t = "receivers: { otlp: { protocols: { grpc: } } }\nprocessors: { batch: {}, memory_limiter: { limit_mib: 100 } }\nexporters: { debug: }\nservice: { pipelines: { traces: { receivers: [otlp], processors: [batch, memory_limiter], exporters: [debug] } } }\n";
+    assert!(errors(t).iter().any(|m| m.contains("first processor")));
+}
+
+#[test]
+fn default_config_is_valid_with_and_without_destinations() {
+    let none = |_: &str| None;
+    let text = default::default_config(&none);
+    let c = parse(&text, &none).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.exporters.len(), 1);
+    let with = |k: &str| match k {
+        "WATCHTOWER_TEMPO_ENDPOINT" => Some("http://tempo:4318".to_string()),
+        "WATCHTOWER_SUMO_ENDPOINT" => Some("https://sumo.example/receiver/v1/otlp/abc".to_string()),
+        _ => None,
+    };
+    let text = default::default_config(&with);
+    let c = parse(&text, &none).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        c.exporters.contains_key("otlphttp/tempo") && c.exporters.contains_key("otlphttp/sumo")
+    );
+    assert_eq!(
+        c.service.pipelines["traces"].exporters,
+        vec!["debug", "otlphttp/tempo", "otlphttp/sumo"]
+    );
+    assert_eq!(
+        c.service.pipelines["metrics"].exporters,
+        vec!["debug", "otlphttp/sumo"]
+    );
+}

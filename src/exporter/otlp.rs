@@ -1,0 +1,201 @@
+//! `otlp` exporter: OTLP over gRPC, sending the batch bytes unchanged through a raw-bytes
+//! codec. Also the OTLP response helpers (partial success, error bodies) otlphttp shares.
+
+use crate::config::common::{
+    BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
+};
+use crate::exporter::{SendError, SendFuture, SendOk, Sender};
+use crate::pipeline::grpc::{RawCodec, RpcStatus, retry_delay};
+use crate::pipeline::payload::{Payload, Signal};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `host:port` or a URL (`http://`, `https://`).
+    pub endpoint: String,
+    pub headers: Headers,
+    pub basic_auth: Option<BasicAuth>,
+    pub bearer_token: Option<String>,
+    pub compression: Compression,
+    pub timeout: Option<Dur>,
+    pub tls: ClientTls,
+    pub sending_queue: QueueSettings,
+    pub retry_on_failure: RetrySettings,
+}
+
+impl Config {
+    /// Endpoint URL: `host:port` is https unless `tls.insecure`, as in the Collector.
+    pub fn url(&self) -> String {
+        if self.endpoint.contains("://") {
+            self.endpoint.clone()
+        } else if self.tls.insecure {
+            format!("http://{}", self.endpoint)
+        } else {
+            format!("https://{}", self.endpoint)
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.endpoint.is_empty() {
+            return Err("endpoint is required".into());
+        }
+        Endpoint::from_shared(self.url())
+            .map_err(|e| format!("invalid endpoint {:?}: {e}", self.endpoint))?;
+        Ok(())
+    }
+}
+
+pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
+    cfg.validate()?;
+    crate::install_crypto_provider();
+    let url = cfg.url();
+    let timeout = cfg.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30));
+    let mut ep = Endpoint::from_shared(url.clone())
+        .map_err(|e| e.to_string())?
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &cfg.tls.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("tls.ca_file {ca}: {e}"))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        if let Some(name) = &cfg.tls.server_name_override {
+            tls = tls.domain_name(name.clone());
+        }
+        if cfg.tls.insecure_skip_verify {
+            return Err(
+                "tls.insecure_skip_verify is not supported by the gRPC exporter; use tls.ca_file"
+                    .into(),
+            );
+        }
+        ep = ep.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+    }
+    let channel = ep.connect_lazy();
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    let hm = crate::exporter::http::header_map(
+        &cfg.headers,
+        cfg.basic_auth.as_ref(),
+        cfg.bearer_token.as_deref(),
+    )?;
+    for (k, v) in hm.iter() {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.as_str().as_bytes())
+            .map_err(|_| format!("invalid header {k}"))?;
+        let val = tonic::metadata::MetadataValue::try_from(v.as_bytes())
+            .map_err(|_| format!("invalid header value for {k}"))?;
+        metadata.insert(key, val);
+    }
+    Ok(Arc::new(OtlpGrpcSender {
+        channel,
+        metadata,
+        gzip: cfg.compression == Compression::Gzip,
+    }))
+}
+
+struct OtlpGrpcSender {
+    channel: Channel,
+    metadata: tonic::metadata::MetadataMap,
+    gzip: bool,
+}
+
+pub fn grpc_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+/// Classifies a gRPC status per the OTLP spec: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+/// OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS retryable; RESOURCE_EXHAUSTED only with RetryInfo.
+pub fn classify_grpc(status: &tonic::Status) -> SendError {
+    use tonic::Code::*;
+    let delay = retry_delay(status);
+    let retryable = match status.code() {
+        Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => true,
+        ResourceExhausted => delay.is_some(),
+        _ => false,
+    };
+    let reason = format!("grpc_{:?}", status.code()).to_lowercase();
+    let msg = format!("gRPC {:?}: {}", status.code(), status.message());
+    let e = if retryable {
+        SendError::retryable(reason, msg)
+    } else {
+        SendError::permanent(reason, msg)
+    };
+    e.with_retry_after(delay)
+}
+
+impl Sender for OtlpGrpcSender {
+    fn send(&self, batch: Payload) -> SendFuture {
+        let channel = self.channel.clone();
+        let metadata = self.metadata.clone();
+        let gzip = self.gzip;
+        Box::pin(async move {
+            let mut client = tonic::client::Grpc::new(channel);
+            if gzip {
+                client = client.send_compressed(CompressionEncoding::Gzip);
+            }
+            client = client.accept_compressed(CompressionEncoding::Gzip);
+            client.ready().await.map_err(|e| {
+                SendError::retryable("connect", format!("gRPC channel not ready: {e}"))
+            })?;
+            let mut req = tonic::Request::new(batch.bytes.clone());
+            *req.metadata_mut() = metadata;
+            let path = http::uri::PathAndQuery::from_static(grpc_path(batch.signal));
+            match client.unary(req, path, RawCodec).await {
+                Ok(resp) => {
+                    let rejected = partial_success(batch.signal, resp.get_ref());
+                    Ok(SendOk {
+                        dropped: if rejected > 0 {
+                            vec![("partial_success".into(), rejected)]
+                        } else {
+                            vec![]
+                        },
+                    })
+                }
+                Err(status) => Err(classify_grpc(&status)),
+            }
+        })
+    }
+}
+
+/// Rejected items reported by an `Export*ServiceResponse` partial success (0 if none or
+/// undecodable).
+pub fn partial_success(signal: Signal, body: &[u8]) -> u64 {
+    match signal {
+        Signal::Traces => ExportTraceServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_spans.max(0) as u64),
+        Signal::Metrics => ExportMetricsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_data_points.max(0) as u64),
+        Signal::Logs => ExportLogsServiceResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_log_records.max(0) as u64),
+    }
+    .unwrap_or(0)
+}
+
+/// The message of an OTLP/HTTP error body (`google.rpc.Status` protobuf), or the body as text.
+pub fn status_message(body: &[u8]) -> String {
+    if let Ok(st) = RpcStatus::decode(body)
+        && !st.message.is_empty()
+    {
+        return st.message;
+    }
+    String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
+}

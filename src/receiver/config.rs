@@ -1,0 +1,122 @@
+//! `otlp` receiver settings, in the Collector's keys.
+
+use crate::config::common::{ByteSize, ServerTls};
+use serde::{Deserialize, Deserializer};
+
+/// A present-but-empty section (`grpc:`) means "enabled with defaults", as in the Collector.
+fn null_as_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    #[serde(default)]
+    pub protocols: Protocols,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Protocols {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub grpc: Option<GrpcConfig>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub http: Option<HttpConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    pub endpoint: String,
+    pub max_recv_msg_size_mib: u64,
+    pub max_concurrent_streams: Option<u32>,
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            endpoint: "0.0.0.0:4317".into(),
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: None,
+            tls: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cors {
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub max_age: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub endpoint: String,
+    /// Limit on the decompressed body (20 MiB by default, as the Collector).
+    pub max_request_body_size: ByteSize,
+    pub cors: Option<Cors>,
+    pub tls: Option<ServerTls>,
+    pub traces_url_path: String,
+    pub metrics_url_path: String,
+    pub logs_url_path: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: "0.0.0.0:4318".into(),
+            max_request_body_size: ByteSize(20 << 20),
+            cors: None,
+            tls: None,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+        }
+    }
+}
+
+impl OtlpConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
+            return Err(
+                "at least one of protocols.grpc or protocols.http must be configured".into(),
+            );
+        }
+        if let Some(g) = &self.protocols.grpc {
+            check_endpoint(&g.endpoint).map_err(|e| format!("protocols.grpc.endpoint: {e}"))?;
+            if g.max_recv_msg_size_mib == 0 {
+                return Err("protocols.grpc.max_recv_msg_size_mib must be positive".into());
+            }
+        }
+        if let Some(h) = &self.protocols.http {
+            check_endpoint(&h.endpoint).map_err(|e| format!("protocols.http.endpoint: {e}"))?;
+            for p in [&h.traces_url_path, &h.metrics_url_path, &h.logs_url_path] {
+                if !p.starts_with('/') {
+                    return Err(format!("protocols.http url path {p:?} must start with /"));
+                }
+            }
+            if h.max_request_body_size.0 == 0 {
+                return Err("protocols.http.max_request_body_size must be positive".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` with a numeric port (host may be empty, a name or an IP).
+pub fn check_endpoint(ep: &str) -> Result<(), String> {
+    let (_, port) = ep
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{ep:?} must be host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{ep:?} has an invalid port"))?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! OTLP/gRPC receiver: the three `Export` methods, served with a raw-bytes codec so requests
+//! are validated and counted on the wire format and forwarded without being decoded.
+
+use crate::pipeline::grpc::{RawCodec, status_with_retry};
+use crate::pipeline::payload::{Payload, Signal};
+use crate::pipeline::router::{Refusal, Router};
+use crate::pipeline::wire::validate_and_count;
+use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::NamedService;
+
+/// Shared state of the gRPC receiver.
+#[derive(Clone)]
+pub struct GrpcReceiver {
+    pub id: Arc<str>,
+    pub router: Arc<Router>,
+    pub max_recv_bytes: usize,
+}
+
+/// Handles one decoded-to-bytes request: validate, count, route, map refusals to statuses.
+pub async fn export(
+    rx: &GrpcReceiver,
+    signal: Signal,
+    body: Bytes,
+) -> Result<Bytes, tonic::Status> {
+    let labels = ReceiverLabels {
+        receiver: rx.id.to_string(),
+        transport: "grpc".into(),
+    };
+    let metrics = &rx.router.metrics;
+    let items = match validate_and_count(signal, &body) {
+        Ok(n) => n,
+        Err(e) => {
+            metrics
+                .receiver_refused_reason
+                .get_or_create(&RefusedLabels {
+                    receiver: rx.id.to_string(),
+                    transport: "grpc".into(),
+                    reason: "bad_data".into(),
+                })
+                .inc();
+            return Err(tonic::Status::invalid_argument(format!(
+                "invalid {} request: {e}",
+                signal
+            )));
+        }
+    };
+    if items == 0 {
+        return Ok(Bytes::new());
+    }
+    match rx
+        .router
+        .consume(&rx.id, Payload::new(signal, body, items))
+        .await
+    {
+        Ok(()) => {
+            metrics.receiver_accepted.inc(signal, &labels, items);
+            Ok(Bytes::new())
+        }
+        Err(r) => {
+            metrics.receiver_refused.inc(signal, &labels, items);
+            metrics
+                .receiver_refused_reason
+                .get_or_create(&RefusedLabels {
+                    receiver: rx.id.to_string(),
+                    transport: "grpc".into(),
+                    reason: r.reason().into(),
+                })
+                .inc();
+            Err(refusal_status(&r))
+        }
+    }
+}
+
+fn refusal_status(r: &Refusal) -> tonic::Status {
+    match r {
+        Refusal::MemoryLimit => status_with_retry(
+            tonic::Code::ResourceExhausted,
+            &r.to_string(),
+            Duration::from_secs(1),
+        ),
+        Refusal::QueueFull(_) | Refusal::ShuttingDown => status_with_retry(
+            tonic::Code::Unavailable,
+            &r.to_string(),
+            Duration::from_secs(1),
+        ),
+        Refusal::NoPipeline(_) => tonic::Status::unimplemented(r.to_string()),
+        Refusal::BadData(m) => tonic::Status::invalid_argument(m.clone()),
+    }
+}
+
+struct ExportSvc {
+    rx: GrpcReceiver,
+    signal: Signal,
+}
+
+impl tonic::server::UnaryService<Bytes> for ExportSvc {
+    type Response = Bytes;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>,
+    >;
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let rx = self.rx.clone();
+        let signal = self.signal;
+        Box::pin(async move {
+            export(&rx, signal, request.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
+    }
+}
+
+macro_rules! otlp_service {
+    ($name:ident, $svc:literal, $signal:expr) => {
+        /// tower service for one OTLP gRPC service.
+        #[derive(Clone)]
+        pub struct $name(pub GrpcReceiver);
+
+        impl NamedService for $name {
+            const NAME: &'static str = $svc;
+        }
+
+        impl<B> tower::Service<http::Request<B>> for $name
+        where
+            B: http_body::Body<Data = Bytes> + Send + 'static,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+        {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+            >;
+
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<B>) -> Self::Future {
+                let rx = self.0.clone();
+                Box::pin(async move {
+                    if !req.uri().path().ends_with("/Export") {
+                        return Ok(tonic::Status::unimplemented(format!(
+                            "unknown method {}",
+                            req.uri().path()
+                        ))
+                        .into_http());
+                    }
+                    let mut enc = EnabledCompressionEncodings::default();
+                    enc.enable(CompressionEncoding::Gzip);
+                    let max = rx.max_recv_bytes;
+                    let mut grpc = tonic::server::Grpc::new(RawCodec)
+                        .apply_compression_config(enc, enc)
+                        .apply_max_message_size_config(Some(max), None);
+                    let mut res = grpc
+                        .unary(
+                            ExportSvc {
+                                rx,
+                                signal: $signal,
+                            },
+                            req,
+                        )
+                        .await;
+                    too_large_is_resource_exhausted(&mut res, max);
+                    Ok(res)
+                })
+            }
+        }
+    };
+}
+
+otlp_service!(
+    TraceService,
+    "opentelemetry.proto.collector.trace.v1.TraceService",
+    Signal::Traces
+);
+otlp_service!(
+    MetricsService,
+    "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    Signal::Metrics
+);
+otlp_service!(
+    LogsService,
+    "opentelemetry.proto.collector.logs.v1.LogsService",
+    Signal::Logs
+);
+
+/// tonic reports an over-limit message as OUT_OF_RANGE; OTLP clients expect
+/// RESOURCE_EXHAUSTED (not retried without RetryInfo).
+fn too_large_is_resource_exhausted(res: &mut http::Response<tonic::body::Body>, max: usize) {
+    let h = res.headers_mut();
+    if h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
+        && h.get("grpc-message").is_some_and(|m| {
+            m.to_str().unwrap_or("").contains("too%20large")
+                || m.to_str().unwrap_or("").contains("too large")
+        })
+    {
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+        if let Ok(v) = http::HeaderValue::from_str(
+            &format!("request larger than max_recv_msg_size_mib ({} bytes)", max)
+                .replace(' ', "%20"),
+        ) {
+            h.insert("grpc-message", v);
+        }
+    }
+    // a corrupt gzip body is the client's fault: INVALID_ARGUMENT, not INTERNAL
+    if h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13")
+        && h.get("grpc-message")
+            .is_some_and(|m| m.to_str().unwrap_or("").contains("decompressing"))
+    {
+        h.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+}
+
+/// The axum router serving all three services.
+pub fn router(rx: GrpcReceiver) -> axum::Router {
+    tonic::service::Routes::new(TraceService(rx.clone()))
+        .add_service(MetricsService(rx.clone()))
+        .add_service(LogsService(rx))
+        .into_axum_router()
+}

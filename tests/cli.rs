@@ -1,0 +1,104 @@
+//! The command line: `validate` on good and bad configs (every error, with its location,
+//! non-zero exit), `--help` on every subcommand, `--version`, `default-config`.
+
+use std::process::Command;
+
+fn wt(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(args)
+        .env_remove("WATCHTOWER_TEMPO_ENDPOINT")
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+#[test]
+fn validate_accepts_a_good_config() {
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: , http: } } }\nprocessors: { batch: {} }\nexporters:\n  otlphttp/tempo: { endpoint: http://tempo:4318 }\n  debug: { verbosity: basic }\nservice:\n  pipelines:\n    traces: { receivers: [otlp], processors: [batch], exporters: [otlphttp/tempo, debug] }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (0, "ok"));
+}
+
+#[test]
+fn validate_reports_every_error_with_location() {
+    let f = write(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 0.0.0.0:4317\n        max_recv_msg_size: 4\nexporters:\n  otlphttp:\n    endpoint: \"${env:WT_TEST_UNSET_VAR}\"\n  zipkin: {}\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [otlphttp] }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("line 9") && out.contains("WT_TEST_UNSET_VAR"),
+        "{out}"
+    );
+    let f = write(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 0.0.0.0:4317\n        max_recv_msg_size: 4\nexporters:\n  otlphttp:\n    endpoint: http://x\n  zipkin: {}\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [otlphttp, debug] }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("max_recv_msg_size") && out.contains("line 6"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unknown exporter type \"zipkin\"") && out.contains("line 10"),
+        "{out}"
+    );
+    assert!(out.contains("exporter \"debug\" is not defined"), "{out}");
+    assert_eq!(out.lines().count(), 3, "one line per error: {out}");
+    let (code, out) = wt(&["validate", "--config", "/nonexistent/x.yaml"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("cannot read"), "{out}");
+}
+
+#[test]
+fn validate_without_config_checks_the_built_in_default() {
+    let (code, out) = wt(&["validate"]);
+    assert_eq!((code, out.trim()), (0, "ok"));
+    let (code, out) = wt(&["default-config"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("debug") && out.contains("0.0.0.0:4317") && out.contains("health_check"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out) = wt(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("watchtower "), "{out}");
+    let (code, out) = wt(&["--help"]);
+    assert_eq!(code, 0);
+    let subcommands: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(
+        subcommands.contains(&"run".to_string()) && subcommands.contains(&"validate".to_string()),
+        "{out}"
+    );
+    for c in &subcommands {
+        let (code, out) = wt(&[c, "--help"]);
+        assert_eq!(code, 0, "{c} --help");
+        assert!(out.contains("Usage:"), "{c}: {out}");
+    }
+}

@@ -1,0 +1,249 @@
+//! Bad input gets a clear error with the right status, never a panic, and never takes good
+//! data down with it: the HTTP and gRPC matrices, then bad and good requests interleaved.
+
+mod support;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use std::io::Write;
+use std::time::Duration;
+use support::capture::Capture;
+use support::gateway::{Gateway, pipelines};
+use support::{client, span_ids, trace_request, wait_until};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+async fn post(url: &str, ct: Option<&str>, ce: Option<&str>, body: Vec<u8>) -> (u16, String) {
+    let mut r = client().post(url).body(body);
+    if let Some(ct) = ct {
+        r = r.header("content-type", ct);
+    }
+    if let Some(ce) = ce {
+        r = r.header("content-encoding", ce);
+    }
+    let resp = r.send().await.expect("send");
+    let st = resp.status().as_u16();
+    (
+        st,
+        String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default()).into_owned(),
+    )
+}
+
+async fn gateway() -> (Gateway, Capture) {
+    let dest = Capture::http().await;
+    let gw = Gateway::start(
+        &format!(
+            "exporters:\n  otlphttp: {{ endpoint: \"{}\" }}\n",
+            dest.url()
+        ),
+        &pipelines("", "otlphttp"),
+    )
+    .await;
+    (gw, dest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bad_input_matrix() {
+    let (gw, dest) = gateway().await;
+    let url = gw.http_url("/v1/traces");
+    let pb = Some("application/x-protobuf");
+    let json = Some("application/json");
+
+    let (st, body) = post(&url, pb, None, b"\x0a\xff\xff\xff\xff\x0f garbage".to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("invalid traces request"), "{body}");
+
+    let (st, body) = post(&url, json, None, b"{\"resourceSpans\": [".to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("invalid JSON") && body.contains("\"code\":3"),
+        "{body}"
+    );
+
+    let (st, body) = post(
+        &url,
+        json,
+        None,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abc","name":"x"}]}]}]}"#
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+
+    let mut bad_id = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
+    bad_id.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
+    let (st, body) = post(&url, pb, None, bad_id.encode_to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("trace_id must be 16 bytes"), "{body}");
+
+    let (st, body) = post(&url, Some("text/plain"), None, b"hello".to_vec()).await;
+    assert_eq!(st, 415);
+    assert!(body.contains("unsupported Content-Type"), "{body}");
+    let (st, _) = post(&url, None, None, b"hello".to_vec()).await;
+    assert_eq!(st, 415);
+    let (st, body) = post(&url, pb, Some("br"), trace_request("svc", 1, 1)).await;
+    assert_eq!(st, 415);
+    assert!(body.contains("Content-Encoding"), "{body}");
+
+    // the harness sets max_request_body_size: 1MiB
+    let (st, body) = post(&url, pb, None, vec![0u8; 2 << 20]).await;
+    assert_eq!(st, 413, "{body}");
+    let bomb = gzip(&vec![0u8; 16 << 20]);
+    assert!(bomb.len() < 1 << 20, "the bomb itself is small");
+    let (st, body) = post(&url, pb, Some("gzip"), bomb).await;
+    assert_eq!(st, 413, "a gzip bomb is refused on its decompressed size");
+    assert!(body.contains("decompressed"), "{body}");
+    let (st, body) = post(&url, pb, Some("gzip"), b"not gzip at all".to_vec()).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("gzip"), "{body}");
+
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let (st, body) = post(
+        &gw.http_url("/v1/spans"),
+        pb,
+        None,
+        trace_request("svc", 1, 1),
+    )
+    .await;
+    assert_eq!(st, 404);
+    assert!(body.contains("/v1/traces"), "{body}");
+
+    // after all of that, good data still flows, in every accepted form
+    assert_eq!(
+        post(&url, pb, None, trace_request("svc", 7, 2)).await.0,
+        200
+    );
+    assert_eq!(
+        post(&url, pb, Some("gzip"), gzip(&trace_request("svc", 9, 2)))
+            .await
+            .0,
+        200
+    );
+    let (st, body) = post(&url, pb, None, vec![]).await;
+    assert_eq!((st, body.len()), (200, 0), "an empty request succeeds");
+    assert!(wait_until(Duration::from_secs(5), || dest.span_count() == 4).await);
+    assert_eq!(span_ids(&dest), vec![7, 8, 9, 10]);
+    let refused = gw
+        .metric(
+            "watchtower_receiver_refused_requests_total",
+            &["transport=\"http\""],
+        )
+        .await;
+    assert!(refused >= 9.0, "refusals counted: {refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_bad_input_matrix() {
+    let (gw, dest) = gateway().await;
+    let mut c = TraceServiceClient::connect(gw.grpc_url()).await.unwrap();
+    // a span id of the wrong length is caught by validation
+    let mut bad = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
+    bad.resource_spans[0].scope_spans[0].spans[0].span_id = vec![1; 3];
+    let err = c.export(bad).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("span_id"), "{}", err.message());
+    // raw garbage through the raw-bytes path
+    let mut raw = tonic::client::Grpc::new(
+        tonic::transport::Channel::from_shared(gw.grpc_url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    raw.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let err = raw
+        .unary(
+            tonic::Request::new(bytes::Bytes::from_static(b"\xff\xff\xff garbage")),
+            path.clone(),
+            watchtower::pipeline::grpc::RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // larger than max_recv_msg_size_mib (4 MiB default)
+    let mut big = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
+    big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(5 << 20);
+    let mut c2 = TraceServiceClient::connect(gw.grpc_url())
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let err = c2.export(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    // unknown method
+    raw.ready().await.unwrap();
+    let err = raw
+        .unary(
+            tonic::Request::new(bytes::Bytes::new()),
+            http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Nope",
+            ),
+            watchtower::pipeline::grpc::RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    // gzip-compressed good request is accepted
+    let mut cz = TraceServiceClient::connect(gw.grpc_url())
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    cz.export(ExportTraceServiceRequest::decode(&trace_request("svc", 3, 2)[..]).unwrap())
+        .await
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || dest.span_count() == 2).await);
+    assert_eq!(span_ids(&dest), vec![3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_interleaved_with_good_ones_never_poison_them() {
+    let (gw, dest) = gateway().await;
+    let url = gw.http_url("/v1/traces");
+    let mut tasks = Vec::new();
+    for i in 0..60u64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let st = post(
+                    &url,
+                    Some("application/x-protobuf"),
+                    None,
+                    trace_request("svc", i * 10, 10),
+                )
+                .await
+                .0;
+                (true, st)
+            } else {
+                // a truncated copy of a good request
+                let mut b = trace_request("svc", i * 10, 10);
+                b.truncate(b.len() - 3);
+                (
+                    false,
+                    post(&url, Some("application/x-protobuf"), None, b).await.0,
+                )
+            }
+        }));
+    }
+    for t in tasks {
+        let (good, st) = t.await.unwrap();
+        assert_eq!(st, if good { 200 } else { 400 });
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || dest.span_count() == 300).await,
+        "got {}",
+        dest.span_count()
+    );
+    let want: Vec<u64> = (0..60u64)
+        .filter(|i| i % 2 == 0)
+        .flat_map(|i| i * 10..i * 10 + 10)
+        .collect();
+    assert_eq!(span_ids(&dest), want);
+}
