@@ -242,7 +242,7 @@ async fn push(
         }
         let mut newest = st.newest.get(&s.labels).copied().unwrap_or(i64::MIN);
         for e in &s.entries {
-            let t = e.timestamp.clone().unwrap_or_default();
+            let t = e.timestamp.unwrap_or_default();
             let ts = t.seconds * 1_000_000_000 + t.nanos as i64;
             if e.line.len() > MAX_LINE {
                 errors.push(format!(

@@ -116,7 +116,7 @@ fn md(e: &EntryAdapter) -> BTreeMap<String, String> {
     m
 }
 fn ts(e: &EntryAdapter) -> i64 {
-    let t = e.timestamp.clone().unwrap_or_default();
+    let t = e.timestamp.unwrap_or_default();
     t.seconds * 1_000_000_000 + t.nanos as i64
 }
 fn one(attrs: Vec<KeyValue>, r: LogRecord) -> PushRequest {
@@ -360,7 +360,7 @@ fn timestamps_fall_back_to_observed_then_now() {
     assert_eq!(ts(only(&p).1), NOW);
     // Negative-free split into seconds and nanos.
     let p = one(vec![], rec("c", 1_500_000_001));
-    let t = only(&p).1.timestamp.clone().unwrap();
+    let t = only(&p).1.timestamp.unwrap();
     assert_eq!((t.seconds, t.nanos), (1, 500_000_001));
 }
 
