@@ -6,9 +6,12 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use std::borrow::Cow;
 
-/// Resource attributes Loki promotes to index labels by default (Loki
-/// `DefaultOTLPResourceAttributesAsIndexLabels`, spec E.2).
+/// Resource attributes promoted to index labels by default: Loki's own list
+/// (`DefaultOTLPResourceAttributesAsIndexLabels`, spec E.2) plus `test.run.id`, which
+/// Watchtower stamps during a test run (one value per run, so its cardinality is the number
+/// of runs) so that `{test_run_id="ID"}` selects a run's logs.
 pub const DEFAULT_INDEX_LABELS: &[&str] = &[
+    "test.run.id",
     "service.name",
     "service.namespace",
     "service.instance.id",
