@@ -1,23 +1,17 @@
-//! `loki` exporter: OTLP logs -> Loki push API.
-//! (Being built: issue 4.)
+//! `loki` exporter: OTLP logs -> Loki push API (snappy-compressed `logproto.PushRequest`).
+//! [`config`] holds the YAML keys, [`sink`] the [`Sender`]: decode the batch, translate with
+//! `crate::translate::loki`, compress, POST, classify Loki's answer. Queueing, batching and
+//! retries are the generic exporter machinery's job.
 
-use crate::config::common::{Dur, QueueSettings, RetrySettings};
+pub mod config;
+pub mod sink;
+
+pub use config::{Config, DefaultLabelsEnabled, LokiFormat};
+
 use crate::exporter::Sender;
-use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub endpoint: String,
-    #[serde(default)]
-    pub timeout: Option<Dur>,
-    #[serde(default)]
-    pub sending_queue: QueueSettings,
-    #[serde(default)]
-    pub retry_on_failure: RetrySettings,
-}
-
-pub fn build(_cfg: &Config) -> Result<Arc<dyn Sender>, String> {
-    Err("loki is not built yet".into())
+/// Builds the sender from its config (called by the config loader).
+pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
+    Ok(Arc::new(sink::LokiSink::new(cfg)?))
 }

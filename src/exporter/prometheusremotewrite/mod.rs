@@ -1,23 +1,18 @@
-//! `prometheusremotewrite` exporter: OTLP metrics -> Prometheus remote-write 1.0.
-//! (Being built: issue 3.)
+//! `prometheusremotewrite` exporter: OTLP metrics -> Prometheus remote-write 1.0 (Prometheus,
+//! Mimir, Cortex, Thanos receive, ...). [`config`] holds the Collector's keys, [`sink`] the
+//! [`Sender`] (translate with `crate::translate::prometheus`, split, snappy, POST, classify the
+//! answer). Queueing, batching and retries are the generic exporter machinery's job.
 
-use crate::config::common::{Dur, QueueSettings, RetrySettings};
+pub mod config;
+pub mod sink;
+
+pub use config::Config;
+pub use sink::PrwSender;
+
 use crate::exporter::Sender;
-use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub endpoint: String,
-    #[serde(default)]
-    pub timeout: Option<Dur>,
-    #[serde(default)]
-    pub sending_queue: QueueSettings,
-    #[serde(default)]
-    pub retry_on_failure: RetrySettings,
-}
-
-pub fn build(_cfg: &Config) -> Result<Arc<dyn Sender>, String> {
-    Err("prometheusremotewrite is not built yet".into())
+/// Builds the sender for one `prometheusremotewrite[/name]` exporter.
+pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
+    Ok(Arc::new(PrwSender::new(cfg)?))
 }

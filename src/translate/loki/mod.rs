@@ -1,0 +1,174 @@
+//! OTLP logs -> Loki push request (pure, no I/O). The `loki` exporter calls [`translate`] in
+//! its own worker on a decoded `ExportLogsServiceRequest` and gets an encoded (uncompressed)
+//! `logproto.PushRequest`.
+//!
+//! Two mappings ([`Format`]):
+//! - `otlp` (default): the same as Loki's native OTLP ingestion (`pkg/loghttp/push/otlp.go`),
+//!   so dashboards written for OTLP-in-Loki work unchanged: a configurable list of resource
+//!   attributes becomes index labels, everything else becomes structured metadata, the body is
+//!   the line. See [`otlp`].
+//! - `json`: the contrib `lokiexporter` / Alloy `otelcol.exporter.loki` format for users
+//!   migrating from it: `exporter`/`job`/`instance` labels, `loki.*.labels` hints, the record
+//!   as a JSON line. See [`json_format`].
+//!
+//! Both group entries per stream (one stream per distinct label set), sort entries by time
+//! within a stream (stable: equal timestamps keep arrival order) and sort streams by selector,
+//! so the output is deterministic.
+
+pub mod encode;
+pub mod json_format;
+pub mod labels;
+pub mod otlp;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
+
+use encode::{Entry, Stream};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use std::collections::HashMap;
+
+/// Which mapping to apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Otlp,
+    Json,
+}
+
+/// The labels the `json` format adds by default (lokiexporter `default_labels_enabled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultLabels {
+    /// `exporter="OTLP"`.
+    pub exporter: bool,
+    /// `job` = `service.namespace/service.name` or `service.name`.
+    pub job: bool,
+    /// `instance` = `service.instance.id`.
+    pub instance: bool,
+    /// `level` = the record's severity text, lower-cased.
+    pub level: bool,
+}
+
+impl Default for DefaultLabels {
+    fn default() -> Self {
+        DefaultLabels {
+            exporter: true,
+            job: true,
+            instance: true,
+            level: true,
+        }
+    }
+}
+
+/// Translation settings, built once from the exporter config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub format: Format,
+    /// Resource attribute names promoted to stream labels (`otlp` format), in precedence
+    /// order: when two of them normalize to the same label name, the earlier one wins.
+    pub index_labels: Vec<String>,
+    pub default_labels: DefaultLabels,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: Format::Otlp,
+            index_labels: labels::DEFAULT_INDEX_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            default_labels: DefaultLabels::default(),
+        }
+    }
+}
+
+/// An encoded push request and what is in it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translated {
+    /// Encoded `logproto.PushRequest`, not yet compressed.
+    pub body: Vec<u8>,
+    /// Entries (one per log record).
+    pub entries: u64,
+    /// Streams (distinct label sets).
+    pub streams: usize,
+}
+
+/// Translates a decoded request. `now_nanos` is the receive time used for records without
+/// any timestamp.
+pub fn translate(req: &ExportLogsServiceRequest, opts: &Options, now_nanos: i64) -> Translated {
+    match opts.format {
+        Format::Otlp => {
+            let prepared = otlp::prepare(req, opts);
+            let streams = otlp::build(req, &prepared, now_nanos);
+            finish(streams)
+        }
+        Format::Json => finish(json_format::build(req, opts, now_nanos)),
+    }
+}
+
+/// Sorts and encodes grouped streams.
+fn finish(mut streams: Vec<Stream<'_>>) -> Translated {
+    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut entries = 0u64;
+    for s in &mut streams {
+        if !s.entries.is_sorted_by_key(|e| e.ts) {
+            s.entries.sort_by_key(|e| e.ts);
+        }
+        entries += s.entries.len() as u64;
+    }
+    Translated {
+        body: encode::encode_push_request(&streams),
+        entries,
+        streams: streams.len(),
+    }
+}
+
+/// Timestamp rule shared by both formats: `time_unix_nano`, else `observed_time_unix_nano`,
+/// else the receive time.
+pub fn record_time(lr: &LogRecord, now_nanos: i64) -> i64 {
+    if lr.time_unix_nano != 0 {
+        lr.time_unix_nano.min(i64::MAX as u64) as i64
+    } else if lr.observed_time_unix_nano != 0 {
+        lr.observed_time_unix_nano.min(i64::MAX as u64) as i64
+    } else {
+        now_nanos
+    }
+}
+
+/// Lower-case hex of a trace or span id; `None` when absent, all zero or of the wrong length
+/// (the OTLP spec calls those invalid).
+pub fn id_hex(id: &[u8], len: usize) -> Option<String> {
+    if id.len() != len || id.iter().all(|b| *b == 0) {
+        return None;
+    }
+    Some(hex::encode(id))
+}
+
+/// Groups entries by selector while keeping the order streams first appear in.
+#[derive(Default)]
+pub(crate) struct Grouper<'a> {
+    index: HashMap<String, usize>,
+    pub streams: Vec<Stream<'a>>,
+}
+
+impl<'a> Grouper<'a> {
+    /// Index of the stream with this selector, created when new.
+    pub fn stream(&mut self, selector: String) -> usize {
+        if let Some(i) = self.index.get(&selector) {
+            return *i;
+        }
+        let i = self.streams.len();
+        self.streams.push(Stream {
+            labels: selector.clone(),
+            entries: Vec::new(),
+        });
+        self.index.insert(selector, i);
+        i
+    }
+
+    pub fn push(&mut self, stream: usize, entry: Entry<'a>) {
+        self.streams[stream].entries.push(entry);
+    }
+}

@@ -1,0 +1,191 @@
+//! OTLP `AnyValue` -> text, byte-for-byte like the Go side (pdata `Value.AsString` and
+//! `encoding/json`), because Loki's native OTLP ingestion and the contrib lokiexporter are Go:
+//! a dashboard or LogQL filter written against their output must match ours. That means JSON
+//! with sorted map keys, HTML-escaped `<`, `>`, `&`, bytes as base64 and floats formatted the
+//! ES6 way (`1`, `0.5`, `1e-7`, `1e+21`).
+
+use base64::Engine;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// `Value.AsString()`: strings as they are, scalars formatted, maps and arrays as JSON,
+/// bytes as base64, an empty value as "".
+pub fn as_string(v: Option<&AnyValue>) -> Cow<'_, str> {
+    let Some(val) = v.and_then(|a| a.value.as_ref()) else {
+        return Cow::Borrowed("");
+    };
+    match val {
+        Value::StringValue(s) => Cow::Borrowed(s.as_str()),
+        Value::BoolValue(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Value::IntValue(i) => Cow::Owned(i.to_string()),
+        Value::DoubleValue(d) => {
+            let mut s = String::new();
+            if d.is_finite() {
+                write_float(&mut s, *d);
+            } else {
+                // Go's pdata returns a "json: unsupported value" text here; a bare token is
+                // more useful in a log line.
+                s.push_str(if d.is_nan() {
+                    "NaN"
+                } else if *d > 0.0 {
+                    "+Inf"
+                } else {
+                    "-Inf"
+                });
+            }
+            Cow::Owned(s)
+        }
+        Value::BytesValue(b) => Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::ArrayValue(_) | Value::KvlistValue(_) => {
+            let mut s = String::new();
+            write_json_value(&mut s, v);
+            Cow::Owned(s)
+        }
+        // Profiles-only string table reference: meaningless for logs, treated as absent.
+        Value::StringValueStrindex(_) => Cow::Borrowed(""),
+    }
+}
+
+/// Float formatting of Go's `encoding/json` (and pdata `AsString`): shortest round-trip
+/// digits, plain notation unless `abs < 1e-6` or `abs >= 1e21`, exponents as `e-7` / `e+21`.
+pub fn write_float(out: &mut String, f: f64) {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+        out.push_str(mant);
+        out.push('e');
+        match exp.strip_prefix('-') {
+            Some(neg) => {
+                out.push('-');
+                out.push_str(neg);
+            }
+            None => {
+                out.push('+');
+                if exp.len() < 2 {
+                    out.push('0');
+                }
+                out.push_str(exp);
+            }
+        }
+    } else {
+        let _ = write!(out, "{f}");
+    }
+}
+
+/// Appends `s` as a JSON string literal with Go's escaping rules.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'<' => Some("\\u003c"),
+            b'>' => Some("\\u003e"),
+            b'&' => Some("\\u0026"),
+            0..=0x1f => None,
+            // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
+            0xE2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xA8) | Some(0xA9)) =>
+            {
+                None
+            }
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => {
+                out.push_str(e);
+                start = i + 1;
+            }
+            None if b == 0xE2 => {
+                out.push_str(if bytes[i + 2] == 0xA8 {
+                    "\\u2028"
+                } else {
+                    "\\u2029"
+                });
+                start = i + 3;
+            }
+            None => {
+                let _ = write!(out, "\\u{:04x}", b);
+                start = i + 1;
+            }
+        }
+    }
+    // `start` may point inside a skipped U+2028 sequence only if the loop escaped it, in which
+    // case it points after it: always a char boundary.
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends an `AnyValue` as JSON the way Go marshals `Value.AsRaw()`: maps with sorted keys
+/// (the last duplicate key wins), bytes as base64 strings, empty as `null`, non-finite floats
+/// as `null` (Go refuses to marshal them).
+pub fn write_json_value(out: &mut String, v: Option<&AnyValue>) {
+    let Some(val) = v.and_then(|a| a.value.as_ref()) else {
+        out.push_str("null");
+        return;
+    };
+    match val {
+        Value::StringValue(s) => write_json_str(out, s),
+        Value::BoolValue(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::IntValue(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::DoubleValue(d) => {
+            if d.is_finite() {
+                write_float(out, *d)
+            } else {
+                out.push_str("null")
+            }
+        }
+        Value::BytesValue(b) => {
+            out.push('"');
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push('"');
+        }
+        Value::ArrayValue(a) => {
+            out.push('[');
+            for (i, item) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(out, Some(item));
+            }
+            out.push(']');
+        }
+        Value::KvlistValue(kv) => write_json_map(out, kv.values.iter()),
+        Value::StringValueStrindex(_) => out.push_str("null"),
+    }
+}
+
+/// Appends key-values as a JSON object with sorted keys; for duplicate keys the last wins
+/// (Go map semantics).
+pub fn write_json_map<'a>(out: &mut String, kvs: impl Iterator<Item = &'a KeyValue>) {
+    let mut items: Vec<&KeyValue> = kvs.collect();
+    // Stable sort keeps input order among equal keys; keep the last of each run.
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    out.push('{');
+    let mut first = true;
+    for (i, kv) in items.iter().enumerate() {
+        if items.get(i + 1).is_some_and(|next| next.key == kv.key) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_json_str(out, &kv.key);
+        out.push(':');
+        write_json_value(out, kv.value.as_ref());
+    }
+    out.push('}');
+}
