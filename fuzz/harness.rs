@@ -77,3 +77,37 @@ pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = watchtower::config::parse(&text, &|k| (k == "X").then(|| "1".to_string()));
 }
+
+/// OTLP metrics -> Prometheus remote-write, as the exporter runs it on a validated request.
+pub fn prw(data: &[u8]) {
+    use prost::Message;
+    if watchtower::pipeline::wire::validate_and_count(Signal::Metrics, data).is_err() {
+        return;
+    }
+    let Ok(req) =
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
+            data,
+        )
+    else {
+        return;
+    };
+    let s = watchtower::translate::prometheus::Settings::default();
+    let _ = watchtower::translate::prometheus::translate(&req, &s);
+    let enc = watchtower::translate::prometheus::translate_encoded(&req, &s);
+    let _ = enc.requests(64 << 10);
+}
+
+/// OTLP logs -> Loki push, as the exporter runs it on a validated request.
+pub fn loki(data: &[u8]) {
+    use prost::Message;
+    if watchtower::pipeline::wire::validate_and_count(Signal::Logs, data).is_err() {
+        return;
+    }
+    let Ok(req) =
+        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(data)
+    else {
+        return;
+    };
+    let opts = watchtower::translate::loki::Options::default();
+    let _ = watchtower::translate::loki::translate(&req, &opts, 1_700_000_000_000_000_000);
+}

@@ -3,7 +3,7 @@
 # `cargo install cargo-fuzz`). `make fuzz-build` only builds them (what CI may do).
 # `make fuzz-smoke` replays the same harnesses on stable (it also runs in `make test`).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire json gzip record config
+FUZZ_TARGETS ?= wire json gzip record config prw loki
 FUZZ_TOOLCHAIN ?= +nightly
 
 .PHONY: fuzz fuzz-build fuzz-smoke

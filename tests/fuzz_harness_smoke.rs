@@ -151,3 +151,99 @@ fn config_harness() {
         1500,
     );
 }
+
+fn metrics_pb() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, metric, number_data_point,
+    };
+    let gauge = Metric {
+        name: "cpu.usage".into(),
+        unit: "1".into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                time_unix_nano: 1_700_000_000_000_000_000,
+                value: Some(number_data_point::Value::AsDouble(0.5)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let hist = Metric {
+        name: "http.server.duration".into(),
+        unit: "ms".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            aggregation_temporality: 2,
+            data_points: vec![HistogramDataPoint {
+                time_unix_nano: 1_700_000_000_000_000_000,
+                count: 3,
+                sum: Some(12.0),
+                bucket_counts: vec![1, 1, 1],
+                explicit_bounds: vec![1.0, 10.0],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge, hist],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn logs_pb() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let s = |v: &str| {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        })
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: s("svc"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: 1_700_000_000_000_000_000,
+                    severity_text: "INFO".into(),
+                    body: s("hello"),
+                    attributes: vec![KeyValue {
+                        key: "k".into(),
+                        value: s("v"),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn prw_harness() {
+    run("prw", vec![metrics_pb()], harness::prw, 2000);
+}
+
+#[test]
+fn loki_harness() {
+    run("loki", vec![logs_pb()], harness::loki, 2000);
+}
