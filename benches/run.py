@@ -6,7 +6,7 @@ processes on free 127.0.0.1 ports, bounds every step in time, reads the gateway'
 (/proc/<pid>/stat utime+stime) and peak RSS (/proc/<pid>/status VmHWM), and writes
 target/bench/results.json and target/bench/results.md.
 
-Scenarios (issue 5): baseline, passthrough, fanout3, prw, loki, slow_destination, steady_10k.
+Scenarios (issue 5): baseline, passthrough, durable_passthrough (issue 7), fanout3, prw, loki, slow_destination, steady_10k.
 Environment: BENCH_DURATION (s, default 10), BENCH_STEADY_DURATION (default 30),
 BENCH_ONLY (comma list of scenario names), BENCH_BIN (default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build).
 """
@@ -123,8 +123,12 @@ class Sink:
 
 
 class Gateway:
-    def __init__(self, name, exporters_yaml, pipelines_yaml):
+    def __init__(self, name, exporters_yaml, pipelines_yaml, storage_dir=None):
         self.grpc, self.http, self.health, self.metrics = (free_port() for _ in range(4))
+        # durable queues (issue 7): a file_storage extension on the real disk under target/
+        storage = (f'\n  file_storage: {{ directory: "{storage_dir}", fsync: group }}'
+                   if storage_dir else "")
+        ext_names = "health_check, file_storage" if storage_dir else "health_check"
         cfg = f"""receivers:
   otlp:
     protocols:
@@ -135,9 +139,9 @@ processors:
 exporters:
 {exporters_yaml}
 extensions:
-  health_check: {{ endpoint: "127.0.0.1:{self.health}" }}
+  health_check: {{ endpoint: "127.0.0.1:{self.health}" }}{storage}
 service:
-  extensions: [health_check]
+  extensions: [{ext_names}]
   telemetry:
     metrics: {{ address: "127.0.0.1:{self.metrics}" }}
     logs: {{ level: warn }}
@@ -285,12 +289,17 @@ def otlp_exporter(name, sink_port, extra=""):
     return f'  otlp/{name}: {{ endpoint: "127.0.0.1:{sink_port}", tls: {{ insecure: true }}, compression: none{extra} }}'
 
 
-def scenario_fanout(name, n, down=0, duration=None, load=None):
+def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
     duration = duration or DURATION
     sinks = [Sink(f"{name}-sink{i + 1}") for i in range(n - down)]
     dead_ports = [free_port() for _ in range(down)]
+    storage_dir = None
+    if durable:
+        storage_dir = os.path.join(OUT, f"{name}-wal")
+        subprocess.run(["rm", "-rf", storage_dir], check=False)
+    queue = ", sending_queue: { storage: file_storage, max_bytes: 1GiB }" if durable else ""
     try:
-        exps = [otlp_exporter(f"sink{i + 1}", s.grpc) for i, s in enumerate(sinks)]
+        exps = [otlp_exporter(f"sink{i + 1}", s.grpc, queue) for i, s in enumerate(sinks)]
         # an optional destination: never makes the receiver wait, drops (and counts) when full
         exps += [otlp_exporter(f"down{i + 1}", port,
                                ", sending_queue: { full_policy: drop_newest, queue_size: 100 }, "
@@ -298,9 +307,11 @@ def scenario_fanout(name, n, down=0, duration=None, load=None):
                  for i, port in enumerate(dead_ports)]
         names = [f"otlp/sink{i + 1}" for i in range(len(sinks))] + [f"otlp/down{i + 1}" for i in range(down)]
         pipes = f"    traces: {{ receivers: [otlp], processors: [batch], exporters: [{', '.join(names)}] }}"
-        gw = Gateway(name, "\n".join(exps), pipes)
+        gw = Gateway(name, "\n".join(exps), pipes, storage_dir)
         try:
             row = run_gateway_scenario(name, sinks, gw, "traces", duration, load or MAX_LOAD, "traces")
+            if durable:
+                row["note"] = "passthrough load through a durable queue (file_storage, fsync: group)"
             if down:
                 row["note"] = (f"{down} of {n} destinations down (connection refused, drop_newest queue); "
                                "items_per_s and lost are for the healthy sinks")
@@ -346,6 +357,7 @@ def scenario_translated(name, exporter_yaml, exporter_id, signal_, key):
 SCENARIOS = [
     ("baseline", scenario_baseline),
     ("passthrough", lambda: scenario_fanout("passthrough", 1)),
+    ("durable_passthrough", lambda: scenario_fanout("durable_passthrough", 1, durable=True)),
     ("fanout3", lambda: scenario_fanout("fanout3", 3)),
     ("prw", lambda: scenario_translated(
         "prw", '  prometheusremotewrite: {{ endpoint: "http://127.0.0.1:{s.prw}/api/v1/write" }}',
@@ -426,6 +438,11 @@ def goals(rows):
     if p.get("cpu_s_per_million") is not None:
         check("passthrough <= 0.5 CPU-s per million spans", p["cpu_s_per_million"] <= 0.5,
               f"{p['cpu_s_per_million']} CPU-s per million ({1 / p['cpu_s_per_million']:.2f}M spans/s per core)")
+    d = by.get("durable_passthrough", {})
+    if d.get("items_per_s") and p.get("items_per_s"):
+        check("durable_passthrough >= 70% of passthrough, no loss",
+              d["items_per_s"] >= 0.7 * p["items_per_s"] and d.get("lost") == 0,
+              f"{d['items_per_s'] / p['items_per_s'] * 100:.0f}% of passthrough, lost {d.get('lost')}")
     f = by.get("fanout3", {})
     if f.get("cpu_ratio_to_passthrough") is not None:
         check("fanout3 CPU per span < 1.5x passthrough", f["cpu_ratio_to_passthrough"] < 1.5,
