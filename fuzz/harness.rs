@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each fuzz target uses one harness
 //! Fuzz harnesses shared by the cargo-fuzz targets (`fuzz_targets/*.rs`) and by the stable
 //! corpus-replay test `tests/fuzz_harness_smoke.rs` of the main crate, so the same checks run
 //! in `make test` without a nightly toolchain. Each takes arbitrary bytes from outside and
