@@ -147,6 +147,23 @@ pub fn classify_status(
     err.with_retry_after(parse_retry_after(headers))
 }
 
+/// How much of an error answer is kept for the message and the reason.
+pub const MAX_ERROR_BODY: usize = 4096;
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, lossily as text (a backend's
+/// error page can be large; only its start names the problem).
+pub async fn read_error_body(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    buf.truncate(MAX_ERROR_BODY);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// Classifies a transport error (connection refused, timeout): always retryable.
 pub fn classify_transport(e: &reqwest::Error) -> SendError {
     let reason = if e.is_timeout() {

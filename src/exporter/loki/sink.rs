@@ -20,9 +20,6 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How much of an error body is read for the reason and the log message.
-const MAX_ERROR_BODY: usize = 4096;
-
 pub struct LokiSink {
     inner: Arc<Inner>,
 }
@@ -163,7 +160,7 @@ impl Sender for LokiSink {
                 return Ok(SendOk::all());
             }
             let headers = resp.headers().clone();
-            let text = read_prefix(resp).await;
+            let text = crate::exporter::http::read_error_body(resp).await;
             let mut err = classify_status(status, &headers, &text, RetryRules::PushApi);
             if status == StatusCode::BAD_REQUEST {
                 err.reason = reason_from_body(&text).to_string();
@@ -171,19 +168,6 @@ impl Sender for LokiSink {
             Err(err)
         })
     }
-}
-
-/// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer (lossy UTF-8).
-async fn read_prefix(mut resp: reqwest::Response) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < MAX_ERROR_BODY {
-        match resp.chunk().await {
-            Ok(Some(c)) => buf.extend_from_slice(&c),
-            _ => break,
-        }
-    }
-    buf.truncate(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]

@@ -23,9 +23,6 @@ use std::sync::Arc;
 
 /// Remote-write protocol version header value (1.0).
 pub const REMOTE_WRITE_VERSION: &str = "0.1.0";
-/// How much of an error body is read to build the message and reason.
-const MAX_ERROR_BODY: usize = 4096;
-
 /// One ready-to-send batch: compressed request bodies plus the points refused by the
 /// translator.
 #[derive(Debug, Default)]
@@ -109,7 +106,7 @@ impl PrwSender {
             return Ok(());
         }
         let headers = resp.headers().clone();
-        let body = read_prefix(resp).await;
+        let body = crate::exporter::http::read_error_body(resp).await;
         let mut err = classify_status(status, &headers, &body, RetryRules::PushApi);
         if !err.retryable {
             if let Some(r) = reason_from_body(&body) {
@@ -118,19 +115,6 @@ impl PrwSender {
         }
         Err(err)
     }
-}
-
-/// Reads at most [`MAX_ERROR_BODY`] bytes of a response body, lossily as text.
-async fn read_prefix(mut resp: reqwest::Response) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < MAX_ERROR_BODY {
-        match resp.chunk().await {
-            Ok(Some(c)) => buf.extend_from_slice(&c),
-            _ => break,
-        }
-    }
-    buf.truncate(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Decode + translate + split + compress, as a free function for tests and benches.
