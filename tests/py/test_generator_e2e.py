@@ -44,15 +44,17 @@ def e2e(request, root, watchtower_bin, tmp_path_factory):
     protocol = request.param
     tmp = tmp_path_factory.mktemp(f"e2e-{protocol}")
     srv, cap, capture_url = start_capture_server()
-    ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
-    cfg = tmp / "config.yaml"
-    cfg.write_text(CONFIG.format(capture=capture_url, **ports))
-    log = open(tmp / "watchtower.log", "w+")
-    proc = subprocess.Popen([watchtower_bin, "run", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    try:
+    proc, ports = None, None
+    # free ports are picked then released: another process may grab one first, so a start that
+    # fails with "Address already in use" is retried on new ports
+    for _attempt in range(3):
+        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
+        cfg = tmp / "config.yaml"
+        cfg.write_text(CONFIG.format(capture=capture_url, **ports))
+        log = open(tmp / "watchtower.log", "w+")
+        proc = subprocess.Popen([watchtower_bin, "run", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"watchtower exited ({proc.returncode}):\n{(tmp / 'watchtower.log').read_text()}"
+        while proc.poll() is None:
             try:
                 if _get(f"http://127.0.0.1:{ports['health']}/")[0] == 200:
                     break
@@ -60,6 +62,12 @@ def e2e(request, root, watchtower_bin, tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, "health endpoint never answered 200"
             time.sleep(0.1)
+        if proc.poll() is None:
+            break
+        if "Address already in use" not in (tmp / "watchtower.log").read_text():
+            break
+    try:
+        assert proc.poll() is None, f"watchtower exited ({proc.returncode}):\n{(tmp / 'watchtower.log').read_text()}"
         endpoint = f"127.0.0.1:{ports['grpc']}" if protocol == "grpc" else f"http://127.0.0.1:{ports['http']}"
         manifest_path = tmp / "manifest.json"
         seed = 1234 if protocol == "grpc" else 4321

@@ -33,49 +33,61 @@ impl Gateway {
     }
 
     pub async fn start_with(body: &str, pipelines: &str, service_extra: &str) -> Gateway {
-        let (grpc_port, http_port, health_port, metrics_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let cfg = format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n      http: {{ endpoint: 127.0.0.1:{http_port}, max_request_body_size: 1MiB }}\n{body}\nextensions:\n  health_check: {{ endpoint: 127.0.0.1:{health_port} }}\nservice:\n  extensions: [health_check]\n  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}\n{service_extra}{pipelines}"
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, &cfg).expect("write config");
-        let child = Command::new(binary())
-            .args(["run", "--config"])
-            .arg(&path)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gateway");
-        let gw = Gateway {
-            child,
-            grpc_port,
-            http_port,
-            health_port,
-            metrics_port,
-            dir,
-        };
-        gw.wait_healthy(&cfg).await;
-        gw
+        // free ports are picked then released, so another process may take one first: a
+        // gateway that exits during startup is retried on new ports
+        let mut last_cfg = String::new();
+        for _ in 0..3 {
+            let (grpc_port, http_port, health_port, metrics_port) =
+                (free_port(), free_port(), free_port(), free_port());
+            let cfg = format!(
+                "receivers:\n  otlp:\n    protocols:\n      grpc: {{ endpoint: 127.0.0.1:{grpc_port} }}\n      http: {{ endpoint: 127.0.0.1:{http_port}, max_request_body_size: 1MiB }}\n{body}\nextensions:\n  health_check: {{ endpoint: 127.0.0.1:{health_port} }}\nservice:\n  extensions: [health_check]\n  telemetry: {{ metrics: {{ address: 127.0.0.1:{metrics_port} }} }}\n{service_extra}{pipelines}"
+            );
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("config.yaml");
+            std::fs::write(&path, &cfg).expect("write config");
+            let child = Command::new(binary())
+                .args(["run", "--config"])
+                .arg(&path)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start gateway");
+            let mut gw = Gateway {
+                child,
+                grpc_port,
+                http_port,
+                health_port,
+                metrics_port,
+                dir,
+            };
+            if gw.wait_healthy().await {
+                return gw;
+            }
+            last_cfg = cfg;
+        }
+        panic!("gateway did not become healthy; config:\n{last_cfg}");
     }
 
-    async fn wait_healthy(&self, cfg: &str) {
+    /// Waits for health 200; false if the process exited first.
+    async fn wait_healthy(&mut self) -> bool {
         let url = format!("http://127.0.0.1:{}/", self.health_port);
         let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
             if let Ok(r) = super::client().get(&url).send().await
                 && r.status() == 200
             {
-                return;
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        panic!("gateway did not become healthy; config:\n{cfg}");
+        panic!("gateway did not become healthy within 15 s");
     }
 
     pub fn http_url(&self, path: &str) -> String {
