@@ -65,163 +65,16 @@ impl App {
     pub async fn start(cfg: Config) -> Result<App, String> {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
-        // batch settings per exporter: from the `batch` processor of the pipelines it is in
-        let mut batch_for: BTreeMap<String, BatchSettings> = BTreeMap::new();
-        for pl in cfg.service.pipelines.values() {
-            for p in &pl.processors {
-                if let Some(ProcessorConfig::Batch(b)) = cfg.processors.get(p) {
-                    for e in &pl.exporters {
-                        batch_for.insert(e.clone(), b.settings());
-                    }
-                }
-            }
-        }
         let runs = crate::runs::registry_for(&cfg, &metrics)?;
-        let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
-        let used: std::collections::BTreeSet<&String> = cfg
-            .service
-            .pipelines
-            .values()
-            .flat_map(|p| p.exporters.iter())
-            .collect();
-        for id in used {
-            let Some(ec) = cfg.exporters.get(id) else {
-                return Err(format!("exporter {id} is not defined"));
-            };
-            let sender = match (ec, &runs) {
-                (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(r.clone()),
-                _ => ec
-                    .build_sender(id)
-                    .map_err(|e| format!("exporters.{id}: {e}"))?,
-            };
-            let batch = batch_for.get(id).copied().unwrap_or_default();
-            let exp = match durable_storage(&cfg, ec.queue()) {
-                Some(st) => Exporter::start_durable(
-                    id,
-                    sender,
-                    ec.queue(),
-                    st,
-                    ec.retry().clone(),
-                    batch,
-                    metrics.clone(),
-                )
-                .map_err(|e| format!("exporters.{id}.sending_queue.storage: {e}"))?,
-                None => Exporter::start(
-                    id,
-                    sender,
-                    ec.queue(),
-                    ec.retry().clone(),
-                    batch,
-                    metrics.clone(),
-                ),
-            };
-            if let (ExporterConfig::RunSummary(_), Some(r)) = (ec, &runs) {
-                r.attach(exp.clone());
-            }
-            exporters.insert(id.clone(), exp);
-        }
-        let _ = ExporterConfig::signals;
-        // memory limiters are shared per processor id
-        let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
-        let mut router = Router::new(metrics.clone());
-        for (name, pl) in &cfg.service.pipelines {
-            let signal = Signal::parse(crate::config::component_type(name))
-                .ok_or_else(|| format!("invalid pipeline {name}"))?;
-            let mut limiter = None;
-            let mut edits = Vec::new();
-            for p in &pl.processors {
-                match cfg.processors.get(p) {
-                    Some(ProcessorConfig::MemoryLimiter(c)) => {
-                        limiter = Some(
-                            limiters
-                                .entry(p.clone())
-                                .or_insert_with(|| MemoryLimiter::start(c))
-                                .clone(),
-                        );
-                    }
-                    Some(ProcessorConfig::Resource(c)) => {
-                        edits.push((Target::Resource, c.attributes.clone()))
-                    }
-                    Some(ProcessorConfig::Attributes(c)) => {
-                        edits.push((Target::Records, c.actions.clone()))
-                    }
-                    Some(ProcessorConfig::Batch(_)) | None => {}
-                }
-            }
-            let rt = Arc::new(PipelineRt {
-                name: name.clone(),
-                limiter,
-                edits,
-                exporters: pl
-                    .exporters
-                    .iter()
-                    .filter_map(|e| exporters.get(e).cloned())
-                    .collect(),
-            });
-            for r in &pl.receivers {
-                router.add(r, signal, rt.clone());
-            }
-        }
+        let exporters = start_exporters(&cfg, runs.as_ref(), &metrics)?;
+        let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());
         let router = Arc::new(router);
         let (stop_receivers, stop_rx) = watch::channel(false);
         let (stop_admin, admin_rx) = watch::channel(false);
         let grace = cfg.service.shutdown_timeout.0;
         let mut bound = Bound::default();
-        let mut receiver_tasks = Vec::new();
-        for (id, rc) in &cfg.receivers {
-            let ReceiverConfig::Otlp(oc) = rc;
-            if !cfg
-                .service
-                .pipelines
-                .values()
-                .any(|p| p.receivers.contains(id))
-            {
-                continue;
-            }
-            if let Some(g) = &oc.protocols.grpc {
-                let l = serve::bind(&g.endpoint)
-                    .await
-                    .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?;
-                let tls = g.tls.as_ref().map(serve::tls_acceptor).transpose()?;
-                bound
-                    .grpc
-                    .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
-                let rx = grpc::GrpcReceiver {
-                    id: id.as_str().into(),
-                    router: router.clone(),
-                    max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
-                };
-                receiver_tasks.push(tokio::spawn(serve::serve(
-                    l,
-                    tls,
-                    grpc::router(rx),
-                    stop_rx.clone(),
-                    grace,
-                )));
-            }
-            if let Some(h) = &oc.protocols.http {
-                let l = serve::bind(&h.endpoint)
-                    .await
-                    .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?;
-                let tls = h.tls.as_ref().map(serve::tls_acceptor).transpose()?;
-                bound
-                    .http
-                    .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
-                let rx = http::HttpReceiver {
-                    id: id.as_str().into(),
-                    router: router.clone(),
-                    max_body: h.max_request_body_size.0 as usize,
-                };
-                receiver_tasks.push(tokio::spawn(serve::serve(
-                    l,
-                    tls,
-                    http::router(rx, h),
-                    stop_rx.clone(),
-                    grace,
-                )));
-            }
-        }
+        let receiver_tasks = start_receivers(&cfg, &router, &stop_rx, grace, &mut bound).await?;
         let mut admin_tasks = Vec::new();
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
@@ -308,4 +161,189 @@ impl App {
         }
         report
     }
+}
+
+/// Batch settings per exporter, from the `batch` processor of the pipelines it is in.
+fn batch_settings(cfg: &Config) -> BTreeMap<String, BatchSettings> {
+    // batch settings per exporter: from the `batch` processor of the pipelines it is in
+    let mut batch_for: BTreeMap<String, BatchSettings> = BTreeMap::new();
+    for pl in cfg.service.pipelines.values() {
+        for p in &pl.processors {
+            if let Some(ProcessorConfig::Batch(b)) = cfg.processors.get(p) {
+                for e in &pl.exporters {
+                    batch_for.insert(e.clone(), b.settings());
+                }
+            }
+        }
+    }
+    batch_for
+}
+
+/// Starts every exporter a pipeline uses: its sender, queue (memory or durable) and workers.
+fn start_exporters(
+    cfg: &Config,
+    runs: Option<&Arc<crate::runs::Registry>>,
+    metrics: &Arc<Metrics>,
+) -> Result<BTreeMap<String, Arc<Exporter>>, String> {
+    let batch_for = batch_settings(cfg);
+    let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
+    let used: std::collections::BTreeSet<&String> = cfg
+        .service
+        .pipelines
+        .values()
+        .flat_map(|p| p.exporters.iter())
+        .collect();
+    for id in used {
+        let Some(ec) = cfg.exporters.get(id) else {
+            return Err(format!("exporter {id} is not defined"));
+        };
+        let sender = match (ec, runs) {
+            (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(Arc::clone(r)),
+            _ => ec
+                .build_sender(id)
+                .map_err(|e| format!("exporters.{id}: {e}"))?,
+        };
+        let batch = batch_for.get(id).copied().unwrap_or_default();
+        let exp = match durable_storage(cfg, ec.queue()) {
+            Some(st) => Exporter::start_durable(
+                id,
+                sender,
+                ec.queue(),
+                st,
+                ec.retry().clone(),
+                batch,
+                metrics.clone(),
+            )
+            .map_err(|e| format!("exporters.{id}.sending_queue.storage: {e}"))?,
+            None => Exporter::start(
+                id,
+                sender,
+                ec.queue(),
+                ec.retry().clone(),
+                batch,
+                metrics.clone(),
+            ),
+        };
+        if let (ExporterConfig::RunSummary(_), Some(r)) = (ec, runs) {
+            r.attach(exp.clone());
+        }
+        exporters.insert(id.clone(), exp);
+    }
+    Ok(exporters)
+}
+
+/// Builds the router: each pipeline's memory limiter, data-changing processors and exporters,
+/// registered under every receiver it takes data from.
+fn build_router(
+    cfg: &Config,
+    exporters: &BTreeMap<String, Arc<Exporter>>,
+    metrics: &Arc<Metrics>,
+) -> Result<Router, String> {
+    // memory limiters are shared per processor id
+    let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
+    let mut router = Router::new(metrics.clone());
+    for (name, pl) in &cfg.service.pipelines {
+        let signal = Signal::parse(crate::config::component_type(name))
+            .ok_or_else(|| format!("invalid pipeline {name}"))?;
+        let mut limiter = None;
+        let mut edits = Vec::new();
+        for p in &pl.processors {
+            match cfg.processors.get(p) {
+                Some(ProcessorConfig::MemoryLimiter(c)) => {
+                    limiter = Some(
+                        limiters
+                            .entry(p.clone())
+                            .or_insert_with(|| MemoryLimiter::start(c))
+                            .clone(),
+                    );
+                }
+                Some(ProcessorConfig::Resource(c)) => {
+                    edits.push((Target::Resource, c.attributes.clone()))
+                }
+                Some(ProcessorConfig::Attributes(c)) => {
+                    edits.push((Target::Records, c.actions.clone()))
+                }
+                Some(ProcessorConfig::Batch(_)) | None => {}
+            }
+        }
+        let rt = Arc::new(PipelineRt {
+            name: name.clone(),
+            limiter,
+            edits,
+            exporters: pl
+                .exporters
+                .iter()
+                .filter_map(|e| exporters.get(e).cloned())
+                .collect(),
+        });
+        for r in &pl.receivers {
+            router.add(r, signal, rt.clone());
+        }
+    }
+    Ok(router)
+}
+
+/// Binds and serves the OTLP receivers that some pipeline uses.
+async fn start_receivers(
+    cfg: &Config,
+    router: &Arc<Router>,
+    stop_rx: &watch::Receiver<bool>,
+    grace: Duration,
+    bound: &mut Bound,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let mut receiver_tasks = Vec::new();
+    for (id, rc) in &cfg.receivers {
+        let ReceiverConfig::Otlp(oc) = rc;
+        if !cfg
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.receivers.contains(id))
+        {
+            continue;
+        }
+        if let Some(g) = &oc.protocols.grpc {
+            let l = serve::bind(&g.endpoint)
+                .await
+                .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?;
+            let tls = g.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+            bound
+                .grpc
+                .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
+            let rx = grpc::GrpcReceiver {
+                id: id.as_str().into(),
+                router: router.clone(),
+                max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
+            };
+            receiver_tasks.push(tokio::spawn(serve::serve(
+                l,
+                tls,
+                grpc::router(rx),
+                stop_rx.clone(),
+                grace,
+            )));
+        }
+        if let Some(h) = &oc.protocols.http {
+            let l = serve::bind(&h.endpoint)
+                .await
+                .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?;
+            let tls = h.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+            bound
+                .http
+                .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
+            let rx = http::HttpReceiver {
+                id: id.as_str().into(),
+                router: router.clone(),
+                max_body: h.max_request_body_size.0 as usize,
+            };
+            receiver_tasks.push(tokio::spawn(serve::serve(
+                l,
+                tls,
+                http::router(rx, h),
+                stop_rx.clone(),
+                grace,
+            )));
+        }
+    }
+    Ok(receiver_tasks)
 }

@@ -58,7 +58,10 @@ pub struct Config {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub bearer_token: Option<String>,
-    #[serde(default)]
+    /// Like every exporter's, except that `num_consumers` defaults to 1: concurrent sends
+    /// reorder samples of a series and Prometheus/Mimir refuse the older ones as out of order
+    /// (collector#2315). Set it higher only with out-of-order ingestion enabled.
+    #[serde(default = "ordered_queue", deserialize_with = "ordered_queue_de")]
     pub sending_queue: QueueSettings,
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
@@ -106,6 +109,28 @@ impl Config {
     }
 }
 
+/// The remote-write queue default: one consumer, so batches reach the backend in order.
+fn ordered_queue() -> QueueSettings {
+    QueueSettings {
+        num_consumers: 1,
+        ..QueueSettings::default()
+    }
+}
+
+fn ordered_queue_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<QueueSettings, D::Error> {
+    let mut v = serde_yaml::Value::deserialize(d)?;
+    if v.is_null() {
+        return Ok(ordered_queue());
+    }
+    if let serde_yaml::Value::Mapping(m) = &mut v {
+        let key = serde_yaml::Value::String("num_consumers".into());
+        if !m.contains_key(&key) {
+            m.insert(key, serde_yaml::Value::Number(1.into()));
+        }
+    }
+    serde_yaml::from_value(v).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +160,17 @@ retry_on_failure: { initial_interval: 100ms }
         assert_eq!(c.max_batch_size_bytes(), 1000);
         assert_eq!(c.timeout(), Duration::from_secs(2));
         assert_eq!(c.sending_queue.num_consumers, 2);
+        let d: Config = serde_yaml::from_str(
+            "endpoint: http://p/api/v1/write\nsending_queue: { queue_size: 10 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (d.sending_queue.num_consumers, d.sending_queue.queue_size),
+            (1, 10),
+            "one consumer unless set"
+        );
+        let e: Config = serde_yaml::from_str("endpoint: http://p/api/v1/write\n").unwrap();
+        assert_eq!(e.sending_queue.num_consumers, 1);
         assert!(c.validate().is_ok());
     }
 
