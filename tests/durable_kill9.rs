@@ -92,7 +92,7 @@ async fn kill_9_mid_load_then_restart_delivers_every_acknowledged_item() {
     stop.store(true, Ordering::SeqCst);
     let res = driver.await.unwrap();
     let before_restart = cap.unique();
-    assert!(res.acked.len() >= 2000, "load: {:?}", res.statuses);
+    assert!(res.acked.len() >= 200, "load: {:?}", res.statuses);
     assert!(
         !before_restart.is_superset(&res.acked),
         "the kill must leave acknowledged data undelivered for the test to mean anything"
