@@ -68,7 +68,9 @@ pub struct PipelineRt {
 }
 
 pub struct Router {
-    routes: HashMap<(String, Signal), Vec<Arc<PipelineRt>>>,
+    /// receiver id -> pipelines per signal (indexed by `Signal as usize`); looked up by `&str`
+    /// so routing a request allocates nothing
+    routes: HashMap<String, [Vec<Arc<PipelineRt>>; 3]>,
     draining: AtomicBool,
     pub metrics: Arc<Metrics>,
     /// Test runs: while one is open, `test.run.id` is stamped before fan-out.
@@ -90,14 +92,16 @@ impl Router {
     }
 
     pub fn add(&mut self, receiver: &str, signal: Signal, p: Arc<PipelineRt>) {
-        self.routes
-            .entry((receiver.to_string(), signal))
-            .or_default()
-            .push(p);
+        self.routes.entry(receiver.to_string()).or_default()[signal as usize].push(p);
     }
 
     pub fn accepts(&self, receiver: &str, signal: Signal) -> bool {
-        self.routes.contains_key(&(receiver.to_string(), signal))
+        self.pipelines(receiver, signal).is_some()
+    }
+
+    fn pipelines(&self, receiver: &str, signal: Signal) -> Option<&[Arc<PipelineRt>]> {
+        let list = &self.routes.get(receiver)?[signal as usize];
+        (!list.is_empty()).then_some(list.as_slice())
     }
 
     pub fn start_draining(&self) {
@@ -114,7 +118,7 @@ impl Router {
         if self.is_draining() {
             return Err(Refusal::ShuttingDown);
         }
-        let Some(pipelines) = self.routes.get(&(receiver.to_string(), payload.signal)) else {
+        let Some(pipelines) = self.pipelines(receiver, payload.signal) else {
             return Err(Refusal::NoPipeline(payload.signal));
         };
         let bytes = payload.len() as u64;
