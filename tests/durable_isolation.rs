@@ -49,8 +49,11 @@ async fn a_dead_durable_destination_does_not_change_the_other() {
     assert_eq!(acked_alone, 6000);
     assert_eq!(acked_with_dead, 6000);
     assert_eq!(alone, with_dead);
+    // A dead destination that stalled the other would hold requests for its retries (seconds).
+    // The bound is functional, not a speed goal: fsync latency on a busy CI disk varies by
+    // tens of milliseconds, and latency figures belong in `make bench`.
     assert!(
-        p99_with_dead <= p99_alone * 2 + Duration::from_millis(15),
+        p99_with_dead <= p99_alone * 2 + Duration::from_millis(500),
         "p99 {p99_with_dead:?} with a dead destination vs {p99_alone:?} without"
     );
 }
