@@ -79,23 +79,18 @@ pub fn config(data: &[u8]) {
     let _ = watchtower::config::parse(&text, &|k| (k == "X").then(|| "1".to_string()));
 }
 
-/// OTLP metrics -> Prometheus remote-write, as the exporter runs it on a validated request.
+/// OTLP metrics -> Prometheus remote-write: the wire reader takes any bytes without
+/// panicking, and a request the receivers' validator accepts always translates.
 pub fn prw(data: &[u8]) {
-    use prost::Message;
+    let s = watchtower::translate::prometheus::Settings::default();
+    let raw = watchtower::translate::prometheus::translate_bytes(data, &s);
     if watchtower::pipeline::wire::validate_and_count(Signal::Metrics, data).is_err() {
         return;
     }
-    let Ok(req) =
-        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
-            data,
-        )
-    else {
-        return;
-    };
-    let s = watchtower::translate::prometheus::Settings::default();
-    let _ = watchtower::translate::prometheus::translate(&req, &s);
-    let enc = watchtower::translate::prometheus::translate_encoded(&req, &s);
-    let _ = enc.requests(64 << 10);
+    match raw {
+        Ok(enc) => drop(enc.requests(64 << 10)),
+        Err(e) => panic!("a validated metrics request failed to translate: {e}"),
+    }
 }
 
 /// OTLP logs -> Loki push, as the exporter runs it on a validated request.

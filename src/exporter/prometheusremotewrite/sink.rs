@@ -1,4 +1,4 @@
-//! The remote-write [`Sender`]: decode the OTLP batch, translate, split into requests under
+//! The remote-write [`Sender`]: read the OTLP batch, translate, split into requests under
 //! `max_batch_size_bytes`, snappy-compress, POST with the remote-write headers, and classify
 //! the answer (2xx ok; 429 and 5xx retryable with `Retry-After`; other 4xx permanent, with
 //! the reason read from the body: `out_of_order`, `duplicate_sample`, `too_old`, ...).
@@ -17,8 +17,6 @@ use crate::exporter::{SendError, SendFuture, SendOk, Sender};
 use crate::pipeline::payload::Payload;
 use crate::translate::prometheus::{self as prom, Settings};
 use http::{HeaderMap, HeaderValue, header};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use prost::Message;
 use std::sync::Arc;
 
 /// Remote-write protocol version header value (1.0).
@@ -119,10 +117,8 @@ impl PrwSender {
 
 /// Decode + translate + split + compress, as a free function for tests and benches.
 pub fn prepare(otlp: &[u8], settings: &Settings, max_bytes: usize) -> Result<Prepared, SendError> {
-    let req = ExportMetricsServiceRequest::decode(otlp)
+    let t = prom::translate_bytes(otlp, settings)
         .map_err(|e| SendError::permanent("decode", format!("invalid OTLP metrics batch: {e}")))?;
-    let t = prom::translate_encoded(&req, settings);
-    drop(req);
     let dropped = t
         .dropped
         .iter()

@@ -3,7 +3,7 @@
 //! reduction above schema 8, span/gap encoding, deltas) is the subtle part of the mapping.
 
 use crate::proto::prometheus::{BucketSpan, Histogram, histogram};
-use opentelemetry_proto::tonic::metrics::v1::ExponentialHistogramDataPoint;
+use super::points::Point;
 
 /// Prometheus' default zero threshold, used when the OTLP point leaves it at 0.
 pub const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;
@@ -66,7 +66,7 @@ pub fn bucket_layout(counts: &[u64], offset: i32, scale_down: u32) -> (Vec<Bucke
 
 /// Converts one exponential point. `stale` writes a stale marker (sum = stale NaN).
 pub fn to_native(
-    dp: &ExponentialHistogramDataPoint,
+    dp: &Point<'_>,
     timestamp_ms: i64,
     stale: bool,
 ) -> Result<Histogram, UnsupportedScale> {
@@ -99,12 +99,12 @@ pub fn to_native(
         return Ok(h);
     }
     if let Some(p) = &dp.positive {
-        let (spans, deltas) = bucket_layout(&p.bucket_counts, p.offset, scale_down);
+        let (spans, deltas) = bucket_layout(&p.counts, p.offset, scale_down);
         h.positive_spans = spans;
         h.positive_deltas = deltas;
     }
     if let Some(n) = &dp.negative {
-        let (spans, deltas) = bucket_layout(&n.bucket_counts, n.offset, scale_down);
+        let (spans, deltas) = bucket_layout(&n.counts, n.offset, scale_down);
         h.negative_spans = spans;
         h.negative_deltas = deltas;
     }

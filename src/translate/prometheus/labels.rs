@@ -3,13 +3,15 @@
 //! external labels, `otel_scope_*`) merged in the precedence order of Prometheus' translator.
 //!
 //! Hot path: label names are shared (`Rc<str>`, sanitized once per distinct key through
-//! [`NameCache`]) and string values are borrowed from the decoded request, so building a
+//! [`NameCache`]) and string values are borrowed from the request bytes, so building a
 //! point's label set allocates only its vector.
 
 use super::naming::label_name;
 use super::series::FxBuild;
 use base64::Engine;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use super::points::{Attr, AttrValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use prost::Message;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -69,25 +71,23 @@ impl NameCache {
 
 /// An attribute value as a label value: strings as is (borrowed), numbers and bools in their
 /// usual text form, bytes base64, arrays and maps as JSON.
-pub fn value_cow(v: Option<&AnyValue>) -> Cow<'_, str> {
-    use any_value::Value;
-    match v.and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => Cow::Borrowed(s),
-        Some(Value::BoolValue(b)) => Cow::Owned(b.to_string()),
-        Some(Value::IntValue(i)) => Cow::Owned(i.to_string()),
-        Some(Value::DoubleValue(d)) => Cow::Owned(super::naming::format_float(*d)),
-        Some(Value::BytesValue(b)) => {
-            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        Some(x @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
-            Cow::Owned(to_json(Some(x)).to_string())
-        }
-        Some(Value::StringValueStrindex(_)) | None => Cow::Borrowed(""),
+pub fn value_cow<'a>(v: &AttrValue<'a>) -> Cow<'a, str> {
+    match *v {
+        AttrValue::Str(s) => Cow::Borrowed(s),
+        AttrValue::Bool(b) => Cow::Owned(b.to_string()),
+        AttrValue::Int(i) => Cow::Owned(i.to_string()),
+        AttrValue::Double(d) => Cow::Owned(super::naming::format_float(d)),
+        AttrValue::Bytes(b) => Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b)),
+        AttrValue::Complex(raw) => match AnyValue::decode(raw) {
+            Ok(any) => Cow::Owned(to_json(any.value.as_ref()).to_string()),
+            Err(_) => Cow::Borrowed(""),
+        },
+        AttrValue::Empty => Cow::Borrowed(""),
     }
 }
 
 /// An attribute value as an owned string.
-pub fn value_string(v: Option<&AnyValue>) -> String {
+pub fn value_string(v: &AttrValue<'_>) -> String {
     value_cow(v).into_owned()
 }
 
@@ -123,7 +123,7 @@ fn to_json(v: Option<&any_value::Value>) -> serde_json::Value {
 }
 
 /// Finds an attribute by key.
-pub fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
+pub fn find_attr<'s, 'a>(attrs: &'s [Attr<'a>], key: &str) -> Option<&'s Attr<'a>> {
     attrs.iter().find(|kv| kv.key == key)
 }
 
@@ -131,23 +131,23 @@ pub fn find_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
 /// and joins the values of keys that collapse to the same label with `;` in the order of the
 /// original keys. The result is sorted by name with unique names.
 pub fn attributes_to_labels<'a>(
-    attrs: &'a [KeyValue],
+    attrs: &[Attr<'a>],
     skip: &[&str],
     cache: &mut NameCache,
 ) -> Vec<Lbl<'a>> {
     let mut tmp: Vec<(Rc<str>, &'a str, Cow<'a, str>)> = Vec::with_capacity(attrs.len());
     for kv in attrs {
-        if skip.contains(&kv.key.as_str()) {
+        if skip.contains(&kv.key) {
             continue;
         }
-        let value = value_cow(kv.value.as_ref());
+        let value = value_cow(&kv.value);
         if value.is_empty() {
             continue;
         }
         let Some(name) = cache.get(&kv.key) else {
             continue;
         };
-        tmp.push((name, kv.key.as_str(), value));
+        tmp.push((name, kv.key, value));
     }
     if !tmp.windows(2).all(|w| w[0].0 < w[1].0) {
         tmp.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
@@ -178,12 +178,12 @@ pub struct Context {
 
 /// `job` and `instance` from the resource's service attributes. An empty `service.name`
 /// counts as absent (no `job`); an empty namespace is left out of `job`.
-pub fn job_instance(resource: &[KeyValue]) -> Vec<Lbl<'static>> {
+pub fn job_instance(resource: &[Attr<'_>]) -> Vec<Lbl<'static>> {
     let mut out = Vec::with_capacity(2);
-    let name = find_attr(resource, SERVICE_NAME).map(|kv| value_string(kv.value.as_ref()));
+    let name = find_attr(resource, SERVICE_NAME).map(|kv| value_string(&kv.value));
     if let Some(name) = name.filter(|n| !n.is_empty()) {
         let ns = find_attr(resource, SERVICE_NAMESPACE)
-            .map(|kv| value_string(kv.value.as_ref()))
+            .map(|kv| value_string(&kv.value))
             .unwrap_or_default();
         let job = if ns.is_empty() {
             name
@@ -193,7 +193,7 @@ pub fn job_instance(resource: &[KeyValue]) -> Vec<Lbl<'static>> {
         out.push(Lbl::owned(JOB, job));
     }
     if let Some(id) = find_attr(resource, SERVICE_INSTANCE_ID)
-        .map(|kv| value_string(kv.value.as_ref()))
+        .map(|kv| value_string(&kv.value))
         .filter(|v| !v.is_empty())
     {
         out.push(Lbl::owned(INSTANCE, id));

@@ -16,6 +16,7 @@
 pub mod histogram;
 pub mod labels;
 pub mod naming;
+pub mod points;
 pub mod series;
 
 #[cfg(test)]
@@ -24,16 +25,15 @@ mod tests;
 use crate::proto::prometheus::{
     Exemplar, Label, MetricMetadata, Sample, TimeSeries, metric_metadata::MetricType,
 };
+use super::protowire::{ReadError, fields};
 use labels::{Context, Lbl, NameCache};
 use naming::NameKind;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{
-    self as otlp, AggregationTemporality, HistogramDataPoint, Metric, NumberDataPoint,
-    SummaryDataPoint, metric::Data,
-};
-pub use series::{EncSeries, snappy, write_requests};
-use series::{SeriesSet, encode_labels};
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
+use points::{Attr, Data, Kind, Point};
+use prost::Message;
+pub use series::{Finished, snappy, write_requests};
+use series::{SeriesSet, Template};
 use std::collections::HashMap;
 
 /// Bits of Prometheus' stale marker (a NaN distinct from an ordinary NaN).
@@ -125,7 +125,7 @@ impl DropReason {
 /// The result of translating one OTLP request, with series already encoded (hot path).
 #[derive(Debug, Default)]
 pub struct Encoded {
-    pub series: Vec<EncSeries>,
+    pub series: Finished,
     pub metadata: Vec<MetricMetadata>,
     /// Data points refused, by reason (sorted by reason).
     pub dropped: Vec<(DropReason, u64)>,
@@ -157,93 +157,66 @@ impl Translation {
     }
 }
 
-/// Translates a request into generated `TimeSeries` (decodes [`translate_encoded`]'s output;
-/// for tests and debugging).
+/// Translates a request into generated `TimeSeries` (for tests and debugging).
 pub fn translate(req: &ExportMetricsServiceRequest, s: &Settings) -> Translation {
     let e = translate_encoded(req, s);
     Translation {
-        series: e.series.iter().map(EncSeries::to_time_series).collect(),
+        series: e.series.to_time_series(),
         metadata: e.metadata,
         dropped: e.dropped,
         points: e.points,
     }
 }
 
-/// Translates every resource/scope/metric of a request.
+/// Translates a request given as a generated type (encodes it and runs [`translate_bytes`];
+/// a request built from generated types always reads back).
 pub fn translate_encoded(req: &ExportMetricsServiceRequest, s: &Settings) -> Encoded {
+    translate_bytes(&req.encode_to_vec(), s).unwrap_or_default()
+}
+
+/// Translates every resource/scope/metric of an encoded `ExportMetricsServiceRequest`,
+/// reading it straight from the wire. Fails only on malformed protobuf.
+pub fn translate_bytes(otlp: &[u8], s: &Settings) -> Result<Encoded, ReadError> {
     let mut t = Translator {
         s,
-        set: SeriesSet::with_capacity(256),
+        // Sized from the input so the arena rarely grows (growing copies it).
+        set: SeriesSet::with_capacity((otlp.len() / 64).max(64), otlp.len().saturating_mul(4)),
         metadata: Vec::new(),
         metadata_seen: HashMap::new(),
         dropped: HashMap::new(),
         points: 0,
         cache: NameCache::default(),
-        scratch: Vec::with_capacity(512),
+        template: Template::default(),
+        label_buf: String::new(),
+        le_cache: Vec::new(),
     };
     let external: Vec<Lbl<'static>> = s
         .external_labels
         .iter()
         .map(|l| Lbl::owned(&l.name, l.value.clone()))
         .collect();
-    for rm in &req.resource_metrics {
-        let resource: &[KeyValue] = rm
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
-        let job_instance = labels::job_instance(resource);
-        let mut fill: Vec<Lbl<'static>> = Vec::new();
-        if s.resource_to_telemetry {
-            fill = labels::attributes_to_labels(resource, &[], &mut t.cache)
-                .into_iter()
-                .map(|l| Lbl {
-                    name: l.name,
-                    value: std::borrow::Cow::Owned(l.value.into_owned()),
-                })
-                .collect();
-        }
-        for e in &external {
-            if fill.iter().all(|l| l.name != e.name) {
-                fill.push(e.clone());
-            }
-        }
-        fill.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut latest_ms: Option<i64> = None;
-        for sm in &rm.scope_metrics {
-            let ctx = Context {
-                overwrite: scope_overwrite(&job_instance, sm.scope.as_ref()),
-                fill: fill.clone(),
-            };
-            for m in &sm.metrics {
-                if let Some(ts) = t.metric(m, &ctx) {
-                    latest_ms = Some(latest_ms.map_or(ts, |l| l.max(ts)));
-                }
-            }
-        }
-        if let Some(ts) = latest_ms.filter(|_| s.target_info) {
-            t.target_info(resource, &job_instance, &external, ts);
+    let mut point = Point::default();
+    for f in fields(otlp) {
+        if let (1, rm) = f? {
+            t.resource(rm.bytes(), &external, &mut point)?;
         }
     }
     let mut dropped: Vec<(DropReason, u64)> = t.dropped.into_iter().collect();
     dropped.sort();
-    Encoded {
+    Ok(Encoded {
         series: t.set.finish(),
         metadata: t.metadata,
         dropped,
         points: t.points,
-    }
+    })
 }
 
-fn scope_overwrite(
-    job_instance: &[Lbl<'static>],
-    scope: Option<&InstrumentationScope>,
-) -> Vec<Lbl<'static>> {
+fn scope_overwrite(job_instance: &[Lbl<'static>], name: &str, version: &str) -> Vec<Lbl<'static>> {
     let mut v = job_instance.to_vec();
-    if let Some(sc) = scope.filter(|sc| !sc.name.is_empty()) {
-        v.push(Lbl::owned(labels::SCOPE_NAME, sc.name.clone()));
-        if !sc.version.is_empty() {
-            v.push(Lbl::owned(labels::SCOPE_VERSION, sc.version.clone()));
+    if !name.is_empty() {
+        v.push(Lbl::owned(labels::SCOPE_NAME, name));
+        if !version.is_empty() {
+            v.push(Lbl::owned(labels::SCOPE_VERSION, version));
         }
     }
     v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -263,22 +236,12 @@ fn stale_nan() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
 
-fn number_value(dp: &NumberDataPoint) -> f64 {
-    use otlp::number_data_point::Value;
-    match dp.value {
-        Some(Value::AsDouble(d)) => d,
-        Some(Value::AsInt(i)) => i as f64,
-        None => 0.0,
-    }
-}
-
 /// Exemplars as remote-write exemplars: `trace_id` / `span_id` (lowercase hex, when set)
 /// plus filtered attributes while the labels stay within Prometheus' 128-rune limit.
-pub fn exemplar(e: &otlp::Exemplar, cache: &mut NameCache) -> Exemplar {
-    use otlp::exemplar::Value;
+pub fn exemplar(e: &points::Exemplar<'_>, cache: &mut NameCache) -> Exemplar {
     let mut labels = Vec::with_capacity(2);
     let mut runes = 0usize;
-    for (name, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+    for (name, id) in [("trace_id", e.trace_id), ("span_id", e.span_id)] {
         if id.iter().any(|&b| b != 0) {
             let v = hex::encode(id);
             runes += name.len() + v.len();
@@ -288,7 +251,7 @@ pub fn exemplar(e: &otlp::Exemplar, cache: &mut NameCache) -> Exemplar {
             });
         }
     }
-    for l in labels::attributes_to_labels(&e.filtered_attributes, &[], cache) {
+    for l in labels::attributes_to_labels(&e.attrs, &[], cache) {
         if labels.iter().any(|x| *x.name == *l.name) {
             continue;
         }
@@ -305,11 +268,7 @@ pub fn exemplar(e: &otlp::Exemplar, cache: &mut NameCache) -> Exemplar {
     labels.sort_by(|a, b| a.name.cmp(&b.name));
     Exemplar {
         labels,
-        value: match e.value {
-            Some(Value::AsDouble(d)) => d,
-            Some(Value::AsInt(i)) => i as f64,
-            None => 0.0,
-        },
+        value: e.value,
         timestamp: to_millis(e.time_unix_nano),
     }
 }
@@ -322,8 +281,12 @@ struct Translator<'a> {
     dropped: HashMap<DropReason, u64>,
     points: u64,
     cache: NameCache,
-    /// Reused buffer for a series' encoded labels.
-    scratch: Vec<u8>,
+    /// Reused: the current point's encoded base labels.
+    template: Template,
+    /// Reused: a `quantile` value.
+    label_buf: String,
+    /// Formatted `le` values by bucket index, with the bound's bits they were made from.
+    le_cache: Vec<(u64, String)>,
 }
 
 impl Translator<'_> {
@@ -333,10 +296,70 @@ impl Translator<'_> {
         }
     }
 
-    fn name(&mut self, m: &Metric, kind: NameKind, points: usize) -> Option<String> {
+    /// One `ResourceMetrics`: its resource labels, then every scope's metrics, then
+    /// `target_info`.
+    fn resource<'b>(
+        &mut self,
+        rm: &'b [u8],
+        external: &[Lbl<'static>],
+        point: &mut Point<'b>,
+    ) -> Result<(), ReadError> {
+        let mut resource: Vec<Attr<'b>> = Vec::new();
+        for f in fields(rm) {
+            if let (1, r) = f? {
+                points::read_attrs(r.bytes(), 1, &mut resource)?;
+            }
+        }
+        let s = self.s;
+        let job_instance = labels::job_instance(&resource);
+        let mut fill: Vec<Lbl<'static>> = Vec::new();
+        if s.resource_to_telemetry {
+            fill = labels::attributes_to_labels(&resource, &[], &mut self.cache)
+                .into_iter()
+                .map(|l| Lbl {
+                    name: l.name,
+                    value: std::borrow::Cow::Owned(l.value.into_owned()),
+                })
+                .collect();
+        }
+        for e in external {
+            if fill.iter().all(|l| l.name != e.name) {
+                fill.push(e.clone());
+            }
+        }
+        fill.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut latest_ms: Option<i64> = None;
+        for f in fields(rm) {
+            let (2, sm) = f? else { continue };
+            let sm = sm.bytes();
+            let (mut name, mut version) = ("", "");
+            for f in fields(sm) {
+                if let (1, sc) = f? {
+                    (name, version) = points::read_scope(sc.bytes())?;
+                }
+            }
+            let ctx = Context {
+                overwrite: scope_overwrite(&job_instance, name, version),
+                fill: fill.clone(),
+            };
+            for f in fields(sm) {
+                if let (2, m) = f? {
+                    if let Some(ts) = self.metric(m.bytes(), &ctx, point)? {
+                        latest_ms = Some(latest_ms.map_or(ts, |l| l.max(ts)));
+                    }
+                }
+            }
+        }
+        if let Some(ts) = latest_ms.filter(|_| s.target_info) {
+            self.target_info(&resource, &job_instance, external, ts);
+        }
+        Ok(())
+    }
+
+    fn name(&mut self, m: &points::Metric<'_>, kind: NameKind, points: usize) -> Option<String> {
         match naming::metric_name(
-            &m.name,
-            &m.unit,
+            m.name,
+            m.unit,
             kind,
             &self.s.namespace,
             self.s.add_metric_suffixes,
@@ -377,251 +400,221 @@ impl Translator<'_> {
     }
 
     /// Translates one metric; returns the latest timestamp written (ms).
-    fn metric(&mut self, m: &Metric, ctx: &Context) -> Option<i64> {
-        let (help, unit) = (m.description.as_str(), m.unit.as_str());
-        match m.data.as_ref()? {
-            Data::Gauge(g) => {
-                let name = self.name(m, NameKind::Gauge, g.data_points.len())?;
-                self.add_metadata(&name, MetricType::Gauge, help, unit);
-                self.numbers(&name, &g.data_points, ctx, false)
-            }
-            Data::Sum(sum) => {
-                if !self.cumulative(sum.aggregation_temporality, sum.data_points.len()) {
-                    return None;
-                }
-                let (kind, ty) = if sum.is_monotonic {
-                    (NameKind::Counter, MetricType::Counter)
-                } else {
-                    (NameKind::Gauge, MetricType::Gauge)
-                };
-                let name = self.name(m, kind, sum.data_points.len())?;
-                self.add_metadata(&name, ty, help, unit);
-                self.numbers(&name, &sum.data_points, ctx, sum.is_monotonic)
-            }
-            Data::Histogram(h) => {
-                if !self.cumulative(h.aggregation_temporality, h.data_points.len()) {
-                    return None;
-                }
-                let name = self.name(m, NameKind::Other, h.data_points.len())?;
-                self.add_metadata(&name, MetricType::Histogram, help, unit);
-                self.histograms(&name, &h.data_points, ctx)
-            }
-            Data::ExponentialHistogram(h) => {
-                if !self.cumulative(h.aggregation_temporality, h.data_points.len()) {
-                    return None;
-                }
-                let name = self.name(m, NameKind::Other, h.data_points.len())?;
-                self.add_metadata(&name, MetricType::Histogram, help, unit);
-                self.exponentials(&name, &h.data_points, ctx)
-            }
-            Data::Summary(sm) => {
-                let name = self.name(m, NameKind::Other, sm.data_points.len())?;
-                self.add_metadata(&name, MetricType::Summary, help, unit);
-                self.summaries(&name, &sm.data_points, ctx)
-            }
+    fn metric<'b>(
+        &mut self,
+        raw: &'b [u8],
+        ctx: &Context,
+        point: &mut Point<'b>,
+    ) -> Result<Option<i64>, ReadError> {
+        let m = points::read_metric(raw)?;
+        let Some(data) = m.data else { return Ok(None) };
+        let (help, unit) = (m.description, m.unit);
+        let (body, kind, family, ty) = match data {
+            Data::Gauge(b) => (b, Kind::Number, NameKind::Gauge, MetricType::Gauge),
+            Data::Sum(b) => (b, Kind::Number, NameKind::Counter, MetricType::Counter),
+            Data::Histogram(b) => (b, Kind::Histogram, NameKind::Other, MetricType::Histogram),
+            Data::Exponential(b) => (b, Kind::Exponential, NameKind::Other, MetricType::Histogram),
+            Data::Summary(b) => (b, Kind::Summary, NameKind::Other, MetricType::Summary),
+        };
+        let h = points::read_data_header(body)?;
+        let (family, ty, counter) = match data {
+            Data::Sum(_) if !h.monotonic => (NameKind::Gauge, MetricType::Gauge, false),
+            Data::Sum(_) => (family, ty, true),
+            _ => (family, ty, false),
+        };
+        let temporal = matches!(
+            data,
+            Data::Sum(_) | Data::Histogram(_) | Data::Exponential(_)
+        );
+        if temporal && !self.cumulative(h.temporality, h.points) {
+            return Ok(None);
         }
+        let Some(name) = self.name(&m, family, h.points) else {
+            return Ok(None);
+        };
+        self.add_metadata(&name, ty, help, unit);
+        let names = SeriesNames::new(&name, kind);
+        let mut latest = None;
+        for dp in points::data_points(body) {
+            point.read(kind, dp?)?;
+            let ts = match kind {
+                Kind::Number => self.number(&names, point, ctx, counter)?,
+                Kind::Histogram => self.histogram(&names, point, ctx)?,
+                Kind::Exponential => self.exponential(&names, point, ctx)?,
+                Kind::Summary => self.summary(&names, point, ctx)?,
+            };
+            latest = latest.max(ts);
+        }
+        Ok(latest)
     }
 
-    /// Common checks of a point: returns (base labels, timestamp ms) or counts a drop.
-    fn point<'p>(
-        &mut self,
-        attrs: &'p [KeyValue],
-        time_ns: u64,
-        ctx: &'p Context,
-    ) -> Option<(Vec<Lbl<'p>>, i64)> {
-        if time_ns == 0 {
+    /// Common checks of a point: on success the template holds its base labels (with room
+    /// for `extra`) and the timestamp (ms) is returned; otherwise a drop is counted.
+    fn point(&mut self, p: &Point<'_>, ctx: &Context, extra: Option<&str>) -> Option<i64> {
+        if p.time_unix_nano == 0 {
             self.drop(DropReason::ZeroTimestamp, 1);
             return None;
         }
         self.points += 1;
-        let own = labels::attributes_to_labels(attrs, &[], &mut self.cache);
-        Some((labels::apply_context(own, ctx), to_millis(time_ns)))
+        let own = labels::attributes_to_labels(&p.attrs, &[], &mut self.cache);
+        let base = labels::apply_context(own, ctx);
+        self.template.reset(&base, extra);
+        Some(to_millis(p.time_unix_nano))
     }
 
-    /// Writes one float sample to the series `base` + `__name__` (+ `extra`).
-    fn sample(
-        &mut self,
-        base: &[Lbl<'_>],
-        name: &str,
-        extra: Option<(&str, &str)>,
-        sample: Sample,
-        exemplars: Vec<Exemplar>,
-    ) {
-        encode_labels(base, name, extra, &mut self.scratch);
-        self.set.add_sample(&self.scratch, sample, exemplars);
+    /// Writes one float sample to the series of the current template named `name`.
+    fn sample(&mut self, name: &str, extra: Option<&str>, sample: Sample, ex: Vec<Exemplar>) {
+        self.set.add_sample(&self.template, name, extra, sample, ex);
     }
 
-    fn numbers(
+    fn exemplars(&mut self, p: &Point<'_>) -> Result<Vec<Exemplar>, ReadError> {
+        p.exemplars
+            .iter()
+            .map(|raw| Ok(exemplar(&points::read_exemplar(raw)?, &mut self.cache)))
+            .collect()
+    }
+
+    fn number(
         &mut self,
-        name: &str,
-        points: &[NumberDataPoint],
+        n: &SeriesNames,
+        p: &Point<'_>,
         ctx: &Context,
         counter: bool,
-    ) -> Option<i64> {
-        let mut latest = None;
-        for dp in points {
-            let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
-                continue;
-            };
-            let value = if is_stale(dp.flags) {
-                stale_nan()
-            } else {
-                number_value(dp)
-            };
-            let exemplars = if counter {
-                dp.exemplars
+    ) -> Result<Option<i64>, ReadError> {
+        let Some(ts) = self.point(p, ctx, None) else {
+            return Ok(None);
+        };
+        let value = if is_stale(p.flags) {
+            stale_nan()
+        } else {
+            p.value
+        };
+        let exemplars = if counter {
+            self.exemplars(p)?
+        } else {
+            Vec::new()
+        };
+        let sample = Sample {
+            value,
+            timestamp: ts,
+        };
+        self.sample(&n.name, None, sample, exemplars);
+        Ok(Some(ts))
+    }
+
+    fn histogram(
+        &mut self,
+        n: &SeriesNames,
+        p: &Point<'_>,
+        ctx: &Context,
+    ) -> Result<Option<i64>, ReadError> {
+        let Some(ts) = self.point(p, ctx, Some("le")) else {
+            return Ok(None);
+        };
+        let stale = is_stale(p.flags);
+        let val = |v: f64| Sample {
+            value: if stale { stale_nan() } else { v },
+            timestamp: ts,
+        };
+        if let Some(sum) = p.sum {
+            self.sample(&n.sum, None, val(sum), Vec::new());
+        }
+        self.sample(&n.count, None, val(p.count as f64), Vec::new());
+        let bounds = &p.bounds;
+        let nb = bounds.len().min(p.bucket_counts.len());
+        // Exemplars go to the first bucket whose bound is >= the value, else +Inf.
+        let mut ex_by_bucket: Vec<Vec<Exemplar>> = Vec::new();
+        if !p.exemplars.is_empty() {
+            ex_by_bucket = vec![Vec::new(); nb + 1];
+            for ex in self.exemplars(p)? {
+                let i = bounds[..nb]
                     .iter()
-                    .map(|e| exemplar(e, &mut self.cache))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let sample = Sample {
-                value,
-                timestamp: ts,
-            };
-            self.sample(&base, name, None, sample, exemplars);
-            latest = latest.max(Some(ts));
+                    .position(|&b| f64::from_bits(b) >= ex.value)
+                    .unwrap_or(nb);
+                ex_by_bucket[i].push(ex);
+            }
         }
-        latest
-    }
-
-    fn histograms(
-        &mut self,
-        name: &str,
-        points: &[HistogramDataPoint],
-        ctx: &Context,
-    ) -> Option<i64> {
-        let mut latest = None;
-        let (sum_name, count_name, bucket_name) = (
-            format!("{name}_sum"),
-            format!("{name}_count"),
-            format!("{name}_bucket"),
-        );
-        let mut le = String::new();
-        for dp in points {
-            let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
-                continue;
-            };
-            let stale = is_stale(dp.flags);
-            let val = |v: f64| Sample {
-                value: if stale { stale_nan() } else { v },
-                timestamp: ts,
-            };
-            if let Some(sum) = dp.sum {
-                self.sample(&base, &sum_name, None, val(sum), Vec::new());
-            }
-            self.sample(&base, &count_name, None, val(dp.count as f64), Vec::new());
-            let n = dp.explicit_bounds.len().min(dp.bucket_counts.len());
-            // Exemplars go to the first bucket whose bound is >= the value, else +Inf.
-            let mut ex_by_bucket: Vec<Vec<Exemplar>> = Vec::new();
-            if !dp.exemplars.is_empty() {
-                ex_by_bucket = vec![Vec::new(); n + 1];
-                for e in &dp.exemplars {
-                    let ex = exemplar(e, &mut self.cache);
-                    let i = dp.explicit_bounds[..n]
-                        .iter()
-                        .position(|&b| b >= ex.value)
-                        .unwrap_or(n);
-                    ex_by_bucket[i].push(ex);
-                }
-            }
-            let mut take = |i: usize| {
-                ex_by_bucket
-                    .get_mut(i)
-                    .map(std::mem::take)
-                    .unwrap_or_default()
-            };
-            let mut cumulative: u64 = 0;
-            for (i, (bound, count)) in dp.explicit_bounds.iter().zip(&dp.bucket_counts).enumerate()
-            {
-                cumulative = cumulative.saturating_add(*count);
+        let mut take = |i: usize| {
+            ex_by_bucket
+                .get_mut(i)
+                .map(std::mem::take)
+                .unwrap_or_default()
+        };
+        // Bounds are usually the same for every point of a metric: format each once.
+        let mut les = std::mem::take(&mut self.le_cache);
+        if les.len() < nb {
+            les.resize(nb, (u64::MAX, String::new()));
+        }
+        let mut cumulative: u64 = 0;
+        for (i, (bound, count)) in bounds.iter().zip(&p.bucket_counts).enumerate() {
+            cumulative = cumulative.saturating_add(*count);
+            let (bits, le) = &mut les[i];
+            if *bits != *bound || le.is_empty() {
+                *bits = *bound;
                 le.clear();
-                naming::write_float(&mut le, *bound);
-                encode_labels(&base, &bucket_name, Some(("le", &le)), &mut self.scratch);
-                self.set
-                    .add_sample(&self.scratch, val(cumulative as f64), take(i));
+                naming::write_float(le, f64::from_bits(*bound));
             }
-            let inf = take(n);
-            self.sample(
-                &base,
-                &bucket_name,
-                Some(("le", "+Inf")),
-                val(dp.count as f64),
-                inf,
-            );
-            latest = latest.max(Some(ts));
+            self.sample(&n.bucket, Some(le), val(cumulative as f64), take(i));
         }
-        latest
+        self.le_cache = les;
+        let inf = take(nb);
+        self.sample(&n.bucket, Some("+Inf"), val(p.count as f64), inf);
+        Ok(Some(ts))
     }
 
-    fn exponentials(
+    fn exponential(
         &mut self,
-        name: &str,
-        points: &[otlp::ExponentialHistogramDataPoint],
+        n: &SeriesNames,
+        p: &Point<'_>,
         ctx: &Context,
-    ) -> Option<i64> {
-        let mut latest = None;
-        for dp in points {
-            if dp.scale < histogram::MIN_SCHEMA {
-                self.drop(DropReason::UnsupportedScale, 1);
-                continue;
-            }
-            let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
-                continue;
-            };
-            let Ok(h) = histogram::to_native(dp, ts, is_stale(dp.flags)) else {
-                self.drop(DropReason::UnsupportedScale, 1);
-                continue;
-            };
-            let exemplars = dp
-                .exemplars
-                .iter()
-                .map(|e| exemplar(e, &mut self.cache))
-                .collect();
-            encode_labels(&base, name, None, &mut self.scratch);
-            self.set.add_histogram(&self.scratch, h, exemplars);
-            latest = latest.max(Some(ts));
+    ) -> Result<Option<i64>, ReadError> {
+        if p.scale < histogram::MIN_SCHEMA {
+            self.drop(DropReason::UnsupportedScale, 1);
+            return Ok(None);
         }
-        latest
+        let Some(ts) = self.point(p, ctx, None) else {
+            return Ok(None);
+        };
+        let Ok(h) = histogram::to_native(p, ts, is_stale(p.flags)) else {
+            self.drop(DropReason::UnsupportedScale, 1);
+            return Ok(None);
+        };
+        let exemplars = self.exemplars(p)?;
+        self.set.add_histogram(&self.template, &n.name, h, exemplars);
+        Ok(Some(ts))
     }
 
-    fn summaries(&mut self, name: &str, points: &[SummaryDataPoint], ctx: &Context) -> Option<i64> {
-        let mut latest = None;
-        let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
-        let mut q = String::new();
-        for dp in points {
-            let Some((base, ts)) = self.point(&dp.attributes, dp.time_unix_nano, ctx) else {
-                continue;
-            };
-            let stale = is_stale(dp.flags);
-            let val = |v: f64| Sample {
-                value: if stale { stale_nan() } else { v },
-                timestamp: ts,
-            };
-            self.sample(&base, &sum_name, None, val(dp.sum), Vec::new());
-            self.sample(&base, &count_name, None, val(dp.count as f64), Vec::new());
-            for qv in &dp.quantile_values {
-                q.clear();
-                naming::write_float(&mut q, qv.quantile);
-                self.sample(
-                    &base,
-                    name,
-                    Some(("quantile", &q)),
-                    val(qv.value),
-                    Vec::new(),
-                );
-            }
-            latest = latest.max(Some(ts));
+    fn summary(
+        &mut self,
+        n: &SeriesNames,
+        p: &Point<'_>,
+        ctx: &Context,
+    ) -> Result<Option<i64>, ReadError> {
+        let Some(ts) = self.point(p, ctx, Some("quantile")) else {
+            return Ok(None);
+        };
+        let stale = is_stale(p.flags);
+        let val = |v: f64| Sample {
+            value: if stale { stale_nan() } else { v },
+            timestamp: ts,
+        };
+        self.sample(&n.sum, None, val(p.sum.unwrap_or(0.0)), Vec::new());
+        self.sample(&n.count, None, val(p.count as f64), Vec::new());
+        let mut q = std::mem::take(&mut self.label_buf);
+        for &(quantile, value) in &p.quantiles {
+            q.clear();
+            naming::write_float(&mut q, quantile);
+            self.sample(&n.name, Some(&q), val(value), Vec::new());
         }
-        latest
+        self.label_buf = q;
+        Ok(Some(ts))
     }
 
     /// `target_info` = 1 with `job`, `instance` and the non-identifying resource attributes,
     /// when the resource has any and job or instance exists.
     fn target_info(
         &mut self,
-        resource: &[KeyValue],
+        resource: &[Attr<'_>],
         job_instance: &[Lbl<'static>],
         external: &[Lbl<'static>],
         ts: i64,
@@ -653,6 +646,34 @@ impl Translator<'_> {
             value: 1.0,
             timestamp: ts,
         };
-        self.sample(&base, &name, None, sample, Vec::new());
+        self.template.reset(&base, None);
+        self.set.add_sample(&self.template, &name, None, sample, Vec::new());
+    }
+}
+
+/// The series names of one metric: the family name and its `_sum` / `_count` / `_bucket`.
+struct SeriesNames {
+    name: String,
+    sum: String,
+    count: String,
+    bucket: String,
+}
+
+impl SeriesNames {
+    fn new(name: &str, kind: Kind) -> SeriesNames {
+        let with = |suffix: &str| match kind {
+            Kind::Histogram | Kind::Summary => format!("{name}{suffix}"),
+            _ => String::new(),
+        };
+        SeriesNames {
+            name: name.to_string(),
+            sum: with("_sum"),
+            count: with("_count"),
+            bucket: if kind == Kind::Histogram {
+                format!("{name}_bucket")
+            } else {
+                String::new()
+            },
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! Collects translated series and writes remote-write requests. Each series' labels are
-//! protobuf-encoded once, straight from the borrowed label set (no per-label `String`s); the
-//! encoded labels double as the merge key, so data points of the same series (several
+//! Collects translated series and writes remote-write requests. A data point's labels are
+//! protobuf-encoded once into a [`Template`], from which each of its series is written with a
+//! few copies; the encoded labels double as the merge key, so data points of the same series (several
 //! batches concatenated often carry the same series at successive timestamps) end up in one
 //! `TimeSeries` with samples in timestamp order. Requests are then written directly as
 //! `WriteRequest` bytes, split to stay under a byte budget.
@@ -58,154 +58,228 @@ fn put_label(name: &str, value: &str, out: &mut Vec<u8>) {
     put_str_field(0x12, value, out);
 }
 
-/// Encodes the full, sorted label set of one series into `out` (cleared first): the base
-/// labels (sorted, without `__name__`) with `__name__ = name` and an optional extra label
-/// (`le`, `quantile`, which replaces a base label of the same name) merged in order.
-pub fn encode_labels(base: &[Lbl<'_>], name: &str, extra: Option<(&str, &str)>, out: &mut Vec<u8>) {
-    out.clear();
-    let mut pending: [Option<(&str, &str)>; 2] = [Some((NAME, name)), extra];
-    if let [Some(a), Some(b)] = &pending {
-        if b.0 < a.0 {
-            pending.swap(0, 1);
+/// The hash of one encoded label. A label set's hash is the (wrapping) sum of its labels'
+/// hashes, so it does not depend on how the set was put together (base labels, `__name__`,
+/// an extra label replacing a base one): equal sets always meet in [`SeriesSet`]'s index.
+fn label_hash(encoded: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(encoded);
+    // Finalizer (splitmix64) so that sums of hashes stay well spread.
+    let mut x = h.finish();
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Appends one label to `out` and returns its hash.
+fn put_label_hashed(name: &str, value: &str, out: &mut Vec<u8>) -> u64 {
+    let start = out.len();
+    put_label(name, value, out);
+    label_hash(&out[start..])
+}
+
+/// What goes where when a series is written from a [`Template`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Insert {
+    #[default]
+    Name,
+    Extra,
+}
+
+/// One data point's base labels encoded once, with the byte offsets where `__name__` and the
+/// point's extra label (`le`, `quantile`) go, so each of the point's series (a 15-bucket
+/// histogram has 18) is written with a few copies instead of re-encoding every label.
+#[derive(Debug, Default)]
+pub struct Template {
+    bytes: Vec<u8>,
+    extra_name: String,
+    /// Insertions in output order: (byte offset in `bytes`, what).
+    inserts: [(usize, Insert); 2],
+    n_inserts: usize,
+    /// Bytes of a base label replaced by the extra label.
+    skip: Option<(usize, usize)>,
+    /// Sum of the base labels' hashes, and the replaced label's hash.
+    hash: u64,
+    skip_hash: u64,
+}
+
+impl Template {
+    pub fn new(base: &[Lbl<'_>], extra_name: Option<&str>) -> Template {
+        let mut t = Template::default();
+        t.reset(base, extra_name);
+        t
+    }
+
+    /// Re-targets this template to another point (reuses its buffer).
+    pub fn reset(&mut self, base: &[Lbl<'_>], extra_name: Option<&str>) {
+        self.bytes.clear();
+        self.skip = None;
+        self.extra_name.clear();
+        self.hash = 0;
+        self.skip_hash = 0;
+        let mut name_at = None;
+        let mut extra_at = None;
+        for l in base {
+            let n: &str = &l.name;
+            if name_at.is_none() && NAME < n {
+                name_at = Some(self.bytes.len());
+            }
+            if let Some(e) = extra_name {
+                if extra_at.is_none() && e <= n {
+                    extra_at = Some(self.bytes.len());
+                }
+                if e == n {
+                    let start = self.bytes.len();
+                    self.skip_hash = put_label_hashed(n, &l.value, &mut self.bytes);
+                    self.hash = self.hash.wrapping_add(self.skip_hash);
+                    self.skip = Some((start, self.bytes.len()));
+                    continue;
+                }
+            }
+            let h = put_label_hashed(n, &l.value, &mut self.bytes);
+            self.hash = self.hash.wrapping_add(h);
+        }
+        let end = self.bytes.len();
+        let name_at = name_at.unwrap_or(end);
+        self.inserts[0] = (name_at, Insert::Name);
+        self.n_inserts = 1;
+        if let Some(e) = extra_name {
+            self.extra_name.push_str(e);
+            let extra_at = extra_at.unwrap_or(end);
+            let extra_first = extra_at < name_at || (extra_at == name_at && e < NAME);
+            let ex = (extra_at, Insert::Extra);
+            self.inserts = if extra_first {
+                [ex, self.inserts[0]]
+            } else {
+                [self.inserts[0], ex]
+            };
+            self.n_inserts = 2;
         }
     }
-    let mut p = 0usize;
-    for l in base {
-        while p < 2 {
-            match pending[p] {
-                Some((n, v)) if n <= &*l.name => {
-                    put_label(n, v, out);
-                    p += 1;
+
+    /// Appends the series' labels to `out`: the base plus `__name__ = name` (and the extra
+    /// label with `extra` as value, when the template has one). Returns the set's hash.
+    pub fn write(&self, name: &str, extra: Option<&str>, out: &mut Vec<u8>) -> u64 {
+        let mut hash = self.hash;
+        let mut pos = 0usize;
+        for &(at, what) in &self.inserts[..self.n_inserts] {
+            if at > pos {
+                out.extend_from_slice(&self.bytes[pos..at]);
+                pos = at;
+            }
+            match what {
+                Insert::Name => hash = hash.wrapping_add(put_label_hashed(NAME, name, out)),
+                // Without a value the base label of that name (if any) stays.
+                Insert::Extra => {
+                    if let Some(v) = extra {
+                        let h = put_label_hashed(&self.extra_name, v, out);
+                        hash = hash.wrapping_add(h);
+                        if let Some((s, e)) = self.skip {
+                            if s == at {
+                                pos = e;
+                                hash = hash.wrapping_sub(self.skip_hash);
+                            }
+                        }
+                    }
                 }
-                None => p += 1,
-                _ => break,
             }
         }
-        if pending.iter().flatten().any(|(n, _)| *n == &*l.name) {
-            continue;
-        }
-        put_label(&l.name, &l.value, out);
-    }
-    for (n, v) in pending[p..].iter().flatten() {
-        put_label(n, v, out);
+        out.extend_from_slice(&self.bytes[pos..]);
+        hash
     }
 }
 
-/// One series: encoded labels plus what was written to it.
+/// One series of a translation: its labels (a range of the set's arena) and what was written
+/// to it apart from float samples (those live in one shared list).
 #[derive(Debug, Default)]
-pub struct EncSeries {
-    pub labels: Vec<u8>,
-    pub samples: Vec<Sample>,
-    pub exemplars: Vec<Exemplar>,
-    pub histograms: Vec<Histogram>,
+struct Series {
+    start: usize,
+    len: usize,
+    exemplars: Vec<Exemplar>,
+    histograms: Vec<Histogram>,
 }
 
-impl EncSeries {
-    fn sample_len(s: &Sample) -> usize {
-        // value: tag + fixed64; timestamp: tag + varint
-        1 + 8 + 1 + encoded_len_varint(s.timestamp as u64)
-    }
-
-    /// Encoded length of the TimeSeries message body.
-    pub fn encoded_len(&self) -> usize {
-        let mut n = self.labels.len();
-        for s in &self.samples {
-            let l = Self::sample_len(s);
-            n += 1 + encoded_len_varint(l as u64) + l;
-        }
-        n += message::encoded_len_repeated(3, &self.exemplars);
-        n += message::encoded_len_repeated(4, &self.histograms);
-        n
-    }
-
-    /// Appends the TimeSeries message body to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.labels);
-        for s in &self.samples {
-            out.push(0x12);
-            encode_varint(Self::sample_len(s) as u64, out);
-            out.push(0x09);
-            out.extend_from_slice(&s.value.to_le_bytes());
-            out.push(0x10);
-            encode_varint(s.timestamp as u64, out);
-        }
-        for e in &self.exemplars {
-            message::encode(3, e, out);
-        }
-        for h in &self.histograms {
-            message::encode(4, h, out);
-        }
-    }
-
-    /// Decodes into the generated type (tests, debugging).
-    pub fn to_time_series(&self) -> TimeSeries {
-        let mut buf = Vec::with_capacity(self.encoded_len());
-        self.encode(&mut buf);
-        TimeSeries::decode(buf.as_slice()).unwrap_or_default()
-    }
-}
-
-/// The series of one translation, unique by label set.
+/// The series of one translation, unique by label set. Labels of all series share one
+/// buffer and samples one list, so adding a series allocates nothing in the common case.
 #[derive(Default)]
 pub struct SeriesSet {
-    series: Vec<EncSeries>,
-    index: HashMap<u64, usize, FxBuild>,
+    arena: Vec<u8>,
+    series: Vec<Series>,
+    samples: Vec<(u32, Sample)>,
+    index: HashMap<u64, u32, FxBuild>,
     /// Label sets whose hash collided with a different set (rare).
-    overflow: HashMap<Vec<u8>, usize, FxBuild>,
+    overflow: HashMap<Vec<u8>, u32, FxBuild>,
 }
 
 impl SeriesSet {
-    pub fn with_capacity(n: usize) -> Self {
+    /// Room for `n` series and `bytes` bytes of labels.
+    pub fn with_capacity(n: usize, bytes: usize) -> Self {
         SeriesSet {
+            arena: Vec::with_capacity(bytes),
             series: Vec::with_capacity(n),
+            samples: Vec::with_capacity(n),
             index: HashMap::with_capacity_and_hasher(n, Default::default()),
             overflow: HashMap::default(),
         }
     }
 
-    fn slot(&mut self, labels: &[u8]) -> &mut EncSeries {
-        let mut h = FxHasher::default();
-        h.write(labels);
-        let key = h.finish();
-        let i = match self.index.get(&key) {
-            Some(&i) if self.series[i].labels == labels => i,
-            Some(_) => match self.overflow.get(labels) {
-                Some(&i) => i,
-                None => {
-                    let i = self.push(labels);
-                    self.overflow.insert(labels.to_vec(), i);
-                    i
-                }
-            },
-            None => {
-                let i = self.push(labels);
-                self.index.insert(key, i);
-                i
-            }
+    /// Writes the series' labels from a template straight into the arena and returns the
+    /// series' index (an existing series with the same labels, or a new one).
+    fn slot(&mut self, t: &Template, name: &str, extra: Option<&str>) -> u32 {
+        let start = self.arena.len();
+        let key = t.write(name, extra, &mut self.arena);
+        let (arena, series) = (&self.arena, &self.series);
+        let new = &arena[start..];
+        let same = |i: u32| {
+            let s = &series[i as usize];
+            &arena[s.start..s.start + s.len] == new
         };
-        &mut self.series[i]
-    }
-
-    fn push(&mut self, labels: &[u8]) -> usize {
-        self.series.push(EncSeries {
-            labels: labels.to_vec(),
+        let found = match self.index.get(&key) {
+            Some(&i) if same(i) => Some(i),
+            Some(_) => self.overflow.get(new).copied(),
+            None => None,
+        };
+        if let Some(i) = found {
+            self.arena.truncate(start);
+            return i;
+        }
+        let collided = self.index.contains_key(&key);
+        let len = self.arena.len() - start;
+        self.series.push(Series {
+            start,
+            len,
             ..Default::default()
         });
-        self.series.len() - 1
+        let i = (self.series.len() - 1) as u32;
+        if collided {
+            self.overflow.insert(self.arena[start..].to_vec(), i);
+        } else {
+            self.index.insert(key, i);
+        }
+        i
     }
 
-    /// Adds a float sample (and exemplars) to the series with these encoded labels.
-    pub fn add_sample(&mut self, labels: &[u8], sample: Sample, exemplars: Vec<Exemplar>) {
-        let ts = self.slot(labels);
-        ts.samples.push(sample);
-        ts.exemplars.extend(exemplars);
+    /// Adds a float sample (and exemplars) to the series `t` + `name` (+ `extra`).
+    pub fn add_sample(
+        &mut self,
+        t: &Template,
+        name: &str,
+        extra: Option<&str>,
+        sample: Sample,
+        exemplars: Vec<Exemplar>,
+    ) {
+        let i = self.slot(t, name, extra);
+        self.samples.push((i, sample));
+        if !exemplars.is_empty() {
+            self.series[i as usize].exemplars.extend(exemplars);
+        }
     }
 
-    /// Adds a native histogram sample.
-    pub fn add_histogram(&mut self, labels: &[u8], h: Histogram, exemplars: Vec<Exemplar>) {
-        let ts = self.slot(labels);
-        ts.histograms.push(h);
-        ts.exemplars.extend(exemplars);
+    /// Adds a native histogram sample to the series `t` + `name`.
+    pub fn add_histogram(&mut self, t: &Template, name: &str, h: Histogram, ex: Vec<Exemplar>) {
+        let i = self.slot(t, name, None) as usize;
+        self.series[i].histograms.push(h);
+        self.series[i].exemplars.extend(ex);
     }
 
     pub fn len(&self) -> usize {
@@ -218,19 +292,50 @@ impl SeriesSet {
 
     /// The series with samples, histograms and exemplars in timestamp order; for equal
     /// timestamps the last one written wins (a repeated point is sent once).
-    pub fn finish(self) -> Vec<EncSeries> {
-        let mut out = self.series;
-        for ts in &mut out {
-            if ts.samples.len() > 1
-                && !ts
-                    .samples
-                    .windows(2)
-                    .all(|w| w[0].timestamp < w[1].timestamp)
-            {
-                ts.samples.reverse();
-                ts.samples.sort_by_key(|s| s.timestamp);
-                ts.samples.dedup_by_key(|s| s.timestamp);
+    pub fn finish(self) -> Finished {
+        let SeriesSet {
+            arena,
+            mut series,
+            samples,
+            ..
+        } = self;
+        // Group samples by series (a counting sort keeps the order of writing).
+        let mut starts = vec![0usize; series.len() + 1];
+        for (i, _) in &samples {
+            starts[*i as usize + 1] += 1;
+        }
+        for i in 0..series.len() {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut grouped = vec![
+            Sample {
+                value: 0.0,
+                timestamp: 0
+            };
+            samples.len()
+        ];
+        for (i, s) in samples {
+            grouped[next[i as usize]] = s;
+            next[i as usize] += 1;
+        }
+        let mut ranges = Vec::with_capacity(series.len());
+        let mut out_samples = Vec::with_capacity(grouped.len());
+        for i in 0..series.len() {
+            let g = &mut grouped[starts[i]..starts[i + 1]];
+            let from = out_samples.len();
+            if g.windows(2).all(|w| w[0].timestamp < w[1].timestamp) {
+                out_samples.extend_from_slice(g);
+            } else {
+                g.reverse();
+                let mut v = g.to_vec();
+                v.sort_by_key(|s| s.timestamp);
+                v.dedup_by_key(|s| s.timestamp);
+                out_samples.extend(v);
             }
+            ranges.push((from, out_samples.len()));
+        }
+        for ts in &mut series {
             if ts.histograms.len() > 1
                 && !ts
                     .histograms
@@ -245,6 +350,83 @@ impl SeriesSet {
                 ts.exemplars.sort_by_key(|e| e.timestamp);
             }
         }
+        Finished {
+            arena,
+            series,
+            ranges,
+            samples: out_samples,
+        }
+    }
+}
+
+/// The series of a finished translation, ready to be written as requests.
+#[derive(Debug, Default)]
+pub struct Finished {
+    arena: Vec<u8>,
+    series: Vec<Series>,
+    /// Each series' samples: a range of `samples`.
+    ranges: Vec<(usize, usize)>,
+    samples: Vec<Sample>,
+}
+
+fn sample_len(s: &Sample) -> usize {
+    // value: tag + fixed64; timestamp: tag + varint
+    1 + 8 + 1 + encoded_len_varint(s.timestamp as u64)
+}
+
+impl Finished {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Encoded length of series `i`'s TimeSeries message body.
+    fn encoded_len(&self, i: usize) -> usize {
+        let s = &self.series[i];
+        let (a, b) = self.ranges[i];
+        let mut n = s.len;
+        for x in &self.samples[a..b] {
+            let l = sample_len(x);
+            n += 1 + encoded_len_varint(l as u64) + l;
+        }
+        n += message::encoded_len_repeated(3, &s.exemplars);
+        n += message::encoded_len_repeated(4, &s.histograms);
+        n
+    }
+
+    /// Appends series `i`'s TimeSeries message body to `out`.
+    fn encode(&self, i: usize, out: &mut Vec<u8>) {
+        let s = &self.series[i];
+        let (a, b) = self.ranges[i];
+        out.extend_from_slice(&self.arena[s.start..s.start + s.len]);
+        for x in &self.samples[a..b] {
+            out.push(0x12);
+            encode_varint(sample_len(x) as u64, out);
+            out.push(0x09);
+            out.extend_from_slice(&x.value.to_le_bytes());
+            out.push(0x10);
+            encode_varint(x.timestamp as u64, out);
+        }
+        for e in &s.exemplars {
+            message::encode(3, e, out);
+        }
+        for h in &s.histograms {
+            message::encode(4, h, out);
+        }
+    }
+
+    /// Decodes every series into the generated type (tests, debugging).
+    pub fn to_time_series(&self) -> Vec<TimeSeries> {
+        let mut out = Vec::with_capacity(self.series.len());
+        let mut buf = Vec::new();
+        for i in 0..self.series.len() {
+            buf.clear();
+            self.encode(i, &mut buf);
+            out.push(TimeSeries::decode(buf.as_slice()).unwrap_or_default());
+        }
         out
     }
 }
@@ -253,28 +435,36 @@ impl SeriesSet {
 /// than the budget still goes alone in its own request). Metadata travel in their own
 /// requests after the series, as the Collector does.
 pub fn write_requests(
-    series: &[EncSeries],
+    series: &Finished,
     metadata: &[MetricMetadata],
     max_bytes: usize,
 ) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut cur: Vec<u8> = Vec::new();
-    for ts in series {
-        let len = ts.encoded_len();
+    // First the split (sizes only), then each request written into a buffer of its size.
+    let lens: Vec<usize> = (0..series.len()).map(|i| series.encoded_len(i)).collect();
+    let mut cuts: Vec<(usize, usize, usize)> = Vec::new(); // (first series, end, bytes)
+    let (mut first, mut bytes) = (0usize, 0usize);
+    for (i, &len) in lens.iter().enumerate() {
         let size = 1 + encoded_len_varint(len as u64) + len;
-        if !cur.is_empty() && cur.len() + size > max_bytes {
-            out.push(std::mem::take(&mut cur));
+        if bytes > 0 && bytes + size > max_bytes {
+            cuts.push((first, i, bytes));
+            (first, bytes) = (i, 0);
         }
-        if cur.capacity() == 0 {
-            cur.reserve(max_bytes.min(1 << 20).max(size));
+        bytes += size;
+    }
+    if bytes > 0 {
+        cuts.push((first, lens.len(), bytes));
+    }
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    for (from, to, bytes) in cuts {
+        let mut cur = Vec::with_capacity(bytes);
+        for (i, &len) in lens.iter().enumerate().take(to).skip(from) {
+            cur.push(0x0a);
+            encode_varint(len as u64, &mut cur);
+            series.encode(i, &mut cur);
         }
-        cur.push(0x0a);
-        encode_varint(len as u64, &mut cur);
-        ts.encode(&mut cur);
+        out.push(cur);
     }
-    if !cur.is_empty() {
-        out.push(std::mem::take(&mut cur));
-    }
+    let mut cur: Vec<u8> = Vec::new();
     for md in metadata {
         let len = md.encoded_len();
         let size = 1 + encoded_len_varint(len as u64) + len;
@@ -292,4 +482,90 @@ pub fn write_requests(
 /// Compresses an encoded request with snappy's block format, as remote-write wants.
 pub fn snappy(raw: &[u8]) -> Result<Vec<u8>, snap::Error> {
     snap::raw::Encoder::new().compress_vec(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The label set a template must write, built the slow way: merge, sort, encode.
+    fn reference(base: &[(&str, &str)], name: &str, extra: Option<(&str, &str)>) -> Vec<u8> {
+        let mut all: Vec<(&str, &str)> = base
+            .iter()
+            .filter(|(n, _)| extra.is_none_or(|(e, _)| e != *n))
+            .copied()
+            .collect();
+        all.push((NAME, name));
+        all.extend(extra);
+        all.sort();
+        let mut out = Vec::new();
+        for (n, v) in all {
+            put_label(n, v, &mut out);
+        }
+        out
+    }
+
+    fn decode_labels(b: &[u8]) -> Vec<(String, String)> {
+        TimeSeries::decode(b)
+            .unwrap()
+            .labels
+            .into_iter()
+            .map(|l| (l.name, l.value))
+            .collect()
+    }
+
+    #[test]
+    fn equal_label_sets_share_a_series_however_they_were_built() {
+        // A gauge `x_bucket{le="0.5"}` and histogram `x`'s bucket le=0.5 are the same series.
+        let mut set = SeriesSet::default();
+        let s = |v| Sample {
+            value: v,
+            timestamp: 1,
+        };
+        let gauge = Template::new(&[Lbl::owned("a", "1"), Lbl::owned("le", "0.5")], None);
+        set.add_sample(&gauge, "x_bucket", None, s(1.0), Vec::new());
+        let hist = Template::new(&[Lbl::owned("a", "1")], Some("le"));
+        set.add_sample(&hist, "x_bucket", Some("0.5"), s(2.0), Vec::new());
+        let replaced = Template::new(&[Lbl::owned("a", "1"), Lbl::owned("le", "9")], Some("le"));
+        set.add_sample(&replaced, "x_bucket", Some("0.5"), s(3.0), Vec::new());
+        set.add_sample(&hist, "x_bucket", Some("1"), s(4.0), Vec::new());
+        assert_eq!(set.len(), 2);
+        let done = set.finish();
+        let ts = done.to_time_series();
+        // equal timestamps: the last written wins
+        assert_eq!(ts[0].samples.len(), 1);
+        assert_eq!(ts[0].samples[0].value, 3.0);
+        assert_eq!(ts[1].samples[0].value, 4.0);
+    }
+
+    #[test]
+    fn template_writes_the_same_bytes_as_a_full_encode() {
+        let sets: [&[(&str, &str)]; 6] = [
+            &[],
+            &[("a", "1"), ("z", "2")],
+            &[("A", "x"), ("_x", "y"), ("le", "old"), ("quantile", "q"), ("zz", "z")],
+            &[("Z", "1"), ("ZZ", "2")],
+            &[("le", "only")],
+            &[("job", "j"), ("ld", "before-le"), ("lf", "after-le")],
+        ];
+        let mut out = Vec::new();
+        for base in sets {
+            let lbls: Vec<Lbl<'_>> = base.iter().map(|(n, v)| Lbl::owned(n, *v)).collect();
+            for extra in [None, Some("le"), Some("quantile")] {
+                let t = Template::new(&lbls, extra);
+                for value in [None, Some("0.5"), Some("+Inf")] {
+                    let want = reference(base, "m_bucket", extra.zip(value));
+                    out.clear();
+                    let h = t.write("m_bucket", value.filter(|_| extra.is_some()), &mut out);
+                    assert_eq!(out, want, "base {base:?} extra {extra:?} value {value:?}");
+                    // the hash is the set's, however it was put together
+                    let mut sum = 0u64;
+                    for (n, v) in decode_labels(&out) {
+                        sum = sum.wrapping_add(put_label_hashed(&n, &v, &mut Vec::new()));
+                    }
+                    assert_eq!(h, sum);
+                }
+            }
+        }
+    }
 }

@@ -4,9 +4,12 @@
 
 use super::*;
 use crate::proto::prometheus::{WriteRequest, histogram as ph};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
+};
 use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, ResourceMetrics,
+    self as otlp, ExponentialHistogram, HistogramDataPoint, Metric, NumberDataPoint,
+    SummaryDataPoint, metric::Data, ExponentialHistogramDataPoint, Gauge, Histogram, ResourceMetrics,
     ScopeMetrics, Sum, Summary, exponential_histogram_data_point::Buckets, number_data_point,
     summary_data_point::ValueAtQuantile,
 };
@@ -1018,9 +1021,8 @@ fn exemplars_on_counter_and_histogram_buckets() {
     assert_eq!(by("h_bucket", Some("+Inf")).exemplars[0].value, 99.0);
     // all-zero ids are "not set"
     let e = exemplar(
-        &otlp::Exemplar {
-            trace_id: vec![0; 16],
-            span_id: vec![],
+        &points::Exemplar {
+            trace_id: &[0; 16],
             ..Default::default()
         },
         &mut NameCache::default(),
