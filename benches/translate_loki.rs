@@ -12,7 +12,10 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use std::hint::black_box;
-use watchtower::translate::loki::{Format, Options, translate};
+use watchtower::translate::loki::builder::PushBuilder;
+use watchtower::translate::loki::{
+    Format, Options, fast, reader, translate_encoded, translate_reference,
+};
 
 fn kv(k: &str, v: Value) -> KeyValue {
     KeyValue {
@@ -88,6 +91,23 @@ fn request(records: usize) -> Vec<u8> {
     req.encode_to_vec()
 }
 
+/// Walks every record with the zero-copy reader and does nothing else: the fast path's floor.
+struct ReadOnly<'a>(Vec<reader::Kv<'a>>, u64);
+impl<'a> fast::Mapper<'a> for ReadOnly<'a> {
+    fn resource(&mut self, _: &[u8]) -> Result<(), reader::ReadError> {
+        Ok(())
+    }
+    fn scope(&mut self, _: &[u8]) -> Result<(), reader::ReadError> {
+        Ok(())
+    }
+    fn record(&mut self, raw: &'a [u8], _: &mut PushBuilder) -> Result<(), reader::ReadError> {
+        if let reader::Parsed::Simple(r) = reader::record(raw, &mut self.0)? {
+            self.1 += r.time + self.0.len() as u64;
+        }
+        Ok(())
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let n = 1000;
     let bytes = request(n);
@@ -98,16 +118,49 @@ fn bench(c: &mut Criterion) {
             format,
             ..Options::default()
         };
+        // What the exporter runs: wire bytes -> push body -> snappy.
         g.bench_function(name, |b| {
+            let mut enc = snap::raw::Encoder::new();
+            b.iter(|| {
+                let t = translate_encoded(black_box(bytes.as_slice()), &opts, 0).expect("valid");
+                black_box(enc.compress_vec(&t.body).expect("snappy"))
+            })
+        });
+        // The reference path (the implementation before the fast path): prost decode into
+        // owned structs -> owned entries -> encode -> snappy.
+        g.bench_function(format!("{name}/reference"), |b| {
             let mut enc = snap::raw::Encoder::new();
             b.iter(|| {
                 let req =
                     ExportLogsServiceRequest::decode(black_box(bytes.as_slice())).expect("decode");
-                let t = translate(&req, &opts, 0);
+                let t = translate_reference(&req, &opts, 0);
                 black_box(enc.compress_vec(&t.body).expect("snappy"))
             })
         });
+        // Ceiling: snappy of the final uncompressed push body alone.
+        let body = translate_encoded(&bytes, &opts, 0).expect("valid").body;
+        g.bench_function(format!("{name}/snappy_only"), |b| {
+            let mut enc = snap::raw::Encoder::new();
+            b.iter(|| black_box(enc.compress_vec(black_box(&body)).expect("snappy")))
+        });
     }
+    // Floors: prost decode into owned structs alone (what the reference path starts with),
+    // and the zero-copy reader alone (what the fast path starts with).
+    g.bench_function("decode_only", |b| {
+        b.iter(|| {
+            black_box(
+                ExportLogsServiceRequest::decode(black_box(bytes.as_slice())).expect("decode"),
+            )
+        })
+    });
+    g.bench_function("read_only", |b| {
+        b.iter(|| {
+            let mut m = ReadOnly(Vec::new(), 0);
+            let mut out = PushBuilder::default();
+            fast::walk(black_box(bytes.as_slice()), &mut m, &mut out).expect("valid");
+            black_box(m.1)
+        })
+    });
     g.finish();
 }
 

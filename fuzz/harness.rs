@@ -93,17 +93,32 @@ pub fn prw(data: &[u8]) {
     }
 }
 
-/// OTLP logs -> Loki push, as the exporter runs it on a validated request.
+/// OTLP logs -> Loki push on the wire bytes (the exporter's fast path), both formats: never
+/// panics on any input, and on a request the receiver accepts (wire validation + prost) it
+/// produces exactly what the prost-based reference mapping produces.
 pub fn loki(data: &[u8]) {
     use prost::Message;
-    if watchtower::pipeline::wire::validate_and_count(Signal::Logs, data).is_err() {
-        return;
-    }
-    let Ok(req) =
-        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(data)
-    else {
-        return;
+    use watchtower::translate::loki::{Format, Options, translate_encoded, translate_reference};
+    const NOW: i64 = 1_700_000_000_000_000_000;
+    let valid = watchtower::pipeline::wire::validate_and_count(Signal::Logs, data).is_ok();
+    let decoded = if valid {
+        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(data).ok()
+    } else {
+        None
     };
-    let opts = watchtower::translate::loki::Options::default();
-    let _ = watchtower::translate::loki::translate(&req, &opts, 1_700_000_000_000_000_000);
+    for format in [Format::Otlp, Format::Json] {
+        let opts = Options {
+            format,
+            ..Options::default()
+        };
+        let fast = translate_encoded(data, &opts, NOW);
+        if let Some(req) = &decoded {
+            let want = translate_reference(req, &opts, NOW);
+            assert_eq!(
+                fast.as_ref().ok(),
+                Some(&want),
+                "fast path differs ({format:?})"
+            );
+        }
+    }
 }

@@ -13,10 +13,8 @@ use crate::exporter::http::{
 };
 use crate::exporter::{SendError, SendFuture, SendOk, Sender};
 use crate::pipeline::payload::{Payload, Signal};
-use crate::translate::loki::{Options, translate};
+use crate::translate::loki::{Options, translate_encoded};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use prost::Message;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,7 +71,7 @@ pub enum EncodeError {
     Decode(String),
 }
 
-/// Decodes a batch and builds the compressed push body. Returns `None` when the batch has no
+/// Translates a batch (on its wire bytes) and builds the compressed push body. Returns `None` when the batch has no
 /// log records (nothing to send).
 pub fn push_body(
     batch: &Payload,
@@ -83,9 +81,8 @@ pub fn push_body(
     if batch.signal != Signal::Logs {
         return Err(EncodeError::WrongSignal(batch.signal));
     }
-    let req = ExportLogsServiceRequest::decode(batch.bytes.as_ref())
+    let t = translate_encoded(batch.bytes.as_ref(), opts, now_nanos)
         .map_err(|e| EncodeError::Decode(e.to_string()))?;
-    let t = translate(&req, opts, now_nanos);
     if t.entries == 0 {
         return Ok(None);
     }

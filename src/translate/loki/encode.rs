@@ -22,12 +22,13 @@ pub struct Stream<'a> {
     pub entries: Vec<Entry<'a>>,
 }
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+#[inline]
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -36,16 +37,19 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Size of a length-delimited field (tag + length + payload); tags here are all one byte.
-fn ld_len(payload: usize) -> usize {
+#[inline]
+pub(crate) fn ld_len(payload: usize) -> usize {
     1 + varint_len(payload as u64) + payload
 }
 
-fn put_ld(buf: &mut Vec<u8>, tag: u8, payload_len: usize) {
+#[inline]
+pub(crate) fn put_ld(buf: &mut Vec<u8>, tag: u8, payload_len: usize) {
     buf.push(tag);
     put_varint(buf, payload_len as u64);
 }
 
-fn put_str(buf: &mut Vec<u8>, tag: u8, s: &str) {
+#[inline]
+pub(crate) fn put_str(buf: &mut Vec<u8>, tag: u8, s: &str) {
     put_ld(buf, tag, s.len());
     buf.extend_from_slice(s.as_bytes());
 }
@@ -103,6 +107,63 @@ fn stream_len(s: &Stream<'_>, entry_lens: &[usize]) -> usize {
     len
 }
 
+/// Writes `EntryAdapter.timestamp` (field 1).
+#[inline]
+pub(crate) fn put_timestamp(buf: &mut Vec<u8>, ts: i64) {
+    put_ld(buf, 0x0a, timestamp_len(ts)); // EntryAdapter.timestamp = 1
+    let (secs, nanos) = split_ts(ts);
+    if secs != 0 {
+        buf.push(0x08);
+        put_varint(buf, secs as u64);
+    }
+    if nanos != 0 {
+        buf.push(0x10);
+        put_varint(buf, nanos as u64);
+    }
+}
+
+/// Writes `EntryAdapter.line` (field 2), left out when empty.
+#[inline]
+pub(crate) fn put_line(buf: &mut Vec<u8>, line: &[u8]) {
+    if !line.is_empty() {
+        buf.push(0x12);
+        put_varint(buf, line.len() as u64);
+        buf.extend_from_slice(line);
+    }
+}
+
+/// Writes one `EntryAdapter.structuredMetadata` pair (field 3).
+#[inline]
+pub(crate) fn put_pair(buf: &mut Vec<u8>, n: &[u8], v: &[u8]) {
+    let mut len = 0;
+    if !n.is_empty() {
+        len += ld_len(n.len());
+    }
+    if !v.is_empty() {
+        len += ld_len(v.len());
+    }
+    put_ld(buf, 0x1a, len);
+    if !n.is_empty() {
+        buf.push(0x0a);
+        put_varint(buf, n.len() as u64);
+        buf.extend_from_slice(n);
+    }
+    if !v.is_empty() {
+        buf.push(0x12);
+        put_varint(buf, v.len() as u64);
+        buf.extend_from_slice(v);
+    }
+}
+
+/// Writes an entry's payload (without its own tag and length).
+pub(crate) fn put_entry_payload(buf: &mut Vec<u8>, e: &Entry<'_>) {
+    put_timestamp(buf, e.ts);
+    put_line(buf, e.line.as_bytes());
+    for (n, v) in &e.metadata {
+        put_pair(buf, n.as_bytes(), v.as_bytes());
+    }
+}
+
 /// Encodes `PushRequest{streams}` (uncompressed protobuf).
 pub fn encode_push_request(streams: &[Stream<'_>]) -> Vec<u8> {
     let entry_lens: Vec<Vec<usize>> = streams
@@ -123,28 +184,7 @@ pub fn encode_push_request(streams: &[Stream<'_>]) -> Vec<u8> {
         }
         for (e, len) in s.entries.iter().zip(el) {
             put_ld(&mut buf, 0x12, *len); // StreamAdapter.entries = 2
-            put_ld(&mut buf, 0x0a, timestamp_len(e.ts)); // EntryAdapter.timestamp = 1
-            let (secs, nanos) = split_ts(e.ts);
-            if secs != 0 {
-                buf.push(0x08);
-                put_varint(&mut buf, secs as u64);
-            }
-            if nanos != 0 {
-                buf.push(0x10);
-                put_varint(&mut buf, nanos as u64);
-            }
-            if !e.line.is_empty() {
-                put_str(&mut buf, 0x12, &e.line); // EntryAdapter.line = 2
-            }
-            for (n, v) in &e.metadata {
-                put_ld(&mut buf, 0x1a, pair_len(n, v)); // EntryAdapter.structuredMetadata = 3
-                if !n.is_empty() {
-                    put_str(&mut buf, 0x0a, n);
-                }
-                if !v.is_empty() {
-                    put_str(&mut buf, 0x12, v);
-                }
-            }
+            put_entry_payload(&mut buf, e);
         }
     }
     debug_assert_eq!(buf.len(), total);

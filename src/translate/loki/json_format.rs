@@ -23,16 +23,19 @@ use super::labels::{self, LabelSet};
 use super::value::{self, write_json_str};
 use super::{Grouper, Options, id_hex, record_time};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-const HINT_ATTRIBUTES: &str = "loki.attribute.labels";
-const HINT_RESOURCES: &str = "loki.resource.labels";
+pub(super) const HINT_ATTRIBUTES: &str = "loki.attribute.labels";
+pub(super) const HINT_RESOURCES: &str = "loki.resource.labels";
 const HINT_TENANT: &str = "loki.tenant";
 const HINT_FORMAT: &str = "loki.format";
 
-fn is_hint(key: &str) -> bool {
+pub(super) fn is_hint(key: &str) -> bool {
     matches!(
         key,
         HINT_ATTRIBUTES | HINT_RESOURCES | HINT_TENANT | HINT_FORMAT
@@ -91,12 +94,75 @@ fn promote(attrs: &[KeyValue], hint: &AnyValue, set: &mut LabelSet, promoted: &m
     }
 }
 
+/// Labels every record of a resource gets, and the resource attributes they promote.
+pub(super) fn resource_base(res: &[KeyValue], opts: &Options) -> (LabelSet, Vec<String>) {
+    let dl = opts.default_labels;
+    let mut base = LabelSet::new();
+    if dl.exporter {
+        base.insert_or_replace("exporter", "OTLP");
+    }
+    if dl.job {
+        if let Some(name) = get_str(res, "service.name") {
+            match get_str(res, "service.namespace") {
+                Some(ns) => base.insert_or_replace("job", &format!("{ns}/{name}")),
+                None => base.insert_or_replace("job", name),
+            }
+        }
+    }
+    if dl.instance {
+        if let Some(id) = get_str(res, "service.instance.id") {
+            base.insert_or_replace("instance", id);
+        }
+    }
+    let mut res_promoted = Vec::new();
+    if let Some(h) = get(res, HINT_RESOURCES) {
+        promote(res, h, &mut base, &mut res_promoted);
+    }
+    (base, res_promoted)
+}
+
+/// One record's stream selector and entry.
+pub(super) fn record_entry(
+    lr: &LogRecord,
+    res: &[KeyValue],
+    base: &LabelSet,
+    res_promoted: &[String],
+    scope: Option<&InstrumentationScope>,
+    opts: &Options,
+    now_nanos: i64,
+) -> (String, Entry<'static>) {
+    let mut set = base.clone();
+    let mut res_p = res_promoted.to_vec();
+    let mut attr_p = Vec::new();
+    if opts.default_labels.level && !lr.severity_text.is_empty() {
+        set.insert_or_replace("level", &lr.severity_text.to_lowercase());
+    }
+    if let Some(h) = get(&lr.attributes, HINT_RESOURCES) {
+        promote(res, h, &mut set, &mut res_p);
+    }
+    if let Some(h) = get(&lr.attributes, HINT_ATTRIBUTES) {
+        promote(&lr.attributes, h, &mut set, &mut attr_p);
+    }
+    if set.is_empty() {
+        // Loki refuses a stream without labels.
+        set.insert_or_replace("exporter", "OTLP");
+    }
+    let line = json_line(lr, res, &res_p, &attr_p, scope);
+    (
+        set.to_selector(),
+        Entry {
+            ts: record_time(lr, now_nanos),
+            line: Cow::Owned(line),
+            metadata: Vec::new(),
+        },
+    )
+}
+
 pub fn build<'a>(
     req: &'a ExportLogsServiceRequest,
     opts: &Options,
     now_nanos: i64,
 ) -> Vec<Stream<'a>> {
-    let dl = opts.default_labels;
     let mut g = Grouper::default();
     for rl in &req.resource_logs {
         let res: &[KeyValue] = rl
@@ -104,62 +170,32 @@ pub fn build<'a>(
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or(&[]);
-        let mut base = LabelSet::new();
-        if dl.exporter {
-            base.insert_or_replace("exporter", "OTLP");
-        }
-        if dl.job {
-            if let Some(name) = get_str(res, "service.name") {
-                match get_str(res, "service.namespace") {
-                    Some(ns) => base.insert_or_replace("job", &format!("{ns}/{name}")),
-                    None => base.insert_or_replace("job", name),
-                }
-            }
-        }
-        if dl.instance {
-            if let Some(id) = get_str(res, "service.instance.id") {
-                base.insert_or_replace("instance", id);
-            }
-        }
-        let mut res_promoted = Vec::new();
-        if let Some(h) = get(res, HINT_RESOURCES) {
-            promote(res, h, &mut base, &mut res_promoted);
-        }
+        let (base, res_promoted) = resource_base(res, opts);
         for sl in &rl.scope_logs {
             for lr in &sl.log_records {
-                let mut set = base.clone();
-                let mut res_p = res_promoted.clone();
-                let mut attr_p = Vec::new();
-                if dl.level && !lr.severity_text.is_empty() {
-                    set.insert_or_replace("level", &lr.severity_text.to_lowercase());
-                }
-                if let Some(h) = get(&lr.attributes, HINT_RESOURCES) {
-                    promote(res, h, &mut set, &mut res_p);
-                }
-                if let Some(h) = get(&lr.attributes, HINT_ATTRIBUTES) {
-                    promote(&lr.attributes, h, &mut set, &mut attr_p);
-                }
-                if set.is_empty() {
-                    // Loki refuses a stream without labels.
-                    set.insert_or_replace("exporter", "OTLP");
-                }
-                let line = json_line(lr, res, &res_p, &attr_p, sl.scope.as_ref());
-                let stream = g.stream(set.to_selector());
-                g.push(
-                    stream,
-                    Entry {
-                        ts: record_time(lr, now_nanos),
-                        line: Cow::Owned(line),
-                        metadata: Vec::new(),
-                    },
+                let (selector, entry) = record_entry(
+                    lr,
+                    res,
+                    &base,
+                    &res_promoted,
+                    sl.scope.as_ref(),
+                    opts,
+                    now_nanos,
                 );
+                let stream = g.stream(selector);
+                g.push(stream, entry);
             }
         }
     }
     g.streams
 }
 
-fn write_filtered_map(out: &mut String, key: &str, attrs: &[KeyValue], promoted: &[String]) {
+pub(super) fn write_filtered_map(
+    out: &mut String,
+    key: &str,
+    attrs: &[KeyValue],
+    promoted: &[String],
+) {
     let mut kept = attrs
         .iter()
         .filter(|kv| !is_hint(&kv.key) && !promoted.iter().any(|p| p == &kv.key))
@@ -175,11 +211,11 @@ fn write_filtered_map(out: &mut String, key: &str, attrs: &[KeyValue], promoted:
 
 /// The lokiexporter JSON line. Fields follow its struct order.
 fn json_line(
-    lr: &opentelemetry_proto::tonic::logs::v1::LogRecord,
+    lr: &LogRecord,
     res: &[KeyValue],
     res_promoted: &[String],
     attr_promoted: &[String],
-    scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+    scope: Option<&InstrumentationScope>,
 ) -> String {
     let mut out = String::with_capacity(128);
     out.push('{');

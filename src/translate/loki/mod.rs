@@ -1,6 +1,17 @@
-//! OTLP logs -> Loki push request (pure, no I/O). The `loki` exporter calls [`translate`] in
-//! its own worker on a decoded `ExportLogsServiceRequest` and gets an encoded (uncompressed)
-//! `logproto.PushRequest`.
+//! OTLP logs -> Loki push request (pure, no I/O). The `loki` exporter calls
+//! [`translate_encoded`] in its own worker on the encoded `ExportLogsServiceRequest` bytes of a
+//! batch and gets an encoded (uncompressed) `logproto.PushRequest`.
+//!
+//! Two implementations with the same output:
+//! - the fast path ([`translate_encoded`]): a zero-copy wire reader ([`reader`], driven by
+//!   [`fast`]) feeds per-format mappers ([`otlp_fast`], [`json_fast`]) that encode entries
+//!   straight into the output buffer ([`builder`]); no prost decode of log records, no
+//!   per-record allocation in the common case;
+//! - the reference path ([`translate_reference`]): prost decode into owned structs, then
+//!   [`otlp`] / [`json_format`] build entries that [`encode`] writes. It defines the mapping;
+//!   the fast path reuses its per-resource code and falls back to its per-record code for rare
+//!   record shapes (map or array values, `loki.*.labels` hints), and tests check that both
+//!   paths agree byte for byte.
 //!
 //! Two mappings ([`Format`]):
 //! - `otlp` (default): the same as Loki's native OTLP ingestion (`pkg/loghttp/push/otlp.go`),
@@ -15,12 +26,21 @@
 //! within a stream (stable: equal timestamps keep arrival order) and sort streams by selector,
 //! so the output is deterministic.
 
+pub mod builder;
 pub mod encode;
+pub mod fast;
+pub mod json_fast;
 pub mod json_format;
 pub mod labels;
 pub mod otlp;
+pub mod otlp_fast;
+pub mod reader;
 pub mod value;
 
+pub use reader::ReadError;
+
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;
 
@@ -95,9 +115,50 @@ pub struct Translated {
     pub streams: usize,
 }
 
-/// Translates a decoded request. `now_nanos` is the receive time used for records without
-/// any timestamp.
+/// Translates an encoded `ExportLogsServiceRequest` (or several concatenated: a batch) on the
+/// fast path. `now_nanos` is the receive time used for records without any timestamp.
+/// Malformed bytes give a [`ReadError`]. Group-encoded (wire type 3) fields outside log
+/// records are refused, as the receiver's wire validation refuses them.
+pub fn translate_encoded(
+    bytes: &[u8],
+    opts: &Options,
+    now_nanos: i64,
+) -> Result<Translated, ReadError> {
+    let mut out = builder::PushBuilder::with_capacity(bytes.len() + bytes.len() / 2);
+    match opts.format {
+        Format::Otlp => {
+            fast::walk(
+                bytes,
+                &mut otlp_fast::OtlpMapper::new(opts, now_nanos),
+                &mut out,
+            )?;
+        }
+        Format::Json => {
+            fast::walk(
+                bytes,
+                &mut json_fast::JsonMapper::new(opts, now_nanos),
+                &mut out,
+            )?;
+        }
+    }
+    Ok(out.finish())
+}
+
+/// Translates a decoded request: encodes it and runs [`translate_encoded`] (falling back to
+/// [`translate_reference`] if the fast path refuses it, e.g. nesting deeper than prost's
+/// limit).
 pub fn translate(req: &ExportLogsServiceRequest, opts: &Options, now_nanos: i64) -> Translated {
+    use prost::Message;
+    translate_encoded(&req.encode_to_vec(), opts, now_nanos)
+        .unwrap_or_else(|_| translate_reference(req, opts, now_nanos))
+}
+
+/// The reference implementation: prost-decoded request, owned entries, then encoding.
+pub fn translate_reference(
+    req: &ExportLogsServiceRequest,
+    opts: &Options,
+    now_nanos: i64,
+) -> Translated {
     match opts.format {
         Format::Otlp => {
             let prepared = otlp::prepare(req, opts);

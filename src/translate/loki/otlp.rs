@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use std::borrow::Cow;
 
-type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+pub(super) type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// What one `ResourceLogs` contributes to all of its entries, computed once per resource.
 pub struct PreparedResource<'r> {
@@ -64,6 +64,51 @@ pub fn resource_labels(
     set
 }
 
+/// Metadata pairs of the resource attributes that are not index labels.
+pub(super) fn resource_metadata<'r>(
+    attrs: &'r [opentelemetry_proto::tonic::common::v1::KeyValue],
+    opts: &Options,
+) -> Vec<Pair<'r>> {
+    let mut metadata = Vec::new();
+    for kv in attrs {
+        if !opts.index_labels.iter().any(|i| i == &kv.key) {
+            labels::flatten_attribute(kv, &mut metadata);
+        }
+    }
+    metadata
+}
+
+/// Metadata pairs shared by every record of a scope.
+pub(super) fn scope_metadata(
+    scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+) -> Vec<Pair<'_>> {
+    let mut pairs = Vec::new();
+    if let Some(scope) = scope {
+        for kv in &scope.attributes {
+            labels::flatten_attribute(kv, &mut pairs);
+        }
+        if !scope.name.is_empty() {
+            pairs.push((
+                Cow::Borrowed("scope_name"),
+                Cow::Borrowed(scope.name.as_str()),
+            ));
+        }
+        if !scope.version.is_empty() {
+            pairs.push((
+                Cow::Borrowed("scope_version"),
+                Cow::Borrowed(scope.version.as_str()),
+            ));
+        }
+        if scope.dropped_attributes_count != 0 {
+            pairs.push((
+                Cow::Borrowed("scope_dropped_attributes_count"),
+                Cow::Owned(scope.dropped_attributes_count.to_string()),
+            ));
+        }
+    }
+    pairs
+}
+
 /// Pass 1: labels and shared metadata per resource and scope.
 pub fn prepare<'r>(req: &'r ExportLogsServiceRequest, opts: &Options) -> Vec<PreparedResource<'r>> {
     req.resource_logs
@@ -75,48 +120,15 @@ pub fn prepare<'r>(req: &'r ExportLogsServiceRequest, opts: &Options) -> Vec<Pre
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or(&[]);
             let set = resource_labels(attrs, opts);
-            let mut metadata = Vec::new();
-            for kv in attrs {
-                if !opts.index_labels.iter().any(|i| i == &kv.key) {
-                    labels::flatten_attribute(kv, &mut metadata);
-                }
-            }
-            let scopes = rl
-                .scope_logs
-                .iter()
-                .map(|sl| {
-                    let mut pairs = Vec::new();
-                    if let Some(scope) = &sl.scope {
-                        for kv in &scope.attributes {
-                            labels::flatten_attribute(kv, &mut pairs);
-                        }
-                        if !scope.name.is_empty() {
-                            pairs.push((
-                                Cow::Borrowed("scope_name"),
-                                Cow::Borrowed(scope.name.as_str()),
-                            ));
-                        }
-                        if !scope.version.is_empty() {
-                            pairs.push((
-                                Cow::Borrowed("scope_version"),
-                                Cow::Borrowed(scope.version.as_str()),
-                            ));
-                        }
-                        if scope.dropped_attributes_count != 0 {
-                            pairs.push((
-                                Cow::Borrowed("scope_dropped_attributes_count"),
-                                Cow::Owned(scope.dropped_attributes_count.to_string()),
-                            ));
-                        }
-                    }
-                    pairs
-                })
-                .collect();
             PreparedResource {
                 selector: set.to_selector(),
                 label_names: set.iter().map(|(n, _)| n.to_string()).collect(),
-                metadata,
-                scopes,
+                metadata: resource_metadata(attrs, opts),
+                scopes: rl
+                    .scope_logs
+                    .iter()
+                    .map(|sl| scope_metadata(sl.scope.as_ref()))
+                    .collect(),
             }
         })
         .collect()
@@ -138,34 +150,45 @@ pub fn build<'p>(
         g.streams[stream].entries.reserve(n);
         for (sl, scope_md) in rl.scope_logs.iter().zip(&prep.scopes) {
             for lr in &sl.log_records {
-                let cap = 8 + lr.attributes.len() + prep.metadata.len() + scope_md.len();
-                let mut md = Metadata {
-                    labels: &prep.label_names,
-                    pairs: Vec::with_capacity(cap),
-                };
-                record_fields(lr, &mut md);
-                let mut attrs = Vec::with_capacity(lr.attributes.len());
-                for kv in &lr.attributes {
-                    labels::flatten_attribute(kv, &mut attrs);
-                }
-                for (n, v) in attrs {
-                    md.add(n, v);
-                }
-                for (n, v) in prep.metadata.iter().chain(scope_md) {
-                    md.add(Cow::Borrowed(n.as_ref()), Cow::Borrowed(v.as_ref()));
-                }
                 g.push(
                     stream,
-                    Entry {
-                        ts: record_time(lr, now_nanos),
-                        line: super::value::as_string(lr.body.as_ref()),
-                        metadata: md.pairs,
-                    },
+                    record_entry(lr, &prep.label_names, &prep.metadata, scope_md, now_nanos),
                 );
             }
         }
     }
     g.streams
+}
+
+/// One record's entry: record fields, log attributes, then the resource and scope pairs.
+pub(super) fn record_entry<'p>(
+    lr: &'p LogRecord,
+    label_names: &[String],
+    resource_md: &'p [Pair<'_>],
+    scope_md: &'p [Pair<'_>],
+    now_nanos: i64,
+) -> Entry<'p> {
+    let cap = 8 + lr.attributes.len() + resource_md.len() + scope_md.len();
+    let mut md = Metadata {
+        labels: label_names,
+        pairs: Vec::with_capacity(cap),
+    };
+    record_fields(lr, &mut md);
+    let mut attrs = Vec::with_capacity(lr.attributes.len());
+    for kv in &lr.attributes {
+        labels::flatten_attribute(kv, &mut attrs);
+    }
+    for (n, v) in attrs {
+        md.add(n, v);
+    }
+    for (n, v) in resource_md.iter().chain(scope_md) {
+        md.add(Cow::Borrowed(n.as_ref()), Cow::Borrowed(v.as_ref()));
+    }
+    Entry {
+        ts: record_time(lr, now_nanos),
+        line: super::value::as_string(lr.body.as_ref()),
+        metadata: md.pairs,
+    }
 }
 
 /// The fields of the record itself, as Loki names them.
@@ -212,9 +235,9 @@ fn record_fields<'p>(lr: &'p LogRecord, md: &mut Metadata<'_, 'p>) {
 }
 
 /// An entry's metadata under construction, enforcing unique names (see module docs).
-struct Metadata<'l, 'p> {
-    labels: &'l [String],
-    pairs: Vec<Pair<'p>>,
+pub(super) struct Metadata<'l, 'p> {
+    pub labels: &'l [String],
+    pub pairs: Vec<Pair<'p>>,
 }
 
 impl<'p> Metadata<'_, 'p> {
@@ -222,7 +245,7 @@ impl<'p> Metadata<'_, 'p> {
         self.labels.iter().any(|l| l == name) || self.pairs.iter().any(|(n, _)| n == name)
     }
 
-    fn add(&mut self, name: Cow<'p, str>, value: Cow<'p, str>) {
+    pub fn add(&mut self, name: Cow<'p, str>, value: Cow<'p, str>) {
         if name.is_empty() {
             return;
         }

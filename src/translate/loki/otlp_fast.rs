@@ -1,0 +1,367 @@
+//! The `otlp` format on the fast path (same output as [`super::otlp`], which stays the
+//! reference). Per resource: stream selector, label names and resource metadata, computed
+//! once by the reference code (and reused while consecutive resources are byte-identical, the
+//! usual case for a batch of one SDK's requests). Per scope: scope metadata. Per record: the
+//! entry is encoded straight into the output arena from the borrowed wire values.
+//!
+//! Metadata names must be unique within an entry (see [`super::otlp`]). Which name each pair
+//! gets depends only on the stream labels, which record fields are present and the sequence
+//! of attribute keys, so it is resolved once (with the reference rules) and memoized: records
+//! with the same shape as the previous one reuse the resolved names and the pre-encoded
+//! resource and scope pairs. Records the reader cannot take zero-copy (map or array values)
+//! are decoded with prost and mapped by the reference code.
+
+use super::Options;
+use super::builder::PushBuilder;
+use super::encode::{ld_len, put_line, put_varint};
+use super::fast::Mapper;
+use super::labels;
+use super::otlp::{self, Metadata, Pair};
+use super::reader::{self, Kv, Parsed, ReadError, Record, Val, decimal, push_i64};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use std::borrow::Cow;
+
+/// Record fields in the order they claim metadata names.
+const FIELD_NAMES: [&str; 8] = [
+    "observed_timestamp",
+    "severity_number",
+    "severity_text",
+    "dropped_attributes_count",
+    "flags",
+    "trace_id",
+    "span_id",
+    "event_name",
+];
+
+fn owned(pairs: Vec<Pair<'_>>) -> Vec<Pair<'static>> {
+    pairs
+        .into_iter()
+        .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
+        .collect()
+}
+
+/// Which of [`FIELD_NAMES`] a record has, one bit each.
+fn present(r: &Record<'_>) -> u8 {
+    let mut m = 0u8;
+    m |= u8::from(r.time != 0 && r.observed != 0);
+    m |= u8::from(r.severity_number != 0) << 1;
+    m |= u8::from(!r.severity_text.is_empty()) << 2;
+    m |= u8::from(r.dropped_attributes_count != 0) << 3;
+    m |= u8::from(r.flags != 0) << 4;
+    m |= u8::from(reader::id_valid(r.trace_id, 16)) << 5;
+    m |= u8::from(reader::id_valid(r.span_id, 8)) << 6;
+    m |= u8::from(!r.event_name.is_empty()) << 7;
+    m
+}
+
+/// Resolved metadata names for one record shape.
+#[derive(Default)]
+struct Memo<'a> {
+    valid: bool,
+    mask: u8,
+    keys: Vec<&'a str>,
+    /// Encoded name field (`0x0a len name`) per record field and per attribute, `None` when
+    /// the pair is dropped.
+    field_names: [Option<Vec<u8>>; 8],
+    attr_names: Vec<Option<Vec<u8>>>,
+    /// The resource and scope pairs, encoded with their resolved names.
+    tail: Vec<u8>,
+}
+
+impl<'a> Memo<'a> {
+    #[inline]
+    fn matches(&self, mask: u8, attrs: &[Kv<'a>]) -> bool {
+        self.valid
+            && self.mask == mask
+            && self.keys.len() == attrs.len()
+            && self.keys.iter().zip(attrs).all(|(k, kv)| *k == kv.key)
+    }
+
+    fn rebuild(
+        &mut self,
+        mask: u8,
+        attrs: &[Kv<'a>],
+        label_names: &[String],
+        tail_pairs: &[&[Pair<'static>]],
+    ) {
+        let mut md = Metadata {
+            labels: label_names,
+            pairs: Vec::new(),
+        };
+        let claim = |md: &mut Metadata<'_, '_>, name: &str| -> Option<Vec<u8>> {
+            let before = md.pairs.len();
+            md.add(Cow::Owned(name.to_string()), Cow::Borrowed(""));
+            md.pairs.get(before).map(|(n, _)| {
+                let mut enc = Vec::with_capacity(n.len() + 2);
+                enc.push(0x0a);
+                put_varint(&mut enc, n.len() as u64);
+                enc.extend_from_slice(n.as_bytes());
+                enc
+            })
+        };
+        for (i, name) in FIELD_NAMES.iter().enumerate() {
+            self.field_names[i] = if mask & (1 << i) != 0 {
+                claim(&mut md, name)
+            } else {
+                None
+            };
+        }
+        self.attr_names.clear();
+        for kv in attrs {
+            let n = claim(&mut md, &labels::normalize(kv.key));
+            self.attr_names.push(n);
+        }
+        self.tail.clear();
+        for (n, v) in tail_pairs.iter().flat_map(|p| p.iter()) {
+            if let Some(enc) = claim(&mut md, n) {
+                put_named_pair(&mut self.tail, &enc, v.as_bytes());
+            }
+        }
+        self.keys.clear();
+        self.keys.extend(attrs.iter().map(|kv| kv.key));
+        self.mask = mask;
+        self.valid = true;
+    }
+}
+
+/// `AsString` of a scalar value (see [`super::value::as_string`]).
+pub(super) fn val_text(out: &mut Vec<u8>, v: Val<'_>, tmp: &mut String) {
+    match v {
+        Val::Missing | Val::Empty => {}
+        Val::Str(s) => out.extend_from_slice(s.as_bytes()),
+        Val::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Val::Int(i) => push_i64(out, i),
+        Val::Double(d) => {
+            if d.is_finite() {
+                tmp.clear();
+                super::value::write_float(tmp, d);
+                out.extend_from_slice(tmp.as_bytes());
+            } else {
+                out.extend_from_slice(if d.is_nan() {
+                    b"NaN"
+                } else if d > 0.0 {
+                    b"+Inf"
+                } else {
+                    b"-Inf"
+                });
+            }
+        }
+        Val::Bytes(b) => {
+            use base64::Engine;
+            tmp.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(b, tmp);
+            out.extend_from_slice(tmp.as_bytes());
+        }
+    }
+}
+
+/// Writes a metadata pair whose name field is already encoded (see [`Memo`]); same bytes
+/// as [`super::encode::put_pair`].
+#[inline(always)]
+fn put_named_pair(arena: &mut Vec<u8>, name_enc: &[u8], v: &[u8]) {
+    let mut len = name_enc.len();
+    if !v.is_empty() {
+        len += ld_len(v.len());
+    }
+    arena.push(0x1a); // EntryAdapter.structuredMetadata = 3
+    put_varint(arena, len as u64);
+    arena.extend_from_slice(name_enc);
+    if !v.is_empty() {
+        arena.push(0x12);
+        put_varint(arena, v.len() as u64);
+        arena.extend_from_slice(v);
+    }
+}
+
+#[inline]
+fn put_num(arena: &mut Vec<u8>, name: &Option<Vec<u8>>, v: u64) {
+    if let Some(n) = name {
+        let mut buf = [0u8; 20];
+        put_named_pair(arena, n, decimal(&mut buf, v));
+    }
+}
+
+#[inline]
+fn put_hex(arena: &mut Vec<u8>, name: &Option<Vec<u8>>, id: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if let Some(n) = name {
+        let mut buf = [0u8; 32];
+        for (i, b) in id.iter().take(16).enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 15) as usize];
+        }
+        put_named_pair(arena, n, &buf[..2 * id.len().min(16)]);
+    }
+}
+
+pub struct OtlpMapper<'a, 'o> {
+    opts: &'o Options,
+    now_nanos: i64,
+    res_raw: Vec<u8>,
+    res_valid: bool,
+    selector: String,
+    label_names: Vec<String>,
+    res_md: Vec<Pair<'static>>,
+    stream: Option<usize>,
+    scope_md: Vec<Pair<'static>>,
+    memo: Memo<'a>,
+    attrs: Vec<Kv<'a>>,
+    val: Vec<u8>,
+    tmp: String,
+}
+
+impl<'a, 'o> OtlpMapper<'a, 'o> {
+    pub fn new(opts: &'o Options, now_nanos: i64) -> Self {
+        OtlpMapper {
+            opts,
+            now_nanos,
+            res_raw: Vec::new(),
+            res_valid: false,
+            selector: String::new(),
+            label_names: Vec::new(),
+            res_md: Vec::new(),
+            stream: None,
+            scope_md: Vec::new(),
+            memo: Memo::default(),
+            attrs: Vec::new(),
+            val: Vec::new(),
+            tmp: String::new(),
+        }
+    }
+
+    fn simple(&mut self, r: &Record<'a>, raw_len: usize, stream: usize, out: &mut PushBuilder) {
+        let mask = present(r);
+        if !self.memo.matches(mask, &self.attrs) {
+            self.memo.rebuild(
+                mask,
+                &self.attrs,
+                &self.label_names,
+                &[self.res_md.as_slice(), self.scope_md.as_slice()],
+            );
+        }
+        let ts = r.ts(self.now_nanos);
+        let start = out.begin_entry(ts);
+        let arena = &mut out.arena;
+        arena.reserve(raw_len * 2 + self.memo.tail.len() + 256);
+        match r.body {
+            Val::Str(s) => put_line(arena, s.as_bytes()),
+            other => {
+                self.val.clear();
+                val_text(&mut self.val, other, &mut self.tmp);
+                put_line(arena, &self.val);
+            }
+        }
+        let names = &self.memo.field_names;
+        if mask & 1 != 0 {
+            put_num(arena, &names[0], r.observed);
+        }
+        if mask & 2 != 0
+            && let Some(n) = &names[1]
+        {
+            let mut buf = [0u8; 20];
+            let v = i64::from(r.severity_number);
+            if v < 0 {
+                self.val.clear();
+                push_i64(&mut self.val, v);
+                put_named_pair(arena, n, &self.val);
+            } else {
+                put_named_pair(arena, n, decimal(&mut buf, v as u64));
+            }
+        }
+        if mask & 4 != 0
+            && let Some(n) = &names[2]
+        {
+            put_named_pair(arena, n, r.severity_text.as_bytes());
+        }
+        if mask & 8 != 0 {
+            put_num(arena, &names[3], u64::from(r.dropped_attributes_count));
+        }
+        if mask & 16 != 0 {
+            put_num(arena, &names[4], u64::from(r.flags));
+        }
+        if mask & 32 != 0 {
+            put_hex(arena, &names[5], r.trace_id);
+        }
+        if mask & 64 != 0 {
+            put_hex(arena, &names[6], r.span_id);
+        }
+        if mask & 128 != 0
+            && let Some(n) = &names[7]
+        {
+            put_named_pair(arena, n, r.event_name.as_bytes());
+        }
+        for (kv, name) in self.attrs.iter().zip(&self.memo.attr_names) {
+            let Some(n) = name else { continue };
+            match kv.value {
+                Val::Str(s) => put_named_pair(arena, n, s.as_bytes()),
+                Val::Int(i) if i >= 0 => {
+                    let mut buf = [0u8; 20];
+                    put_named_pair(arena, n, decimal(&mut buf, i as u64));
+                }
+                other => {
+                    self.val.clear();
+                    val_text(&mut self.val, other, &mut self.tmp);
+                    put_named_pair(arena, n, &self.val);
+                }
+            }
+        }
+        arena.extend_from_slice(&self.memo.tail);
+        out.end_entry(stream, ts, start);
+    }
+}
+
+impl<'a> Mapper<'a> for OtlpMapper<'a, '_> {
+    fn resource(&mut self, raw: &[u8]) -> Result<(), ReadError> {
+        if self.res_valid && self.res_raw == raw {
+            return Ok(());
+        }
+        self.res_valid = false;
+        let r = Resource::decode(raw)?;
+        let set = otlp::resource_labels(&r.attributes, self.opts);
+        self.selector = set.to_selector();
+        self.label_names = set.iter().map(|(n, _)| n.to_string()).collect();
+        self.res_md = owned(otlp::resource_metadata(&r.attributes, self.opts));
+        self.stream = None;
+        self.memo.valid = false;
+        self.res_raw.clear();
+        self.res_raw.extend_from_slice(raw);
+        self.res_valid = true;
+        Ok(())
+    }
+
+    fn scope(&mut self, raw: &[u8]) -> Result<(), ReadError> {
+        let s = InstrumentationScope::decode(raw)?;
+        self.scope_md = owned(otlp::scope_metadata(Some(&s)));
+        self.memo.valid = false;
+        Ok(())
+    }
+
+    fn record(&mut self, raw: &'a [u8], out: &mut PushBuilder) -> Result<(), ReadError> {
+        let stream = match self.stream {
+            Some(s) => s,
+            None => {
+                let s = out.stream(&self.selector);
+                self.stream = Some(s);
+                s
+            }
+        };
+        match reader::record(raw, &mut self.attrs)? {
+            Parsed::Simple(r) => self.simple(&r, raw.len(), stream, out),
+            Parsed::Complex => {
+                let lr = LogRecord::decode(raw)?;
+                let e = otlp::record_entry(
+                    &lr,
+                    &self.label_names,
+                    &self.res_md,
+                    &self.scope_md,
+                    self.now_nanos,
+                );
+                out.push_entry(stream, &e);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,463 @@
+//! Zero-copy reader for encoded OTLP logs (`ExportLogsServiceRequest` wire bytes): walks the
+//! protobuf fields directly and hands out borrowed `&str` / `&[u8]` for keys, values and
+//! bodies, so the hot path allocates nothing per log record.
+//!
+//! It follows prost's decoding rules for everything it reads (varints of at most 10 bytes,
+//! field number 0 and wire type mismatches rejected, strings must be UTF-8, the last value
+//! of a scalar field wins, unknown fields skipped) so that whatever prost accepts is read the
+//! same way. The rare shapes whose prost semantics involve merging (a record body or
+//! attribute value holding a map or an array, a message field repeated inside a record, a
+//! group-encoded unknown field) are not interpreted here: the record is reported as
+//! [`Parsed::Complex`] and the caller decodes just that record with prost.
+
+use thiserror::Error;
+
+/// Why an encoded request could not be read. Always a typed error, never a panic.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("truncated protobuf: {0} ends early")]
+    Truncated(&'static str),
+    #[error("invalid protobuf: varint overflow in {0}")]
+    VarintOverflow(&'static str),
+    #[error("invalid protobuf: invalid field key in {0}")]
+    InvalidKey(&'static str),
+    #[error("invalid protobuf: field {field} of {msg} has wire type {got}")]
+    WireType {
+        msg: &'static str,
+        field: u32,
+        got: u8,
+    },
+    #[error("invalid protobuf: unsupported wire type {got} in {msg}")]
+    UnsupportedWireType { msg: &'static str, got: u8 },
+    #[error("invalid UTF-8 in string field {field} of {msg}")]
+    Utf8 { msg: &'static str, field: u32 },
+    #[error("invalid protobuf: {0}")]
+    Decode(String),
+}
+
+impl From<prost::DecodeError> for ReadError {
+    fn from(e: prost::DecodeError) -> Self {
+        ReadError::Decode(e.to_string())
+    }
+}
+
+/// One field's payload, by wire type.
+#[derive(Clone, Copy, Debug)]
+pub enum Field<'a> {
+    Varint(u64),
+    I64(u64),
+    Len(&'a [u8]),
+    I32(u32),
+    /// A start-group field (wire type 3); not skipped here, see the module docs.
+    Group,
+}
+
+impl<'a> Field<'a> {
+    fn wire_type(&self) -> u8 {
+        match self {
+            Field::Varint(_) => 0,
+            Field::I64(_) => 1,
+            Field::Len(_) => 2,
+            Field::Group => 3,
+            Field::I32(_) => 5,
+        }
+    }
+
+    fn mismatch(&self, msg: &'static str, field: u32) -> ReadError {
+        ReadError::WireType {
+            msg,
+            field,
+            got: self.wire_type(),
+        }
+    }
+
+    #[inline]
+    pub fn bytes(self, msg: &'static str, field: u32) -> Result<&'a [u8], ReadError> {
+        match self {
+            Field::Len(b) => Ok(b),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+
+    #[inline]
+    pub fn str(self, msg: &'static str, field: u32) -> Result<&'a str, ReadError> {
+        let b = self.bytes(msg, field)?;
+        utf8(b).ok_or(ReadError::Utf8 { msg, field })
+    }
+
+    #[inline]
+    pub fn varint(self, msg: &'static str, field: u32) -> Result<u64, ReadError> {
+        match self {
+            Field::Varint(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+
+    #[inline]
+    pub fn fixed64(self, msg: &'static str, field: u32) -> Result<u64, ReadError> {
+        match self {
+            Field::I64(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+
+    #[inline]
+    pub fn fixed32(self, msg: &'static str, field: u32) -> Result<u32, ReadError> {
+        match self {
+            Field::I32(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+}
+
+/// UTF-8 check with a fast path for ASCII, the usual case for keys and short values.
+#[inline(always)]
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        simdutf8::basic::from_utf8(b).ok()
+    }
+}
+
+/// Iterates the fields of one encoded message.
+pub struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    msg: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    #[inline]
+    pub fn new(buf: &'a [u8], msg: &'static str) -> Self {
+        Fields { buf, pos: 0, msg }
+    }
+
+    #[inline(always)]
+    fn varint(&mut self) -> Result<u64, ReadError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            Some(_) => self.varint_slow(),
+            None => Err(ReadError::Truncated(self.msg)),
+        }
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, ReadError> {
+        let mut result = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(ReadError::Truncated(self.msg));
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(ReadError::VarintOverflow(self.msg));
+            }
+            result |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(result);
+            }
+        }
+        Err(ReadError::VarintOverflow(self.msg))
+    }
+
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+        if n > self.buf.len() - self.pos {
+            return Err(ReadError::Truncated(self.msg));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// The next `(field number, payload)`, `None` at the end of the message.
+    #[inline(always)]
+    pub fn next_field(&mut self) -> Result<Option<(u32, Field<'a>)>, ReadError> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        if key > u64::from(u32::MAX) || key >> 3 == 0 {
+            return Err(ReadError::InvalidKey(self.msg));
+        }
+        let field = (key >> 3) as u32;
+        let f = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Field::I64(u64::from_le_bytes(a))
+            }
+            2 => {
+                let len = self.varint()?;
+                if len > (self.buf.len() - self.pos) as u64 {
+                    return Err(ReadError::Truncated(self.msg));
+                }
+                Field::Len(self.take(len as usize)?)
+            }
+            3 => {
+                // The group's contents follow; the caller gives up on this message.
+                self.pos = self.buf.len();
+                Field::Group
+            }
+            5 => {
+                let b = self.take(4)?;
+                let mut a = [0u8; 4];
+                a.copy_from_slice(b);
+                Field::I32(u32::from_le_bytes(a))
+            }
+            got => {
+                return Err(ReadError::UnsupportedWireType {
+                    msg: self.msg,
+                    got: got as u8,
+                });
+            }
+        };
+        Ok(Some((field, f)))
+    }
+}
+
+/// A scalar attribute or body value (`AnyValue` without maps and arrays).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val<'a> {
+    /// No `AnyValue` message at all.
+    Missing,
+    /// An `AnyValue` with no value set.
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+}
+
+/// One attribute.
+#[derive(Clone, Copy, Debug)]
+pub struct Kv<'a> {
+    pub key: &'a str,
+    pub value: Val<'a>,
+}
+
+/// The fields of one log record the translators use; its attributes go to a separate vector.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    pub time: u64,
+    pub observed: u64,
+    pub severity_number: i32,
+    pub severity_text: &'a str,
+    pub body: Val<'a>,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub event_name: &'a str,
+}
+
+impl Record<'_> {
+    /// `time_unix_nano`, else `observed_time_unix_nano`, else `now` (see `super::record_time`).
+    #[inline]
+    pub fn ts(&self, now_nanos: i64) -> i64 {
+        if self.time != 0 {
+            self.time.min(i64::MAX as u64) as i64
+        } else if self.observed != 0 {
+            self.observed.min(i64::MAX as u64) as i64
+        } else {
+            now_nanos
+        }
+    }
+}
+
+/// A log record read from the wire.
+pub enum Parsed<'a> {
+    Simple(Record<'a>),
+    /// Needs prost's merge semantics: decode this record with prost (see module docs).
+    Complex,
+}
+
+const LOG_RECORD: &str = "LogRecord";
+const KEY_VALUE: &str = "KeyValue";
+const ANY_VALUE: &str = "AnyValue";
+
+/// `AnyValue` -> a scalar, `None` when it is a map, an array or otherwise needs prost.
+#[inline(always)]
+fn any_value(buf: &[u8]) -> Result<Option<Val<'_>>, ReadError> {
+    let mut f = Fields::new(buf, ANY_VALUE);
+    let mut v = Val::Empty;
+    while let Some((n, x)) = f.next_field()? {
+        v = match n {
+            1 => Val::Str(x.str(ANY_VALUE, n)?),
+            2 => Val::Bool(x.varint(ANY_VALUE, n)? != 0),
+            3 => Val::Int(x.varint(ANY_VALUE, n)? as i64),
+            4 => Val::Double(f64::from_bits(x.fixed64(ANY_VALUE, n)?)),
+            7 => Val::Bytes(x.bytes(ANY_VALUE, n)?),
+            _ if matches!(x, Field::Group) => return Ok(None),
+            5 | 6 | 8 => return Ok(None),
+            _ => continue,
+        };
+    }
+    Ok(Some(v))
+}
+
+/// `KeyValue` -> `Kv`, `None` when it needs prost.
+#[inline]
+fn key_value(buf: &[u8]) -> Result<Option<Kv<'_>>, ReadError> {
+    let mut f = Fields::new(buf, KEY_VALUE);
+    let mut key = "";
+    let mut value = Val::Missing;
+    let mut seen_value = false;
+    while let Some((n, x)) = f.next_field()? {
+        match n {
+            1 => key = x.str(KEY_VALUE, n)?,
+            2 => {
+                if seen_value {
+                    return Ok(None); // two AnyValues merge: prost's job
+                }
+                seen_value = true;
+                match any_value(x.bytes(KEY_VALUE, n)?)? {
+                    Some(v) => value = v,
+                    None => return Ok(None),
+                }
+            }
+            _ if matches!(x, Field::Group) => return Ok(None),
+            3 => {
+                x.varint(KEY_VALUE, n)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(Kv { key, value }))
+}
+
+/// Reads one encoded `LogRecord`; its attributes replace the contents of `attrs`.
+pub fn record<'a>(buf: &'a [u8], attrs: &mut Vec<Kv<'a>>) -> Result<Parsed<'a>, ReadError> {
+    attrs.clear();
+    let mut r = Record {
+        time: 0,
+        observed: 0,
+        severity_number: 0,
+        severity_text: "",
+        body: Val::Missing,
+        dropped_attributes_count: 0,
+        flags: 0,
+        trace_id: &[],
+        span_id: &[],
+        event_name: "",
+    };
+    let mut f = Fields::new(buf, LOG_RECORD);
+    while let Some((n, x)) = f.next_field()? {
+        match n {
+            1 => r.time = x.fixed64(LOG_RECORD, n)?,
+            11 => r.observed = x.fixed64(LOG_RECORD, n)?,
+            2 => r.severity_number = x.varint(LOG_RECORD, n)? as i32,
+            3 => r.severity_text = x.str(LOG_RECORD, n)?,
+            5 => {
+                if r.body != Val::Missing {
+                    return Ok(Parsed::Complex);
+                }
+                match any_value(x.bytes(LOG_RECORD, n)?)? {
+                    Some(v) => r.body = v,
+                    None => return Ok(Parsed::Complex),
+                }
+            }
+            6 => match key_value(x.bytes(LOG_RECORD, n)?)? {
+                Some(kv) => attrs.push(kv),
+                None => return Ok(Parsed::Complex),
+            },
+            7 => r.dropped_attributes_count = x.varint(LOG_RECORD, n)? as u32,
+            8 => r.flags = x.fixed32(LOG_RECORD, n)?,
+            9 => r.trace_id = x.bytes(LOG_RECORD, n)?,
+            10 => r.span_id = x.bytes(LOG_RECORD, n)?,
+            12 => r.event_name = x.str(LOG_RECORD, n)?,
+            _ if matches!(x, Field::Group) => return Ok(Parsed::Complex),
+            _ => {}
+        }
+    }
+    Ok(Parsed::Simple(r))
+}
+
+/// Decimal digits of `v`, written at the end of a stack buffer.
+#[inline]
+pub fn decimal(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; 20];
+    out.extend_from_slice(decimal(&mut tmp, v));
+}
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn push_int(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    let mut tmp = [0u8; 20];
+    for &d in decimal(&mut tmp, v.unsigned_abs()) {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Whether a trace or span id is valid: `len` bytes, not all zero (see `super::id_hex`).
+#[inline]
+pub fn id_valid(id: &[u8], len: usize) -> bool {
+    id.len() == len && id.iter().any(|b| *b != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_formatting() {
+        for v in [0i64, 7, -7, 10, 200, i64::MAX, i64::MIN] {
+            let mut b = Vec::new();
+            push_i64(&mut b, v);
+            assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let mut attrs = Vec::new();
+        for bad in [
+            &[0x0a, 0x05, 0x01][..],         // truncated length
+            &[0x00],                         // field 0
+            &[0xff; 11],                     // varint overflow
+            &[0x09, 1, 2],                   // truncated fixed64
+            &[0x1a, 0x02, 0xff, 0xfe],       // invalid UTF-8 severity_text
+            &[0x08, 0x01],                   // time as varint
+            &[0x0f],                         // wire type 7
+            &[0x32, 0x03, 0x0a, 0x01, 0xff], // invalid UTF-8 key
+            &[0x2a, 0x02, 0x22, 0x01],       // truncated AnyValue double
+        ] {
+            assert!(record(bad, &mut attrs).is_err(), "{bad:?}");
+        }
+    }
+}
