@@ -289,6 +289,25 @@ def otlp_exporter(name, sink_port, extra=""):
     return f'  otlp/{name}: {{ endpoint: "127.0.0.1:{sink_port}", tls: {{ insecure: true }}, compression: none{extra} }}'
 
 
+def fsync_stats(gw):
+    """(count, sum in s) of the gateway's durable fsync histogram, or None."""
+    try:
+        text = http_get(f"http://127.0.0.1:{gw.metrics}/metrics")[1]
+        if isinstance(text, bytes):
+            text = text.decode()
+        vals = {}
+        for line in text.splitlines():
+            for k in ("watchtower_durable_queue_fsync_duration_seconds_count",
+                      "watchtower_durable_queue_fsync_duration_seconds_sum"):
+                if line.startswith(k):
+                    vals[k] = vals.get(k, 0.0) + float(line.rsplit(" ", 1)[1])
+        # no series before the first fsync
+        return (vals.get("watchtower_durable_queue_fsync_duration_seconds_count", 0.0),
+                vals.get("watchtower_durable_queue_fsync_duration_seconds_sum", 0.0))
+    except Exception:
+        return None
+
+
 def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
     duration = duration or DURATION
     sinks = [Sink(f"{name}-sink{i + 1}") for i in range(n - down)]
@@ -309,9 +328,19 @@ def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
         pipes = f"    traces: {{ receivers: [otlp], processors: [batch], exporters: [{', '.join(names)}] }}"
         gw = Gateway(name, "\n".join(exps), pipes, storage_dir)
         try:
+            fsync0 = fsync_stats(gw) if durable else None
             row = run_gateway_scenario(name, sinks, gw, "traces", duration, load or MAX_LOAD, "traces")
             if durable:
                 row["note"] = "passthrough load through a durable queue (file_storage, fsync: group)"
+                fsync1 = fsync_stats(gw)
+                if fsync0 and fsync1:
+                    n = fsync1[0] - fsync0[0]
+                    reqs = row["accepted_items"] / 200.0  # MAX_LOAD: 200 spans per request
+                    row["fsyncs_per_s"] = rnd(n / row["duration_s"], 0) if row["duration_s"] else None
+                    row["requests_per_fsync"] = rnd(reqs / n, 2) if n else None
+                    row["fsync_mean_ms"] = rnd((fsync1[1] - fsync0[1]) / n * 1e3, 3) if n else None
+                    row["note"] += (f"; {row['fsyncs_per_s']} fsyncs/s, {row['requests_per_fsync']} requests "
+                                    f"per fsync, fsync mean {row['fsync_mean_ms']} ms")
             if down:
                 row["note"] = (f"{down} of {n} destinations down (connection refused, drop_newest queue); "
                                "items_per_s and lost are for the healthy sinks")

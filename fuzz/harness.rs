@@ -68,6 +68,12 @@ pub fn record(data: &[u8]) {
                 assert!(len > 0);
                 pos += len;
             }
+            Item::Padding { offset, len } => {
+                assert_eq!(offset, pos);
+                assert!(len > 0);
+                assert!(data[offset..offset + len].iter().all(|&b| b == 0));
+                pos += len;
+            }
         }
     }
     assert_eq!(pos, data.len());

@@ -33,6 +33,27 @@ pub fn encode_data(out: &mut Vec<u8>, seq: u64, signal: Signal, items: u64, payl
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Header bytes of a data frame before its payload: length, CRC, kind, seq, signal, items.
+pub const DATA_HEADER_LEN: usize = HEADER_LEN + DATA_FIXED_LEN;
+
+/// The first [`DATA_HEADER_LEN`] bytes of the data frame of `payload`, CRC included, so the
+/// writer can write the frame as `[header][payload]` straight from the request's bytes (one
+/// vectored write, no copy of the payload). Same bytes as [`encode_data`].
+pub fn data_header(seq: u64, signal: Signal, items: u64, payload: &[u8]) -> [u8; DATA_HEADER_LEN] {
+    let mut h = [0u8; DATA_HEADER_LEN];
+    let body_len = (DATA_FIXED_LEN + payload.len()) as u32;
+    h[0..4].copy_from_slice(&body_len.to_le_bytes());
+    h[8] = KIND_DATA;
+    h[9..17].copy_from_slice(&seq.to_le_bytes());
+    h[17] = signal as u8;
+    h[18..26].copy_from_slice(&items.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[HEADER_LEN..]);
+    crc.update(payload);
+    h[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    h
+}
+
 /// Appends one ack frame listing `seqs` to `out`.
 pub fn encode_acks(out: &mut Vec<u8>, seqs: &[u64]) {
     let body_len = 1 + 8 * seqs.len();
@@ -101,17 +122,27 @@ pub enum Item<'a> {
     Corrupt { offset: usize, len: usize },
     /// Bytes at the end that are not a valid frame (a write cut short): to be truncated.
     TornTail { offset: usize, len: usize },
+    /// Only zero bytes from here to the end: the unused part of a preallocated (pre-zeroed)
+    /// segment. Not damage; may be truncated.
+    Padding { offset: usize, len: usize },
 }
 
 /// Iterates over the frames of one file's contents.
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// start of the all-zero suffix of `buf` (no frame can start there: a length is never 0)
+    zeros_from: usize,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        let zeros_from = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        Reader {
+            buf,
+            pos: 0,
+            zeros_from,
+        }
     }
 
     /// The body of a complete, checksum-valid, decodable frame at `at`.
@@ -124,6 +155,17 @@ impl<'a> Reader<'a> {
         }
         let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
         let body = buf.get(at + HEADER_LEN..(at + HEADER_LEN).checked_add(len)?)?;
+        // cheap layout checks before the CRC, so resynchronising over damage does not checksum
+        // megabytes at every candidate offset (decode_body would refuse these anyway)
+        match body.first() {
+            Some(&KIND_DATA) => {
+                if len < DATA_FIXED_LEN || body[9] as usize >= Signal::ALL.len() {
+                    return None;
+                }
+            }
+            Some(&KIND_ACK) => {}
+            _ => return None,
+        }
         if crc32fast::hash(body) != crc {
             return None;
         }
@@ -143,8 +185,16 @@ impl<'a> Iterator for Reader<'a> {
             self.pos += len;
             return Some(Item::Record { offset: at, body });
         }
-        // damage: find the next frame that checks out
-        let next = (at + 1..self.buf.len()).find(|&q| self.frame_at(q).is_some());
+        if at >= self.zeros_from {
+            // the zeroed, never written rest of a preallocated segment
+            self.pos = self.buf.len();
+            return Some(Item::Padding {
+                offset: at,
+                len: self.buf.len() - at,
+            });
+        }
+        // damage: find the next frame that checks out (none starts in the zero suffix)
+        let next = (at + 1..self.zeros_from).find(|&q| self.frame_at(q).is_some());
         match next {
             Some(q) => {
                 self.pos = q;
@@ -243,6 +293,74 @@ mod tests {
             // exactly one record is lost, the others are read
             assert_eq!(got.len(), 2, "flip at {at}: {got:?}");
             assert_eq!(damaged.len(), 1, "flip at {at}");
+        }
+    }
+
+    #[test]
+    fn header_plus_payload_is_the_encoded_frame() {
+        for payload in [&b""[..], b"x", b"some payload\0\0"] {
+            let mut f = Vec::new();
+            encode_data(&mut f, 77, Signal::Logs, 5, payload);
+            let mut g = data_header(77, Signal::Logs, 5, payload).to_vec();
+            g.extend_from_slice(payload);
+            assert_eq!(f, g);
+        }
+    }
+
+    #[test]
+    fn zeroed_rest_of_a_preallocated_segment_is_padding_not_damage() {
+        let mut f = three();
+        // a payload that ends in zero bytes, right before the zeroed rest
+        encode_data(&mut f, 4, Signal::Traces, 1, b"ends in zeros\0\0\0\0");
+        let data_end = f.len();
+        f.resize(data_end + 4096, 0);
+        let items: Vec<_> = Reader::new(&f).collect();
+        assert_eq!(seqs(&f), vec![1, 2, 3, 4]);
+        assert_eq!(
+            items.last(),
+            Some(&Item::Padding {
+                offset: data_end,
+                len: 4096
+            })
+        );
+        assert!(
+            !items
+                .iter()
+                .any(|i| matches!(i, Item::Corrupt { .. } | Item::TornTail { .. }))
+        );
+        // nothing written yet at all
+        let zeros = vec![0u8; 1000];
+        assert_eq!(
+            Reader::new(&zeros).collect::<Vec<_>>(),
+            vec![Item::Padding {
+                offset: 0,
+                len: 1000
+            }]
+        );
+    }
+
+    #[test]
+    fn torn_write_into_preallocated_zeros_is_a_torn_tail() {
+        let f = three();
+        let whole_frames_end = [0usize, 39, 79, f.len()];
+        for cut in 0..f.len() {
+            // the write stopped at `cut`; the preallocated zeros follow
+            let mut g = f[..cut].to_vec();
+            g.resize(f.len() + 512, 0);
+            let items: Vec<_> = Reader::new(&g).collect();
+            let good = seqs(&g);
+            let whole = whole_frames_end.iter().filter(|&&e| e <= cut).count() - 1;
+            assert_eq!(good.len(), whole, "cut {cut}");
+            assert!(!items.iter().any(|i| matches!(i, Item::Corrupt { .. })));
+            let torn = items.iter().any(|i| matches!(i, Item::TornTail { .. }));
+            let padding = items.iter().any(|i| matches!(i, Item::Padding { .. }));
+            // a cut between frames leaves only zeros after the last frame: padding; a cut
+            // inside a frame is a torn tail (zeros included), unless only zeros of the frame's
+            // own bytes were written (then it is indistinguishable from padding: not acked)
+            assert!(torn != padding, "cut {cut}: {items:?}");
+            if whole_frames_end.contains(&cut) {
+                assert!(padding, "cut {cut}");
+            }
         }
     }
 

@@ -35,6 +35,8 @@ fn account(shared: &Shared, what: &std::path::Path, item: &Item<'_>) -> Option<u
             shared.damage("torn_tail", 1);
             Some(*offset as u64)
         }
+        // the zeroed rest of a preallocated segment: cut, not counted
+        Item::Padding { offset, .. } => Some(*offset as u64),
         Item::Record { .. } => None,
     }
 }
