@@ -115,7 +115,9 @@ impl<'a> Fields<'a> {
             0 => Value::Varint(read_varint(self.buf, &mut self.pos)?),
             1 => {
                 let b = take(self.buf, &mut self.pos, 8)?;
-                Value::Fixed64(u64::from_le_bytes(b.try_into().map_err(|_| ReadError::Truncated)?))
+                Value::Fixed64(u64::from_le_bytes(
+                    b.try_into().map_err(|_| ReadError::Truncated)?,
+                ))
             }
             2 => {
                 let n = read_varint(self.buf, &mut self.pos)?;
@@ -124,7 +126,9 @@ impl<'a> Fields<'a> {
             }
             5 => {
                 let b = take(self.buf, &mut self.pos, 4)?;
-                Value::Fixed32(u32::from_le_bytes(b.try_into().map_err(|_| ReadError::Truncated)?))
+                Value::Fixed32(u32::from_le_bytes(
+                    b.try_into().map_err(|_| ReadError::Truncated)?,
+                ))
             }
             w => return Err(ReadError::WireType(w)),
         };

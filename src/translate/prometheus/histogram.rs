@@ -2,8 +2,8 @@
 //! field). Separate because the bucket re-indexing (OTel index -> Prometheus index, scale
 //! reduction above schema 8, span/gap encoding, deltas) is the subtle part of the mapping.
 
-use crate::proto::prometheus::{BucketSpan, Histogram, histogram};
 use super::points::Point;
+use crate::proto::prometheus::{BucketSpan, Histogram, histogram};
 
 /// Prometheus' default zero threshold, used when the OTLP point leaves it at 0.
 pub const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;

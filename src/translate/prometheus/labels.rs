@@ -7,9 +7,9 @@
 //! point's label set allocates only its vector.
 
 use super::naming::label_name;
+use super::points::{Attr, AttrValue};
 use super::series::FxBuild;
 use base64::Engine;
-use super::points::{Attr, AttrValue};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use prost::Message;
 use std::borrow::Cow;
@@ -144,7 +144,7 @@ pub fn attributes_to_labels<'a>(
         if value.is_empty() {
             continue;
         }
-        let Some(name) = cache.get(&kv.key) else {
+        let Some(name) = cache.get(kv.key) else {
             continue;
         };
         tmp.push((name, kv.key, value));

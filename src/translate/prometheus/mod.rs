@@ -22,10 +22,10 @@ pub mod series;
 #[cfg(test)]
 mod tests;
 
+use super::protowire::{ReadError, fields};
 use crate::proto::prometheus::{
     Exemplar, Label, MetricMetadata, Sample, TimeSeries, metric_metadata::MetricType,
 };
-use super::protowire::{ReadError, fields};
 use labels::{Context, Lbl, NameCache};
 use naming::NameKind;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -580,7 +580,8 @@ impl Translator<'_> {
             return Ok(None);
         };
         let exemplars = self.exemplars(p)?;
-        self.set.add_histogram(&self.template, &n.name, h, exemplars);
+        self.set
+            .add_histogram(&self.template, &n.name, h, exemplars);
         Ok(Some(ts))
     }
 
@@ -647,7 +648,8 @@ impl Translator<'_> {
             timestamp: ts,
         };
         self.template.reset(&base, None);
-        self.set.add_sample(&self.template, &name, None, sample, Vec::new());
+        self.set
+            .add_sample(&self.template, &name, None, sample, Vec::new());
     }
 }
 

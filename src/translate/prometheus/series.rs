@@ -543,7 +543,13 @@ mod tests {
         let sets: [&[(&str, &str)]; 6] = [
             &[],
             &[("a", "1"), ("z", "2")],
-            &[("A", "x"), ("_x", "y"), ("le", "old"), ("quantile", "q"), ("zz", "z")],
+            &[
+                ("A", "x"),
+                ("_x", "y"),
+                ("le", "old"),
+                ("quantile", "q"),
+                ("zz", "z"),
+            ],
             &[("Z", "1"), ("ZZ", "2")],
             &[("le", "only")],
             &[("job", "j"), ("ld", "before-le"), ("lf", "after-le")],

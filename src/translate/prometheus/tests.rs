@@ -8,9 +8,9 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
 };
 use opentelemetry_proto::tonic::metrics::v1::{
-    self as otlp, ExponentialHistogram, HistogramDataPoint, Metric, NumberDataPoint,
-    SummaryDataPoint, metric::Data, ExponentialHistogramDataPoint, Gauge, Histogram, ResourceMetrics,
-    ScopeMetrics, Sum, Summary, exponential_histogram_data_point::Buckets, number_data_point,
+    self as otlp, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    SummaryDataPoint, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
     summary_data_point::ValueAtQuantile,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
