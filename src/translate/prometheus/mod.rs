@@ -32,8 +32,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use points::{Attr, Data, Kind, Point};
 use prost::Message;
+use series::{EncLabel, SeriesSet, Template};
 pub use series::{Finished, snappy, write_requests};
-use series::{SeriesSet, Template};
 use std::collections::HashMap;
 
 /// Bits of Prometheus' stale marker (a NaN distinct from an ordinary NaN).
@@ -285,8 +285,8 @@ struct Translator<'a> {
     template: Template,
     /// Reused: a `quantile` value.
     label_buf: String,
-    /// Formatted `le` values by bucket index, with the bound's bits they were made from.
-    le_cache: Vec<(u64, String)>,
+    /// Encoded `le` labels by bucket index, with the bound's bits they were made from.
+    le_cache: Vec<(u64, EncLabel)>,
 }
 
 impl Translator<'_> {
@@ -463,7 +463,13 @@ impl Translator<'_> {
     }
 
     /// Writes one float sample to the series of the current template named `name`.
-    fn sample(&mut self, name: &str, extra: Option<&str>, sample: Sample, ex: Vec<Exemplar>) {
+    fn sample(
+        &mut self,
+        name: &EncLabel,
+        extra: Option<&EncLabel>,
+        sample: Sample,
+        ex: Vec<Exemplar>,
+    ) {
         self.set.add_sample(&self.template, name, extra, sample, ex);
     }
 
@@ -543,7 +549,7 @@ impl Translator<'_> {
         // Bounds are usually the same for every point of a metric: format each once.
         let mut les = std::mem::take(&mut self.le_cache);
         if les.len() < nb {
-            les.resize(nb, (u64::MAX, String::new()));
+            les.resize(nb, (u64::MAX, EncLabel::default()));
         }
         let mut cumulative: u64 = 0;
         for (i, (bound, count)) in bounds.iter().zip(&p.bucket_counts).enumerate() {
@@ -551,14 +557,17 @@ impl Translator<'_> {
             let (bits, le) = &mut les[i];
             if *bits != *bound || le.is_empty() {
                 *bits = *bound;
-                le.clear();
-                naming::write_float(le, f64::from_bits(*bound));
+                let mut text = std::mem::take(&mut self.label_buf);
+                text.clear();
+                naming::write_float(&mut text, f64::from_bits(*bound));
+                le.set("le", &text);
+                self.label_buf = text;
             }
             self.sample(&n.bucket, Some(le), val(cumulative as f64), take(i));
         }
         self.le_cache = les;
         let inf = take(nb);
-        self.sample(&n.bucket, Some("+Inf"), val(p.count as f64), inf);
+        self.sample(&n.bucket, Some(&n.inf), val(p.count as f64), inf);
         Ok(Some(ts))
     }
 
@@ -602,10 +611,12 @@ impl Translator<'_> {
         self.sample(&n.sum, None, val(p.sum.unwrap_or(0.0)), Vec::new());
         self.sample(&n.count, None, val(p.count as f64), Vec::new());
         let mut q = std::mem::take(&mut self.label_buf);
+        let mut label = EncLabel::default();
         for &(quantile, value) in &p.quantiles {
             q.clear();
             naming::write_float(&mut q, quantile);
-            self.sample(&n.name, Some(&q), val(value), Vec::new());
+            label.set("quantile", &q);
+            self.sample(&n.name, Some(&label), val(value), Vec::new());
         }
         self.label_buf = q;
         Ok(Some(ts))
@@ -648,33 +659,46 @@ impl Translator<'_> {
             timestamp: ts,
         };
         self.template.reset(&base, None);
-        self.set
-            .add_sample(&self.template, &name, None, sample, Vec::new());
+        self.set.add_sample(
+            &self.template,
+            &EncLabel::name(&name),
+            None,
+            sample,
+            Vec::new(),
+        );
     }
 }
 
-/// The series names of one metric: the family name and its `_sum` / `_count` / `_bucket`.
+/// The `__name__` labels of one metric's series (the family name and its `_sum` /
+/// `_count` / `_bucket`), plus the `le="+Inf"` label, each encoded once per metric.
 struct SeriesNames {
-    name: String,
-    sum: String,
-    count: String,
-    bucket: String,
+    name: EncLabel,
+    sum: EncLabel,
+    count: EncLabel,
+    bucket: EncLabel,
+    inf: EncLabel,
 }
 
 impl SeriesNames {
     fn new(name: &str, kind: Kind) -> SeriesNames {
         let with = |suffix: &str| match kind {
-            Kind::Histogram | Kind::Summary => format!("{name}{suffix}"),
-            _ => String::new(),
+            Kind::Histogram | Kind::Summary => EncLabel::name(&format!("{name}{suffix}")),
+            _ => EncLabel::default(),
         };
+        let hist = kind == Kind::Histogram;
         SeriesNames {
-            name: name.to_string(),
+            name: EncLabel::name(name),
             sum: with("_sum"),
             count: with("_count"),
-            bucket: if kind == Kind::Histogram {
-                format!("{name}_bucket")
+            bucket: if hist {
+                EncLabel::name(&format!("{name}_bucket"))
             } else {
-                String::new()
+                EncLabel::default()
+            },
+            inf: if hist {
+                EncLabel::new("le", "+Inf")
+            } else {
+                EncLabel::default()
             },
         }
     }

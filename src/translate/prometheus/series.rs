@@ -78,6 +78,37 @@ fn put_label_hashed(name: &str, value: &str, out: &mut Vec<u8>) -> u64 {
     label_hash(&out[start..])
 }
 
+/// One label encoded once (with its hash) to be copied into many series: a metric's
+/// `__name__`, a histogram bound's `le`.
+#[derive(Clone, Debug, Default)]
+pub struct EncLabel {
+    bytes: Vec<u8>,
+    hash: u64,
+}
+
+impl EncLabel {
+    pub fn new(name: &str, value: &str) -> EncLabel {
+        let mut l = EncLabel::default();
+        l.set(name, value);
+        l
+    }
+
+    /// Re-encodes this label (reuses its buffer).
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.bytes.clear();
+        self.hash = put_label_hashed(name, value, &mut self.bytes);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// `__name__ = value`.
+    pub fn name(value: &str) -> EncLabel {
+        EncLabel::new(NAME, value)
+    }
+}
+
 /// What goes where when a series is written from a [`Template`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Insert {
@@ -157,9 +188,10 @@ impl Template {
         }
     }
 
-    /// Appends the series' labels to `out`: the base plus `__name__ = name` (and the extra
-    /// label with `extra` as value, when the template has one). Returns the set's hash.
-    pub fn write(&self, name: &str, extra: Option<&str>, out: &mut Vec<u8>) -> u64 {
+    /// Appends the series' labels to `out`: the base plus `name` (a `__name__` label) and
+    /// `extra` (a label named as the template's extra label, when it has one). Returns the
+    /// set's hash.
+    pub fn write(&self, name: &EncLabel, extra: Option<&EncLabel>, out: &mut Vec<u8>) -> u64 {
         let mut hash = self.hash;
         let mut pos = 0usize;
         for &(at, what) in &self.inserts[..self.n_inserts] {
@@ -168,12 +200,15 @@ impl Template {
                 pos = at;
             }
             match what {
-                Insert::Name => hash = hash.wrapping_add(put_label_hashed(NAME, name, out)),
+                Insert::Name => {
+                    out.extend_from_slice(&name.bytes);
+                    hash = hash.wrapping_add(name.hash);
+                }
                 // Without a value the base label of that name (if any) stays.
                 Insert::Extra => {
                     if let Some(v) = extra {
-                        let h = put_label_hashed(&self.extra_name, v, out);
-                        hash = hash.wrapping_add(h);
+                        out.extend_from_slice(&v.bytes);
+                        hash = hash.wrapping_add(v.hash);
                         if let Some((s, e)) = self.skip {
                             if s == at {
                                 pos = e;
@@ -225,7 +260,7 @@ impl SeriesSet {
 
     /// Writes the series' labels from a template straight into the arena and returns the
     /// series' index (an existing series with the same labels, or a new one).
-    fn slot(&mut self, t: &Template, name: &str, extra: Option<&str>) -> u32 {
+    fn slot(&mut self, t: &Template, name: &EncLabel, extra: Option<&EncLabel>) -> u32 {
         let start = self.arena.len();
         let key = t.write(name, extra, &mut self.arena);
         let (arena, series) = (&self.arena, &self.series);
@@ -263,8 +298,8 @@ impl SeriesSet {
     pub fn add_sample(
         &mut self,
         t: &Template,
-        name: &str,
-        extra: Option<&str>,
+        name: &EncLabel,
+        extra: Option<&EncLabel>,
         sample: Sample,
         exemplars: Vec<Exemplar>,
     ) {
@@ -276,7 +311,13 @@ impl SeriesSet {
     }
 
     /// Adds a native histogram sample to the series `t` + `name`.
-    pub fn add_histogram(&mut self, t: &Template, name: &str, h: Histogram, ex: Vec<Exemplar>) {
+    pub fn add_histogram(
+        &mut self,
+        t: &Template,
+        name: &EncLabel,
+        h: Histogram,
+        ex: Vec<Exemplar>,
+    ) {
         let i = self.slot(t, name, None) as usize;
         self.series[i].histograms.push(h);
         self.series[i].exemplars.extend(ex);
@@ -299,6 +340,21 @@ impl SeriesSet {
             samples,
             ..
         } = self;
+        // The common case: one sample per series, written in series order.
+        if samples.len() == series.len()
+            && samples
+                .iter()
+                .enumerate()
+                .all(|(i, (s, _))| *s as usize == i)
+        {
+            sort_series_extras(&mut series);
+            return Finished {
+                arena,
+                ranges: (0..series.len()).map(|i| (i, i + 1)).collect(),
+                series,
+                samples: samples.into_iter().map(|(_, s)| s).collect(),
+            };
+        }
         // Group samples by series (a counting sort keeps the order of writing).
         let mut starts = vec![0usize; series.len() + 1];
         for (i, _) in &samples {
@@ -335,7 +391,21 @@ impl SeriesSet {
             }
             ranges.push((from, out_samples.len()));
         }
-        for ts in &mut series {
+        sort_series_extras(&mut series);
+        Finished {
+            arena,
+            series,
+            ranges,
+            samples: out_samples,
+        }
+    }
+}
+
+/// Histograms and exemplars of each series in timestamp order (equal histogram timestamps:
+/// the last written wins).
+fn sort_series_extras(series: &mut [Series]) {
+    {
+        for ts in series.iter_mut() {
             if ts.histograms.len() > 1
                 && !ts
                     .histograms
@@ -349,12 +419,6 @@ impl SeriesSet {
             if ts.exemplars.len() > 1 {
                 ts.exemplars.sort_by_key(|e| e.timestamp);
             }
-        }
-        Finished {
-            arena,
-            series,
-            ranges,
-            samples: out_samples,
         }
     }
 }
@@ -481,7 +545,25 @@ pub fn write_requests(
 
 /// Compresses an encoded request with snappy's block format, as remote-write wants.
 pub fn snappy(raw: &[u8]) -> Result<Vec<u8>, snap::Error> {
-    snap::raw::Encoder::new().compress_vec(raw)
+    // A per-thread scratch buffer: `compress_vec` would zero a fresh worst-case-sized buffer
+    // for every request, which costs about as much as compressing.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let need = snap::raw::max_compress_len(raw.len());
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+        let n = snap::raw::Encoder::new().compress(raw, &mut buf[..need])?;
+        let out = buf[..n].to_vec();
+        // Do not keep a huge buffer around after one huge request.
+        if buf.len() > (64 << 20) {
+            *buf = Vec::new();
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
@@ -522,13 +604,15 @@ mod tests {
             value: v,
             timestamp: 1,
         };
+        let (name, le) = (EncLabel::name("x_bucket"), EncLabel::new("le", "0.5"));
         let gauge = Template::new(&[Lbl::owned("a", "1"), Lbl::owned("le", "0.5")], None);
-        set.add_sample(&gauge, "x_bucket", None, s(1.0), Vec::new());
+        set.add_sample(&gauge, &name, None, s(1.0), Vec::new());
         let hist = Template::new(&[Lbl::owned("a", "1")], Some("le"));
-        set.add_sample(&hist, "x_bucket", Some("0.5"), s(2.0), Vec::new());
+        set.add_sample(&hist, &name, Some(&le), s(2.0), Vec::new());
         let replaced = Template::new(&[Lbl::owned("a", "1"), Lbl::owned("le", "9")], Some("le"));
-        set.add_sample(&replaced, "x_bucket", Some("0.5"), s(3.0), Vec::new());
-        set.add_sample(&hist, "x_bucket", Some("1"), s(4.0), Vec::new());
+        set.add_sample(&replaced, &name, Some(&le), s(3.0), Vec::new());
+        let le1 = EncLabel::new("le", "1");
+        set.add_sample(&hist, &name, Some(&le1), s(4.0), Vec::new());
         assert_eq!(set.len(), 2);
         let done = set.finish();
         let ts = done.to_time_series();
@@ -562,7 +646,8 @@ mod tests {
                 for value in [None, Some("0.5"), Some("+Inf")] {
                     let want = reference(base, "m_bucket", extra.zip(value));
                     out.clear();
-                    let h = t.write("m_bucket", value.filter(|_| extra.is_some()), &mut out);
+                    let ex = extra.zip(value).map(|(e, v)| EncLabel::new(e, v));
+                    let h = t.write(&EncLabel::name("m_bucket"), ex.as_ref(), &mut out);
                     assert_eq!(out, want, "base {base:?} extra {extra:?} value {value:?}");
                     // the hash is the set's, however it was put together
                     let mut sum = 0u64;
