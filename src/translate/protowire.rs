@@ -1,164 +1,272 @@
-//! A minimal protobuf wire-format reader for the translators' hot paths: it walks a message's
-//! fields and hands out borrowed slices (strings, bytes, sub-messages) instead of decoding
-//! into owned structs, so translating a batch allocates only what the output needs. It knows
-//! no schema; the translators name the fields they read. Errors are typed and never panic.
+//! The protobuf wire-format reader of the translators' hot paths: it walks a message's fields
+//! and hands out borrowed slices (strings, bytes, sub-messages) instead of decoding into owned
+//! structs, so translating a batch allocates only what the output needs. It knows no schema;
+//! callers name the message and field they read, and every mismatch prost would refuse
+//! (truncation, varint overflow, field 0, a wire type that does not fit the field, invalid
+//! UTF-8) is a typed [`ReadError`] naming the message, never a panic. Used by the Loki and
+//! the remote-write translators.
 
 use thiserror::Error;
 
-/// Why a buffer is not a well-formed protobuf message.
-#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+/// Why an encoded request could not be read. Always a typed error, never a panic.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum ReadError {
-    #[error("truncated message")]
-    Truncated,
-    #[error("varint longer than 10 bytes")]
-    VarintOverflow,
-    #[error("unsupported wire type {0}")]
-    WireType(u8),
-    #[error("field number 0")]
-    FieldZero,
-    #[error("invalid UTF-8 in a string field")]
-    Utf8,
-    #[error("packed field length is not a multiple of 8")]
-    PackedLength,
+    #[error("truncated protobuf: {0} ends early")]
+    Truncated(&'static str),
+    #[error("invalid protobuf: varint overflow in {0}")]
+    VarintOverflow(&'static str),
+    #[error("invalid protobuf: invalid field key in {0}")]
+    InvalidKey(&'static str),
+    #[error("invalid protobuf: field {field} of {msg} has wire type {got}")]
+    WireType {
+        msg: &'static str,
+        field: u32,
+        got: u8,
+    },
+    #[error("invalid protobuf: unsupported wire type {got} in {msg}")]
+    UnsupportedWireType { msg: &'static str, got: u8 },
+    #[error("invalid UTF-8 in string field {field} of {msg}")]
+    Utf8 { msg: &'static str, field: u32 },
+    #[error("invalid protobuf: {0}")]
+    Decode(String),
 }
 
-/// One field's value as it is on the wire.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value<'a> {
+impl From<prost::DecodeError> for ReadError {
+    fn from(e: prost::DecodeError) -> Self {
+        ReadError::Decode(e.to_string())
+    }
+}
+
+/// One field's payload, by wire type.
+#[derive(Clone, Copy, Debug)]
+pub enum Field<'a> {
     Varint(u64),
-    Fixed64(u64),
+    I64(u64),
     Len(&'a [u8]),
-    Fixed32(u32),
+    I32(u32),
+    /// A start-group field (wire type 3); not skipped here, see the module docs.
+    Group,
 }
 
-impl<'a> Value<'a> {
-    /// A varint field (`int32`, `int64`, `uint*`, `bool`, `enum`); other wire types read as 0.
-    pub fn varint(self) -> u64 {
+impl<'a> Field<'a> {
+    fn wire_type(&self) -> u8 {
         match self {
-            Value::Varint(v) => v,
-            _ => 0,
+            Field::Varint(_) => 0,
+            Field::I64(_) => 1,
+            Field::Len(_) => 2,
+            Field::Group => 3,
+            Field::I32(_) => 5,
         }
     }
 
-    /// A `fixed64`/`double`/`sfixed64` field's bits; other wire types read as 0.
-    pub fn fixed64(self) -> u64 {
-        match self {
-            Value::Fixed64(v) => v,
-            _ => 0,
+    pub fn mismatch(&self, msg: &'static str, field: u32) -> ReadError {
+        ReadError::WireType {
+            msg,
+            field,
+            got: self.wire_type(),
         }
     }
 
-    /// A `double` field.
-    pub fn f64(self) -> f64 {
-        f64::from_bits(self.fixed64())
-    }
-
-    /// A length-delimited field's bytes (empty for other wire types).
-    pub fn bytes(self) -> &'a [u8] {
+    #[inline]
+    pub fn bytes(self, msg: &'static str, field: u32) -> Result<&'a [u8], ReadError> {
         match self {
-            Value::Len(b) => b,
-            _ => &[],
+            Field::Len(b) => Ok(b),
+            other => Err(other.mismatch(msg, field)),
         }
     }
 
-    /// A `string` field, checked for UTF-8 as prost would.
-    pub fn str(self) -> Result<&'a str, ReadError> {
-        simdutf8::basic::from_utf8(self.bytes()).map_err(|_| ReadError::Utf8)
+    #[inline]
+    pub fn str(self, msg: &'static str, field: u32) -> Result<&'a str, ReadError> {
+        let b = self.bytes(msg, field)?;
+        utf8(b).ok_or(ReadError::Utf8 { msg, field })
     }
 
-    /// A `sint32` field (zigzag).
-    pub fn sint32(self) -> i32 {
-        let v = self.varint() as u32;
-        ((v >> 1) as i32) ^ -((v & 1) as i32)
+    #[inline]
+    pub fn varint(self, msg: &'static str, field: u32) -> Result<u64, ReadError> {
+        match self {
+            Field::Varint(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+
+    #[inline]
+    pub fn fixed64(self, msg: &'static str, field: u32) -> Result<u64, ReadError> {
+        match self {
+            Field::I64(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
+    }
+
+    #[inline]
+    pub fn fixed32(self, msg: &'static str, field: u32) -> Result<u32, ReadError> {
+        match self {
+            Field::I32(v) => Ok(v),
+            other => Err(other.mismatch(msg, field)),
+        }
     }
 }
 
-/// Iterator over the fields of one message: `(field number, value)`.
+/// UTF-8 check with a fast path for ASCII, the usual case for keys and short values.
+#[inline(always)]
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        simdutf8::basic::from_utf8(b).ok()
+    }
+}
+
+/// Iterates the fields of one encoded message.
 pub struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
-}
-
-/// The fields of `buf`.
-pub fn fields(buf: &[u8]) -> Fields<'_> {
-    Fields { buf, pos: 0 }
-}
-
-fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, ReadError> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let b = *buf.get(*pos).ok_or(ReadError::Truncated)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(ReadError::VarintOverflow)
-}
-
-fn take<'a>(buf: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8], ReadError> {
-    let end = pos.checked_add(n).ok_or(ReadError::Truncated)?;
-    let s = buf.get(*pos..end).ok_or(ReadError::Truncated)?;
-    *pos = end;
-    Ok(s)
+    msg: &'static str,
 }
 
 impl<'a> Fields<'a> {
-    fn next_field(&mut self) -> Result<(u32, Value<'a>), ReadError> {
-        let key = read_varint(self.buf, &mut self.pos)?;
-        let field = (key >> 3) as u32;
-        if field == 0 {
-            return Err(ReadError::FieldZero);
+    #[inline]
+    pub fn new(buf: &'a [u8], msg: &'static str) -> Self {
+        Fields { buf, pos: 0, msg }
+    }
+
+    #[inline(always)]
+    pub fn varint(&mut self) -> Result<u64, ReadError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            Some(_) => self.varint_slow(),
+            None => Err(ReadError::Truncated(self.msg)),
         }
-        let v = match (key & 7) as u8 {
-            0 => Value::Varint(read_varint(self.buf, &mut self.pos)?),
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, ReadError> {
+        let mut result = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(ReadError::Truncated(self.msg));
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(ReadError::VarintOverflow(self.msg));
+            }
+            result |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(result);
+            }
+        }
+        Err(ReadError::VarintOverflow(self.msg))
+    }
+
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+        if n > self.buf.len() - self.pos {
+            return Err(ReadError::Truncated(self.msg));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// The next `(field number, payload)`, `None` at the end of the message.
+    #[inline(always)]
+    pub fn next_field(&mut self) -> Result<Option<(u32, Field<'a>)>, ReadError> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        if key > u64::from(u32::MAX) || key >> 3 == 0 {
+            return Err(ReadError::InvalidKey(self.msg));
+        }
+        let field = (key >> 3) as u32;
+        let f = match key & 7 {
+            0 => Field::Varint(self.varint()?),
             1 => {
-                let b = take(self.buf, &mut self.pos, 8)?;
-                Value::Fixed64(u64::from_le_bytes(
-                    b.try_into().map_err(|_| ReadError::Truncated)?,
-                ))
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Field::I64(u64::from_le_bytes(a))
             }
             2 => {
-                let n = read_varint(self.buf, &mut self.pos)?;
-                let n = usize::try_from(n).map_err(|_| ReadError::Truncated)?;
-                Value::Len(take(self.buf, &mut self.pos, n)?)
+                let len = self.varint()?;
+                if len > (self.buf.len() - self.pos) as u64 {
+                    return Err(ReadError::Truncated(self.msg));
+                }
+                Field::Len(self.take(len as usize)?)
+            }
+            3 => {
+                // The group's contents follow; the caller gives up on this message.
+                self.pos = self.buf.len();
+                Field::Group
             }
             5 => {
-                let b = take(self.buf, &mut self.pos, 4)?;
-                Value::Fixed32(u32::from_le_bytes(
-                    b.try_into().map_err(|_| ReadError::Truncated)?,
-                ))
+                let b = self.take(4)?;
+                let mut a = [0u8; 4];
+                a.copy_from_slice(b);
+                Field::I32(u32::from_le_bytes(a))
             }
-            w => return Err(ReadError::WireType(w)),
+            got => {
+                return Err(ReadError::UnsupportedWireType {
+                    msg: self.msg,
+                    got: got as u8,
+                });
+            }
         };
-        Ok((field, v))
+        Ok(Some((field, f)))
     }
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<(u32, Value<'a>), ReadError>;
+    type Item = Result<(u32, Field<'a>), ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
+        match self.next_field() {
+            Ok(Some(f)) => Some(Ok(f)),
+            Ok(None) => None,
+            Err(e) => {
+                // Stop after the first error: the rest of the buffer is not trustworthy.
+                self.pos = self.buf.len();
+                Some(Err(e))
+            }
         }
-        let r = self.next_field();
-        if r.is_err() {
-            // Stop after the first error: the rest of the buffer is not trustworthy.
-            self.pos = self.buf.len();
-        }
-        Some(r)
     }
 }
 
-/// Appends a repeated `fixed64`/`double` field occurrence (packed or not) to `out` as bits.
-pub fn push_fixed64s(v: Value<'_>, out: &mut Vec<u64>) -> Result<(), ReadError> {
+/// The fields of message `msg` encoded in `buf`, as an iterator.
+pub fn fields<'a>(buf: &'a [u8], msg: &'static str) -> Fields<'a> {
+    Fields::new(buf, msg)
+}
+
+impl Field<'_> {
+    /// A `double` field.
+    #[inline]
+    pub fn f64(self, msg: &'static str, field: u32) -> Result<f64, ReadError> {
+        Ok(f64::from_bits(self.fixed64(msg, field)?))
+    }
+
+    /// A `sint32` field (zigzag).
+    #[inline]
+    pub fn sint32(self, msg: &'static str, field: u32) -> Result<i32, ReadError> {
+        let v = self.varint(msg, field)? as u32;
+        Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+    }
+}
+
+/// Appends one occurrence of a repeated `fixed64`/`double` field (packed or not) to `out`.
+pub fn push_fixed64s(
+    v: Field<'_>,
+    msg: &'static str,
+    field: u32,
+    out: &mut Vec<u64>,
+) -> Result<(), ReadError> {
     match v {
-        Value::Fixed64(x) => out.push(x),
-        Value::Len(b) => {
+        Field::I64(x) => out.push(x),
+        Field::Len(b) => {
             if b.len() % 8 != 0 {
-                return Err(ReadError::PackedLength);
+                return Err(ReadError::Truncated(msg));
             }
             out.extend(b.chunks_exact(8).map(|c| {
                 let mut w = [0u8; 8];
@@ -166,22 +274,27 @@ pub fn push_fixed64s(v: Value<'_>, out: &mut Vec<u64>) -> Result<(), ReadError> 
                 u64::from_le_bytes(w)
             }));
         }
-        _ => {}
+        other => return Err(other.mismatch(msg, field)),
     }
     Ok(())
 }
 
-/// Appends a repeated varint field occurrence (packed or not) to `out`.
-pub fn push_varints(v: Value<'_>, out: &mut Vec<u64>) -> Result<(), ReadError> {
+/// Appends one occurrence of a repeated varint field (packed or not) to `out`.
+pub fn push_varints(
+    v: Field<'_>,
+    msg: &'static str,
+    field: u32,
+    out: &mut Vec<u64>,
+) -> Result<(), ReadError> {
     match v {
-        Value::Varint(x) => out.push(x),
-        Value::Len(b) => {
-            let mut pos = 0;
-            while pos < b.len() {
-                out.push(read_varint(b, &mut pos)?);
+        Field::Varint(x) => out.push(x),
+        Field::Len(b) => {
+            let mut f = Fields::new(b, msg);
+            while f.pos < b.len() {
+                out.push(f.varint()?);
             }
         }
-        _ => {}
+        other => return Err(other.mismatch(msg, field)),
     }
     Ok(())
 }
@@ -196,32 +309,36 @@ mod tests {
         let mut buf = vec![0x08, 0x96, 0x01, 0x11];
         buf.extend_from_slice(&1.5f64.to_le_bytes());
         buf.extend_from_slice(&[0x1a, 0x02, b'h', b'i', 0x25, 7, 0, 0, 0]);
-        let got: Vec<_> = fields(&buf).collect::<Result<_, _>>().unwrap();
-        assert_eq!(got[0], (1, Value::Varint(150)));
-        assert_eq!(got[1].1.f64(), 1.5);
-        assert_eq!(got[2].1.str(), Ok("hi"));
-        assert_eq!(got[3], (4, Value::Fixed32(7)));
+        let got: Vec<_> = fields(&buf, "M").collect::<Result<_, _>>().unwrap();
+        assert_eq!(got[0].1.varint("M", 1), Ok(150));
+        assert_eq!(got[1].1.f64("M", 2), Ok(1.5));
+        assert_eq!(got[2].1.str("M", 3), Ok("hi"));
+        assert_eq!(got[3].1.fixed32("M", 4), Ok(7));
+        // a wire type that does not fit the field is refused, naming it
+        assert_eq!(
+            got[0].1.str("M", 1),
+            Err(ReadError::WireType {
+                msg: "M",
+                field: 1,
+                got: 0
+            })
+        );
         for cut in 1..buf.len() {
-            let r: Result<Vec<_>, _> = fields(&buf[..cut]).collect();
+            let r: Result<Vec<_>, _> = fields(&buf[..cut], "M").collect();
             assert!(
                 r.is_err() || cut == 3 || cut == 12 || cut == 16,
                 "cut {cut}"
             );
         }
-        assert_eq!(fields(&[0x0b]).next(), Some(Err(ReadError::WireType(3))));
-        assert_eq!(fields(&[0x00]).next(), Some(Err(ReadError::FieldZero)));
-        assert_eq!(
-            fields(&[0x1a, 0x01, 0xff]).next().unwrap().unwrap().1.str(),
-            Err(ReadError::Utf8)
-        );
+        assert!(fields(&[0x0e], "M").next().unwrap().is_err());
+        assert!(fields(&[0x00], "M").next().unwrap().is_err());
+        let (_, bad) = fields(&[0x1a, 0x01, 0xff], "M").next().unwrap().unwrap();
+        assert!(bad.str("M", 3).is_err());
         let mut v = Vec::new();
-        assert_eq!(
-            push_fixed64s(Value::Len(&[1, 2, 3]), &mut v),
-            Err(ReadError::PackedLength)
-        );
-        push_varints(Value::Len(&[0x96, 0x01, 0x05]), &mut v).unwrap();
+        assert!(push_fixed64s(Field::Len(&[1, 2, 3]), "M", 1, &mut v).is_err());
+        push_varints(Field::Len(&[0x96, 0x01, 0x05]), "M", 1, &mut v).unwrap();
         assert_eq!(v, vec![150, 5]);
-        assert_eq!(Value::Varint(3).sint32(), -2);
-        assert_eq!(Value::Varint(4).sint32(), 2);
+        assert_eq!(Field::Varint(3).sint32("M", 1), Ok(-2));
+        assert_eq!(Field::Varint(4).sint32("M", 1), Ok(2));
     }
 }

@@ -196,9 +196,10 @@ pub fn translate_bytes(otlp: &[u8], s: &Settings) -> Result<Encoded, ReadError> 
         .map(|l| Lbl::owned(&l.name, l.value.clone()))
         .collect();
     let mut point = Point::default();
-    for f in fields(otlp) {
-        if let (1, rm) = f? {
-            t.resource(rm.bytes(), &external, &mut point)?;
+    const REQUEST: &str = "ExportMetricsServiceRequest";
+    for f in fields(otlp, REQUEST) {
+        if let (n @ 1, rm) = f? {
+            t.resource(rm.bytes(REQUEST, n)?, &external, &mut point)?;
         }
     }
     let mut dropped: Vec<(DropReason, u64)> = t.dropped.into_iter().collect();
@@ -305,9 +306,11 @@ impl Translator<'_> {
         point: &mut Point<'b>,
     ) -> Result<(), ReadError> {
         let mut resource: Vec<Attr<'b>> = Vec::new();
-        for f in fields(rm) {
-            if let (1, r) = f? {
-                points::read_attrs(r.bytes(), 1, &mut resource)?;
+        const RM: &str = "ResourceMetrics";
+        const SM: &str = "ScopeMetrics";
+        for f in fields(rm, RM) {
+            if let (n @ 1, r) = f? {
+                points::read_attrs(r.bytes(RM, n)?, "Resource", 1, &mut resource)?;
             }
         }
         let s = self.s;
@@ -329,22 +332,22 @@ impl Translator<'_> {
         }
         fill.sort_by(|a, b| a.name.cmp(&b.name));
         let mut latest_ms: Option<i64> = None;
-        for f in fields(rm) {
-            let (2, sm) = f? else { continue };
-            let sm = sm.bytes();
+        for f in fields(rm, RM) {
+            let (n @ 2, sm) = f? else { continue };
+            let sm = sm.bytes(RM, n)?;
             let (mut name, mut version) = ("", "");
-            for f in fields(sm) {
-                if let (1, sc) = f? {
-                    (name, version) = points::read_scope(sc.bytes())?;
+            for f in fields(sm, SM) {
+                if let (n @ 1, sc) = f? {
+                    (name, version) = points::read_scope(sc.bytes(SM, n)?)?;
                 }
             }
             let ctx = Context {
                 overwrite: scope_overwrite(&job_instance, name, version),
                 fill: fill.clone(),
             };
-            for f in fields(sm) {
-                if let (2, m) = f? {
-                    if let Some(ts) = self.metric(m.bytes(), &ctx, point)? {
+            for f in fields(sm, SM) {
+                if let (n @ 2, m) = f? {
+                    if let Some(ts) = self.metric(m.bytes(SM, n)?, &ctx, point)? {
                         latest_ms = Some(latest_ms.map_or(ts, |l| l.max(ts)));
                     }
                 }

@@ -3,7 +3,16 @@
 //! borrowed views, reused from point to point, so the translator never builds the owned prost
 //! tree of a batch (that decode alone cost more than the whole translation).
 
-use crate::translate::protowire::{ReadError, fields, push_fixed64s, push_varints};
+use crate::translate::protowire::{Field, ReadError, fields, push_fixed64s, push_varints};
+
+const ANY_VALUE: &str = "AnyValue";
+const KEY_VALUE: &str = "KeyValue";
+const EXEMPLAR: &str = "Exemplar";
+const BUCKETS: &str = "Buckets";
+const QUANTILE: &str = "ValueAtQuantile";
+const METRIC: &str = "Metric";
+const SCOPE: &str = "InstrumentationScope";
+const DATA: &str = "metric data";
 
 /// An attribute value; strings and bytes borrow from the request.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,15 +37,15 @@ pub struct Attr<'a> {
 /// Reads an `AnyValue` (the last value field wins, as in protobuf).
 pub fn read_any(b: &[u8]) -> Result<AttrValue<'_>, ReadError> {
     let mut v = AttrValue::Empty;
-    for f in fields(b) {
+    for f in fields(b, ANY_VALUE) {
         let (n, x) = f?;
         v = match n {
-            1 => AttrValue::Str(x.str()?),
-            2 => AttrValue::Bool(x.varint() != 0),
-            3 => AttrValue::Int(x.varint() as i64),
-            4 => AttrValue::Double(x.f64()),
+            1 => AttrValue::Str(x.str(ANY_VALUE, n)?),
+            2 => AttrValue::Bool(x.varint(ANY_VALUE, n)? != 0),
+            3 => AttrValue::Int(x.varint(ANY_VALUE, n)? as i64),
+            4 => AttrValue::Double(x.f64(ANY_VALUE, n)?),
             5 | 6 => AttrValue::Complex(b),
-            7 => AttrValue::Bytes(x.bytes()),
+            7 => AttrValue::Bytes(x.bytes(ANY_VALUE, n)?),
             8 => AttrValue::Empty,
             _ => continue,
         };
@@ -50,10 +59,10 @@ pub fn read_attr(b: &[u8]) -> Result<Attr<'_>, ReadError> {
         key: "",
         value: AttrValue::Empty,
     };
-    for f in fields(b) {
+    for f in fields(b, KEY_VALUE) {
         match f? {
-            (1, x) => a.key = x.str()?,
-            (2, x) => a.value = read_any(x.bytes())?,
+            (n @ 1, x) => a.key = x.str(KEY_VALUE, n)?,
+            (n @ 2, x) => a.value = read_any(x.bytes(KEY_VALUE, n)?)?,
             _ => {}
         }
     }
@@ -61,11 +70,16 @@ pub fn read_attr(b: &[u8]) -> Result<Attr<'_>, ReadError> {
 }
 
 /// Appends the attributes (field `field` of message `b`) to `out`.
-pub fn read_attrs<'a>(b: &'a [u8], field: u32, out: &mut Vec<Attr<'a>>) -> Result<(), ReadError> {
-    for f in fields(b) {
+pub fn read_attrs<'a>(
+    b: &'a [u8],
+    msg: &'static str,
+    field: u32,
+    out: &mut Vec<Attr<'a>>,
+) -> Result<(), ReadError> {
+    for f in fields(b, msg) {
         let (n, x) = f?;
         if n == field {
-            out.push(read_attr(x.bytes())?);
+            out.push(read_attr(x.bytes(msg, n)?)?);
         }
     }
     Ok(())
@@ -78,6 +92,18 @@ pub enum Kind {
     Histogram,
     Exponential,
     Summary,
+}
+
+impl Kind {
+    /// The message name, for errors.
+    fn message(self) -> &'static str {
+        match self {
+            Kind::Number => "NumberDataPoint",
+            Kind::Histogram => "HistogramDataPoint",
+            Kind::Exponential => "ExponentialHistogramDataPoint",
+            Kind::Summary => "SummaryDataPoint",
+        }
+    }
 }
 
 /// One side of an exponential histogram.
@@ -100,14 +126,16 @@ pub struct Exemplar<'a> {
 /// Reads an `Exemplar`.
 pub fn read_exemplar(b: &[u8]) -> Result<Exemplar<'_>, ReadError> {
     let mut e = Exemplar::default();
-    for f in fields(b) {
-        match f? {
-            (7, x) => e.attrs.push(read_attr(x.bytes())?),
-            (2, x) => e.time_unix_nano = x.fixed64(),
-            (3, x) => e.value = x.f64(),
-            (6, x) => e.value = x.fixed64() as i64 as f64,
-            (4, x) => e.span_id = x.bytes(),
-            (5, x) => e.trace_id = x.bytes(),
+    const M: &str = EXEMPLAR;
+    for f in fields(b, M) {
+        let (n, x) = f?;
+        match n {
+            7 => e.attrs.push(read_attr(x.bytes(M, n)?)?),
+            2 => e.time_unix_nano = x.fixed64(M, n)?,
+            3 => e.value = x.f64(M, n)?,
+            6 => e.value = x.fixed64(M, n)? as i64 as f64,
+            4 => e.span_id = x.bytes(M, n)?,
+            5 => e.trace_id = x.bytes(M, n)?,
             _ => {}
         }
     }
@@ -144,10 +172,10 @@ pub struct Point<'a> {
 
 fn read_buckets(b: &[u8]) -> Result<Buckets, ReadError> {
     let mut out = Buckets::default();
-    for f in fields(b) {
+    for f in fields(b, BUCKETS) {
         match f? {
-            (1, x) => out.offset = x.sint32(),
-            (2, x) => push_varints(x, &mut out.counts)?,
+            (n @ 1, x) => out.offset = x.sint32(BUCKETS, n)?,
+            (n @ 2, x) => push_varints(x, BUCKETS, n, &mut out.counts)?,
             _ => {}
         }
     }
@@ -156,10 +184,10 @@ fn read_buckets(b: &[u8]) -> Result<Buckets, ReadError> {
 
 fn read_quantile(b: &[u8]) -> Result<(f64, f64), ReadError> {
     let (mut q, mut v) = (0.0, 0.0);
-    for f in fields(b) {
+    for f in fields(b, QUANTILE) {
         match f? {
-            (1, x) => q = x.f64(),
-            (2, x) => v = x.f64(),
+            (n @ 1, x) => q = x.f64(QUANTILE, n)?,
+            (n @ 2, x) => v = x.f64(QUANTILE, n)?,
             _ => {}
         }
     }
@@ -188,41 +216,42 @@ impl<'a> Point<'a> {
     /// Reads a data point of `kind` into `self` (cleared first).
     pub fn read(&mut self, kind: Kind, b: &'a [u8]) -> Result<(), ReadError> {
         self.reset();
-        for f in fields(b) {
-            let (n, x) = f?;
+        let m = kind.message();
+        for f in fields(b, m) {
+            let (n, x): (u32, Field<'a>) = f?;
             // Fields shared by every kind.
             if n == 3 {
-                self.time_unix_nano = x.fixed64();
+                self.time_unix_nano = x.fixed64(m, n)?;
                 continue;
             }
             match (kind, n) {
                 (Kind::Number, 7) | (Kind::Histogram, 9) | (Kind::Exponential, 1) => {
-                    self.attrs.push(read_attr(x.bytes())?)
+                    self.attrs.push(read_attr(x.bytes(m, n)?)?)
                 }
-                (Kind::Summary, 7) => self.attrs.push(read_attr(x.bytes())?),
-                (Kind::Number, 4) => self.value = x.f64(),
-                (Kind::Number, 6) => self.value = x.fixed64() as i64 as f64,
+                (Kind::Summary, 7) => self.attrs.push(read_attr(x.bytes(m, n)?)?),
+                (Kind::Number, 4) => self.value = x.f64(m, n)?,
+                (Kind::Number, 6) => self.value = x.fixed64(m, n)? as i64 as f64,
                 (Kind::Number, 5) | (Kind::Histogram, 8) | (Kind::Exponential, 11) => {
-                    self.exemplars.push(x.bytes())
+                    self.exemplars.push(x.bytes(m, n)?)
                 }
                 (Kind::Number, 8) | (Kind::Histogram, 10) | (Kind::Exponential, 10) => {
-                    self.flags = x.varint() as u32
+                    self.flags = x.varint(m, n)? as u32
                 }
-                (Kind::Summary, 8) => self.flags = x.varint() as u32,
+                (Kind::Summary, 8) => self.flags = x.varint(m, n)? as u32,
                 (Kind::Histogram | Kind::Exponential | Kind::Summary, 4) => {
-                    self.count = x.fixed64()
+                    self.count = x.fixed64(m, n)?
                 }
                 (Kind::Histogram | Kind::Exponential | Kind::Summary, 5) => {
-                    self.sum = Some(x.f64())
+                    self.sum = Some(x.f64(m, n)?)
                 }
-                (Kind::Histogram, 6) => push_fixed64s(x, &mut self.bucket_counts)?,
-                (Kind::Histogram, 7) => push_fixed64s(x, &mut self.bounds)?,
-                (Kind::Exponential, 6) => self.scale = x.sint32(),
-                (Kind::Exponential, 7) => self.zero_count = x.fixed64(),
-                (Kind::Exponential, 8) => self.positive = Some(read_buckets(x.bytes())?),
-                (Kind::Exponential, 9) => self.negative = Some(read_buckets(x.bytes())?),
-                (Kind::Exponential, 14) => self.zero_threshold = x.f64(),
-                (Kind::Summary, 6) => self.quantiles.push(read_quantile(x.bytes())?),
+                (Kind::Histogram, 6) => push_fixed64s(x, m, n, &mut self.bucket_counts)?,
+                (Kind::Histogram, 7) => push_fixed64s(x, m, n, &mut self.bounds)?,
+                (Kind::Exponential, 6) => self.scale = x.sint32(m, n)?,
+                (Kind::Exponential, 7) => self.zero_count = x.fixed64(m, n)?,
+                (Kind::Exponential, 8) => self.positive = Some(read_buckets(x.bytes(m, n)?)?),
+                (Kind::Exponential, 9) => self.negative = Some(read_buckets(x.bytes(m, n)?)?),
+                (Kind::Exponential, 14) => self.zero_threshold = x.f64(m, n)?,
+                (Kind::Summary, 6) => self.quantiles.push(read_quantile(x.bytes(m, n)?)?),
                 _ => {}
             }
         }
@@ -261,17 +290,18 @@ pub fn read_metric(b: &[u8]) -> Result<Metric<'_>, ReadError> {
         unit: "",
         data: None,
     };
-    for f in fields(b) {
+    const M: &str = METRIC;
+    for f in fields(b, M) {
         let (n, x) = f?;
         match n {
-            1 => m.name = x.str()?,
-            2 => m.description = x.str()?,
-            3 => m.unit = x.str()?,
-            5 => m.data = Some(Data::Gauge(x.bytes())),
-            7 => m.data = Some(Data::Sum(x.bytes())),
-            9 => m.data = Some(Data::Histogram(x.bytes())),
-            10 => m.data = Some(Data::Exponential(x.bytes())),
-            11 => m.data = Some(Data::Summary(x.bytes())),
+            1 => m.name = x.str(M, n)?,
+            2 => m.description = x.str(M, n)?,
+            3 => m.unit = x.str(M, n)?,
+            5 => m.data = Some(Data::Gauge(x.bytes(M, n)?)),
+            7 => m.data = Some(Data::Sum(x.bytes(M, n)?)),
+            9 => m.data = Some(Data::Histogram(x.bytes(M, n)?)),
+            10 => m.data = Some(Data::Exponential(x.bytes(M, n)?)),
+            11 => m.data = Some(Data::Summary(x.bytes(M, n)?)),
             _ => {}
         }
     }
@@ -289,11 +319,11 @@ pub struct DataHeader {
 
 pub fn read_data_header(b: &[u8]) -> Result<DataHeader, ReadError> {
     let mut h = DataHeader::default();
-    for f in fields(b) {
+    for f in fields(b, DATA) {
         match f? {
             (1, _) => h.points += 1,
-            (2, x) => h.temporality = x.varint() as i32,
-            (3, x) => h.monotonic = x.varint() != 0,
+            (n @ 2, x) => h.temporality = x.varint(DATA, n)? as i32,
+            (n @ 3, x) => h.monotonic = x.varint(DATA, n)? != 0,
             _ => {}
         }
     }
@@ -302,8 +332,8 @@ pub fn read_data_header(b: &[u8]) -> Result<DataHeader, ReadError> {
 
 /// The encoded data points (field 1) of a data message.
 pub fn data_points(b: &[u8]) -> impl Iterator<Item = Result<&[u8], ReadError>> {
-    fields(b).filter_map(|f| match f {
-        Ok((1, x)) => Some(Ok(x.bytes())),
+    fields(b, DATA).filter_map(|f| match f {
+        Ok((n @ 1, x)) => Some(x.bytes(DATA, n)),
         Ok(_) => None,
         Err(e) => Some(Err(e)),
     })
@@ -312,10 +342,10 @@ pub fn data_points(b: &[u8]) -> impl Iterator<Item = Result<&[u8], ReadError>> {
 /// An `InstrumentationScope`'s name and version.
 pub fn read_scope(b: &[u8]) -> Result<(&str, &str), ReadError> {
     let (mut name, mut version) = ("", "");
-    for f in fields(b) {
+    for f in fields(b, SCOPE) {
         match f? {
-            (1, x) => name = x.str()?,
-            (2, x) => version = x.str()?,
+            (n @ 1, x) => name = x.str(SCOPE, n)?,
+            (n @ 2, x) => version = x.str(SCOPE, n)?,
             _ => {}
         }
     }
