@@ -114,7 +114,13 @@ fn wire_harness() {
 fn json_harness() {
     run(
         "json",
-        vec![JSON_TRACE.into(), JSON_LOGS.into(), JSON_METRICS.into()],
+        vec![
+            JSON_TRACE.into(),
+            JSON_LOGS.into(),
+            JSON_METRICS.into(),
+            // found by the fuzzer: a 12-byte trace id in valid hex
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"6b8efff79803810300000000"}]}]}]}"#.to_vec(),
+        ],
         harness::json,
         3000,
     );

@@ -75,6 +75,19 @@ async fn http_bad_input_matrix() {
     .await;
     assert_eq!(st, 400, "{body}");
 
+    // Valid hex of the wrong length (found by the `json` fuzz target): the converter cannot
+    // know id lengths, the wire validator refuses it with a message naming the field.
+    let (st, body) = post(
+        &url,
+        json,
+        None,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"6b8efff79803810300000000","name":"x"}]}]}]}"#
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("trace_id must be 16 bytes"), "{body}");
+
     let mut bad_id = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
     bad_id.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
     let (st, body) = post(&url, pb, None, bad_id.encode_to_vec()).await;
