@@ -246,7 +246,9 @@ fn logs_pb() -> Vec<u8> {
 
 #[test]
 fn prw_harness() {
-    run("prw", vec![metrics_pb()], harness::prw, 2000);
+    // the second seed was found by the fuzzer: a key above u32::MAX the validator accepted
+    let found = vec![0xd0, 0xcf, 0xcf, 0xe8, 0x7a, 0x21];
+    run("prw", vec![metrics_pb(), found], harness::prw, 2000);
 }
 
 #[test]

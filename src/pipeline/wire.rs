@@ -308,8 +308,15 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, WireError> {
     let mut items = 0u64;
     while pos < buf.len() {
         let key = read_varint(buf, &mut pos, msg)?;
-        let field = u32::try_from(key >> 3)
-            .map_err(|_| WireError::Invalid(format!("field number too large in {}", msg.name())))?;
+        // prost refuses keys above u32::MAX ("invalid key value"); so must we, or an accepted
+        // request could fail to decode at a destination (found by the `prw` fuzz target).
+        if key > u64::from(u32::MAX) {
+            return Err(WireError::Invalid(format!(
+                "invalid field key in {}",
+                msg.name()
+            )));
+        }
+        let field = (key >> 3) as u32;
         let wt = (key & 7) as u8;
         if field == 0 {
             return Err(WireError::Invalid(format!(
@@ -631,5 +638,19 @@ mod tests {
         let mut buf = traces(1);
         buf.extend([0x98, 0x06, 0x01]);
         assert_eq!(validate_and_count(Signal::Traces, &buf), Ok(2));
+    }
+
+    #[test]
+    fn keys_above_u32_are_refused_as_prost_does() {
+        use prost::Message;
+        // found by the prw fuzz target: a 5-byte key varint (field number > 2^29)
+        let buf = [0xd0, 0xcf, 0xcf, 0xe8, 0x7a, 0x21];
+        assert!(validate_and_count(Signal::Metrics, &buf).is_err());
+        assert!(
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
+                &buf[..]
+            )
+            .is_err()
+        );
     }
 }
