@@ -77,6 +77,8 @@ struct Run {
     items_per_s: f64,
     p50: Duration,
     p99: Duration,
+    p90: Duration,
+    p999: Duration,
     refused: u64,
 }
 
@@ -156,6 +158,8 @@ async fn drive(
         items_per_s: ok_items.load(Ordering::Relaxed) as f64 / el,
         p50: q(0.5),
         p99: q(0.99),
+        p90: q(0.9),
+        p999: q(0.999),
         refused: refused.load(Ordering::Relaxed),
     }
 }
@@ -166,8 +170,10 @@ async fn gateway(durable: bool, sink: std::net::SocketAddr, dir: &str) -> watcht
     } else {
         "sending_queue: { max_bytes: 256MiB }"
     };
+    // extra file_storage keys for experiments, e.g. DURABLE_EXTRA=", segment_size: 256MiB"
+    let extra = std::env::var("DURABLE_EXTRA").unwrap_or_default();
     let yaml = format!(
-        "receivers:\n  otlp:\n    protocols:\n      http: {{ endpoint: \"127.0.0.1:0\" }}\nexporters:\n  otlphttp/sink:\n    endpoint: \"http://{sink}\"\n    compression: none\n    {queue}\nextensions:\n  file_storage: {{ directory: \"{dir}\", fsync: group }}\nservice:\n  extensions: [file_storage]\n  telemetry: {{ metrics: {{ address: \"\" }} }}\n  pipelines:\n    traces: {{ receivers: [otlp], exporters: [otlphttp/sink] }}\n"
+        "receivers:\n  otlp:\n    protocols:\n      http: {{ endpoint: \"127.0.0.1:0\" }}\nexporters:\n  otlphttp/sink:\n    endpoint: \"http://{sink}\"\n    compression: none\n    {queue}\nextensions:\n  file_storage: {{ directory: \"{dir}\", fsync: group{extra} }}\nservice:\n  extensions: [file_storage]\n  telemetry: {{ metrics: {{ address: \"\" }} }}\n  pipelines:\n    traces: {{ receivers: [otlp], exporters: [otlphttp/sink] }}\n"
     );
     let cfg = watchtower::config::parse(&yaml, &|_| None).expect("config");
     watchtower::app::App::start(cfg).await.expect("start")
@@ -209,6 +215,16 @@ fn main() {
                     sum / n.max(1.0) * 1e3,
                     reqs / n.max(1.0)
                 );
+                let started = |source: &str| {
+                    app.metrics
+                        .durable_segments_started("otlphttp/sink", source)
+                };
+                println!(
+                    "segments started: {} recycled, {} zeroed, {} fresh",
+                    started("recycled"),
+                    started("zeroed"),
+                    started("fresh")
+                );
             }
             app.shutdown().await;
             rows.push((durable, r));
@@ -220,11 +236,13 @@ fn main() {
         app.shutdown().await;
         for (durable, r) in &rows {
             println!(
-                "{:<22} {:>10.0} spans/s  p50 {:>7.2} ms  p99 {:>7.2} ms  refused {}",
+                "{:<22} {:>10.0} spans/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  refused {}",
                 if *durable { "durable_passthrough" } else { "passthrough (memory)" },
                 r.items_per_s,
                 r.p50.as_secs_f64() * 1e3,
+                r.p90.as_secs_f64() * 1e3,
                 r.p99.as_secs_f64() * 1e3,
+                r.p999.as_secs_f64() * 1e3,
                 r.refused
             );
         }

@@ -5,6 +5,7 @@
 //! checks the decoder's invariants; any panic is a finding.
 
 use watchtower::pipeline::payload::Signal;
+use watchtower::queue::durable::record;
 
 /// Protobuf validation and item counting: never panics, and (DESIGN.md rule 2) the
 /// concatenation of two valid requests is valid with the summed count.
@@ -45,14 +46,36 @@ pub fn gzip(data: &[u8]) {
 }
 
 /// The durable queue's record reader: never panics, accounts for every byte exactly once, in
-/// order, and every record it returns re-encodes to the same bytes.
+/// order, and every record it returns re-encodes to the same bytes. Read as a segment
+/// (`segment_items`), the same holds, every data record is numbered at least the segment's
+/// first, and with first 0 (nothing can be older) it reads as the plain reader.
 pub fn record(data: &[u8]) {
-    use watchtower::queue::durable::record::{Body, Item, Reader, encode_acks, encode_data};
+    use record::{Body, Reader, segment_items};
+    let plain: Vec<_> = Reader::new(data).collect();
+    covers_exactly(data, &plain);
+    assert_eq!(segment_items(data, 0), plain);
+    for first in [1, 2, 50, u64::MAX] {
+        let items = segment_items(data, first);
+        covers_exactly(data, &items);
+        for item in &items {
+            if let record::Item::Record {
+                body: Body::Data { seq, .. },
+                ..
+            } = item
+            {
+                assert!(*seq >= first);
+            }
+        }
+    }
+}
+
+fn covers_exactly(data: &[u8], items: &[record::Item<'_>]) {
+    use record::{Body, Item, encode_acks, encode_data};
     let mut pos = 0usize;
-    for item in Reader::new(data) {
+    for (i, item) in items.iter().enumerate() {
         match item {
             Item::Record { offset, body } => {
-                assert_eq!(offset, pos);
+                assert_eq!(*offset, pos);
                 let mut again = Vec::new();
                 match body {
                     Body::Data {
@@ -60,21 +83,26 @@ pub fn record(data: &[u8]) {
                         signal,
                         items,
                         payload,
-                    } => encode_data(&mut again, seq, signal, items, payload),
-                    Body::Acks(s) => encode_acks(&mut again, &s),
+                    } => encode_data(&mut again, *seq, *signal, *items, payload),
+                    Body::Acks(s) => encode_acks(&mut again, s),
                 }
-                assert_eq!(&data[offset..offset + again.len()], &again[..]);
+                assert_eq!(&data[*offset..*offset + again.len()], &again[..]);
                 pos += again.len();
             }
             Item::Corrupt { offset, len } | Item::TornTail { offset, len } => {
-                assert_eq!(offset, pos);
-                assert!(len > 0);
+                assert_eq!(*offset, pos);
+                assert!(*len > 0);
                 pos += len;
             }
             Item::Padding { offset, len } => {
-                assert_eq!(offset, pos);
-                assert!(len > 0);
-                assert!(data[offset..offset + len].iter().all(|&b| b == 0));
+                assert_eq!(*offset, pos);
+                assert!(*len > 0);
+                assert!(data[*offset..*offset + len].iter().all(|&b| b == 0));
+                pos += len;
+            }
+            Item::Recycled { offset, len } => {
+                assert_eq!(*offset, pos);
+                assert_eq!(i + 1, items.len(), "the recycled rest is the last item");
                 pos += len;
             }
         }

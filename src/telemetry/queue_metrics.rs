@@ -19,12 +19,20 @@ pub struct DamageLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SegmentLabels {
+    pub exporter: String,
+    /// where the segment's file came from: `recycled`, `zeroed` (preallocated), `fresh`
+    pub source: String,
+}
+
 pub struct QueueMetrics {
     pub items: Family<ExporterLabels, Gauge>,
     pub replayed: Family<ExporterLabels, Counter>,
     pub damaged: Family<DamageLabels, Counter>,
     pub write_errors: Family<ExporterLabels, Counter>,
     pub fsync: Family<ExporterLabels, Histogram>,
+    pub segments: Family<SegmentLabels, Counter>,
     pub duplicate_risk: Family<ExporterLabels, Counter>,
     pub retry_budget_exhausted: Family<ExporterLabels, Counter>,
 }
@@ -43,6 +51,7 @@ impl QueueMetrics {
             damaged: Family::default(),
             write_errors: Family::default(),
             fsync: Family::new_with_constructor(fsync_histogram as fn() -> Histogram),
+            segments: Family::default(),
             duplicate_risk: Family::default(),
             retry_budget_exhausted: Family::default(),
         };
@@ -72,6 +81,11 @@ impl QueueMetrics {
             m.fsync.clone(),
         );
         reg.register(
+            "watchtower_durable_queue_segments_started",
+            "Segments a durable queue's writer started, by where the file came from (recycled: a delivered segment reused; zeroed: preallocated ahead; fresh: neither was ready, so its fsyncs also update file metadata)",
+            m.segments.clone(),
+        );
+        reg.register(
             "watchtower_durable_queue_duplicate_risk_items",
             "Items written to this durable queue for a request that was refused because another durable queue failed; a client retry may deliver them twice",
             m.duplicate_risk.clone(),
@@ -88,6 +102,13 @@ impl QueueMetrics {
 fn l(exporter: &str) -> ExporterLabels {
     ExporterLabels {
         exporter: exporter.to_string(),
+    }
+}
+
+fn segment(exporter: &str, source: &str) -> SegmentLabels {
+    SegmentLabels {
+        exporter: exporter.to_string(),
+        source: source.to_string(),
     }
 }
 
@@ -121,6 +142,20 @@ impl Metrics {
             .fsync
             .get_or_create(&l(exporter))
             .observe(d.as_secs_f64());
+    }
+
+    pub fn durable_segment_started(&self, exporter: &str, source: &str) {
+        self.queue
+            .segments
+            .get_or_create(&segment(exporter, source))
+            .inc();
+    }
+
+    pub fn durable_segments_started(&self, exporter: &str, source: &str) -> u64 {
+        self.queue
+            .segments
+            .get_or_create(&segment(exporter, source))
+            .get()
     }
 
     pub fn durable_replayed(&self, exporter: &str, items: u64) {

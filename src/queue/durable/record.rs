@@ -125,6 +125,44 @@ pub enum Item<'a> {
     /// Only zero bytes from here to the end: the unused part of a preallocated (pre-zeroed)
     /// segment. Not damage; may be truncated.
     Padding { offset: usize, len: usize },
+    /// The rest of a recycled segment (see [`segment_items`]): not damage; may be truncated.
+    Recycled { offset: usize, len: usize },
+}
+
+/// The items of the segment file whose first sequence number is `first`. A segment may be a
+/// recycled file (the writer reuses delivered segments instead of zeroing new ones), so behind
+/// the records of its current life lie those of its previous one, all numbered below `first`.
+/// The first such record ends the segment: it, everything after it and the damage right before
+/// it (the cut-off rest of an overwritten old record) become one `Recycled` item.
+pub fn segment_items(buf: &[u8], first: u64) -> Vec<Item<'_>> {
+    let mut out = Vec::new();
+    for item in Reader::new(buf) {
+        let Item::Record {
+            offset,
+            body: Body::Data { seq, .. },
+        } = &item
+        else {
+            out.push(item);
+            continue;
+        };
+        if *seq >= first {
+            out.push(item);
+            continue;
+        }
+        let offset = match out.last() {
+            Some(&Item::Corrupt { offset, .. }) => {
+                out.pop();
+                offset
+            }
+            _ => *offset,
+        };
+        out.push(Item::Recycled {
+            offset,
+            len: buf.len() - offset,
+        });
+        break;
+    }
+    out
 }
 
 /// Iterates over the frames of one file's contents.
@@ -362,6 +400,83 @@ mod tests {
                 assert!(padding, "cut {cut}");
             }
         }
+    }
+
+    #[test]
+    fn recycled_segment_ends_at_the_first_record_of_its_previous_life() {
+        // the file's previous life: records 1..=40 with payloads of varying length
+        let mut old = Vec::new();
+        for seq in 1..=40u64 {
+            encode_data(
+                &mut old,
+                seq,
+                Signal::Traces,
+                1,
+                &vec![b'o'; 10 + seq as usize * 3],
+            );
+        }
+        // its new life as segment 100: records 100.. overwrite the start, for every length
+        for n in 0..=5u64 {
+            let mut new = Vec::new();
+            for seq in 100..100 + n {
+                encode_data(
+                    &mut new,
+                    seq,
+                    Signal::Logs,
+                    2,
+                    &vec![b'n'; 25 + seq as usize],
+                );
+            }
+            let mut f = old.clone();
+            f[..new.len()].copy_from_slice(&new);
+            let items = segment_items(&f, 100);
+            let got = seqs_of(&items);
+            assert_eq!(got, (100..100 + n).collect::<Vec<_>>(), "{n} new records");
+            assert!(
+                !items
+                    .iter()
+                    .any(|i| matches!(i, Item::Corrupt { .. } | Item::TornTail { .. })),
+                "{n} new records: {items:?}"
+            );
+            assert_eq!(
+                items.last(),
+                Some(&Item::Recycled {
+                    offset: new.len(),
+                    len: f.len() - new.len()
+                }),
+                "{n} new records"
+            );
+        }
+        // damage inside the new life is still damage
+        let mut new = Vec::new();
+        for seq in 100..103u64 {
+            encode_data(&mut new, seq, Signal::Logs, 2, b"new payload here");
+        }
+        let mut f = old.clone();
+        f[..new.len()].copy_from_slice(&new);
+        f[45] ^= 0x10; // inside record 101
+        let items = segment_items(&f, 100);
+        assert_eq!(seqs_of(&items), vec![100, 102]);
+        assert!(items.iter().any(|i| matches!(i, Item::Corrupt { .. })));
+        assert!(matches!(items.last(), Some(Item::Recycled { .. })));
+        // a segment that is not recycled reads as with the plain reader
+        assert_eq!(
+            segment_items(&old, 1),
+            Reader::new(&old).collect::<Vec<_>>()
+        );
+    }
+
+    fn seqs_of(items: &[Item<'_>]) -> Vec<u64> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Record {
+                    body: Body::Data { seq, .. },
+                    ..
+                } => Some(*seq),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]

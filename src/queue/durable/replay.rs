@@ -35,8 +35,9 @@ fn account(shared: &Shared, what: &std::path::Path, item: &Item<'_>) -> Option<u
             shared.damage("torn_tail", 1);
             Some(*offset as u64)
         }
-        // the zeroed rest of a preallocated segment: cut, not counted
-        Item::Padding { offset, .. } => Some(*offset as u64),
+        // the zeroed rest of a preallocated segment, or the old rest of a recycled one: cut,
+        // not counted
+        Item::Padding { offset, .. } | Item::Recycled { offset, .. } => Some(*offset as u64),
         Item::Record { .. } => None,
     }
 }
@@ -96,7 +97,7 @@ pub(super) fn scan_dir(shared: &Shared) -> Result<Old, OpenError> {
     if let Some((first, path)) = segments.last() {
         next_seq = first + 1;
         if let Ok(buf) = std::fs::read(path) {
-            for item in record::Reader::new(&buf) {
+            for item in record::segment_items(&buf, *first) {
                 if let Item::Record {
                     body: Body::Data { seq, .. },
                     ..
@@ -149,7 +150,7 @@ pub(super) fn run(shared: Arc<Shared>, old: Old) {
         let mut entries = Vec::new();
         let mut acked_here = Vec::new();
         let mut cut = None;
-        for item in record::Reader::new(&buf) {
+        for item in record::segment_items(&buf, first) {
             if let Item::Record {
                 offset,
                 body:

@@ -5,12 +5,18 @@
 //! answered: that is the group commit. Acks are appended to `acks.log` and flushed on the
 //! interval tick; losing a few acks in a power cut only means a few records are sent again.
 //!
-//! Segments are preallocated: a helper thread writes the next segment full of zeros and syncs
-//! it ahead of time (`prealloc.tmp`), and a rotation renames it into place. Appends then
-//! overwrite blocks that are already allocated and written, so `fdatasync` flushes data only:
-//! no file size or extent change, hence no filesystem journal commit per group (which on ext4
-//! also waits for every other process's metadata). The reader treats the zeroed rest of a
-//! segment as padding, not damage.
+//! Segments are preallocated, so that appends overwrite blocks that are already allocated and
+//! written: `fdatasync` then flushes data only, with no file size or extent change, hence no
+//! filesystem journal commit per group (which on ext4 also waits for every other process's
+//! metadata). The next segment (`prealloc.tmp`, the spare) comes from one of two places:
+//! - a recycled segment: once every record of a full segment is acked, the file is renamed to
+//!   be the spare instead of deleted. This is the steady state while destinations keep up, and
+//!   it costs no disk bandwidth. The reader tells the file's old records from its new ones by
+//!   their sequence numbers (`record::segment_items`).
+//! - zeros: when no segment was freed (a backlog is growing), a helper thread writes a file
+//!   full of zeros and syncs it ahead of time. This doubles the bytes written and slows the
+//!   groups' fsyncs while it runs, which is why recycling comes first. The reader treats the
+//!   zeroed rest of a segment as padding, not damage.
 
 use super::{Append, Cmd, Entry, FileStorageConfig, FsyncMode, OpenError, Segment, Shared, io_err};
 use crate::queue::durable::record;
@@ -52,8 +58,16 @@ pub(super) struct Writer {
     headers: Vec<[u8; record::DATA_HEADER_LEN]>,
     /// preallocate segments (not with `fsync: never`, where nothing waits for an fsync)
     prealloc: bool,
-    /// the helper thread zeroing the next segment
-    spare: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+    /// the next segment, when one is ready or on its way
+    spare: Option<Spare>,
+}
+
+/// The next segment (`prealloc.tmp`).
+enum Spare {
+    /// a helper thread is writing it full of zeros
+    Zeroing(std::thread::JoinHandle<std::io::Result<File>>),
+    /// a delivered segment, renamed, opened for writing at offset 0
+    Recycled(File),
 }
 
 pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -136,12 +150,13 @@ impl Writer {
         );
         drop(st);
         for p in delete {
-            remove_segment(&self.shared.id, &p);
+            self.retire(&p);
         }
         Ok(())
     }
 
-    /// Starts zeroing the next segment on a helper thread, unless one is on its way.
+    /// Starts zeroing the next segment on a helper thread, unless a spare is ready or on its
+    /// way.
     fn spawn_spare(&mut self) {
         if !self.prealloc || self.spare.is_some() {
             return;
@@ -151,27 +166,54 @@ impl Writer {
         self.spare = std::thread::Builder::new()
             .name(format!("wal-prep-{}", self.shared.id))
             .spawn(move || prepare_spare(&path, size))
-            .ok();
+            .ok()
+            .map(Spare::Zeroing);
     }
 
-    /// The zeroed spare renamed to segment `first`, if it is ready (never waits for it).
-    fn take_spare(&mut self, first: u64) -> Option<(File, PathBuf)> {
-        let handle = self.spare.take_if(|h| h.is_finished())?;
+    /// Deletes a delivered segment, or keeps it as the spare when it is a full one and no
+    /// spare is ready or on its way.
+    fn retire(&mut self, path: &Path) {
+        let full = std::fs::metadata(path).is_ok_and(|m| m.len() >= self.segment_size);
+        if !self.prealloc || self.spare.is_some() || !full {
+            return remove_segment(&self.shared.id, path);
+        }
         let spare = self.shared.dir.join(SPARE_NAME);
-        let file = match handle.join() {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => {
-                tracing::debug!(exporter = %self.shared.id, error = %e, "durable queue: cannot preallocate a segment");
-                return None;
+        let reuse = std::fs::rename(path, &spare)
+            .and_then(|()| OpenOptions::new().write(true).open(&spare));
+        match reuse {
+            Ok(f) => self.spare = Some(Spare::Recycled(f)),
+            Err(e) => {
+                tracing::debug!(exporter = %self.shared.id, error = %e, "durable queue: cannot recycle a segment");
+                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&spare);
             }
-            Err(_) => return None,
+        }
+    }
+
+    /// The spare renamed to segment `first`, if it is ready (never waits for one being
+    /// zeroed), and where it came from.
+    fn take_spare(&mut self, first: u64) -> Option<(File, PathBuf, &'static str)> {
+        let spare = self.shared.dir.join(SPARE_NAME);
+        let (file, source) = match self.spare.take_if(|s| match s {
+            Spare::Zeroing(h) => h.is_finished(),
+            Spare::Recycled(_) => true,
+        })? {
+            Spare::Recycled(f) => (f, "recycled"),
+            Spare::Zeroing(h) => match h.join() {
+                Ok(Ok(f)) => (f, "zeroed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(exporter = %self.shared.id, error = %e, "durable queue: cannot preallocate a segment");
+                    return None;
+                }
+                Err(_) => return None,
+            },
         };
         let path = segment_path(&self.shared.dir, first);
         if path.exists() {
             return None;
         }
         match std::fs::rename(&spare, &path) {
-            Ok(()) => Some((file, path)),
+            Ok(()) => Some((file, path, source)),
             Err(e) => {
                 tracing::debug!(exporter = %self.shared.id, error = %e, "durable queue: cannot use the preallocated segment");
                 let _ = std::fs::remove_file(&spare);
@@ -186,20 +228,29 @@ impl Writer {
             let _ = self.active.sync_data();
         }
         let first = self.next_seq;
-        let (file, path) = match self.take_spare(first) {
-            Some(fp) => fp,
-            None => create_segment(&self.shared.dir, first).map_err(|e| match e {
-                OpenError::Io { source, .. } => source,
-                OpenError::Locked(m) => std::io::Error::other(m),
-            })?,
+        let (file, path, source) = match self.take_spare(first) {
+            Some(spare) => spare,
+            None => {
+                // no segment was freed in time (a backlog is growing): this one is not
+                // preallocated, and the next one is zeroed ahead
+                let (file, path) =
+                    create_segment(&self.shared.dir, first).map_err(|e| match e {
+                        OpenError::Io { source, .. } => source,
+                        OpenError::Locked(m) => std::io::Error::other(m),
+                    })?;
+                self.spawn_spare();
+                (file, path, "fresh")
+            }
         };
+        self.shared
+            .metrics
+            .durable_segment_started(&self.shared.id, source);
         if self.mode != FsyncMode::Never {
             sync_dir(&self.shared.dir)?;
         }
         self.active = file;
         self.active_len = 0;
         self.must_rotate = false;
-        self.spawn_spare();
         self.register_active(first, path).map_err(|e| match e {
             OpenError::Io { source, .. } => source,
             OpenError::Locked(m) => std::io::Error::other(m),
@@ -286,8 +337,10 @@ impl Writer {
             let _ = self.active.sync_data();
             let _ = self.acks.sync_data();
         }
-        if let Some(h) = self.spare.take() {
-            let _ = h.join();
+        if let Some(spare) = self.spare.take() {
+            if let Spare::Zeroing(h) = spare {
+                let _ = h.join();
+            }
             let _ = std::fs::remove_file(self.shared.dir.join(SPARE_NAME));
         }
     }
@@ -430,7 +483,7 @@ impl Writer {
             }
         }
         for p in paths {
-            remove_segment(&self.shared.id, &p);
+            self.retire(&p);
         }
         self.buf.clear();
         record::encode_acks(&mut self.buf, &seqs);
