@@ -1,7 +1,7 @@
 # Watchtower make targets. `make test` is the one command CI runs (.ci/run): it installs what
 # the tests need (Debian's prometheus, a Python venv with the OpenTelemetry SDK) and runs every
-# Rust and Python test. Stack targets (docker-*, helm/kind) live in mk/stack.mk, benchmark
-# targets in mk/bench.mk.
+# Rust and Python test, and type-checks the fuzz targets. Stack targets (docker-*, helm/kind)
+# live in mk/stack.mk, benchmark targets in mk/bench.mk, fuzzing in mk/fuzz.mk.
 SHELL := /bin/bash
 CARGO ?= cargo
 VENV ?= .venv
@@ -22,7 +22,7 @@ test-env:
 
 test: test-env
 	$(CARGO) build --bins
-	$(MAKE) test-rust test-py
+	$(MAKE) test-rust test-py fuzz-check
 
 test-rust:
 	$(CARGO) nextest run --no-fail-fast
