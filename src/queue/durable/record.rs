@@ -133,7 +133,9 @@ pub enum Item<'a> {
 /// recycled file (the writer reuses delivered segments instead of zeroing new ones), so behind
 /// the records of its current life lie those of its previous one, all numbered below `first`.
 /// The first such record ends the segment: it, everything after it and the damage right before
-/// it (the cut-off rest of an overwritten old record) become one `Recycled` item.
+/// it (the cut-off rest of an overwritten old record) become one `Recycled` item. When that
+/// damage starts with the header of a record of the current life (a write cut short, or a
+/// flipped byte in the last record), it is a `TornTail` to the end instead, counted as damage.
 pub fn segment_items(buf: &[u8], first: u64) -> Vec<Item<'_>> {
     let mut out = Vec::new();
     for item in Reader::new(buf) {
@@ -149,20 +151,35 @@ pub fn segment_items(buf: &[u8], first: u64) -> Vec<Item<'_>> {
             out.push(item);
             continue;
         }
-        let offset = match out.last() {
+        let end = match out.last() {
             Some(&Item::Corrupt { offset, .. }) => {
                 out.pop();
-                offset
+                let len = buf.len() - offset;
+                if new_data_header_at(buf, offset, first) {
+                    Item::TornTail { offset, len }
+                } else {
+                    Item::Recycled { offset, len }
+                }
             }
-            _ => *offset,
+            _ => Item::Recycled {
+                offset: *offset,
+                len: buf.len() - *offset,
+            },
         };
-        out.push(Item::Recycled {
-            offset,
-            len: buf.len() - offset,
-        });
+        out.push(end);
         break;
     }
     out
+}
+
+/// Whether a data frame header numbered `first` or above starts at `at` (its body may be
+/// damaged): a record of a segment's current life rather than the rest of an old one.
+fn new_data_header_at(buf: &[u8], at: usize, first: u64) -> bool {
+    let Some(h) = buf.get(at..at + DATA_HEADER_LEN) else {
+        return false;
+    };
+    let seq = u64::from_le_bytes([h[9], h[10], h[11], h[12], h[13], h[14], h[15], h[16]]);
+    h[8] == KIND_DATA && seq >= first
 }
 
 /// Iterates over the frames of one file's contents.
@@ -459,6 +476,23 @@ mod tests {
         assert_eq!(seqs_of(&items), vec![100, 102]);
         assert!(items.iter().any(|i| matches!(i, Item::Corrupt { .. })));
         assert!(matches!(items.last(), Some(Item::Recycled { .. })));
+        // the last new record damaged (a write cut short, or a flipped byte in its payload):
+        // a torn tail to the end, counted, the records before it kept
+        for at in [115, 125] {
+            let mut g = f.clone();
+            g[45] ^= 0x10; // undo the damage to record 101
+            g[at] ^= 0x01; // inside record 102 (84..126), after its header
+            let items = segment_items(&g, 100);
+            assert_eq!(seqs_of(&items), vec![100, 101], "flip at {at}");
+            assert_eq!(
+                items.last(),
+                Some(&Item::TornTail {
+                    offset: 84,
+                    len: g.len() - 84
+                }),
+                "flip at {at}"
+            );
+        }
         // a segment that is not recycled reads as with the plain reader
         assert_eq!(
             segment_items(&old, 1),
