@@ -233,11 +233,7 @@ impl Writer {
             None => {
                 // no segment was freed in time (a backlog is growing): this one is not
                 // preallocated, and the next one is zeroed ahead
-                let (file, path) =
-                    create_segment(&self.shared.dir, first).map_err(|e| match e {
-                        OpenError::Io { source, .. } => source,
-                        OpenError::Locked(m) => std::io::Error::other(m),
-                    })?;
+                let (file, path) = create_segment(&self.shared.dir, first).map_err(into_io)?;
                 self.spawn_spare();
                 (file, path, "fresh")
             }
@@ -251,10 +247,7 @@ impl Writer {
         self.active = file;
         self.active_len = 0;
         self.must_rotate = false;
-        self.register_active(first, path).map_err(|e| match e {
-            OpenError::Io { source, .. } => source,
-            OpenError::Locked(m) => std::io::Error::other(m),
-        })
+        self.register_active(first, path).map_err(into_io)
     }
 
     pub(super) fn run(mut self, rx: Receiver<Cmd>) {
@@ -530,6 +523,13 @@ impl Writer {
         self.acks_len = buf.len() as u64;
         self.dirty_acks = false;
         Ok(())
+    }
+}
+
+fn into_io(e: OpenError) -> std::io::Error {
+    match e {
+        OpenError::Io { source, .. } => source,
+        OpenError::Locked(m) => std::io::Error::other(m),
     }
 }
 
