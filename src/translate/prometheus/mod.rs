@@ -419,7 +419,7 @@ impl Translator<'_> {
             Data::Exponential(b) => (b, Kind::Exponential, NameKind::Other, MetricType::Histogram),
             Data::Summary(b) => (b, Kind::Summary, NameKind::Other, MetricType::Summary),
         };
-        let h = points::read_data_header(body)?;
+        let h = points::read_data_header(&data)?;
         let (family, ty, counter) = match data {
             Data::Sum(_) if !h.monotonic => (NameKind::Gauge, MetricType::Gauge, false),
             Data::Sum(_) => (family, ty, true),

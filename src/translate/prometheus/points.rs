@@ -317,13 +317,21 @@ pub struct DataHeader {
     pub points: usize,
 }
 
-pub fn read_data_header(b: &[u8]) -> Result<DataHeader, ReadError> {
+/// Only the fields `data`'s message defines are read: `aggregation_temporality` (2) exists in
+/// Sum, Histogram and ExponentialHistogram, `is_monotonic` (3) only in Sum; elsewhere they
+/// are unknown fields and skipped whatever their wire type, as prost does.
+pub fn read_data_header(data: &Data<'_>) -> Result<DataHeader, ReadError> {
+    let (b, temporal, monotonic) = match *data {
+        Data::Gauge(b) | Data::Summary(b) => (b, false, false),
+        Data::Sum(b) => (b, true, true),
+        Data::Histogram(b) | Data::Exponential(b) => (b, true, false),
+    };
     let mut h = DataHeader::default();
     for f in fields(b, DATA) {
         match f? {
             (1, _) => h.points += 1,
-            (n @ 2, x) => h.temporality = x.varint(DATA, n)? as i32,
-            (n @ 3, x) => h.monotonic = x.varint(DATA, n)? != 0,
+            (n @ 2, x) if temporal => h.temporality = x.varint(DATA, n)? as i32,
+            (n @ 3, x) if monotonic => h.monotonic = x.varint(DATA, n)? != 0,
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 //! produce (`name{labels} value @ms`).
 
 use super::*;
+use crate::pipeline::payload::Signal;
 use crate::proto::prometheus::{WriteRequest, histogram as ph};
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
@@ -1177,4 +1178,57 @@ fn metrics_without_data_or_points_write_nothing() {
     let t = run(&r);
     assert!(t.series.is_empty());
     assert!(t.dropped.is_empty());
+}
+
+/// Wraps `body` as length-delimited field `field`.
+fn wrap(field: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(body.len() as u64, &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn unknown_fields_of_data_messages_are_skipped_whatever_their_wire_type() {
+    // fields 2 and 3 mean temporality and monotonicity only where the message defines them
+    // (Sum; Histogram and ExponentialHistogram have only 2): elsewhere they are unknown and
+    // skipped, as prost does, even when length-delimited (found by the prw fuzz target).
+    let hist = Histogram {
+        data_points: vec![hdp(vec![], 2, Some(3.0), &[1.0], &[1, 1])],
+        aggregation_temporality: CUM,
+    }
+    .encode_to_vec();
+    let gauge = Gauge {
+        data_points: vec![ndp(vec![], T, 4.0)],
+    }
+    .encode_to_vec();
+    let request = |hist_extra: &[u8], gauge_extra: &[u8]| {
+        let metric = |name: &str, data_field: u32, data: &[u8], extra: &[u8]| {
+            let body = [data, extra].concat();
+            [wrap(1, name.as_bytes()), wrap(data_field, &body)].concat()
+        };
+        let scope = [
+            wrap(2, &metric("h", 9, &hist, hist_extra)),
+            wrap(2, &metric("g", 5, &gauge, gauge_extra)),
+        ]
+        .concat();
+        wrap(1, &wrap(2, &scope))
+    };
+    let plain = request(b"", b"");
+    let unknown = request(
+        &[wrap(3, b""), wrap(3, b"xy")].concat(),
+        &[wrap(3, b""), wrap(2, b"z")].concat(),
+    );
+    for r in [&plain, &unknown] {
+        let v = crate::pipeline::wire::validate_and_count(Signal::Metrics, r);
+        assert_eq!(v.ok(), Some(2), "the receivers accept both");
+    }
+    let s = Settings::default();
+    let want = translate_bytes(&plain, &s)
+        .expect("plain")
+        .requests(1 << 20);
+    let got = translate_bytes(&unknown, &s).expect("unknown fields skipped");
+    assert_eq!(got.requests(1 << 20), want);
+    assert_eq!(got.series.len(), 5, "h: 2 buckets + sum + count, g: 1");
 }
