@@ -244,47 +244,22 @@ fn generic_field<'a>(
     Ok(false)
 }
 
-/// Decimal digits of `v`, written at the end of a stack buffer.
-#[inline]
-pub fn decimal(buf: &mut [u8; 20], mut v: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
 /// Appends `v` in decimal.
 #[inline]
 pub fn push_u64(out: &mut Vec<u8>, v: u64) {
-    let mut tmp = [0u8; 20];
-    out.extend_from_slice(decimal(&mut tmp, v));
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Appends `v` in decimal.
 #[inline]
 pub fn push_int(out: &mut String, v: i64) {
-    if v < 0 {
-        out.push('-');
-    }
-    let mut tmp = [0u8; 20];
-    for &d in decimal(&mut tmp, v.unsigned_abs()) {
-        out.push(char::from(d));
-    }
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// Appends `v` in decimal.
 #[inline]
 pub fn push_i64(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, v.unsigned_abs());
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Whether a trace or span id is valid: `len` bytes, not all zero (see `super::id_hex`).
