@@ -137,7 +137,14 @@ impl<'a> Fields<'a> {
                 self.pos += 1;
                 Ok(u64::from(b))
             }
-            Some(_) => self.varint_slow(),
+            // Two bytes (128 to 16383: lengths of log lines, records, attribute lists).
+            Some(&b) => match self.buf.get(self.pos + 1) {
+                Some(&c) if c < 0x80 => {
+                    self.pos += 2;
+                    Ok(u64::from(b & 0x7f) | (u64::from(c) << 7))
+                }
+                _ => self.varint_slow(),
+            },
             None => Err(ReadError::Truncated(self.msg)),
         }
     }
@@ -169,6 +176,64 @@ impl<'a> Fields<'a> {
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    /// The next byte without consuming it, `None` at the end of the message. Hot readers
+    /// match it against the one-byte keys they expect (field numbers 1 to 15 with their
+    /// wire type) and read the payload with [`Self::after_key_len`] and friends; any other
+    /// byte goes through [`Self::next_field`], which applies every check.
+    #[inline(always)]
+    pub fn peek_key(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// Consumes a one-byte key seen with [`Self::peek_key`] and reads a length-delimited
+    /// payload (wire type 2), as [`Self::next_field`] would.
+    #[inline(always)]
+    pub fn after_key_len(&mut self) -> Result<&'a [u8], ReadError> {
+        self.pos += 1;
+        let len = self.varint()?;
+        if len > (self.buf.len() - self.pos) as u64 {
+            return Err(ReadError::Truncated(self.msg));
+        }
+        self.take(len as usize)
+    }
+
+    /// [`Self::after_key_len`] for a `string` field: the payload must be UTF-8.
+    #[inline(always)]
+    pub fn after_key_str(&mut self, field: u32) -> Result<&'a str, ReadError> {
+        let b = self.after_key_len()?;
+        utf8(b).ok_or(ReadError::Utf8 {
+            msg: self.msg,
+            field,
+        })
+    }
+
+    /// Consumes a one-byte key and reads a varint payload (wire type 0).
+    #[inline(always)]
+    pub fn after_key_varint(&mut self) -> Result<u64, ReadError> {
+        self.pos += 1;
+        self.varint()
+    }
+
+    /// Consumes a one-byte key and reads a fixed 64-bit payload (wire type 1).
+    #[inline(always)]
+    pub fn after_key_fixed64(&mut self) -> Result<u64, ReadError> {
+        self.pos += 1;
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// Consumes a one-byte key and reads a fixed 32-bit payload (wire type 5).
+    #[inline(always)]
+    pub fn after_key_fixed32(&mut self) -> Result<u32, ReadError> {
+        self.pos += 1;
+        let b = self.take(4)?;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(b);
+        Ok(u32::from_le_bytes(a))
     }
 
     /// The next `(field number, payload)`, `None` at the end of the message.

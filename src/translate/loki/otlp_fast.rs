@@ -17,7 +17,7 @@ use super::encode::{ld_len, put_line, put_varint};
 use super::fast::Mapper;
 use super::labels;
 use super::otlp::{self, Metadata, Pair};
-use super::reader::{self, Kv, Parsed, ReadError, Record, Val, decimal, push_i64};
+use super::reader::{self, Kv, Parsed, ReadError, Record, Val, push_i64};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -77,7 +77,11 @@ impl<'a> Memo<'a> {
         self.valid
             && self.mask == mask
             && self.keys.len() == attrs.len()
-            && self.keys.iter().zip(attrs).all(|(k, kv)| *k == kv.key)
+            && self
+                .keys
+                .iter()
+                .zip(attrs)
+                .all(|(k, kv)| same_key(k, kv.key))
     }
 
     fn rebuild(
@@ -127,8 +131,18 @@ impl<'a> Memo<'a> {
     }
 }
 
+/// Reused buffers of [`val_text`], and the text of the last float it formatted: formatting
+/// a float costs more than writing the rest of its pair, and a float attribute often has
+/// the same value in consecutive records.
+#[derive(Default)]
+pub(super) struct Scratch {
+    tmp: String,
+    float_bits: Option<u64>,
+    float_text: String,
+}
+
 /// `AsString` of a scalar value (see [`super::value::as_string`]).
-pub(super) fn val_text(out: &mut Vec<u8>, v: Val<'_>, tmp: &mut String) {
+pub(super) fn val_text(out: &mut Vec<u8>, v: Val<'_>, scratch: &mut Scratch) {
     match v {
         Val::Missing | Val::Empty => {}
         Val::Str(s) => out.extend_from_slice(s.as_bytes()),
@@ -136,9 +150,12 @@ pub(super) fn val_text(out: &mut Vec<u8>, v: Val<'_>, tmp: &mut String) {
         Val::Int(i) => push_i64(out, i),
         Val::Double(d) => {
             if d.is_finite() {
-                tmp.clear();
-                super::value::write_float(tmp, d);
-                out.extend_from_slice(tmp.as_bytes());
+                if scratch.float_bits != Some(d.to_bits()) {
+                    scratch.float_text.clear();
+                    super::value::write_float(&mut scratch.float_text, d);
+                    scratch.float_bits = Some(d.to_bits());
+                }
+                out.extend_from_slice(scratch.float_text.as_bytes());
             } else {
                 out.extend_from_slice(if d.is_nan() {
                     b"NaN"
@@ -151,9 +168,9 @@ pub(super) fn val_text(out: &mut Vec<u8>, v: Val<'_>, tmp: &mut String) {
         }
         Val::Bytes(b) => {
             use base64::Engine;
-            tmp.clear();
-            base64::engine::general_purpose::STANDARD.encode_string(b, tmp);
-            out.extend_from_slice(tmp.as_bytes());
+            scratch.tmp.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(b, &mut scratch.tmp);
+            out.extend_from_slice(scratch.tmp.as_bytes());
         }
     }
 }
@@ -177,23 +194,76 @@ fn put_named_pair(arena: &mut Vec<u8>, name_enc: &[u8], v: &[u8]) {
 }
 
 #[inline]
-fn put_num(arena: &mut Vec<u8>, name: &Option<Vec<u8>>, v: u64) {
+fn put_num(arena: &mut Vec<u8>, name: &Option<Vec<u8>>, v: impl itoa::Integer) {
     if let Some(n) = name {
-        let mut buf = [0u8; 20];
-        put_named_pair(arena, n, decimal(&mut buf, v));
+        put_named_pair(arena, n, itoa::Buffer::new().format(v).as_bytes());
     }
+}
+
+/// Lower-case hex of 8 bytes at once: every nibble is spread to a byte of its own, then
+/// turned into its digit with byte-wise arithmetic that cannot carry across bytes.
+#[inline]
+fn hex8(b: [u8; 8]) -> [u8; 16] {
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let mut v = u128::from(u64::from_be_bytes(b));
+    v = (v | (v << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+    // 1 in the bytes whose nibble is 10 to 15: those become letters.
+    let letters = ((v + ONES * 6) >> 4) & ONES;
+    (v + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
+}
+
+/// Lower-case hex of up to 16 bytes (longer ids are cut to their first 16).
+#[inline]
+fn hex_id<'b>(buf: &'b mut [u8; 32], id: &[u8]) -> &'b [u8] {
+    let id = id.get(..16).unwrap_or(id);
+    for (out, chunk) in buf.chunks_exact_mut(16).zip(id.chunks(8)) {
+        let b = match <[u8; 8]>::try_from(chunk) {
+            Ok(b) => b,
+            Err(_) => {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                b
+            }
+        };
+        out.copy_from_slice(&hex8(b));
+    }
+    &buf[..2 * id.len()]
 }
 
 #[inline]
 fn put_hex(arena: &mut Vec<u8>, name: &Option<Vec<u8>>, id: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     if let Some(n) = name {
         let mut buf = [0u8; 32];
-        for (i, b) in id.iter().take(16).enumerate() {
-            buf[2 * i] = HEX[(b >> 4) as usize];
-            buf[2 * i + 1] = HEX[(b & 15) as usize];
-        }
-        put_named_pair(arena, n, &buf[..2 * id.len().min(16)]);
+        put_named_pair(arena, n, hex_id(&mut buf, id));
+    }
+}
+
+/// Equality of two short strings (attribute keys) without a call to `memcmp`: two
+/// overlapping word loads cover lengths 4 to 16.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -210,7 +280,7 @@ pub struct OtlpMapper<'a, 'o> {
     memo: Memo<'a>,
     attrs: Vec<Kv<'a>>,
     val: Vec<u8>,
-    tmp: String,
+    scratch: Scratch,
 }
 
 impl<'a, 'o> OtlpMapper<'a, 'o> {
@@ -228,7 +298,7 @@ impl<'a, 'o> OtlpMapper<'a, 'o> {
             memo: Memo::default(),
             attrs: Vec::new(),
             val: Vec::new(),
-            tmp: String::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -250,7 +320,7 @@ impl<'a, 'o> OtlpMapper<'a, 'o> {
             Val::Str(s) => put_line(arena, s.as_bytes()),
             other => {
                 self.val.clear();
-                val_text(&mut self.val, other, &mut self.tmp);
+                val_text(&mut self.val, other, &mut self.scratch);
                 put_line(arena, &self.val);
             }
         }
@@ -258,18 +328,8 @@ impl<'a, 'o> OtlpMapper<'a, 'o> {
         if mask & 1 != 0 {
             put_num(arena, &names[0], r.observed);
         }
-        if mask & 2 != 0
-            && let Some(n) = &names[1]
-        {
-            let mut buf = [0u8; 20];
-            let v = i64::from(r.severity_number);
-            if v < 0 {
-                self.val.clear();
-                push_i64(&mut self.val, v);
-                put_named_pair(arena, n, &self.val);
-            } else {
-                put_named_pair(arena, n, decimal(&mut buf, v as u64));
-            }
+        if mask & 2 != 0 {
+            put_num(arena, &names[1], r.severity_number);
         }
         if mask & 4 != 0
             && let Some(n) = &names[2]
@@ -277,10 +337,10 @@ impl<'a, 'o> OtlpMapper<'a, 'o> {
             put_named_pair(arena, n, r.severity_text.as_bytes());
         }
         if mask & 8 != 0 {
-            put_num(arena, &names[3], u64::from(r.dropped_attributes_count));
+            put_num(arena, &names[3], r.dropped_attributes_count);
         }
         if mask & 16 != 0 {
-            put_num(arena, &names[4], u64::from(r.flags));
+            put_num(arena, &names[4], r.flags);
         }
         if mask & 32 != 0 {
             put_hex(arena, &names[5], r.trace_id);
@@ -297,13 +357,10 @@ impl<'a, 'o> OtlpMapper<'a, 'o> {
             let Some(n) = name else { continue };
             match kv.value {
                 Val::Str(s) => put_named_pair(arena, n, s.as_bytes()),
-                Val::Int(i) if i >= 0 => {
-                    let mut buf = [0u8; 20];
-                    put_named_pair(arena, n, decimal(&mut buf, i as u64));
-                }
+                Val::Int(i) => put_named_pair(arena, n, itoa::Buffer::new().format(i).as_bytes()),
                 other => {
                     self.val.clear();
-                    val_text(&mut self.val, other, &mut self.tmp);
+                    val_text(&mut self.val, other, &mut self.scratch);
                     put_named_pair(arena, n, &self.val);
                 }
             }
@@ -363,5 +420,61 @@ impl<'a> Mapper<'a> for OtlpMapper<'a, '_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_ids_match_hex_encode() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..=20 {
+            for _ in 0..50 {
+                let id: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let mut buf = [0u8; 32];
+                let want = hex::encode(&id[..len.min(16)]);
+                assert_eq!(hex_id(&mut buf, &id), want.as_bytes(), "{id:?}");
+            }
+        }
+        let mut buf = [0u8; 32];
+        assert_eq!(hex_id(&mut buf, &[0x0f, 0xa0, 0xff, 0x09]), b"0fa0ff09");
+    }
+
+    #[test]
+    fn short_key_equality() {
+        let keys = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefh",
+            "abcdefgh",
+            "abcdefgi",
+            "xbcdefgh",
+            "http.status_code",
+            "http.status_codf",
+            "Http.status_code",
+            "http.status_code.x",
+            "http.status_code.y",
+            "request.id",
+            "request.ie",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(same_key(a, b), a == b, "{a} {b}");
+            }
+        }
     }
 }

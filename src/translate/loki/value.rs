@@ -74,54 +74,71 @@ pub fn write_float(out: &mut String, f: f64) {
     }
 }
 
-/// Appends `s` as a JSON string literal with Go's escaping rules.
+/// Bytes [`write_json_str`] may have to escape: quote, backslash, controls, `<`, `>`, `&`,
+/// and 0xE2 (the first byte of U+2028 / U+2029).
+const JSON_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+};
+
+/// Appends `s` as a JSON string literal with Go's escaping rules. Runs of bytes that need
+/// no escaping (nearly all of a log line) are found with a table and copied whole.
 pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            b'<' => Some("\\u003c"),
-            b'>' => Some("\\u003e"),
-            b'&' => Some("\\u0026"),
-            0..=0x1f => None,
-            // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
-            0xE2 if bytes.get(i + 1) == Some(&0x80)
-                && matches!(bytes.get(i + 2), Some(0xA8) | Some(0xA9)) =>
-            {
-                None
-            }
-            _ => continue,
+    let mut i = 0;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| JSON_SPECIAL[usize::from(b)]))
+    {
+        i += off;
+        let b = bytes[i];
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'<' => "\\u003c",
+            b'>' => "\\u003e",
+            b'&' => "\\u0026",
+            0xE2 => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8)) => "\\u2028",
+                (Some(0x80), Some(0xA9)) => "\\u2029",
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => "",
         };
         out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => {
-                out.push_str(e);
-                start = i + 1;
-            }
-            None if b == 0xE2 => {
-                out.push_str(if bytes[i + 2] == 0xA8 {
-                    "\\u2028"
-                } else {
-                    "\\u2029"
-                });
-                start = i + 3;
-            }
-            None => {
-                let _ = write!(out, "\\u{:04x}", b);
-                start = i + 1;
-            }
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+            i += 1;
+        } else {
+            out.push_str(esc);
+            i += if b == 0xE2 { 3 } else { 1 };
         }
+        start = i;
     }
-    // `start` may point inside a skipped U+2028 sequence only if the loop escaped it, in which
-    // case it points after it: always a char boundary.
+    // `start` is 0 or just after an escaped ASCII byte or an escaped U+2028 / U+2029
+    // sequence: always a char boundary.
     out.push_str(&s[start..]);
     out.push('"');
 }
@@ -188,4 +205,105 @@ pub fn write_json_map<'a>(out: &mut String, kvs: impl Iterator<Item = &'a KeyVal
         write_json_value(out, kv.value.as_ref());
     }
     out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-by-byte version [`write_json_str`] replaced, as the oracle.
+    /// Appends `s` as a JSON string literal with Go's escaping rules.
+    fn write_json_str_bytewise(out: &mut String, s: &str) {
+        out.push('"');
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: Option<&str> = match b {
+                b'"' => Some("\\\""),
+                b'\\' => Some("\\\\"),
+                b'\n' => Some("\\n"),
+                b'\r' => Some("\\r"),
+                b'\t' => Some("\\t"),
+                0x08 => Some("\\b"),
+                0x0c => Some("\\f"),
+                b'<' => Some("\\u003c"),
+                b'>' => Some("\\u003e"),
+                b'&' => Some("\\u0026"),
+                0..=0x1f => None,
+                // U+2028 / U+2029 are E2 80 A8 / E2 80 A9.
+                0xE2 if bytes.get(i + 1) == Some(&0x80)
+                    && matches!(bytes.get(i + 2), Some(0xA8) | Some(0xA9)) =>
+                {
+                    None
+                }
+                _ => continue,
+            };
+            out.push_str(&s[start..i]);
+            match esc {
+                Some(e) => {
+                    out.push_str(e);
+                    start = i + 1;
+                }
+                None if b == 0xE2 => {
+                    out.push_str(if bytes[i + 2] == 0xA8 {
+                        "\\u2028"
+                    } else {
+                        "\\u2029"
+                    });
+                    start = i + 3;
+                }
+                None => {
+                    let _ = write!(out, "\\u{:04x}", b);
+                    start = i + 1;
+                }
+            }
+        }
+        // `start` may point inside a skipped U+2028 sequence only if the loop escaped it, in which
+        // case it points after it: always a char boundary.
+        out.push_str(&s[start..]);
+        out.push('"');
+    }
+
+    #[test]
+    fn json_strings_escape_like_the_bytewise_version() {
+        let pieces = [
+            "a",
+            "plain text ",
+            "\"",
+            "\\",
+            "\n",
+            "\r",
+            "\t",
+            "\u{8}",
+            "\u{c}",
+            "\u{1}",
+            "\u{1f}",
+            "<",
+            ">",
+            "&",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{2027}",
+            "\u{202a}",
+            "é",
+            "\u{20ac}",
+            "\u{e200}",
+            "🙂",
+            "\u{7f}",
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let mut s = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 12) {
+                s.push_str(pieces[((x >> (4 * k)) % pieces.len() as u64) as usize]);
+            }
+            let (mut got, mut want) = (String::from("x"), String::from("x"));
+            write_json_str(&mut got, &s);
+            write_json_str_bytewise(&mut want, &s);
+            assert_eq!(got, want, "{s:?}");
+        }
+    }
 }
