@@ -120,28 +120,29 @@ fn bench(c: &mut Criterion) {
         };
         // What the exporter runs: wire bytes -> push body -> snappy.
         g.bench_function(name, |b| {
-            let mut enc = snap::raw::Encoder::new();
             b.iter(|| {
                 let t = translate_encoded(black_box(bytes.as_slice()), &opts, 0).expect("valid");
-                black_box(enc.compress_vec(&t.body).expect("snappy"))
+                black_box(watchtower::translate::snappy::compress(&t.body).expect("snappy"))
             })
         });
         // The reference path (the implementation before the fast path): prost decode into
         // owned structs -> owned entries -> encode -> snappy.
         g.bench_function(format!("{name}/reference"), |b| {
-            let mut enc = snap::raw::Encoder::new();
             b.iter(|| {
                 let req =
                     ExportLogsServiceRequest::decode(black_box(bytes.as_slice())).expect("decode");
                 let t = translate_reference(&req, &opts, 0);
-                black_box(enc.compress_vec(&t.body).expect("snappy"))
+                black_box(watchtower::translate::snappy::compress(&t.body).expect("snappy"))
             })
         });
         // Ceiling: snappy of the final uncompressed push body alone.
         let body = translate_encoded(&bytes, &opts, 0).expect("valid").body;
         g.bench_function(format!("{name}/snappy_only"), |b| {
-            let mut enc = snap::raw::Encoder::new();
-            b.iter(|| black_box(enc.compress_vec(black_box(&body)).expect("snappy")))
+            b.iter(|| {
+                black_box(
+                    watchtower::translate::snappy::compress(black_box(&body)).expect("snappy"),
+                )
+            })
         });
     }
     // Floors: prost decode into owned structs alone (what the reference path starts with),

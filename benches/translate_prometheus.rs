@@ -19,7 +19,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use std::hint::black_box;
 use watchtower::exporter::prometheusremotewrite::sink::prepare;
-use watchtower::translate::prometheus::{Settings, snappy, translate_bytes};
+use watchtower::translate::prometheus::{Settings, translate_bytes};
+use watchtower::translate::snappy::compress as snappy;
 
 const T: u64 = 1_700_000_000_000_000_000;
 

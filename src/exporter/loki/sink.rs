@@ -86,8 +86,7 @@ pub fn push_body(
     if t.entries == 0 {
         return Ok(None);
     }
-    let compressed = snap::raw::Encoder::new()
-        .compress_vec(&t.body)
+    let compressed = crate::translate::snappy::compress(&t.body)
         .map_err(|e| EncodeError::Decode(format!("snappy: {e}")))?;
     Ok(Some((compressed, t.entries)))
 }

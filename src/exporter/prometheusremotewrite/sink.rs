@@ -127,7 +127,7 @@ pub fn prepare(otlp: &[u8], settings: &Settings, max_bytes: usize) -> Result<Pre
     let points = t.points;
     let mut bodies = Vec::new();
     for raw in t.requests(max_bytes) {
-        let body = prom::snappy(&raw)
+        let body = crate::translate::snappy::compress(&raw)
             .map_err(|e| SendError::permanent("encode", format!("snappy: {e}")))?;
         bodies.push(body);
     }

@@ -33,7 +33,7 @@ use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
 use points::{Attr, Data, Kind, Point};
 use prost::Message;
 use series::{EncLabel, SeriesSet, Template};
-pub use series::{Finished, snappy, write_requests};
+pub use series::{Finished, write_requests};
 use std::collections::HashMap;
 
 /// Bits of Prometheus' stale marker (a NaN distinct from an ordinary NaN).

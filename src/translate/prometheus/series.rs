@@ -543,29 +543,6 @@ pub fn write_requests(
     out
 }
 
-/// Compresses an encoded request with snappy's block format, as remote-write wants.
-pub fn snappy(raw: &[u8]) -> Result<Vec<u8>, snap::Error> {
-    // A per-thread scratch buffer: `compress_vec` would zero a fresh worst-case-sized buffer
-    // for every request, which costs about as much as compressing.
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        let need = snap::raw::max_compress_len(raw.len());
-        if buf.len() < need {
-            buf.resize(need, 0);
-        }
-        let n = snap::raw::Encoder::new().compress(raw, &mut buf[..need])?;
-        let out = buf[..n].to_vec();
-        // Do not keep a huge buffer around after one huge request.
-        if buf.len() > (64 << 20) {
-            *buf = Vec::new();
-        }
-        Ok(out)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

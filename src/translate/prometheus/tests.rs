@@ -1144,7 +1144,7 @@ fn requests_split_under_budget_and_encode_as_snappy_protobuf() {
     let mut md = 0;
     for raw in &reqs {
         assert!(raw.len() <= 2000, "{}", raw.len());
-        let body = snappy(raw).unwrap();
+        let body = crate::translate::snappy::compress(raw).unwrap();
         let back = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         assert_eq!(&back, raw);
         let wr = WriteRequest::decode(raw.as_slice()).unwrap();
