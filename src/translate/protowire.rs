@@ -178,6 +178,21 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
+    /// A little-endian fixed-width payload (wire types 1 and 5).
+    #[inline(always)]
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    /// A length-delimited payload (wire type 2): its varint length, then that many bytes.
+    #[inline(always)]
+    fn len_payload(&mut self) -> Result<&'a [u8], ReadError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| ReadError::Truncated(self.msg))?;
+        self.take(len)
+    }
+
     /// The next byte without consuming it, `None` at the end of the message. Hot readers
     /// match it against the one-byte keys they expect (field numbers 1 to 15 with their
     /// wire type) and read the payload with [`Self::after_key_len`] and friends; any other
@@ -192,11 +207,7 @@ impl<'a> Fields<'a> {
     #[inline(always)]
     pub fn after_key_len(&mut self) -> Result<&'a [u8], ReadError> {
         self.pos += 1;
-        let len = self.varint()?;
-        if len > (self.buf.len() - self.pos) as u64 {
-            return Err(ReadError::Truncated(self.msg));
-        }
-        self.take(len as usize)
+        self.len_payload()
     }
 
     /// [`Self::after_key_len`] for a `string` field: the payload must be UTF-8.
@@ -220,20 +231,14 @@ impl<'a> Fields<'a> {
     #[inline(always)]
     pub fn after_key_fixed64(&mut self) -> Result<u64, ReadError> {
         self.pos += 1;
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        self.take_array().map(u64::from_le_bytes)
     }
 
     /// Consumes a one-byte key and reads a fixed 32-bit payload (wire type 5).
     #[inline(always)]
     pub fn after_key_fixed32(&mut self) -> Result<u32, ReadError> {
         self.pos += 1;
-        let b = self.take(4)?;
-        let mut a = [0u8; 4];
-        a.copy_from_slice(b);
-        Ok(u32::from_le_bytes(a))
+        self.take_array().map(u32::from_le_bytes)
     }
 
     /// The next `(field number, payload)`, `None` at the end of the message.
@@ -249,30 +254,14 @@ impl<'a> Fields<'a> {
         let field = (key >> 3) as u32;
         let f = match key & 7 {
             0 => Field::Varint(self.varint()?),
-            1 => {
-                let b = self.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Field::I64(u64::from_le_bytes(a))
-            }
-            2 => {
-                let len = self.varint()?;
-                if len > (self.buf.len() - self.pos) as u64 {
-                    return Err(ReadError::Truncated(self.msg));
-                }
-                Field::Len(self.take(len as usize)?)
-            }
+            1 => Field::I64(u64::from_le_bytes(self.take_array()?)),
+            2 => Field::Len(self.len_payload()?),
             3 => {
                 // The group's contents follow; the caller gives up on this message.
                 self.pos = self.buf.len();
                 Field::Group
             }
-            5 => {
-                let b = self.take(4)?;
-                let mut a = [0u8; 4];
-                a.copy_from_slice(b);
-                Field::I32(u32::from_le_bytes(a))
-            }
+            5 => Field::I32(u32::from_le_bytes(self.take_array()?)),
             got => {
                 return Err(ReadError::UnsupportedWireType {
                     msg: self.msg,
