@@ -85,8 +85,7 @@ async fn acked_records_are_gone_and_the_rest_replays_in_order() {
     let q = open(dir.path(), &m).await;
     let again = drain(&q);
     let tags: Vec<String> = again.iter().map(|x| tag(&x.payload)).collect();
-    let want: Vec<String> = (50..200).map(|i| format!("payload-{i:06}")).collect();
-    assert_eq!(tags, want);
+    assert_eq!(tags, tags_of(50..200));
     assert_eq!(m.durable_replayed_count("otlphttp/t"), 300);
     // new data goes after the backlog and the segments of delivered data are deleted
     put(&q, p(999, 1)).await;
@@ -289,6 +288,24 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Opens the queue files of a crash image with fresh metrics; the payload tags it replays.
+async fn replay(image: &Path) -> (Arc<Metrics>, Vec<String>) {
+    let m = Arc::new(Metrics::new());
+    let q = open(image, &m).await;
+    let tags = drain(&q).iter().map(|x| tag(&x.payload)).collect();
+    (m, tags)
+}
+
+fn tags_of(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("payload-{i:06}")).collect()
+}
+
+fn assert_no_damage(m: &Metrics) {
+    for kind in ["torn_tail", "corrupt_record", "corrupt_segment"] {
+        assert_eq!(m.durable_damage_count("otlphttp/t", kind), 0, "{kind}");
+    }
+}
+
 /// Fills the queue until the writer moved to a preallocated spare segment; returns the number
 /// of records put.
 async fn fill_into_preallocated_segment(q: &Arc<DurableQueue>) -> u32 {
@@ -332,14 +349,9 @@ async fn preallocated_segment_after_a_crash_replays_exactly_without_damage() {
     assert!(std::fs::metadata(&last).unwrap().len() < 4096);
     drop(q);
 
-    let m2 = Arc::new(Metrics::new());
-    let q2 = open(image.path(), &m2).await;
-    let tags: Vec<String> = drain(&q2).iter().map(|x| tag(&x.payload)).collect();
-    let want: Vec<String> = (0..n).map(|i| format!("payload-{i:06}")).collect();
-    assert_eq!(tags, want);
-    for kind in ["torn_tail", "corrupt_record", "corrupt_segment"] {
-        assert_eq!(m2.durable_damage_count("otlphttp/t", kind), 0, "{kind}");
-    }
+    let (m2, tags) = replay(image.path()).await;
+    assert_eq!(tags, tags_of(0..n));
+    assert_no_damage(&m2);
     // the zeros of the old segment were cut
     let old = segments(&image.path().join("otlphttp.t"));
     let len = std::fs::metadata(&old[old.len() - 2]).unwrap().len();
@@ -368,11 +380,8 @@ async fn torn_write_into_preallocated_zeros_is_a_torn_tail() {
     }
     std::fs::write(&last, &data).unwrap();
 
-    let m2 = Arc::new(Metrics::new());
-    let q2 = open(image.path(), &m2).await;
-    let tags: Vec<String> = drain(&q2).iter().map(|x| tag(&x.payload)).collect();
-    let want: Vec<String> = (0..n - 1).map(|i| format!("payload-{i:06}")).collect();
-    assert_eq!(tags, want);
+    let (m2, tags) = replay(image.path()).await;
+    assert_eq!(tags, tags_of(0..n - 1));
     assert_eq!(m2.durable_damage_count("otlphttp/t", "torn_tail"), 1);
     assert_eq!(m2.durable_damage_count("otlphttp/t", "corrupt_record"), 0);
     assert_eq!(
@@ -411,17 +420,13 @@ async fn delivered_segments_are_recycled_and_their_old_records_never_replay() {
     q.finish().await;
     drop(q);
 
-    let m2 = Arc::new(Metrics::new());
-    let q2 = open(image.path(), &m2).await;
-    let tags: Vec<String> = drain(&q2).iter().map(|x| tag(&x.payload)).collect();
-    let want: Vec<String> = (n..n + 5).map(|i| format!("payload-{i:06}")).collect();
+    let (m2, tags) = replay(image.path()).await;
     assert_eq!(
-        tags, want,
+        tags,
+        tags_of(n..n + 5),
         "exactly the backlog, none of the recycled file's old records"
     );
-    for kind in ["torn_tail", "corrupt_record", "corrupt_segment"] {
-        assert_eq!(m2.durable_damage_count("otlphttp/t", kind), 0, "{kind}");
-    }
+    assert_no_damage(&m2);
     // the old rest of the recycled file was cut at the end of its new records
     let last = segments(&qdir).pop().unwrap();
     let len = std::fs::metadata(&last).unwrap().len();
