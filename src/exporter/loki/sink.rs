@@ -138,7 +138,16 @@ impl Sender for LokiSink {
     fn send(&self, batch: Payload) -> SendFuture {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let body = match push_body(&batch, &inner.opts, now_nanos()) {
+            // Translating is CPU work (milliseconds for a batch of thousands of records):
+            // keep it off the async worker threads, which also serve the receivers.
+            let worker = inner.clone();
+            let translated =
+                tokio::task::spawn_blocking(move || push_body(&batch, &worker.opts, now_nanos()))
+                    .await
+                    .map_err(|e| {
+                        SendError::retryable("internal", format!("translation task: {e}"))
+                    })?;
+            let body = match translated {
                 Ok(Some((body, _entries))) => body,
                 Ok(None) => return Ok(SendOk::all()),
                 Err(e) => return Err(SendError::permanent("invalid_batch", e.to_string())),
