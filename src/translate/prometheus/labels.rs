@@ -6,9 +6,9 @@
 //! [`NameCache`]) and string values are borrowed from the request bytes, so building a
 //! point's label set allocates only its vector.
 
+use super::hash::FxBuild;
 use super::naming::label_name;
 use super::points::{Attr, AttrValue};
-use super::series::FxBuild;
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use prost::Message;

@@ -13,6 +13,7 @@
 //! - metrics whose name sanitizes to nothing are refused (`invalid_metric_name`);
 //! - exponential histograms with scale < -4 are refused (`unsupported_scale`).
 
+pub mod hash;
 pub mod histogram;
 pub mod labels;
 pub mod naming;

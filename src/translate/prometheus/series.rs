@@ -5,39 +5,13 @@
 //! `TimeSeries` with samples in timestamp order. Requests are then written directly as
 //! `WriteRequest` bytes, split to stay under a byte budget.
 
+use super::hash::{FxBuild, FxHasher};
 use super::labels::{Lbl, NAME};
 use crate::proto::prometheus::{Exemplar, Histogram, MetricMetadata, Sample, TimeSeries};
 use prost::Message;
 use prost::encoding::{encode_varint, encoded_len_varint, message};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Small, fast, non-cryptographic hasher (FxHash) for label-set keys and name caches.
-#[derive(Default)]
-pub struct FxHasher(u64);
-
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
+use std::hash::Hasher;
 
 fn put_str_field(tag: u8, s: &str, out: &mut Vec<u8>) {
     out.push(tag);
