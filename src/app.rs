@@ -54,6 +54,37 @@ pub struct App {
     shutdown_timeout: Duration,
 }
 
+/// The registry a config asks for: when the `runs` extension is enabled in
+/// `service.extensions`, or a `runsummary` exporter is in a pipeline (then with defaults).
+fn runs_registry(
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<crate::runs::Registry>>, String> {
+    let ext = cfg
+        .service
+        .extensions
+        .iter()
+        .find_map(|id| match cfg.extensions.get(id) {
+            Some(ExtensionConfig::Runs(c)) => Some(c.clone()),
+            _ => None,
+        });
+    let summary_used = cfg
+        .service
+        .pipelines
+        .values()
+        .flat_map(|p| p.exporters.iter())
+        .any(|e| matches!(cfg.exporters.get(e), Some(ExporterConfig::RunSummary(_))));
+    match ext {
+        Some(c) => crate::runs::Registry::new(c, Some(metrics.clone())).map(Some),
+        None if summary_used => {
+            crate::runs::Registry::new(crate::runs::RunsConfig::default(), Some(metrics.clone()))
+                .map(Some)
+        }
+        None => Ok(None),
+    }
+    .map_err(|e| format!("extensions.runs: {e}"))
+}
+
 /// What shutdown could not deliver, per exporter.
 #[derive(Debug, Default)]
 pub struct ShutdownReport {
@@ -65,7 +96,7 @@ impl App {
     pub async fn start(cfg: Config) -> Result<App, String> {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
-        let runs = crate::runs::registry_for(&cfg, &metrics)?;
+        let runs = runs_registry(&cfg, &metrics)?;
         let exporters = start_exporters(&cfg, runs.as_ref(), &metrics)?;
         let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());

@@ -180,3 +180,42 @@ fn default_config_is_valid_with_and_without_destinations() {
         vec!["debug", "otlphttp/sumo"]
     );
 }
+
+// The `runs` extension and the `runsummary` exporter (src/runs/).
+const RUNS_BASE: &str = "receivers: { otlp: { protocols: { http: {} } } }\n";
+
+#[test]
+fn config_runs_extension_and_runsummary_exporter() {
+    let text = format!(
+        "{RUNS_BASE}exporters: {{ runsummary: {{ sending_queue: {{ queue_size: 5 }} }} }}\nextensions: {{ runs: {{ max_duration: 30m, directory: /tmp/x, max_groups: 10 }} }}\nservice: {{ extensions: [runs], pipelines: {{ traces: {{ receivers: [otlp], exporters: [runsummary] }} }} }}\n"
+    );
+    let cfg = parse(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    match cfg.extensions.get("runs") {
+        Some(ExtensionConfig::Runs(r)) => {
+            assert_eq!(r.max_groups, 10);
+            assert_eq!(r.max_duration.0.as_secs(), 1800);
+        }
+        other => panic!("{other:?}"),
+    }
+    match cfg.exporters.get("runsummary") {
+        Some(ExporterConfig::RunSummary(c)) => {
+            assert_eq!(c.sending_queue.queue_size, 5);
+            assert_eq!(c.sending_queue.policy(), common::FullPolicy::DropNewest);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn runsummary_refuses_block_and_unknown_keys() {
+    for bad in [
+        "exporters: { runsummary: { sending_queue: { full_policy: block } } }\n",
+        "exporters: { runsummary: { nope: 1 } }\n",
+        "exporters: { runsummary: {} }\nextensions: { runs: { max_groups: 0 } }\n",
+    ] {
+        let text = format!(
+            "{RUNS_BASE}{bad}service: {{ pipelines: {{ traces: {{ receivers: [otlp], exporters: [runsummary] }} }} }}\n"
+        );
+        assert!(parse(&text, &|_| None).is_err(), "{bad}");
+    }
+}
