@@ -217,7 +217,7 @@ fn main() {
                 );
                 let started = |source: &str| {
                     app.metrics
-                        .durable_segments_started("otlphttp/sink", source)
+                        .queue.durable_segments_started("otlphttp/sink", source)
                 };
                 println!(
                     "segments started: {} recycled, {} zeroed, {} fresh",

@@ -93,21 +93,27 @@ async fn torn_tail_and_flipped_byte_are_counted_and_the_rest_is_delivered() {
     );
     assert_eq!(
         app.metrics
+            .queue
             .durable_damage_count("otlphttp/tempo", "torn_tail"),
         1
     );
     assert_eq!(
         app.metrics
+            .queue
             .durable_damage_count("otlphttp/tempo", "corrupt_record"),
         1
     );
-    assert_eq!(app.metrics.durable_replayed_count("otlphttp/tempo"), 380);
+    assert_eq!(
+        app.metrics.queue.durable_replayed_count("otlphttp/tempo"),
+        380
+    );
     app.shutdown().await;
     // the next start finds nothing damaged any more (the torn tail was cut off)
     let app = start_app(&yaml).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         app.metrics
+            .queue
             .durable_damage_count("otlphttp/tempo", "torn_tail"),
         0
     );

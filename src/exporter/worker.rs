@@ -206,7 +206,7 @@ impl Exporter {
     /// Counts items this durable queue took for a request that was then refused because
     /// another durable destination failed: a client retry may deliver them twice here.
     pub fn count_duplicate_risk(&self, items: u64) {
-        self.metrics.durable_duplicate_risk(&self.id, items);
+        self.metrics.queue.durable_duplicate_risk(&self.id, items);
     }
 
     /// Enqueues under a drop policy; drops are counted. Returns false when the item did not
@@ -419,7 +419,7 @@ impl WorkerCtx {
                         }
                         match &self.budget {
                             Some(b) if !b.try_retry() => {
-                                self.metrics.retry_budget_exhausted(&self.id);
+                                self.metrics.queue.retry_budget_exhausted(&self.id);
                                 wait = retry::backoff(&self.retry, attempt, None)
                                     .max(Duration::from_millis(100));
                             }

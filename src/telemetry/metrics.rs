@@ -11,36 +11,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReceiverLabels {
-    pub receiver: String,
-    pub transport: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExporterLabels {
-    pub exporter: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExporterSignalLabels {
-    pub exporter: String,
-    pub data_type: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub exporter: String,
-    pub data_type: String,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefusedLabels {
-    pub receiver: String,
-    pub transport: String,
-    pub reason: String,
-}
+pub use super::labels::{
+    ExporterLabels, ExporterSignalLabels, ReasonLabels, ReceiverLabels, RefusedLabels,
+};
 
 type Fam<L> = Family<L, Counter>;
 

@@ -3,7 +3,7 @@
 //! replayed items, damaged records, write errors, fsync latency and the items that a refused
 //! request left in some durable queues; plus retry-budget refusals.
 
-use super::metrics::{ExporterLabels, Metrics};
+use super::labels::ExporterLabels;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -112,10 +112,9 @@ fn segment(exporter: &str, source: &str) -> SegmentLabels {
     }
 }
 
-impl Metrics {
+impl QueueMetrics {
     pub fn durable_damage(&self, exporter: &str, kind: &str, n: u64) {
-        self.queue
-            .damaged
+        self.damaged
             .get_or_create(&DamageLabels {
                 exporter: exporter.to_string(),
                 kind: kind.to_string(),
@@ -124,8 +123,7 @@ impl Metrics {
     }
 
     pub fn durable_damage_count(&self, exporter: &str, kind: &str) -> u64 {
-        self.queue
-            .damaged
+        self.damaged
             .get_or_create(&DamageLabels {
                 exporter: exporter.to_string(),
                 kind: kind.to_string(),
@@ -134,51 +132,43 @@ impl Metrics {
     }
 
     pub fn durable_write_error(&self, exporter: &str) {
-        self.queue.write_errors.get_or_create(&l(exporter)).inc();
+        self.write_errors.get_or_create(&l(exporter)).inc();
     }
 
     pub fn durable_fsync(&self, exporter: &str, d: Duration) {
-        self.queue
-            .fsync
+        self.fsync
             .get_or_create(&l(exporter))
             .observe(d.as_secs_f64());
     }
 
     pub fn durable_segment_started(&self, exporter: &str, source: &str) {
-        self.queue
-            .segments
+        self.segments
             .get_or_create(&segment(exporter, source))
             .inc();
     }
 
     pub fn durable_segments_started(&self, exporter: &str, source: &str) -> u64 {
-        self.queue
-            .segments
+        self.segments
             .get_or_create(&segment(exporter, source))
             .get()
     }
 
     pub fn durable_replayed(&self, exporter: &str, items: u64) {
-        self.queue
-            .replayed
-            .get_or_create(&l(exporter))
-            .inc_by(items);
+        self.replayed.get_or_create(&l(exporter)).inc_by(items);
     }
 
     pub fn durable_replayed_count(&self, exporter: &str) -> u64 {
-        self.queue.replayed.get_or_create(&l(exporter)).get()
+        self.replayed.get_or_create(&l(exporter)).get()
     }
 
     pub fn durable_duplicate_risk(&self, exporter: &str, items: u64) {
-        self.queue
-            .duplicate_risk
+        self.duplicate_risk
             .get_or_create(&l(exporter))
             .inc_by(items);
     }
 
     pub fn retry_budget_exhausted(&self, exporter: &str) {
-        self.queue
-            .retry_budget_exhausted
+        self.retry_budget_exhausted
             .get_or_create(&l(exporter))
             .inc();
     }

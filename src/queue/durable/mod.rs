@@ -147,7 +147,7 @@ impl Shared {
     }
 
     fn damage(&self, kind: &str, n: u64) {
-        self.metrics.durable_damage(&self.id, kind, n);
+        self.metrics.queue.durable_damage(&self.id, kind, n);
     }
 }
 

@@ -215,7 +215,7 @@ pub(super) fn run(shared: Arc<Shared>, old: Old) {
                 st.replay[e.signal as usize].push_back(e);
             }
         }
-        shared.metrics.durable_replayed(&shared.id, items);
+        shared.metrics.queue.durable_replayed(&shared.id, items);
         shared.data.notify_waiters();
     }
     shared.state.lock().replay_done = true;

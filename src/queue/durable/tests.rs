@@ -86,7 +86,7 @@ async fn acked_records_are_gone_and_the_rest_replays_in_order() {
     let again = drain(&q);
     let tags: Vec<String> = again.iter().map(|x| tag(&x.payload)).collect();
     assert_eq!(tags, tags_of(50..200));
-    assert_eq!(m.durable_replayed_count("otlphttp/t"), 300);
+    assert_eq!(m.queue.durable_replayed_count("otlphttp/t"), 300);
     // new data goes after the backlog and the segments of delivered data are deleted
     put(&q, p(999, 1)).await;
     q.done(&again.iter().map(|x| x.ticket).collect::<Vec<_>>(), true);
@@ -168,8 +168,11 @@ async fn torn_tail_and_flipped_byte_are_counted_and_the_rest_replays() {
         .map(|i| format!("payload-{i:06}"))
         .collect();
     assert_eq!(tags, want);
-    assert_eq!(m.durable_damage_count("otlphttp/t", "torn_tail"), 1);
-    assert_eq!(m.durable_damage_count("otlphttp/t", "corrupt_record"), 1);
+    assert_eq!(m.queue.durable_damage_count("otlphttp/t", "torn_tail"), 1);
+    assert_eq!(
+        m.queue.durable_damage_count("otlphttp/t", "corrupt_record"),
+        1
+    );
     assert_eq!(
         std::fs::metadata(&seg).unwrap().len() as usize,
         9 * frame,
@@ -302,7 +305,11 @@ fn tags_of(range: std::ops::Range<u32>) -> Vec<String> {
 
 fn assert_no_damage(m: &Metrics) {
     for kind in ["torn_tail", "corrupt_record", "corrupt_segment"] {
-        assert_eq!(m.durable_damage_count("otlphttp/t", kind), 0, "{kind}");
+        assert_eq!(
+            m.queue.durable_damage_count("otlphttp/t", kind),
+            0,
+            "{kind}"
+        );
     }
 }
 
@@ -382,8 +389,12 @@ async fn torn_write_into_preallocated_zeros_is_a_torn_tail() {
 
     let (m2, tags) = replay(image.path()).await;
     assert_eq!(tags, tags_of(0..n - 1));
-    assert_eq!(m2.durable_damage_count("otlphttp/t", "torn_tail"), 1);
-    assert_eq!(m2.durable_damage_count("otlphttp/t", "corrupt_record"), 0);
+    assert_eq!(m2.queue.durable_damage_count("otlphttp/t", "torn_tail"), 1);
+    assert_eq!(
+        m2.queue
+            .durable_damage_count("otlphttp/t", "corrupt_record"),
+        0
+    );
     assert_eq!(
         std::fs::metadata(&last).unwrap().len() as usize,
         frame_end - 40,
@@ -399,7 +410,7 @@ async fn delivered_segments_are_recycled_and_their_old_records_never_replay() {
     let q = open(dir.path(), &m).await;
     // steady delivery: every record is acked right after it is queued
     let mut n = 0u32;
-    while m.durable_segments_started("otlphttp/t", "recycled") < 3 {
+    while m.queue.durable_segments_started("otlphttp/t", "recycled") < 3 {
         assert!(n < 5000, "no segment was recycled");
         put(&q, p(n, 1)).await;
         n += 1;

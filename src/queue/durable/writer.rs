@@ -240,6 +240,7 @@ impl Writer {
         };
         self.shared
             .metrics
+            .queue
             .durable_segment_started(&self.shared.id, source);
         if self.mode != FsyncMode::Never {
             sync_dir(&self.shared.dir)?;
@@ -306,11 +307,15 @@ impl Writer {
             let t = Instant::now();
             if let Err(e) = self.active.sync_data() {
                 tracing::error!(exporter = %self.shared.id, error = %e, "durable queue fsync failed");
-                self.shared.metrics.durable_write_error(&self.shared.id);
+                self.shared
+                    .metrics
+                    .queue
+                    .durable_write_error(&self.shared.id);
                 self.must_rotate = true;
             }
             self.shared
                 .metrics
+                .queue
                 .durable_fsync(&self.shared.id, t.elapsed());
             self.dirty_data = false;
         }
@@ -339,7 +344,10 @@ impl Writer {
     }
 
     fn fail_all(&self, appends: Vec<Append>, why: &str) {
-        self.shared.metrics.durable_write_error(&self.shared.id);
+        self.shared
+            .metrics
+            .queue
+            .durable_write_error(&self.shared.id);
         tracing::warn!(exporter = %self.shared.id, error = why, records = appends.len(), "durable queue append failed; refusing");
         for a in appends {
             let _ = a.reply.send(Err(why.to_string()));
@@ -389,6 +397,7 @@ impl Writer {
             let r = self.active.sync_data();
             self.shared
                 .metrics
+                .queue
                 .durable_fsync(&self.shared.id, t.elapsed());
             if let Err(e) = r {
                 // after a failed fsync the page state is unknown: never write there again
@@ -488,7 +497,10 @@ impl Writer {
             Err(e) => {
                 // acks lost: these records are sent again after a restart
                 tracing::warn!(exporter = %self.shared.id, error = %e, "durable queue cannot write acks");
-                self.shared.metrics.durable_write_error(&self.shared.id);
+                self.shared
+                    .metrics
+                    .queue
+                    .durable_write_error(&self.shared.id);
             }
         }
         if self.acks_len > ACK_COMPACT_BYTES && self.shared.state.lock().replay_done {
