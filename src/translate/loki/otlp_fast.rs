@@ -175,7 +175,7 @@ const HEAD_INLINE: usize = 32;
 /// A metadata pair's name field followed by its value's tag (`0x0a len name 0x12`), encoded
 /// once per record shape (see [`Memo`]). Short heads live in a fixed-size array, so writing
 /// one is a fixed-width copy rather than a call to `memcpy`: an entry has a dozen pairs of
-/// about 25 bytes, and those calls were a tenth of the translation's time.
+/// about 25 bytes (measured: +7% records/s on `translate_loki/otlp_format`).
 #[derive(Clone, Debug, PartialEq)]
 enum Head {
     Inline { bytes: [u8; HEAD_INLINE], len: u8 },
