@@ -1,0 +1,199 @@
+//! Timeouts and limits on every listener (OTLP gRPC and HTTP, health_check with the runs
+//! API, self-metrics): one accept loop that caps connections ([`tracker`]), drives each
+//! connection through hyper-util's connection builder with a timer (HTTP/1 header timeout,
+//! HTTP/2 keepalive PINGs, `max_concurrent_streams`), closes it gracefully (GOAWAY) when idle
+//! or too old ([`conn`]), bounds body reads in time ([`body`]) and stalled writes
+//! ([`write_timeout`]). The file-descriptor limit is raised at start ([`fd_limit`]).
+//! Settings and defaults are in [`config`]; docs/listeners.md lists them.
+
+pub mod body;
+pub mod config;
+pub mod conn;
+pub mod fd_limit;
+pub mod metrics;
+pub mod tracker;
+pub mod write_timeout;
+
+use self::body::{BodyLimits, TimedBody};
+use self::config::{BODY_RATE_WINDOW, ListenerSettings};
+use self::conn::{CloseReason, ConnState};
+use self::metrics::{CloseLabels, ListenerMetrics};
+use self::tracker::{Admission, Tracker};
+use self::write_timeout::WriteTimeoutIo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// How long a TLS handshake may take when `read_header_timeout` is off.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
+fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
+    let mut b = Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.read_header_timeout);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(s.max_concurrent_streams)
+        .adaptive_window(true)
+        .keep_alive_interval(s.keepalive_time)
+        .keep_alive_timeout(s.keepalive_timeout);
+    b
+}
+
+/// Everything one listener's connections share.
+struct Shared {
+    settings: ListenerSettings,
+    builder: Builder<TokioExecutor>,
+    app: Router,
+    metrics: Arc<ListenerMetrics>,
+    /// Grace for connections still open when the listener shuts down.
+    shutdown_grace: Duration,
+}
+
+/// Serves `app` on `listener` with `settings` until `shutdown` turns true, then closes every
+/// connection gracefully and waits up to `grace` for them.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    settings: ListenerSettings,
+    metrics: Arc<ListenerMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let tracker = Tracker::new(settings.max_connections);
+    let labels = ListenerMetrics::labels(&settings.name);
+    let shared = Arc::new(Shared {
+        builder: builder(&settings),
+        settings,
+        app,
+        metrics,
+        shutdown_grace: grace,
+    });
+    let mut last_refusal_log: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _peer)) => s,
+                    Err(e) => {
+                        tracing::warn!(listener = %shared.settings.name, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let guard = match tracker.admit() {
+                    Admission::Admitted(g) | Admission::AdmittedEvicting(g) => g,
+                    Admission::Refused => {
+                        shared.metrics.refused.get_or_create(&labels).inc();
+                        if last_refusal_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            last_refusal_log = Some(tokio::time::Instant::now());
+                            tracing::warn!(listener = %shared.settings.name, max_connections = shared.settings.max_connections, "connection refused: max_connections reached and no connection is idle");
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                };
+                shared.metrics.accepted.get_or_create(&labels).inc();
+                shared.metrics.open.get_or_create(&labels).set(tracker.open() as i64);
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let tls = tls.clone();
+                let stop = shutdown.clone();
+                let tracker = tracker.clone();
+                let labels = labels.clone();
+                tokio::spawn(async move {
+                    let state = guard.state.clone();
+                    match tls {
+                        None => run_conn(stream, &shared, state, stop).await,
+                        Some(acceptor) => {
+                            let limit = shared.settings.read_header_timeout.unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+                            if let Ok(Ok(s)) = tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                                run_conn(s, &shared, state, stop).await;
+                            }
+                        }
+                    }
+                    drop(guard);
+                    shared.metrics.open.get_or_create(&labels).set(tracker.open() as i64);
+                });
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(listener);
+    // connections see the same shutdown signal and close themselves within `grace`
+    let end = tokio::time::Instant::now() + grace + Duration::from_millis(100);
+    while tracker.open() > 0 && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serves one connection until it ends, closing it gracefully when [`conn::wait_close`]
+/// says so and forcibly after the grace period.
+async fn run_conn<IO>(
+    io: IO,
+    shared: &Arc<Shared>,
+    state: Arc<ConnState>,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let s = &shared.settings;
+    let io = TokioIo::new(WriteTimeoutIo::new(io, s.write_timeout));
+    let limits = BodyLimits {
+        read_timeout: s.read_timeout,
+        min_rate: s.min_body_rate,
+        window: BODY_RATE_WINDOW,
+    };
+    let app = shared.app.clone();
+    let svc_state = state.clone();
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let guard = svc_state.begin();
+        let http1 = req.version() < http::Version::HTTP_2;
+        let conn = http1.then(|| svc_state.clone());
+        let app = app.clone();
+        async move {
+            let req = req.map(|b| axum::body::Body::new(TimedBody::new(b, limits, conn)));
+            let res = app.oneshot(req).await;
+            drop(guard);
+            res
+        }
+    });
+    let conn = shared.builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let age_deadline = s
+        .max_connection_age
+        .map(|a| state.accepted + conn::jittered(a));
+    let reason = tokio::select! {
+        _ = conn.as_mut() => return,
+        r = conn::wait_close(&state, s.idle_timeout, age_deadline, &mut stop) => r,
+    };
+    shared
+        .metrics
+        .closed
+        .get_or_create(&CloseLabels {
+            listener: s.name.clone(),
+            reason: reason.as_str().into(),
+        })
+        .inc();
+    conn.as_mut().graceful_shutdown();
+    let grace = match reason {
+        CloseReason::Shutdown => shared.shutdown_grace,
+        CloseReason::BodyTimeout => Duration::from_secs(1),
+        _ => s.max_connection_age_grace,
+    };
+    let _ = tokio::time::timeout(grace, conn).await;
+}

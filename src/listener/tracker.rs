@@ -1,0 +1,159 @@
+//! The connection cap of one listener (`max_connections`). At the cap, a new connection
+//! closes the connection that has been idle the longest (its graceful close is immediate:
+//! it has no open request); when no connection is idle the new one is refused (closed at
+//! once), so a flood of connections costs file descriptors only up to the cap.
+
+use super::conn::{CloseReason, ConnState};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Open connections of one listener.
+pub struct Tracker {
+    max: usize,
+    next_id: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: BTreeMap<u64, Arc<ConnState>>,
+    /// Connections already asked to close (they still hold a descriptor for a moment).
+    evicted: usize,
+}
+
+/// Keeps a connection counted until dropped.
+pub struct ConnGuard {
+    tracker: Arc<Tracker>,
+    pub state: Arc<ConnState>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut inner = self.tracker.inner.lock();
+        inner.conns.remove(&self.state.id);
+        if self.state.close_requested() == Some(CloseReason::Evicted) {
+            inner.evicted = inner.evicted.saturating_sub(1);
+        }
+    }
+}
+
+/// What [`Tracker::admit`] decided.
+pub enum Admission {
+    /// Admitted without closing anything.
+    Admitted(ConnGuard),
+    /// Admitted after asking the longest-idle connection to close.
+    AdmittedEvicting(ConnGuard),
+    /// At the cap with no idle connection: refuse.
+    Refused,
+}
+
+impl Tracker {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Tracker {
+            max: max.max(1),
+            next_id: AtomicU64::new(1),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// Open connections (including those closing).
+    pub fn open(&self) -> usize {
+        self.inner.lock().conns.len()
+    }
+
+    /// Admits a new connection under the cap, closing the longest-idle one if needed.
+    pub fn admit(self: &Arc<Self>) -> Admission {
+        let mut inner = self.inner.lock();
+        let mut evicting = false;
+        if inner.conns.len() - inner.evicted.min(inner.conns.len()) >= self.max {
+            let victim = inner
+                .conns
+                .values()
+                .filter(|c| c.close_requested().is_none())
+                .filter_map(|c| c.idle_since().map(|t| (t, c.clone())))
+                .min_by_key(|(t, c)| (*t, c.id));
+            match victim {
+                Some((_, c)) => {
+                    c.request_close(CloseReason::Evicted);
+                    if c.close_requested() == Some(CloseReason::Evicted) {
+                        inner.evicted += 1;
+                    }
+                    evicting = true;
+                }
+                None => return Admission::Refused,
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = ConnState::new(id);
+        inner.conns.insert(id, state.clone());
+        let guard = ConnGuard {
+            tracker: self.clone(),
+            state,
+        };
+        if evicting {
+            Admission::AdmittedEvicting(guard)
+        } else {
+            Admission::Admitted(guard)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn guard(a: Admission) -> ConnGuard {
+        match a {
+            Admission::Admitted(g) | Admission::AdmittedEvicting(g) => g,
+            Admission::Refused => panic!("refused"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_longest_idle_connection_is_closed_first() {
+        let t = Tracker::new(3);
+        let a = guard(t.admit());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = guard(t.admit());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let c = guard(t.admit());
+        // b and c go busy, then b finishes: a has been idle longest
+        let _rc = c.state.begin();
+        drop(b.state.begin());
+        assert!(matches!(t.admit(), Admission::AdmittedEvicting(_)));
+        assert_eq!(a.state.close_requested(), Some(CloseReason::Evicted));
+        assert_eq!(b.state.close_requested(), None);
+        assert_eq!(c.state.close_requested(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_with_every_connection_busy_the_new_one_is_refused() {
+        let t = Tracker::new(2);
+        let a = guard(t.admit());
+        let b = guard(t.admit());
+        let _ra = a.state.begin();
+        let _rb = b.state.begin();
+        assert!(matches!(t.admit(), Admission::Refused));
+        assert_eq!(t.open(), 2);
+        drop(_rb);
+        drop(b);
+        assert_eq!(t.open(), 1);
+        assert!(matches!(t.admit(), Admission::Admitted(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_connection_does_not_count_against_the_cap_while_it_closes() {
+        let t = Tracker::new(1);
+        let a = guard(t.admit());
+        let b = guard(t.admit()); // evicts a
+        assert_eq!(a.state.close_requested(), Some(CloseReason::Evicted));
+        let _rb = b.state.begin();
+        // b is busy and a is already closing: refuse rather than evict b
+        assert!(matches!(t.admit(), Admission::Refused));
+        drop(a);
+        assert_eq!(t.open(), 1);
+    }
+}
