@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::exporter::worker::{BatchSettings, Exporter};
+use crate::listener::{self, config::ListenerSettings, metrics::ListenerMetrics};
 use crate::pipeline::payload::Signal;
 use crate::pipeline::router::{PipelineRt, Router};
 use crate::processor::attributes::Target;
@@ -105,7 +106,9 @@ impl App {
         let (stop_admin, admin_rx) = watch::channel(false);
         let grace = cfg.service.shutdown_timeout.0;
         let mut bound = Bound::default();
-        let receiver_tasks = start_receivers(&cfg, &router, &stop_rx, grace, &mut bound).await?;
+        let lm = Arc::new(ListenerMetrics::register(&mut metrics.registry.lock()));
+        let receiver_tasks =
+            start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &lm).await?;
         let mut admin_tasks = Vec::new();
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
@@ -117,10 +120,12 @@ impl App {
                 if let Some(r) = &runs {
                     routes = routes.merge(crate::runs::api::router(r.clone()));
                 }
-                admin_tasks.push(tokio::spawn(serve::serve(
+                admin_tasks.push(tokio::spawn(listener::serve(
                     l,
                     None,
                     routes,
+                    ListenerSettings::http(id, &h.server_keys()),
+                    lm.clone(),
                     admin_rx.clone(),
                     Duration::from_secs(1),
                 )));
@@ -132,10 +137,15 @@ impl App {
                 .await
                 .map_err(|e| format!("service.telemetry.metrics.address: {e}"))?;
             bound.metrics = Some(l.local_addr().map_err(|e| e.to_string())?);
-            admin_tasks.push(tokio::spawn(serve::serve(
+            admin_tasks.push(tokio::spawn(listener::serve(
                 l,
                 None,
                 metrics_router(metrics.clone()),
+                ListenerSettings::http_defaults(
+                    "telemetry_metrics",
+                    listener::config::DEFAULT_ADMIN_MAX_CONNECTIONS,
+                ),
+                lm.clone(),
                 admin_rx.clone(),
                 Duration::from_secs(1),
             )));
@@ -321,6 +331,7 @@ async fn start_receivers(
     stop_rx: &watch::Receiver<bool>,
     grace: Duration,
     bound: &mut Bound,
+    lm: &Arc<ListenerMetrics>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut receiver_tasks = Vec::new();
     for (id, rc) in &cfg.receivers {
@@ -346,10 +357,19 @@ async fn start_receivers(
                 router: router.clone(),
                 max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
             };
-            receiver_tasks.push(tokio::spawn(serve::serve(
+            let settings = ListenerSettings::grpc(
+                &format!("{id}/grpc"),
+                g.keepalive.as_ref(),
+                g.max_concurrent_streams,
+                g.max_connections,
+            );
+            listener::config::warn_unenforced(id, g.keepalive.as_ref());
+            receiver_tasks.push(tokio::spawn(listener::serve(
                 l,
                 tls,
                 grpc::router(rx),
+                settings,
+                lm.clone(),
                 stop_rx.clone(),
                 grace,
             )));
@@ -367,10 +387,12 @@ async fn start_receivers(
                 router: router.clone(),
                 max_body: h.max_request_body_size.0 as usize,
             };
-            receiver_tasks.push(tokio::spawn(serve::serve(
+            receiver_tasks.push(tokio::spawn(listener::serve(
                 l,
                 tls,
                 http::router(rx, h),
+                ListenerSettings::http(&format!("{id}/http"), &h.server_keys()),
+                lm.clone(),
                 stop_rx.clone(),
                 grace,
             )));

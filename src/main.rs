@@ -50,6 +50,7 @@ async fn run(path: Option<String>) -> ExitCode {
         }
     };
     init_logging(cfg.service.telemetry.logs.level.as_deref());
+    watchtower::listener::fd_limit::raise_and_log();
     let app = match App::start(cfg).await {
         Ok(a) => a,
         Err(e) => {

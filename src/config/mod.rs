@@ -3,6 +3,7 @@
 //! on its own and every error is reported with its key path and, where it can be found, its
 //! line. Unknown component types and unknown keys are errors that name them.
 
+pub mod address;
 pub mod common;
 pub mod default;
 pub mod env;
@@ -131,6 +132,20 @@ pub struct HealthCheckConfig {
     pub endpoint: String,
     #[serde(default = "default_health_path")]
     pub path: String,
+    /// confighttp's timeouts and Watchtower's `min_body_rate` / `max_connections` for this
+    /// listener, which also serves the runs API (docs/listeners.md).
+    #[serde(default = "crate::listener::config::defaults::read_header_timeout")]
+    pub read_header_timeout: common::Dur,
+    #[serde(default)]
+    pub read_timeout: common::Dur,
+    #[serde(default = "crate::listener::config::defaults::write_timeout")]
+    pub write_timeout: common::Dur,
+    #[serde(default = "crate::listener::config::defaults::idle_timeout")]
+    pub idle_timeout: common::Dur,
+    #[serde(default = "crate::listener::config::defaults::min_body_rate")]
+    pub min_body_rate: common::ByteSize,
+    #[serde(default = "crate::listener::config::defaults::admin_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_health() -> String {
@@ -140,11 +155,31 @@ fn default_health_path() -> String {
     "/".into()
 }
 
+impl HealthCheckConfig {
+    /// The listener keys of this extension.
+    pub fn server_keys(&self) -> crate::listener::config::HttpServerKeys {
+        crate::listener::config::HttpServerKeys {
+            read_header_timeout: self.read_header_timeout,
+            read_timeout: self.read_timeout,
+            write_timeout: self.write_timeout,
+            idle_timeout: self.idle_timeout,
+            min_body_rate: self.min_body_rate,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {
             endpoint: default_health(),
             path: default_health_path(),
+            read_header_timeout: crate::listener::config::defaults::read_header_timeout(),
+            read_timeout: common::Dur::default(),
+            write_timeout: crate::listener::config::defaults::write_timeout(),
+            idle_timeout: crate::listener::config::defaults::idle_timeout(),
+            min_body_rate: crate::listener::config::defaults::min_body_rate(),
+            max_connections: crate::listener::config::defaults::admin_max_connections(),
         }
     }
 }
@@ -449,8 +484,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         match component_type(&id) {
             "health_check" => {
                 if let Some(c) = ld.parse::<HealthCheckConfig>(&p, v) {
-                    if let Err(e) = crate::receiver::config::check_endpoint(&c.endpoint) {
-                        ld.err(&p, format!("endpoint: {e}"));
+                    if let Err(e) =
+                        crate::listener::config::check_max_connections(c.max_connections)
+                    {
+                        ld.err(&p, e);
                     }
                     cfg.extensions
                         .insert(id.clone(), ExtensionConfig::HealthCheck(c));
@@ -487,6 +524,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         }
     } else {
         ld.err(&[], "missing section `service` (with service.pipelines)");
+    }
+    for (path, message) in address::check(root) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        ld.err(&p, message);
     }
     check_service(&mut ld, &cfg, root);
     check_storage(&mut ld, &cfg);
@@ -568,11 +609,6 @@ fn check_service(ld: &mut Loader, cfg: &Config, root: &serde_yaml::Mapping) {
                 format!("extension {e:?} is not defined in extensions"),
             );
         }
-    }
-    if let Err(e) = crate::receiver::config::check_endpoint(&cfg.service.telemetry.metrics.address)
-        && !cfg.service.telemetry.metrics.address.is_empty()
-    {
-        ld.err(&["service", "telemetry", "metrics", "address"], e);
     }
     if cfg.service.pipelines.is_empty() {
         ld.err(

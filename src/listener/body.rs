@@ -45,9 +45,7 @@ pub struct TimedBody<B> {
 
 impl<B> TimedBody<B> {
     pub fn new(inner: B, limits: BodyLimits, conn: Option<Arc<ConnState>>) -> Self {
-        let deadline = limits
-            .read_timeout
-            .map(|t| Box::pin(tokio::time::sleep(t)));
+        let deadline = limits.read_timeout.map(|t| Box::pin(tokio::time::sleep(t)));
         TimedBody {
             inner,
             limits,
@@ -197,7 +195,11 @@ mod tests {
         let start = Instant::now();
         let err = body.collect().await.unwrap_err();
         assert!(err.to_string().contains("min_body_rate"), "{err}");
-        assert!(start.elapsed() <= WINDOW + Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() <= WINDOW + Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(conn.close_requested(), Some(CloseReason::BodyTimeout));
     }
 

@@ -146,7 +146,9 @@ impl ListenerSettings {
         max_concurrent_streams: Option<u32>,
         max_connections: usize,
     ) -> Self {
-        let p = keepalive.map(|k| k.server_parameters.clone()).unwrap_or_default();
+        let p = keepalive
+            .map(|k| k.server_parameters.clone())
+            .unwrap_or_default();
         ListenerSettings {
             name: name.to_string(),
             read_header_timeout: opt(DEFAULT_READ_HEADER_TIMEOUT),
@@ -201,6 +203,16 @@ pub mod defaults {
     }
     pub fn admin_max_connections() -> usize {
         DEFAULT_ADMIN_MAX_CONNECTIONS
+    }
+}
+
+/// Logs that `keepalive.enforcement_policy` is accepted but not enforced.
+pub fn warn_unenforced(receiver: &str, k: Option<&KeepaliveServerConfig>) {
+    if k.is_some_and(|k| k.enforcement_policy.is_some()) {
+        tracing::warn!(
+            receiver,
+            "protocols.grpc.keepalive.enforcement_policy is accepted but not enforced: every client PING is answered"
+        );
     }
 }
 

@@ -232,7 +232,10 @@ mod tests {
     fn jitter_stays_within_ten_percent() {
         for _ in 0..1000 {
             let j = jittered(Duration::from_secs(100));
-            assert!(j >= Duration::from_secs(90) && j <= Duration::from_secs(110), "{j:?}");
+            assert!(
+                j >= Duration::from_secs(90) && j <= Duration::from_secs(110),
+                "{j:?}"
+            );
         }
     }
 }

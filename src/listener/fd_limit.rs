@@ -43,7 +43,12 @@ pub fn raise() -> Result<NoFile, String> {
 pub fn raise_and_log() -> Option<u64> {
     match raise() {
         Ok(n) if n.before != n.soft => {
-            tracing::info!(from = n.before, to = n.soft, hard = n.hard, "raised the open-file limit");
+            tracing::info!(
+                from = n.before,
+                to = n.soft,
+                hard = n.hard,
+                "raised the open-file limit"
+            );
             Some(n.soft)
         }
         Ok(n) => {

@@ -74,7 +74,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeoutIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeoutIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.progress(cx, r)

@@ -1,6 +1,7 @@
 //! `otlp` receiver settings, in the Collector's keys.
 
-use crate::config::common::{ByteSize, ServerTls};
+use crate::config::common::{ByteSize, Dur, ServerTls};
+use crate::listener::config::{HttpServerKeys, KeepaliveServerConfig, defaults};
 use serde::{Deserialize, Deserializer};
 
 /// A present-but-empty section (`grpc:`) means "enabled with defaults", as in the Collector.
@@ -35,6 +36,10 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: u64,
     pub max_concurrent_streams: Option<u32>,
     pub tls: Option<ServerTls>,
+    /// configgrpc's `keepalive` (docs/listeners.md).
+    pub keepalive: Option<KeepaliveServerConfig>,
+    /// Open connections on this listener (docs/listeners.md).
+    pub max_connections: usize,
 }
 
 impl Default for GrpcConfig {
@@ -44,6 +49,8 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: None,
             tls: None,
+            keepalive: None,
+            max_connections: defaults::max_connections(),
         }
     }
 }
@@ -67,6 +74,28 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
+    /// confighttp's timeouts and Watchtower's `min_body_rate` / `max_connections`
+    /// (docs/listeners.md).
+    pub read_header_timeout: Dur,
+    pub read_timeout: Dur,
+    pub write_timeout: Dur,
+    pub idle_timeout: Dur,
+    pub min_body_rate: ByteSize,
+    pub max_connections: usize,
+}
+
+impl HttpConfig {
+    /// The listener keys of this section.
+    pub fn server_keys(&self) -> HttpServerKeys {
+        HttpServerKeys {
+            read_header_timeout: self.read_header_timeout,
+            read_timeout: self.read_timeout,
+            write_timeout: self.write_timeout,
+            idle_timeout: self.idle_timeout,
+            min_body_rate: self.min_body_rate,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -79,6 +108,12 @@ impl Default for HttpConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            read_header_timeout: defaults::read_header_timeout(),
+            read_timeout: Dur::default(),
+            write_timeout: defaults::write_timeout(),
+            idle_timeout: defaults::idle_timeout(),
+            min_body_rate: defaults::min_body_rate(),
+            max_connections: defaults::max_connections(),
         }
     }
 }
@@ -91,13 +126,13 @@ impl OtlpConfig {
             );
         }
         if let Some(g) = &self.protocols.grpc {
-            check_endpoint(&g.endpoint).map_err(|e| format!("protocols.grpc.endpoint: {e}"))?;
             if g.max_recv_msg_size_mib == 0 {
                 return Err("protocols.grpc.max_recv_msg_size_mib must be positive".into());
             }
+            crate::listener::config::check_max_connections(g.max_connections)
+                .map_err(|e| format!("protocols.grpc.{e}"))?;
         }
         if let Some(h) = &self.protocols.http {
-            check_endpoint(&h.endpoint).map_err(|e| format!("protocols.http.endpoint: {e}"))?;
             for p in [&h.traces_url_path, &h.metrics_url_path, &h.logs_url_path] {
                 if !p.starts_with('/') {
                     return Err(format!("protocols.http url path {p:?} must start with /"));
@@ -106,6 +141,8 @@ impl OtlpConfig {
             if h.max_request_body_size.0 == 0 {
                 return Err("protocols.http.max_request_body_size must be positive".into());
             }
+            crate::listener::config::check_max_connections(h.max_connections)
+                .map_err(|e| format!("protocols.http.{e}"))?;
         }
         Ok(())
     }

@@ -167,6 +167,7 @@ macro_rules! otlp_service {
                         )
                         .await;
                     too_large_is_resource_exhausted(&mut res, max);
+                    crate::receiver::grpc_framing::framing_errors_are_invalid_argument(&mut res);
                     Ok(res)
                 })
             }

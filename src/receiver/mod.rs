@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod grpc_framing;
 pub mod http;
 pub mod json;
 pub mod serve;

@@ -1,17 +1,16 @@
-//! One accept loop for every listener (OTLP gRPC, OTLP HTTP, admin): plain or TLS (rustls,
-//! ALPN h2 + http/1.1), HTTP/1 and HTTP/2 (h2c prior knowledge for gRPC) on the same port,
-//! and graceful shutdown that stops accepting and lets open requests finish.
+//! Binding and TLS for every listener (OTLP gRPC, OTLP HTTP, admin): plain or TLS (rustls,
+//! ALPN h2 + http/1.1), HTTP/1 and HTTP/2 (h2c prior knowledge for gRPC) on the same port.
+//! The accept loop, with its timeouts and limits, is [`crate::listener::serve`].
 
 use crate::config::common::ServerTls;
+use crate::listener::config::ListenerSettings;
+use crate::listener::metrics::ListenerMetrics;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 /// Loads a rustls server config from PEM files.
 pub fn tls_acceptor(tls: &ServerTls) -> Result<TlsAcceptor, String> {
@@ -44,67 +43,25 @@ pub async fn bind(endpoint: &str) -> Result<TcpListener, String> {
 }
 
 /// Serves `app` on `listener` until `shutdown` turns true, then waits up to `grace` for open
-/// connections to finish.
+/// connections to finish. Uses the built-in HTTP listener limits
+/// ([`ListenerSettings::http_defaults`]); [`crate::listener::serve`] takes explicit ones.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(1024)
-        .adaptive_window(true);
-    let builder = Arc::new(builder);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let builder = builder.clone();
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let app = app.clone();
-                    async move { app.oneshot(req.map(axum::body::Body::new)).await }
-                });
-                match &tls {
-                    None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                        let fut = graceful.watch(conn);
-                        tokio::spawn(async move {
-                            let _ = fut.await;
-                        });
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let Ok(Ok(tls_stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
-                                return;
-                            };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc).into_owned();
-                            let _ = watcher.watch(conn).await;
-                        });
-                    }
-                }
-            }
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
-                    break;
-                }
-            }
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    let settings =
+        ListenerSettings::http_defaults("http", crate::listener::config::DEFAULT_MAX_CONNECTIONS);
+    crate::listener::serve(
+        listener,
+        tls,
+        app,
+        settings,
+        Arc::new(ListenerMetrics::default()),
+        shutdown,
+        grace,
+    )
+    .await
 }
