@@ -177,18 +177,27 @@ async fn run_conn<IO>(
     let age_deadline = s
         .max_connection_age
         .map(|a| state.accepted + conn::jittered(a));
+    let count_close = |reason: CloseReason| {
+        shared
+            .metrics
+            .closed
+            .get_or_create(&CloseLabels {
+                listener: s.name.clone(),
+                reason: reason.as_str().into(),
+            })
+            .inc();
+    };
     let reason = tokio::select! {
-        _ = conn.as_mut() => return,
+        _ = conn.as_mut() => {
+            // hyper itself closes an HTTP/1 connection whose body was abandoned
+            if let Some(r) = state.close_requested() {
+                count_close(r);
+            }
+            return;
+        }
         r = conn::wait_close(&state, s.idle_timeout, age_deadline, &mut stop) => r,
     };
-    shared
-        .metrics
-        .closed
-        .get_or_create(&CloseLabels {
-            listener: s.name.clone(),
-            reason: reason.as_str().into(),
-        })
-        .inc();
+    count_close(reason);
     conn.as_mut().graceful_shutdown();
     let grace = match reason {
         CloseReason::Shutdown => shared.shutdown_grace,
