@@ -55,7 +55,6 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         *self.0.idle_since.lock() = Instant::now();
         self.0.active.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_one();
     }
 }
 
@@ -72,10 +71,10 @@ impl ConnState {
         })
     }
 
-    /// Marks a request open until the guard drops.
+    /// Marks a request open until the guard drops. Requests do not wake the connection's
+    /// driver (it re-checks idleness when its timer fires), so they cost two atomic updates.
     pub fn begin(self: &Arc<Self>) -> RequestGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_one();
         RequestGuard(self.clone())
     }
 
@@ -134,7 +133,8 @@ pub async fn wait_close(
         if *shutdown.borrow() {
             return CloseReason::Shutdown;
         }
-        let idle_deadline = idle.zip(state.idle_since()).map(|(t, since)| since + t);
+        // while busy, look again one idle period later
+        let idle_deadline = idle.map(|t| state.idle_since().unwrap_or_else(Instant::now) + t);
         tokio::select! {
             _ = notified => {}
             _ = sleep_until_opt(idle_deadline) => {
