@@ -172,12 +172,12 @@ impl<T: NumberKind> Visitor<'_> for NumberVisitor<T> {
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
         T::from_i128(i128::from(v))
             .map(Number)
-            .ok_or_else(|| E::custom(format!("{v} is out of range for {}", T::EXPECTED)))
+            .ok_or_else(|| E::custom(format!("{v} is out of range, expected {}", T::EXPECTED)))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
         T::from_i128(i128::from(v))
             .map(Number)
-            .ok_or_else(|| E::custom(format!("{v} is out of range for {}", T::EXPECTED)))
+            .ok_or_else(|| E::custom(format!("{v} is out of range, expected {}", T::EXPECTED)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         T::from_f64(v)
@@ -224,7 +224,7 @@ impl<const N: usize> Visitor<'_> for HexIdVisitor<N> {
         let mut out = vec![0u8; N];
         if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
             return Err(E::custom(format!(
-                "{} is not an id of {} hex digits (OTLP/JSON writes trace and span ids in hex, not base64)",
+                "{} is not an id, expected {} hex digits (OTLP/JSON writes trace and span ids in hex, not base64)",
                 quote(s),
                 2 * N
             )));
