@@ -19,3 +19,14 @@ fi
 if [ -f tests/py/requirements-nodeps.txt ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/py/requirements-nodeps.txt
 fi
+# The OpenTelemetry Node.js SDK (tests/otlp_json_node_sdk.rs), at the versions of
+# tests/node/package-lock.json, into the ignored tests/node/node_modules.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -f tests/node/node_modules/.package-lock.json ] \
+  || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi

@@ -12,3 +12,11 @@ pub mod prometheus {
 pub mod logproto {
     include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
 }
+
+/// OTLP request types generated from `proto/opentelemetry` with pbjson's ProtoJSON
+/// `Deserialize` impls (see build.rs); used only to decode OTLP/JSON, whose result is
+/// re-encoded to protobuf at once. The rest of the gateway uses `opentelemetry-proto`.
+#[allow(clippy::all, missing_docs, unused_qualifications, deprecated)]
+pub mod otlp_json {
+    include!(concat!(env!("OUT_DIR"), "/otlp_json.rs"));
+}

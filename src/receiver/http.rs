@@ -177,7 +177,7 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
         Format::Protobuf => data,
         Format::Json => match json_to_protobuf(signal, &data) {
             Ok(v) => v.into(),
-            Err(m) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
+            Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
         },
     };
     let items = match validate_and_count(signal, &proto) {

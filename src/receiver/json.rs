@@ -1,124 +1,88 @@
-//! OTLP/JSON -> OTLP protobuf, at the edge (DESIGN.md rule 1). Follows the OTLP JSON mapping:
-//! lowerCamelCase keys (snake_case accepted too, as the Collector does), hex trace/span ids,
-//! 64-bit integers as strings or numbers, enums as integers, unknown fields ignored.
+//! OTLP/JSON -> OTLP protobuf, at the edge. OTLP/JSON is the protobuf JSON mapping
+//! (ProtoJSON) with OTLP's exceptions (OTLP specification, "OTLP/HTTP" > "JSON Protobuf
+//! Encoding"): trace and span ids are hex, not base64, and enums may be names or integers.
+//! The mapping itself is pbjson's (types and impls generated from `proto/opentelemetry` at
+//! build time); the value rules and OTLP's exceptions live in [`scalars`]. See
+//! docs/otlp-json.md for everything a body may contain.
+//!
+//! A request either decodes completely or is refused: every type error is an error that names
+//! the JSON path of the offending value, so that no wrongly typed field is dropped behind a
+//! success answer.
+
+pub mod scalars;
 
 use crate::pipeline::payload::Signal;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::otlp_json::opentelemetry::proto::collector;
 use prost::Message;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
-/// Converts snake_case object keys to lowerCamelCase, recursively. OTLP JSON has no
-/// user-controlled object keys (attributes are `{key, value}` lists), so this is safe.
-fn camelize(v: &mut Value, depth: usize) -> Result<(), String> {
-    if depth > 128 {
-        return Err("JSON nested too deeply".into());
-    }
-    match v {
-        Value::Object(map) => {
-            if map.keys().any(|k| k.contains('_')) {
-                let old = std::mem::take(map);
-                for (k, val) in old {
-                    let key = if k.contains('_') { to_camel(&k) } else { k };
-                    map.insert(key, val);
-                }
-            }
-            for val in map.values_mut() {
-                camelize(val, depth + 1)?;
-            }
-        }
-        Value::Array(a) => {
-            for val in a {
-                camelize(val, depth + 1)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn to_camel(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut upper = false;
-    for c in s.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// Why an OTLP/JSON body was refused (an HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// The body is not JSON (or has trailing data).
+    #[error("invalid JSON: {0}")]
+    Syntax(serde_json::Error),
+    /// The body is JSON, but a value has the wrong type or is out of range. `path` is the
+    /// JSON path of that value (`resourceMetrics[0].scopeMetrics[0].metrics[2].gauge...`),
+    /// `.` for the body itself.
+    #[error("invalid OTLP/JSON {signal} request at {path}: {message}")]
+    Field {
+        /// The request's signal.
+        signal: Signal,
+        /// JSON path of the bad value.
+        path: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
 }
 
 /// Converts an OTLP/JSON request body to the encoded protobuf request.
-pub fn json_to_protobuf(signal: Signal, body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    if !v.is_object() {
-        return Err("invalid OTLP/JSON: the body must be a JSON object".into());
+pub fn json_to_protobuf(signal: Signal, body: &[u8]) -> Result<Vec<u8>, JsonError> {
+    match signal {
+        Signal::Traces => decode::<collector::trace::v1::ExportTraceServiceRequest>(signal, body),
+        Signal::Metrics => {
+            decode::<collector::metrics::v1::ExportMetricsServiceRequest>(signal, body)
+        }
+        Signal::Logs => decode::<collector::logs::v1::ExportLogsServiceRequest>(signal, body),
     }
-    camelize(&mut v, 0)?;
-    let err = |e: serde_json::Error| format!("invalid OTLP/JSON {} request: {e}", signal);
-    Ok(match signal {
-        Signal::Traces => serde_json::from_value::<ExportTraceServiceRequest>(v)
-            .map_err(err)?
-            .encode_to_vec(),
-        Signal::Metrics => serde_json::from_value::<ExportMetricsServiceRequest>(v)
-            .map_err(err)?
-            .encode_to_vec(),
-        Signal::Logs => serde_json::from_value::<ExportLogsServiceRequest>(v)
-            .map_err(err)?
-            .encode_to_vec(),
-    })
+}
+
+fn decode<T: DeserializeOwned + Message>(
+    signal: Signal,
+    body: &[u8],
+) -> Result<Vec<u8>, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match T::deserialize(&mut de).and_then(|m| de.end().map(|()| m)) {
+        Ok(m) => Ok(m.encode_to_vec()),
+        Err(e) => Err(locate::<T>(signal, body, e)),
+    }
+}
+
+/// Runs the failed decode again with path tracking (which costs an allocation per key, so
+/// only a refused body pays for it) to name where the error is.
+fn locate<T: DeserializeOwned>(signal: Signal, body: &[u8], first: serde_json::Error) -> JsonError {
+    use serde_json::error::Category;
+    if matches!(
+        first.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    ) {
+        return JsonError::Syntax(first);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => JsonError::Field {
+            signal,
+            path: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        },
+        // not reached: the same input fails the same way
+        Ok(_) => JsonError::Field {
+            signal,
+            path: ".".into(),
+            message: first.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn camel_and_snake_case_are_equivalent() {
-        let camel = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
-            "scopeSpans":[{"scope":{"name":"s"},"spans":[{"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B7EC3C1B174",
-            "name":"GET /","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":1544712661000000000,
-            "attributes":[{"key":"n","value":{"intValue":"42"}}]}]}]}]}"#;
-        let snake = br#"{"resource_spans":[{"resource":{"attributes":[{"key":"service.name","value":{"string_value":"api"}}]},
-            "scope_spans":[{"scope":{"name":"s"},"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
-            "name":"GET /","kind":2,"start_time_unix_nano":1544712660000000000,"end_time_unix_nano":"1544712661000000000",
-            "attributes":[{"key":"n","value":{"int_value":42}}]}]}]}]}"#;
-        let a = json_to_protobuf(Signal::Traces, camel).unwrap();
-        let b = json_to_protobuf(Signal::Traces, snake).unwrap();
-        assert_eq!(a, b);
-        let req = ExportTraceServiceRequest::decode(&a[..]).unwrap();
-        let span = &req.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(
-            hex::encode(&span.trace_id),
-            "5b8efff798038103d269b633813fc60c"
-        );
-        assert_eq!(span.start_time_unix_nano, 1544712660000000000);
-        assert_eq!(span.kind, 2);
-    }
-
-    #[test]
-    fn errors_name_the_problem() {
-        assert!(
-            json_to_protobuf(Signal::Logs, b"{not json")
-                .unwrap_err()
-                .contains("invalid JSON")
-        );
-        assert!(
-            json_to_protobuf(Signal::Logs, b"[1]")
-                .unwrap_err()
-                .contains("JSON object")
-        );
-        let e = json_to_protobuf(
-            Signal::Traces,
-            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#,
-        )
-        .unwrap_err();
-        assert!(e.contains("invalid OTLP/JSON"), "{e}");
-    }
-}
+mod tests;

@@ -537,6 +537,7 @@ async fn otlp_http(sh: Arc<Shared>, signal: Signal, headers: HeaderMap, body: Bo
         .is_some_and(|v| v.starts_with("application/json"));
     let items = if json {
         match crate::receiver::json::json_to_protobuf(signal, &data)
+            .map_err(|e| e.to_string())
             .and_then(|p| count_otlp(signal, &p, true))
         {
             Ok(n) => n,
