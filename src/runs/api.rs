@@ -1,13 +1,16 @@
 //! The runs control API, served on the health_check endpoint:
-//! `POST /runs`, `POST /runs/{id}/end`, `GET /runs`, `GET /runs/{id}` (JSON; see docs/runs.md).
+//! `POST /runs`, `POST /runs/{id}/end`, `GET /runs` (paginated), `GET /runs/{id}` (JSON; see
+//! docs/runs.md). Request bodies are capped at [`MAX_START_BODY_BYTES`] (413 beyond).
 
-use crate::runs::registry::StartRequest;
+use crate::runs::limits::MAX_START_BODY_BYTES;
+use crate::runs::registry::{PageRequest, StartRequest};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn json(code: StatusCode, v: &impl serde::Serialize) -> Response {
@@ -54,8 +57,14 @@ async fn end(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Respon
     }
 }
 
-async fn list(State(reg): State<Arc<Registry>>) -> Response {
-    json(StatusCode::OK, &serde_json::json!({ "runs": reg.list() }))
+async fn list(
+    State(reg): State<Arc<Registry>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    match PageRequest::parse(&q) {
+        Ok(p) => json(StatusCode::OK, &reg.list_page(&p)),
+        Err(e) => error(e),
+    }
 }
 
 async fn show(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
@@ -71,5 +80,6 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
+        .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
         .with_state(reg)
 }

@@ -10,6 +10,8 @@ pub mod client;
 pub mod exporter;
 pub mod fingerprint;
 pub mod gate;
+pub mod limits;
+pub mod matcher;
 pub mod persist;
 pub mod registry;
 pub mod sketch;
@@ -46,6 +48,9 @@ pub struct RunsConfig {
     pub flush_interval: Dur,
     /// `POST /runs/{id}/end` waits up to this long for the runsummary queue to drain.
     pub end_drain_timeout: Dur,
+    /// Most runs that `test.run.id` values in one batch of data may open (source
+    /// `attribute`); resources beyond it are not summarized.
+    pub max_new_runs_per_request: usize,
 }
 
 impl Default for RunsConfig {
@@ -58,6 +63,7 @@ impl Default for RunsConfig {
             max_runs: 100,
             flush_interval: Dur::secs(5),
             end_drain_timeout: Dur::secs(5),
+            max_new_runs_per_request: 4,
         }
     }
 }
@@ -67,8 +73,15 @@ impl RunsConfig {
         if self.max_duration.0.is_zero() {
             return Err("max_duration must be positive".into());
         }
-        if self.max_groups == 0 || self.max_operations == 0 || self.max_runs == 0 {
-            return Err("max_groups, max_operations and max_runs must be positive".into());
+        if self.max_groups == 0
+            || self.max_operations == 0
+            || self.max_runs == 0
+            || self.max_new_runs_per_request == 0
+        {
+            return Err(
+                "max_groups, max_operations, max_runs and max_new_runs_per_request must be positive"
+                    .into(),
+            );
         }
         if self.flush_interval.0.is_zero() {
             return Err("flush_interval must be positive".into());
