@@ -206,6 +206,7 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
             labels,
             matchers,
             max_duration: a.max_duration,
+            ..Default::default()
         },
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
@@ -221,6 +222,13 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
     .await
     {
         Ok(s) => {
+            if s.partial {
+                eprintln!(
+                    "warning: run {} is not open on every replica; missing: {}",
+                    s.id,
+                    s.missing_replicas.join(", ")
+                );
+            }
             println!("{}", s.id);
             ExitCode::SUCCESS
         }
@@ -270,6 +278,12 @@ pub fn render_table(s: &Summary) -> String {
         s.totals.exceptions,
         if s.complete { String::new() } else { format!("  [INCOMPLETE: {} items dropped]", s.dropped.total()) }
     ));
+    if s.partial {
+        o.push_str(&format!(
+            "PARTIAL: replicas {} did not answer; their part is missing\n\n",
+            s.missing_replicas.join(", ")
+        ));
+    }
     o.push_str(&format!(
         "{:<24} {:>8} {:>8} {:>7} {:>8} {:>10}\n",
         "SERVICE", "SPANS", "ERRORS", "ERR%", "LOGS", "EXCEPTIONS"

@@ -12,8 +12,10 @@ pub mod fingerprint;
 pub mod gate;
 pub mod limits;
 pub mod matcher;
+pub mod peers;
 pub mod persist;
 pub mod registry;
+pub mod replicas;
 pub mod sketch;
 pub mod stamp;
 pub mod summary;
@@ -51,6 +53,12 @@ pub struct RunsConfig {
     /// Most runs that `test.run.id` values in one batch of data may open (source
     /// `attribute`); resources beyond it are not summarized.
     pub max_new_runs_per_request: usize,
+    /// The other replicas of a gateway tier, whose runs API calls are fanned out to and
+    /// merged: `host:port` of their health_check endpoint, or `dns+name:port` (every A/AAAA
+    /// record of a Kubernetes headless Service). May include this replica itself.
+    pub peers: Vec<String>,
+    /// Connect and answer timeout of one peer call (run-end adds `end_drain_timeout`).
+    pub peer_timeout: Dur,
 }
 
 impl Default for RunsConfig {
@@ -64,6 +72,8 @@ impl Default for RunsConfig {
             flush_interval: Dur::secs(5),
             end_drain_timeout: Dur::secs(5),
             max_new_runs_per_request: 4,
+            peers: Vec::new(),
+            peer_timeout: Dur::secs(2),
         }
     }
 }
@@ -82,6 +92,9 @@ impl RunsConfig {
                 "max_groups, max_operations, max_runs and max_new_runs_per_request must be positive"
                     .into(),
             );
+        }
+        if self.peer_timeout.0.is_zero() {
+            return Err("peer_timeout must be positive".into());
         }
         if self.flush_interval.0.is_zero() {
             return Err("flush_interval must be positive".into());

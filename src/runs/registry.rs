@@ -6,6 +6,7 @@
 use crate::exporter::worker::Exporter;
 use crate::pipeline::payload::{Payload, Signal};
 use crate::runs::limits::{self, valid_id};
+use crate::runs::peers::Peers;
 use crate::runs::stamp::{MatchIndex, OpenRun, stamp};
 use crate::runs::summary::{Limits, RunSource, RunState, Summary, now_ms, run_id};
 use crate::runs::{RunsConfig, RunsError, persist};
@@ -31,6 +32,14 @@ pub struct StartRequest {
     pub matchers: BTreeMap<String, String>,
     /// overrides the extension's max_duration for this run, e.g. "30m"
     pub max_duration: Option<String>,
+    /// Start time, set by the replica that received the call when it forwards the run to
+    /// its peers (so every replica lists the run at the same place). Ignored unless within a
+    /// day of this replica's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
+    /// Expiry time, set like `started_unix_ms`; must be in the future.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_unix_ms: Option<u64>,
 }
 
 /// One line of `GET /runs`.
@@ -66,6 +75,11 @@ impl RunInfo {
             hex::encode(self.id.as_bytes())
         )
     }
+}
+
+/// A run id for a `POST /runs` without one: `run-<unix ms>-<4 hex digits>`.
+pub fn generate_id() -> String {
+    format!("run-{}-{:04x}", now_ms(), rand::random::<u16>())
 }
 
 /// Default and largest page size of `GET /runs`.
@@ -157,6 +171,11 @@ pub struct Page {
     /// present when more runs follow: pass it as `page_token`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+    /// true when replicas of the tier did not answer (their runs and counts are missing)
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub missing_replicas: Vec<String>,
 }
 
 /// Sorts runs into listing order and cuts the page `req` asks for.
@@ -169,6 +188,8 @@ pub fn paginate(mut runs: Vec<RunInfo>, req: &PageRequest) -> Page {
     let more = runs.len() > req.limit;
     runs.truncate(req.limit);
     Page {
+        partial: false,
+        missing_replicas: Vec::new(),
         next_page_token: if more {
             runs.last().map(RunInfo::page_token)
         } else {
@@ -199,6 +220,8 @@ pub struct Registry {
     runs: Mutex<BTreeMap<String, Entry>>,
     exporters: Mutex<Vec<Arc<Exporter>>>,
     metrics: Option<Arc<Metrics>>,
+    /// the other replicas of the tier (`peers` configured), for the API's fan-out
+    pub peers: Option<Arc<Peers>>,
 }
 
 fn slot(s: Signal) -> usize {
@@ -234,7 +257,13 @@ impl Registry {
                 tracing::info!(runs = runs.len(), dir = %d.display(), "reloaded run summaries");
             }
         }
+        let peers = if cfg.peers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Peers::new(cfg.peers.clone(), cfg.peer_timeout.0)?))
+        };
         let reg = Arc::new(Registry {
+            peers,
             limits: Limits {
                 max_groups: cfg.max_groups,
                 max_operations: cfg.max_operations,
@@ -269,6 +298,16 @@ impl Registry {
     /// `max_new_runs_per_request` runs from `test.run.id` values.
     pub fn refused_new_runs(&self) -> u64 {
         self.refused_new_runs.load(Ordering::Relaxed)
+    }
+
+    /// Caps of one summary (also used when merging replicas' parts).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// `run-end`'s drain wait (a peer's end answers only after it).
+    pub fn end_drain_timeout(&self) -> Duration {
+        self.cfg.end_drain_timeout.0
     }
 
     /// Cheap check for the router's hot path.
@@ -372,10 +411,7 @@ impl Registry {
     }
 
     pub fn start(&self, req: StartRequest) -> Result<Summary, RunsError> {
-        let id = req
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("run-{}-{:04x}", now_ms(), rand::random::<u16>()));
+        let id = req.id.clone().unwrap_or_else(generate_id);
         valid_id(&id)?;
         let max = match &req.max_duration {
             Some(d) => crate::config::common::parse_duration(d)
@@ -393,7 +429,16 @@ impl Registry {
             return Err(RunsError::Conflict(id));
         }
         self.make_room(&mut runs)?;
-        let mut s = Summary::new(&id, RunSource::Api, now_ms() + max.as_millis() as u64);
+        let now = now_ms();
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let expires = req
+            .expires_unix_ms
+            .filter(|&e| e > now)
+            .unwrap_or(now + max.as_millis() as u64);
+        let mut s = Summary::new(&id, RunSource::Api, expires);
+        if let Some(t) = req.started_unix_ms.filter(|t| t.abs_diff(now) < DAY_MS) {
+            s.started_unix_ms = t;
+        }
         s.labels = req.labels;
         s.matchers = req.matchers;
         let entry = Entry {
@@ -407,6 +452,83 @@ impl Registry {
         self.rebuild_open(&runs);
         tracing::info!(run = %id, "run started");
         Ok(view)
+    }
+
+    /// Catches up with the tier at start-up (before the replica reports ready): opens the
+    /// API runs that peers have open and this replica does not know, and ends runs reloaded
+    /// as open that every peer knowing them has ended. Returns the runs opened and the peers
+    /// that did not answer (logged; a first replica has nobody to ask).
+    pub async fn learn_from_peers(&self) -> (usize, Vec<String>) {
+        let Some(peers) = &self.peers else {
+            return (0, Vec::new());
+        };
+        let path = format!(
+            "/runs?{}",
+            PageRequest {
+                limit: MAX_PAGE,
+                ..Default::default()
+            }
+            .query()
+        );
+        let mut lists = Vec::new();
+        let mut missing = Vec::new();
+        for (addr, reply) in peers
+            .fan_out(reqwest::Method::GET, &path, None, Duration::ZERO)
+            .await
+        {
+            match reply {
+                crate::runs::peers::Reply::Answer(200, b) => {
+                    match serde_json::from_slice::<Page>(&b) {
+                        Ok(p) => lists.push(p.runs),
+                        Err(_) => missing.push(addr),
+                    }
+                }
+                _ => missing.push(addr),
+            }
+        }
+        let mut opened = 0;
+        let mut ended = Vec::new();
+        let known: BTreeMap<String, RunState> = self
+            .runs
+            .lock()
+            .values()
+            .map(|e| (e.summary.id.clone(), e.summary.state))
+            .collect();
+        for info in crate::runs::replicas::merge_infos(lists) {
+            match known.get(&info.id) {
+                None if info.state == RunState::Open && info.source == RunSource::Api => {
+                    let req = StartRequest {
+                        id: Some(info.id.clone()),
+                        labels: info.labels,
+                        matchers: info.matchers,
+                        max_duration: None,
+                        started_unix_ms: Some(info.started_unix_ms),
+                        expires_unix_ms: Some(info.expires_unix_ms),
+                    };
+                    match self.start(req) {
+                        Ok(_) => opened += 1,
+                        Err(e) => tracing::warn!(run = %info.id, error = %e, "cannot open a peer's run"),
+                    }
+                }
+                Some(RunState::Open) if info.state != RunState::Open => ended.push(info.id),
+                _ => {}
+            }
+        }
+        if !ended.is_empty() {
+            let counts = self.drop_counts();
+            let mut runs = self.runs.lock();
+            for id in &ended {
+                if let Some(e) = runs.get_mut(id) {
+                    Self::freeze(e, counts, RunState::Ended);
+                }
+            }
+            self.rebuild_open(&runs);
+        }
+        if !missing.is_empty() {
+            tracing::warn!(peers = ?missing, "runs: peers did not answer at start-up");
+        }
+        tracing::info!(opened, ended = ended.len(), "runs: caught up with peers");
+        (opened, missing)
     }
 
     /// Ends a run: stamping stops at once; then waits (bounded) for the runsummary queue to
