@@ -46,7 +46,10 @@ fn status_of(e: &RunsError) -> StatusCode {
 }
 
 fn error(e: RunsError) -> Response {
-    json(status_of(&e), &serde_json::json!({ "error": e.to_string() }))
+    json(
+        status_of(&e),
+        &serde_json::json!({ "error": e.to_string() }),
+    )
 }
 
 /// An error that also names the replicas that did not answer.
@@ -141,7 +144,8 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
         };
     }
     // the id, start and expiry are decided here, so every replica holds the same run
-    req.id.get_or_insert_with(crate::runs::registry::generate_id);
+    req.id
+        .get_or_insert_with(crate::runs::registry::generate_id);
     req.started_unix_ms = Some(now_ms());
     let local = match reg.start(req.clone()) {
         Ok(s) => s,
@@ -163,7 +167,11 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
     let mut missing = missing;
     if !refused.is_empty() {
         tracing::warn!(run = %local.id, statuses = ?refused, "runs: peers refused the run");
-        missing.push(format!("{} peer(s) refused (status {:?})", refused.len(), refused));
+        missing.push(format!(
+            "{} peer(s) refused (status {:?})",
+            refused.len(),
+            refused
+        ));
     }
     json(StatusCode::CREATED, &mark(local, missing))
 }
@@ -282,15 +290,13 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
         .with_state(reg);
     match me.and_then(|m| http::HeaderValue::from_str(&m).ok()) {
-        Some(v) => r.layer(axum::middleware::map_response(
-            move |mut resp: Response| {
-                let v = v.clone();
-                async move {
-                    resp.headers_mut().insert(REPLICA, v);
-                    resp
-                }
-            },
-        )),
+        Some(v) => r.layer(axum::middleware::map_response(move |mut resp: Response| {
+            let v = v.clone();
+            async move {
+                resp.headers_mut().insert(REPLICA, v);
+                resp
+            }
+        })),
         None => r,
     }
 }

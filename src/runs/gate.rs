@@ -459,8 +459,15 @@ mod tests {
         p.missing_replicas = vec!["10.0.0.7:13133".into()];
         let r = evaluate(&p, Some(&a), &GateConfig::default());
         assert_eq!(r.verdict, Verdict::Warn, "a partial view never passes");
-        assert!(r.notes.iter().any(|n| n.contains("10.0.0.7:13133")), "{:?}", r.notes);
-        assert_eq!(evaluate(&a, Some(&p), &GateConfig::default()).verdict, Verdict::Warn);
+        assert!(
+            r.notes.iter().any(|n| n.contains("10.0.0.7:13133")),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!(
+            evaluate(&a, Some(&p), &GateConfig::default()).verdict,
+            Verdict::Warn
+        );
     }
 
     #[test]

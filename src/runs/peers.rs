@@ -77,15 +77,20 @@ impl Peers {
                 None => {
                     out.insert(e.clone());
                 }
-                Some(name) => match tokio::time::timeout(self.timeout, tokio::net::lookup_host(name)).await {
-                    Ok(Ok(addrs)) => out.extend(addrs.map(|a| a.to_string())),
-                    Ok(Err(err)) => failed.push((e.clone(), format!("cannot resolve: {err}"))),
-                    Err(_) => failed.push((e.clone(), "DNS lookup timed out".into())),
-                },
+                Some(name) => {
+                    match tokio::time::timeout(self.timeout, tokio::net::lookup_host(name)).await {
+                        Ok(Ok(addrs)) => out.extend(addrs.map(|a| a.to_string())),
+                        Ok(Err(err)) => failed.push((e.clone(), format!("cannot resolve: {err}"))),
+                        Err(_) => failed.push((e.clone(), "DNS lookup timed out".into())),
+                    }
+                }
             }
         }
         let me = self.myself.lock();
-        (out.into_iter().filter(|a| !me.contains(a)).collect(), failed)
+        (
+            out.into_iter().filter(|a| !me.contains(a)).collect(),
+            failed,
+        )
     }
 
     /// Sends `method path` (with a JSON body if any) to every peer at once and returns each
@@ -151,7 +156,13 @@ mod tests {
     #[test]
     fn entries_must_be_host_port() {
         let t = Duration::from_secs(1);
-        assert!(Peers::new(vec!["10.0.0.1:13133".into(), "dns+wt-headless.ns:13133".into()], t).is_ok());
+        assert!(
+            Peers::new(
+                vec!["10.0.0.1:13133".into(), "dns+wt-headless.ns:13133".into()],
+                t
+            )
+            .is_ok()
+        );
         for bad in ["nohost", ":80", "h:0", "h:99999", "dns+name"] {
             assert!(Peers::new(vec![bad.into()], t).is_err(), "{bad}");
         }
@@ -160,7 +171,10 @@ mod tests {
     #[tokio::test]
     async fn dns_entries_resolve_to_every_address_and_unreachable_peers_are_missing() {
         let p = Peers::new(
-            vec!["dns+localhost:1".into(), "dns+no-such-host.invalid:1".into()],
+            vec![
+                "dns+localhost:1".into(),
+                "dns+no-such-host.invalid:1".into(),
+            ],
             Duration::from_secs(2),
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -174,6 +188,10 @@ mod tests {
             replies.iter().all(|(_, r)| matches!(r, Reply::Missing(_))),
             "{replies:?}"
         );
-        assert!(replies.iter().any(|(a, _)| a == "dns+no-such-host.invalid:1"));
+        assert!(
+            replies
+                .iter()
+                .any(|(a, _)| a == "dns+no-such-host.invalid:1")
+        );
     }
 }

@@ -507,7 +507,9 @@ impl Registry {
                     };
                     match self.start(req) {
                         Ok(_) => opened += 1,
-                        Err(e) => tracing::warn!(run = %info.id, error = %e, "cannot open a peer's run"),
+                        Err(e) => {
+                            tracing::warn!(run = %info.id, error = %e, "cannot open a peer's run")
+                        }
                     }
                 }
                 Some(RunState::Open) if info.state != RunState::Open => ended.push(info.id),

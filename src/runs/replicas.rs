@@ -48,7 +48,8 @@ fn merge_groups(into: &mut Vec<Group>, from: &[Group], max: usize, overflow: &mu
             Some(&i) => {
                 let m = &mut into[i];
                 m.count += g.count;
-                m.first_seen_unix_nano = min_nonzero(m.first_seen_unix_nano, g.first_seen_unix_nano);
+                m.first_seen_unix_nano =
+                    min_nonzero(m.first_seen_unix_nano, g.first_seen_unix_nano);
                 m.last_seen_unix_nano = m.last_seen_unix_nano.max(g.last_seen_unix_nano);
                 for t in &g.example_trace_ids {
                     if m.example_trace_ids.len() < EXAMPLES && !m.example_trace_ids.contains(t) {
@@ -237,7 +238,9 @@ mod tests {
             max_operations: 200,
         };
         let mut one = Summary::new("r", RunSource::Api, 10);
-        let mut parts: Vec<Summary> = (0..3).map(|_| Summary::new("r", RunSource::Api, 10)).collect();
+        let mut parts: Vec<Summary> = (0..3)
+            .map(|_| Summary::new("r", RunSource::Api, 10))
+            .collect();
         for chunk in 0..30u64 {
             let rs = spans(chunk * 10, 10);
             one.add_spans(&rs, &lim);
@@ -246,12 +249,23 @@ mod tests {
         one.finalize();
         let merged = merge_summaries(parts.clone(), &lim).unwrap_or_default();
         assert_eq!(merged.totals, one.totals);
-        assert_eq!(merged.services, one.services, "counts and sketches (quantiles) equal");
+        assert_eq!(
+            merged.services, one.services,
+            "counts and sketches (quantiles) equal"
+        );
         let key = |s: &Summary| {
             let mut g: Vec<(String, String, u64, u64, u64)> = s
                 .exception_groups
                 .iter()
-                .map(|g| (g.ty.clone(), g.fingerprint.clone(), g.count, g.first_seen_unix_nano, g.last_seen_unix_nano))
+                .map(|g| {
+                    (
+                        g.ty.clone(),
+                        g.fingerprint.clone(),
+                        g.count,
+                        g.first_seen_unix_nano,
+                        g.last_seen_unix_nano,
+                    )
+                })
                 .collect();
             g.sort();
             g
@@ -262,7 +276,9 @@ mod tests {
             max_groups: 5,
             ..lim
         };
-        let mut parts5: Vec<Summary> = (0..3).map(|_| Summary::new("r", RunSource::Api, 10)).collect();
+        let mut parts5: Vec<Summary> = (0..3)
+            .map(|_| Summary::new("r", RunSource::Api, 10))
+            .collect();
         for chunk in 0..30u64 {
             parts5[(chunk % 3) as usize].add_spans(&spans(chunk * 10, 10), &lim5);
         }
@@ -272,7 +288,12 @@ mod tests {
         let merged = capped;
         let grouped: u64 = merged.exception_groups.iter().map(|g| g.count).sum();
         assert_eq!(grouped + merged.other.exceptions, 300);
-        assert!(merged.exception_groups.iter().all(|g| g.example_trace_ids.len() <= EXAMPLES));
+        assert!(
+            merged
+                .exception_groups
+                .iter()
+                .all(|g| g.example_trace_ids.len() <= EXAMPLES)
+        );
     }
 
     #[test]
@@ -286,7 +307,10 @@ mod tests {
         a.ended_unix_ms = Some(5);
         let b = Summary::new("r", RunSource::Api, 20);
         let m = merge_summaries(vec![a.clone(), b], &lim).unwrap_or_default();
-        assert_eq!((m.state, m.source, m.ended_unix_ms, m.expires_unix_ms), (RunState::Open, RunSource::Api, None, 20));
+        assert_eq!(
+            (m.state, m.source, m.ended_unix_ms, m.expires_unix_ms),
+            (RunState::Open, RunSource::Api, None, 20)
+        );
         let mut c = a.clone();
         c.state = RunState::Expired;
         c.ended_unix_ms = Some(9);
