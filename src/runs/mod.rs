@@ -55,10 +55,24 @@ pub struct RunsConfig {
     pub max_new_runs_per_request: usize,
     /// The other replicas of a gateway tier, whose runs API calls are fanned out to and
     /// merged: `host:port` of their health_check endpoint, or `dns+name:port` (every A/AAAA
-    /// record of a Kubernetes headless Service). May include this replica itself.
+    /// record of a Kubernetes headless Service). May include this replica itself. Empty
+    /// entries are ignored (so `["${env:PEERS:-}"]` means none when the variable is unset).
+    #[serde(deserialize_with = "peer_list")]
     pub peers: Vec<String>,
     /// Connect and answer timeout of one peer call (run-end adds `end_drain_timeout`).
     pub peer_timeout: Dur,
+}
+
+/// `peers`: a list of strings where empty and null entries are dropped.
+fn peer_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let raw: Option<Vec<Option<String>>> = Option::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 
 impl Default for RunsConfig {
@@ -96,6 +110,7 @@ impl RunsConfig {
         if self.peer_timeout.0.is_zero() {
             return Err("peer_timeout must be positive".into());
         }
+        crate::runs::peers::Peers::check_entries(&self.peers)?;
         if self.flush_interval.0.is_zero() {
             return Err("flush_interval must be positive".into());
         }
@@ -114,4 +129,24 @@ pub enum RunsError {
     Invalid(String),
     #[error("too many runs are open (max_runs {0})")]
     TooMany(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_drop_empty_entries_and_must_be_host_port() {
+        let c: RunsConfig = serde_yaml::from_str(
+            "peers: [\"10.0.0.1:13133\", null, \"\", \"dns+wt-headless:13133\"]",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.peers, vec!["10.0.0.1:13133", "dns+wt-headless:13133"]);
+        assert!(c.validate().is_ok());
+        let bad: RunsConfig =
+            serde_yaml::from_str("peers: [\"wt-headless\"]").unwrap_or_else(|e| panic!("{e}"));
+        assert!(bad.validate().is_err_and(|e| e.contains("wt-headless")));
+        let none: RunsConfig = serde_yaml::from_str("peers:").unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.peers.is_empty());
+    }
 }

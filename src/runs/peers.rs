@@ -45,13 +45,7 @@ impl Peers {
     /// `entries` as configured (`host:port` or `dns+name:port`); `timeout` bounds each call
     /// beyond the extra time a caller adds (e.g. run-end's drain).
     pub fn new(entries: Vec<String>, timeout: Duration) -> Result<Peers, String> {
-        for e in &entries {
-            let hp = e.strip_prefix("dns+").unwrap_or(e);
-            match hp.rsplit_once(':') {
-                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {}
-                _ => return Err(format!("peers: {e:?} is not host:port or dns+name:port")),
-            }
-        }
+        Self::check_entries(&entries)?;
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -65,6 +59,18 @@ impl Peers {
             self_id: format!("{:016x}", rand::random::<u64>()),
             myself: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Checks that every entry is `host:port` or `dns+name:port` (port 1-65535).
+    pub fn check_entries(entries: &[String]) -> Result<(), String> {
+        for e in entries {
+            let hp = e.strip_prefix("dns+").unwrap_or(e);
+            match hp.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => return Err(format!("peers: {e:?} is not host:port or dns+name:port")),
+            }
+        }
+        Ok(())
     }
 
     /// The peers' addresses now (DNS names resolved), without the ones known to be this

@@ -257,10 +257,17 @@ impl Registry {
                 tracing::info!(runs = runs.len(), dir = %d.display(), "reloaded run summaries");
             }
         }
-        let peers = if cfg.peers.is_empty() {
+        // empty entries are ignored, so `peers: ["${env:X:-}"]` means "no peers" when unset
+        let entries: Vec<String> = cfg
+            .peers
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect();
+        let peers = if entries.is_empty() {
             None
         } else {
-            Some(Arc::new(Peers::new(cfg.peers.clone(), cfg.peer_timeout.0)?))
+            Some(Arc::new(Peers::new(entries, cfg.peer_timeout.0)?))
         };
         let reg = Arc::new(Registry {
             peers,
