@@ -365,11 +365,11 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
         "the proxy spread the traffic"
     );
     // every replica received and stamped a share
-    for u in &urls {
-        let (_, s) = get(&format!("{u}/runs/R"), true).await;
+    for url in &urls {
+        let (_, s) = get(&format!("{url}/runs/R"), true).await;
         assert!(
             u(&s["totals"]["spans"]) > 0,
-            "{u} summarized its share: {}",
+            "{url} summarized its share: {}",
             s["totals"]
         );
     }
