@@ -12,6 +12,12 @@ if ! command -v prometheus >/dev/null 2>&1; then
   # the package starts a system service on :9090; tests start their own instance
   ($SUDO systemctl stop prometheus 2>/dev/null || $SUDO service prometheus stop 2>/dev/null || true)
 fi
+# nss_wrapper serves a test DNS name with several A records (tests/runs_replicas.rs)
+if ! ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -qq --no-install-recommends libnss-wrapper >/dev/null \
+    || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends libnss-wrapper >/dev/null; }
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi

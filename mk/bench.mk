@@ -2,7 +2,7 @@
 # end-to-end scenarios (benches/run.py: sinks, gateway and loadgen as child processes on
 # loopback), writing target/bench/results.json and target/bench/results.md. Each step is
 # bounded in time; the whole run takes about 5-10 minutes once the release build exists.
-.PHONY: bench bench-micro bench-e2e
+.PHONY: bench bench-micro bench-e2e bench-sidecar
 
 BENCH_PYTHON ?= python3
 BENCH_MICRO_ARGS ?= --warm-up-time 0.5 --measurement-time 1 --noplot
@@ -17,3 +17,9 @@ bench-micro:
 
 bench-e2e:
 	timeout 540 $(BENCH_PYTHON) benches/run.py
+
+# Sidecar efficiency (docs/replicas.md): 10k spans/s in 100-span requests over one connection,
+# gRPC and OTLP/HTTP side by side, CPU % of a core, RSS and idle cost (~3 minutes).
+bench-sidecar:
+	$(CARGO) build --release --bin watchtower
+	timeout 600 $(BENCH_PYTHON) benches/sidecar.py

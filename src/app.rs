@@ -152,6 +152,8 @@ impl App {
         }
         if let Some(r) = &runs {
             admin_tasks.push(r.spawn_maintenance(admin_rx.clone()));
+            // a replica joining a tier learns its open runs before it reports ready
+            r.learn_from_peers().await;
         }
         health.set_ready();
         Ok(App {

@@ -1,14 +1,28 @@
 //! The runs control API, served on the health_check endpoint:
-//! `POST /runs`, `POST /runs/{id}/end`, `GET /runs`, `GET /runs/{id}` (JSON; see docs/runs.md).
+//! `POST /runs`, `POST /runs/{id}/end`, `GET /runs` (paginated), `GET /runs/{id}` (JSON; see
+//! docs/runs.md). Request bodies are capped at [`MAX_START_BODY_BYTES`] (413 beyond).
+//!
+//! With `peers` configured (several replicas as one tier, docs/replicas.md) every call is
+//! also sent to the peers ([`crate::runs::peers`]) and the answers are merged
+//! ([`crate::runs::replicas`]): a run is opened on every reachable replica before `POST /runs`
+//! answers, and reads merge every replica's part. Answers say `"partial": true` and list
+//! `missing_replicas` when a peer did not answer. A call carrying the forwarded header is
+//! answered from this replica's own state.
 
-use crate::runs::registry::StartRequest;
+use crate::runs::limits::MAX_START_BODY_BYTES;
+use crate::runs::peers::{FORWARDED, REPLICA, Reply};
+use crate::runs::registry::{Page, PageRequest, RunInfo, StartRequest, paginate};
+use crate::runs::replicas::{merge_infos, merge_summaries};
+use crate::runs::summary::{Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn json(code: StatusCode, v: &impl serde::Serialize) -> Response {
     match serde_json::to_string(v) {
@@ -22,18 +36,100 @@ fn json(code: StatusCode, v: &impl serde::Serialize) -> Response {
     }
 }
 
-fn error(e: RunsError) -> Response {
-    let code = match e {
+fn status_of(e: &RunsError) -> StatusCode {
+    match e {
         RunsError::NotFound(_) => StatusCode::NOT_FOUND,
         RunsError::Conflict(_) => StatusCode::CONFLICT,
         RunsError::Invalid(_) => StatusCode::BAD_REQUEST,
         RunsError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-    };
-    json(code, &serde_json::json!({ "error": e.to_string() }))
+    }
 }
 
-async fn start(State(reg): State<Arc<Registry>>, body: Bytes) -> Response {
-    let req: StartRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
+fn error(e: RunsError) -> Response {
+    json(
+        status_of(&e),
+        &serde_json::json!({ "error": e.to_string() }),
+    )
+}
+
+/// An error that also names the replicas that did not answer.
+fn error_partial(e: RunsError, missing: Vec<String>) -> Response {
+    json(
+        status_of(&e),
+        &serde_json::json!({
+            "error": e.to_string(),
+            "partial": !missing.is_empty(),
+            "missing_replicas": missing,
+        }),
+    )
+}
+
+/// Whether a call was forwarded by a peer (answer locally, no fan-out).
+fn forwarded(h: &HeaderMap) -> bool {
+    h.contains_key(FORWARDED)
+}
+
+/// Fans a call out to the peers (none when not configured or forwarded) and sorts the
+/// replies into decoded answers with status in `ok`, other statuses, and missing replicas.
+async fn fan_out<T: serde::de::DeserializeOwned>(
+    reg: &Registry,
+    h: &HeaderMap,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<String>,
+    extra: Duration,
+    ok: &[u16],
+) -> (Vec<T>, Vec<u16>, Vec<String>) {
+    let (mut found, mut other, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    let Some(peers) = reg.peers.as_ref().filter(|_| !forwarded(h)) else {
+        return (found, other, missing);
+    };
+    for (addr, reply) in peers.fan_out(method, path, body, extra).await {
+        match reply {
+            Reply::Answer(status, b) if ok.contains(&status) => {
+                match serde_json::from_slice::<T>(&b) {
+                    Ok(v) => found.push(v),
+                    Err(e) => {
+                        tracing::warn!(peer = %addr, error = %e, "runs: unreadable peer answer");
+                        missing.push(addr);
+                    }
+                }
+            }
+            Reply::Answer(status, _) if status < 500 => other.push(status),
+            Reply::Answer(status, _) => {
+                tracing::warn!(peer = %addr, status, "runs: peer failed");
+                missing.push(addr);
+            }
+            Reply::Missing(e) => {
+                tracing::warn!(peer = %addr, error = %e, "runs: peer did not answer");
+                missing.push(addr);
+            }
+        }
+    }
+    missing.sort();
+    (found, other, missing)
+}
+
+fn mark(mut s: Summary, missing: Vec<String>) -> Summary {
+    s.partial = !missing.is_empty();
+    s.missing_replicas = missing;
+    s
+}
+
+fn path_id(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> Response {
+    let mut req: StartRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
         StartRequest::default()
     } else {
         match serde_json::from_slice(&body) {
@@ -41,35 +137,166 @@ async fn start(State(reg): State<Arc<Registry>>, body: Bytes) -> Response {
             Err(e) => return error(RunsError::Invalid(format!("invalid JSON: {e}"))),
         }
     };
-    match reg.start(req) {
-        Ok(s) => json(StatusCode::CREATED, &s),
-        Err(e) => error(e),
+    if forwarded(&h) || reg.peers.is_none() {
+        return match reg.start(req) {
+            Ok(s) => json(StatusCode::CREATED, &s),
+            Err(e) => error(e),
+        };
+    }
+    // the id, start and expiry are decided here, so every replica holds the same run
+    req.id
+        .get_or_insert_with(crate::runs::registry::generate_id);
+    req.started_unix_ms = Some(now_ms());
+    let local = match reg.start(req.clone()) {
+        Ok(s) => s,
+        Err(e) => return error(e),
+    };
+    req.expires_unix_ms = Some(local.expires_unix_ms);
+    let body = serde_json::to_string(&req).unwrap_or_default();
+    // a peer that already has the run (409) has it
+    let (_, refused, missing) = fan_out::<serde_json::Value>(
+        &reg,
+        &h,
+        reqwest::Method::POST,
+        "/runs",
+        Some(body),
+        Duration::ZERO,
+        &[201, 409],
+    )
+    .await;
+    let mut missing = missing;
+    if !refused.is_empty() {
+        tracing::warn!(run = %local.id, statuses = ?refused, "runs: peers refused the run");
+        missing.push(format!(
+            "{} peer(s) refused (status {:?})",
+            refused.len(),
+            refused
+        ));
+    }
+    json(StatusCode::CREATED, &mark(local, missing))
+}
+
+/// Local part and peers' parts of one run, merged.
+async fn gather(
+    reg: &Registry,
+    h: &HeaderMap,
+    id: &str,
+    method: reqwest::Method,
+    local: Result<Summary, RunsError>,
+    extra: Duration,
+) -> Response {
+    let path = match method {
+        reqwest::Method::POST => format!("/runs/{}/end", path_id(id)),
+        _ => format!("/runs/{}", path_id(id)),
+    };
+    let (mut parts, _, missing) =
+        fan_out::<Summary>(reg, h, method, &path, None, extra, &[200]).await;
+    match local {
+        Ok(s) => parts.insert(0, s),
+        Err(RunsError::NotFound(_)) => {}
+        Err(e) => return error(e),
+    }
+    match merge_summaries(parts, &reg.limits()) {
+        Some(s) => json(StatusCode::OK, &mark(s, missing)),
+        None => error_partial(RunsError::NotFound(id.into()), missing),
     }
 }
 
-async fn end(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
-    match reg.end(&id).await {
-        Ok(s) => json(StatusCode::OK, &s),
-        Err(e) => error(e),
+async fn end(State(reg): State<Arc<Registry>>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    if forwarded(&h) || reg.peers.is_none() {
+        return match reg.end(&id).await {
+            Ok(s) => json(StatusCode::OK, &s),
+            Err(e) => error(e),
+        };
+    }
+    // end everywhere at once: each replica stops stamping, then drains its summary queue
+    let extra = reg.end_drain_timeout();
+    let (local, merged) = tokio::join!(reg.end(&id), async {
+        let (parts, _, missing) = fan_out::<Summary>(
+            &reg,
+            &h,
+            reqwest::Method::POST,
+            &format!("/runs/{}/end", path_id(&id)),
+            None,
+            extra,
+            &[200],
+        )
+        .await;
+        (parts, missing)
+    });
+    let (mut parts, missing) = merged;
+    match local {
+        Ok(s) => parts.insert(0, s),
+        Err(RunsError::NotFound(_)) => {}
+        Err(e) => return error(e),
+    }
+    match merge_summaries(parts, &reg.limits()) {
+        Some(s) => json(StatusCode::OK, &mark(s, missing)),
+        None => error_partial(RunsError::NotFound(id), missing),
     }
 }
 
-async fn list(State(reg): State<Arc<Registry>>) -> Response {
-    json(StatusCode::OK, &serde_json::json!({ "runs": reg.list() }))
-}
-
-async fn show(State(reg): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
-    match reg.get(&id) {
-        Some(s) => json(StatusCode::OK, &s),
-        None => error(RunsError::NotFound(id)),
+async fn list(
+    State(reg): State<Arc<Registry>>,
+    h: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let req = match PageRequest::parse(&q) {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    let local = reg.list_page(&req);
+    if forwarded(&h) || reg.peers.is_none() {
+        return json(StatusCode::OK, &local);
     }
+    let (pages, _, missing) = fan_out::<Page>(
+        &reg,
+        &h,
+        reqwest::Method::GET,
+        &format!("/runs?{}", req.query()),
+        None,
+        Duration::ZERO,
+        &[200],
+    )
+    .await;
+    let lists: Vec<Vec<RunInfo>> = std::iter::once(local.runs)
+        .chain(pages.into_iter().map(|p| p.runs))
+        .collect();
+    let mut page = paginate(merge_infos(lists), &req);
+    page.partial = !missing.is_empty();
+    page.missing_replicas = missing;
+    json(StatusCode::OK, &page)
 }
 
-/// Routes to merge into the health_check extension's router.
+async fn show(State(reg): State<Arc<Registry>>, h: HeaderMap, Path(id): Path<String>) -> Response {
+    let local = reg.get(&id).ok_or_else(|| RunsError::NotFound(id.clone()));
+    if forwarded(&h) || reg.peers.is_none() {
+        return match local {
+            Ok(s) => json(StatusCode::OK, &s),
+            Err(e) => error(e),
+        };
+    }
+    gather(&reg, &h, &id, reqwest::Method::GET, local, Duration::ZERO).await
+}
+
+/// Routes to merge into the health_check extension's router. Every answer carries this
+/// replica's id (when peers are configured) so a replica recognizes itself among its peers.
 pub fn router(reg: Arc<Registry>) -> axum::Router {
-    axum::Router::new()
+    let me = reg.peers.as_ref().map(|p| p.self_id.clone());
+    let r = axum::Router::new()
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
-        .with_state(reg)
+        .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
+        .with_state(reg);
+    match me.and_then(|m| http::HeaderValue::from_str(&m).ok()) {
+        Some(v) => r.layer(axum::middleware::map_response(move |mut resp: Response| {
+            let v = v.clone();
+            async move {
+                resp.headers_mut().insert(REPLICA, v);
+                resp
+            }
+        })),
+        None => r,
+    }
 }

@@ -3,7 +3,7 @@
 //! 2 block; a gate that cannot fetch its summaries blocks (2) with a message on stderr.
 
 use crate::runs::gate::{self, GateConfig};
-use crate::runs::registry::{RunInfo, StartRequest};
+use crate::runs::registry::{MAX_PAGE, Page, RunInfo, StartRequest};
 use crate::runs::summary::Summary;
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -206,6 +206,7 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
             labels,
             matchers,
             max_duration: a.max_duration,
+            ..Default::default()
         },
         (Err(e), _) | (_, Err(e)) => return fail(e),
     };
@@ -221,6 +222,13 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
     .await
     {
         Ok(s) => {
+            if s.partial {
+                eprintln!(
+                    "warning: run {} is not open on every replica; missing: {}",
+                    s.id,
+                    s.missing_replicas.join(", ")
+                );
+            }
             println!("{}", s.id);
             ExitCode::SUCCESS
         }
@@ -270,6 +278,12 @@ pub fn render_table(s: &Summary) -> String {
         s.totals.exceptions,
         if s.complete { String::new() } else { format!("  [INCOMPLETE: {} items dropped]", s.dropped.total()) }
     ));
+    if s.partial {
+        o.push_str(&format!(
+            "PARTIAL: replicas {} did not answer; their part is missing\n\n",
+            s.missing_replicas.join(", ")
+        ));
+    }
     o.push_str(&format!(
         "{:<24} {:>8} {:>8} {:>7} {:>8} {:>10}\n",
         "SERVICE", "SPANS", "ERRORS", "ERR%", "LOGS", "EXCEPTIONS"
@@ -349,40 +363,47 @@ pub async fn runs(cmd: RunsCommand) -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        RunsCommand::List { target } => {
-            #[derive(serde::Deserialize)]
-            struct L {
-                runs: Vec<RunInfo>,
-            }
-            match call::<L>(
-                reqwest::Method::GET,
-                format!("{}/runs", base(&target)),
-                None,
-            )
-            .await
-            {
-                Ok(l) => {
+        RunsCommand::List { target } => match list_all(&target).await {
+            Ok(runs) => {
+                println!(
+                    "{:<32} {:<8} {:>14} {:>8} {:>8} {:>10}",
+                    "ID", "STATE", "STARTED_MS", "SPANS", "LOGS", "EXCEPTIONS"
+                );
+                for r in runs {
                     println!(
                         "{:<32} {:<8} {:>14} {:>8} {:>8} {:>10}",
-                        "ID", "STATE", "STARTED_MS", "SPANS", "LOGS", "EXCEPTIONS"
+                        r.id,
+                        format!("{:?}", r.state).to_lowercase(),
+                        r.started_unix_ms,
+                        r.spans,
+                        r.log_records,
+                        r.exceptions
                     );
-                    for r in l.runs {
-                        println!(
-                            "{:<32} {:<8} {:>14} {:>8} {:>8} {:>10}",
-                            r.id,
-                            format!("{:?}", r.state).to_lowercase(),
-                            r.started_unix_ms,
-                            r.spans,
-                            r.log_records,
-                            r.exceptions
-                        );
-                    }
-                    ExitCode::SUCCESS
                 }
-                Err(e) => fail(e),
+                ExitCode::SUCCESS
             }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+/// Every run, following `next_page_token` (at most 1,000 pages).
+pub async fn list_all(t: &Target) -> Result<Vec<RunInfo>, ClientError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..1000 {
+        let mut url = format!("{}/runs?limit={MAX_PAGE}", base(t));
+        if let Some(tok) = &token {
+            url.push_str(&format!("&page_token={tok}"));
+        }
+        let page: Page = call(reqwest::Method::GET, url, None).await?;
+        out.extend(page.runs);
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
         }
     }
+    Ok(out)
 }
 
 pub async fn gate(a: GateArgs) -> ExitCode {

@@ -171,6 +171,14 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
             run.dropped.total()
         ));
     }
+    for (what, s) in std::iter::once(("run", run)).chain(baseline.map(|b| ("baseline", b))) {
+        if s.partial {
+            notes.push(format!(
+                "the {what} summary is partial: replicas {} did not answer",
+                s.missing_replicas.join(", ")
+            ));
+        }
+    }
     let base_types: BTreeSet<(String, String)> =
         baseline.map(|b| b.exception_types()).unwrap_or_default();
     let base_fps: BTreeSet<&str> = baseline
@@ -279,7 +287,9 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
         .map(|c| c.status)
         .max()
         .unwrap_or(Verdict::Pass);
-    if verdict == Verdict::Pass && !run.complete {
+    // a gate that cannot see everything never passes silently
+    let partial = run.partial || baseline.is_some_and(|b| b.partial);
+    if verdict == Verdict::Pass && (!run.complete || partial) {
         verdict = Verdict::Warn;
     }
     Report {
@@ -439,6 +449,25 @@ mod tests {
         };
         assert_eq!(evaluate(&b, Some(&a), &wo).exit_code, 1);
         assert!(markdown(&r).contains("`E2`"));
+    }
+
+    #[test]
+    fn partial_summary_warns_and_names_missing_replicas() {
+        let a = with_groups("a", &["E1"]);
+        let mut p = a.clone();
+        p.partial = true;
+        p.missing_replicas = vec!["10.0.0.7:13133".into()];
+        let r = evaluate(&p, Some(&a), &GateConfig::default());
+        assert_eq!(r.verdict, Verdict::Warn, "a partial view never passes");
+        assert!(
+            r.notes.iter().any(|n| n.contains("10.0.0.7:13133")),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!(
+            evaluate(&a, Some(&p), &GateConfig::default()).verdict,
+            Verdict::Warn
+        );
     }
 
     #[test]

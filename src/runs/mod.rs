@@ -10,8 +10,12 @@ pub mod client;
 pub mod exporter;
 pub mod fingerprint;
 pub mod gate;
+pub mod limits;
+pub mod matcher;
+pub mod peers;
 pub mod persist;
 pub mod registry;
+pub mod replicas;
 pub mod sketch;
 pub mod stamp;
 pub mod summary;
@@ -46,6 +50,29 @@ pub struct RunsConfig {
     pub flush_interval: Dur,
     /// `POST /runs/{id}/end` waits up to this long for the runsummary queue to drain.
     pub end_drain_timeout: Dur,
+    /// Most runs that `test.run.id` values in one batch of data may open (source
+    /// `attribute`); resources beyond it are not summarized.
+    pub max_new_runs_per_request: usize,
+    /// The other replicas of a gateway tier, whose runs API calls are fanned out to and
+    /// merged: `host:port` of their health_check endpoint, or `dns+name:port` (every A/AAAA
+    /// record of a Kubernetes headless Service). May include this replica itself. Empty
+    /// entries are ignored (so `["${env:PEERS:-}"]` means none when the variable is unset).
+    #[serde(deserialize_with = "peer_list")]
+    pub peers: Vec<String>,
+    /// Connect and answer timeout of one peer call (run-end adds `end_drain_timeout`).
+    pub peer_timeout: Dur,
+}
+
+/// `peers`: a list of strings where empty and null entries are dropped.
+fn peer_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let raw: Option<Vec<Option<String>>> = Option::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 
 impl Default for RunsConfig {
@@ -58,6 +85,9 @@ impl Default for RunsConfig {
             max_runs: 100,
             flush_interval: Dur::secs(5),
             end_drain_timeout: Dur::secs(5),
+            max_new_runs_per_request: 4,
+            peers: Vec::new(),
+            peer_timeout: Dur::secs(2),
         }
     }
 }
@@ -67,9 +97,20 @@ impl RunsConfig {
         if self.max_duration.0.is_zero() {
             return Err("max_duration must be positive".into());
         }
-        if self.max_groups == 0 || self.max_operations == 0 || self.max_runs == 0 {
-            return Err("max_groups, max_operations and max_runs must be positive".into());
+        if self.max_groups == 0
+            || self.max_operations == 0
+            || self.max_runs == 0
+            || self.max_new_runs_per_request == 0
+        {
+            return Err(
+                "max_groups, max_operations, max_runs and max_new_runs_per_request must be positive"
+                    .into(),
+            );
         }
+        if self.peer_timeout.0.is_zero() {
+            return Err("peer_timeout must be positive".into());
+        }
+        crate::runs::peers::Peers::check_entries(&self.peers)?;
         if self.flush_interval.0.is_zero() {
             return Err("flush_interval must be positive".into());
         }
@@ -88,4 +129,24 @@ pub enum RunsError {
     Invalid(String),
     #[error("too many runs are open (max_runs {0})")]
     TooMany(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_drop_empty_entries_and_must_be_host_port() {
+        let c: RunsConfig = serde_yaml::from_str(
+            "peers: [\"10.0.0.1:13133\", null, \"\", \"dns+wt-headless:13133\"]",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.peers, vec!["10.0.0.1:13133", "dns+wt-headless:13133"]);
+        assert!(c.validate().is_ok());
+        let bad: RunsConfig =
+            serde_yaml::from_str("peers: [\"wt-headless\"]").unwrap_or_else(|e| panic!("{e}"));
+        assert!(bad.validate().is_err_and(|e| e.contains("wt-headless")));
+        let none: RunsConfig = serde_yaml::from_str("peers:").unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.peers.is_empty());
+    }
 }

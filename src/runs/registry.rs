@@ -5,7 +5,9 @@
 
 use crate::exporter::worker::Exporter;
 use crate::pipeline::payload::{Payload, Signal};
-use crate::runs::stamp::{OpenRun, stamp};
+use crate::runs::limits::{self, valid_id};
+use crate::runs::peers::Peers;
+use crate::runs::stamp::{MatchIndex, OpenRun, stamp};
 use crate::runs::summary::{Limits, RunSource, RunState, Summary, now_ms, run_id};
 use crate::runs::{RunsConfig, RunsError, persist};
 use crate::telemetry::metrics::{ExporterLabels, Metrics};
@@ -30,6 +32,14 @@ pub struct StartRequest {
     pub matchers: BTreeMap<String, String>,
     /// overrides the extension's max_duration for this run, e.g. "30m"
     pub max_duration: Option<String>,
+    /// Start time, set by the replica that received the call when it forwards the run to
+    /// its peers (so every replica lists the run at the same place). Ignored unless within a
+    /// day of this replica's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_unix_ms: Option<u64>,
+    /// Expiry time, set like `started_unix_ms`; must be in the future.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_unix_ms: Option<u64>,
 }
 
 /// One line of `GET /runs`.
@@ -46,6 +56,147 @@ pub struct RunInfo {
     pub spans: u64,
     pub log_records: u64,
     pub exceptions: u64,
+    #[serde(default)]
+    pub expires_unix_ms: u64,
+}
+
+impl RunInfo {
+    /// The listing order: newest first, then by id. A page token is this key of the last run
+    /// of the previous page, so pages stay stable while runs are added.
+    pub fn order_key(&self) -> (std::cmp::Reverse<u64>, &str) {
+        (std::cmp::Reverse(self.started_unix_ms), self.id.as_str())
+    }
+
+    /// The page token that continues after this run: `<started_unix_ms>.<hex of id>`.
+    pub fn page_token(&self) -> String {
+        format!(
+            "{}.{}",
+            self.started_unix_ms,
+            hex::encode(self.id.as_bytes())
+        )
+    }
+}
+
+/// A run id for a `POST /runs` without one: `run-<unix ms>-<4 hex digits>`.
+pub fn generate_id() -> String {
+    format!("run-{}-{:04x}", now_ms(), rand::random::<u16>())
+}
+
+/// Default and largest page size of `GET /runs`.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+/// What `GET /runs` asks for: `?limit=N&page_token=T&state=open`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// continue after the run with this (started_unix_ms, id)
+    pub after: Option<(u64, String)>,
+    pub state: Option<RunState>,
+}
+
+impl PageRequest {
+    /// Parses the query parameters (`limit` 1-[`MAX_PAGE`], default [`DEFAULT_PAGE`];
+    /// `page_token` from a previous answer; `state` open | ended | expired).
+    pub fn parse(q: &BTreeMap<String, String>) -> Result<PageRequest, RunsError> {
+        let limit = match q.get("limit") {
+            None => DEFAULT_PAGE,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    RunsError::Invalid(format!("limit must be 1-{MAX_PAGE}, got {l:?}"))
+                })?,
+        };
+        let after = match q.get("page_token") {
+            None => None,
+            Some(t) => Some(parse_token(t).ok_or_else(|| {
+                RunsError::Invalid(format!("page_token {t:?} is not one this API returned"))
+            })?),
+        };
+        let state = match q.get("state").map(String::as_str) {
+            None => None,
+            Some("open") => Some(RunState::Open),
+            Some("ended") => Some(RunState::Ended),
+            Some("expired") => Some(RunState::Expired),
+            Some(s) => {
+                return Err(RunsError::Invalid(format!(
+                    "state must be open, ended or expired, got {s:?}"
+                )));
+            }
+        };
+        for k in q.keys() {
+            if !["limit", "page_token", "state"].contains(&k.as_str()) {
+                return Err(RunsError::Invalid(format!("unknown query parameter {k:?}")));
+            }
+        }
+        Ok(PageRequest {
+            limit,
+            after,
+            state,
+        })
+    }
+
+    /// The query string that asks a peer for the same page.
+    pub fn query(&self) -> String {
+        let mut q = vec![format!("limit={}", self.limit.min(MAX_PAGE))];
+        if let Some((ms, id)) = &self.after {
+            q.push(format!("page_token={ms}.{}", hex::encode(id.as_bytes())));
+        }
+        if let Some(s) = self.state {
+            q.push(format!(
+                "state={}",
+                match s {
+                    RunState::Open => "open",
+                    RunState::Ended => "ended",
+                    RunState::Expired => "expired",
+                }
+            ));
+        }
+        q.join("&")
+    }
+}
+
+fn parse_token(t: &str) -> Option<(u64, String)> {
+    let (ms, id) = t.split_once('.')?;
+    let id = String::from_utf8(hex::decode(id).ok()?).ok()?;
+    Some((ms.parse().ok()?, id))
+}
+
+/// One page of `GET /runs`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Page {
+    pub runs: Vec<RunInfo>,
+    /// present when more runs follow: pass it as `page_token`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    /// true when replicas of the tier did not answer (their runs and counts are missing)
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub missing_replicas: Vec<String>,
+}
+
+/// Sorts runs into listing order and cuts the page `req` asks for.
+pub fn paginate(mut runs: Vec<RunInfo>, req: &PageRequest) -> Page {
+    runs.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    if let Some((ms, id)) = &req.after {
+        let after = (std::cmp::Reverse(*ms), id.as_str());
+        runs.retain(|r| r.order_key() > after);
+    }
+    let more = runs.len() > req.limit;
+    runs.truncate(req.limit);
+    Page {
+        partial: false,
+        missing_replicas: Vec::new(),
+        next_page_token: if more {
+            runs.last().map(RunInfo::page_token)
+        } else {
+            None
+        },
+        runs,
+    }
 }
 
 struct Entry {
@@ -62,10 +213,15 @@ pub struct Registry {
     limits: Limits,
     dir: Option<PathBuf>,
     open_count: AtomicUsize,
-    open: RwLock<Arc<Vec<OpenRun>>>,
+    /// resources whose `test.run.id` would have opened a run beyond
+    /// `max_new_runs_per_request` (not summarized)
+    refused_new_runs: std::sync::atomic::AtomicU64,
+    open: RwLock<Arc<MatchIndex>>,
     runs: Mutex<BTreeMap<String, Entry>>,
     exporters: Mutex<Vec<Arc<Exporter>>>,
     metrics: Option<Arc<Metrics>>,
+    /// the other replicas of the tier (`peers` configured), for the API's fan-out
+    pub peers: Option<Arc<Peers>>,
 }
 
 fn slot(s: Signal) -> usize {
@@ -74,15 +230,6 @@ fn slot(s: Signal) -> usize {
         Signal::Metrics => 1,
         Signal::Logs => 2,
     }
-}
-
-fn valid_id(id: &str) -> Result<(), RunsError> {
-    if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control() || c == '/') {
-        return Err(RunsError::Invalid(
-            "id must be 1-256 characters without '/' or control characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 impl Registry {
@@ -110,7 +257,20 @@ impl Registry {
                 tracing::info!(runs = runs.len(), dir = %d.display(), "reloaded run summaries");
             }
         }
+        // empty entries are ignored, so `peers: ["${env:X:-}"]` means "no peers" when unset
+        let entries: Vec<String> = cfg
+            .peers
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect();
+        let peers = if entries.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Peers::new(entries, cfg.peer_timeout.0)?))
+        };
         let reg = Arc::new(Registry {
+            peers,
             limits: Limits {
                 max_groups: cfg.max_groups,
                 max_operations: cfg.max_operations,
@@ -118,7 +278,8 @@ impl Registry {
             cfg,
             dir,
             open_count: AtomicUsize::new(0),
-            open: RwLock::new(Arc::new(Vec::new())),
+            refused_new_runs: Default::default(),
+            open: RwLock::new(Arc::new(MatchIndex::default())),
             runs: Mutex::new(runs),
             exporters: Mutex::new(Vec::new()),
             metrics,
@@ -138,6 +299,22 @@ impl Registry {
                 e.drop_base = Some(base);
             }
         }
+    }
+
+    /// Resources not summarized because their batch already opened
+    /// `max_new_runs_per_request` runs from `test.run.id` values.
+    pub fn refused_new_runs(&self) -> u64 {
+        self.refused_new_runs.load(Ordering::Relaxed)
+    }
+
+    /// Caps of one summary (also used when merging replicas' parts).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// `run-end`'s drain wait (a peer's end answers only after it).
+    pub fn end_drain_timeout(&self) -> Duration {
+        self.cfg.end_drain_timeout.0
     }
 
     /// Cheap check for the router's hot path.
@@ -175,9 +352,9 @@ impl Registry {
             .collect();
         // most recently started first: it wins when filters overlap
         open.sort_by_key(|o| std::cmp::Reverse(o.0.started_unix_ms));
-        let list: Vec<OpenRun> = open.into_iter().map(|(_, o)| o).collect();
-        self.open_count.store(list.len(), Ordering::Relaxed);
-        *self.open.write() = Arc::new(list);
+        let index = MatchIndex::new(open.into_iter().map(|(_, o)| o).collect());
+        self.open_count.store(index.len(), Ordering::Relaxed);
+        *self.open.write() = Arc::new(index);
     }
 
     fn drop_counts(&self) -> [u64; 3] {
@@ -241,10 +418,7 @@ impl Registry {
     }
 
     pub fn start(&self, req: StartRequest) -> Result<Summary, RunsError> {
-        let id = req
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("run-{}-{:04x}", now_ms(), rand::random::<u16>()));
+        let id = req.id.clone().unwrap_or_else(generate_id);
         valid_id(&id)?;
         let max = match &req.max_duration {
             Some(d) => crate::config::common::parse_duration(d)
@@ -254,18 +428,24 @@ impl Registry {
         if max.is_zero() {
             return Err(RunsError::Invalid("max_duration must be positive".into()));
         }
-        for k in req.matchers.keys().chain(req.labels.keys()) {
-            if k.is_empty() {
-                return Err(RunsError::Invalid("empty label or match key".into()));
-            }
-        }
+        limits::valid_map("labels", &req.labels, limits::MAX_LABELS)?;
+        limits::valid_map("match", &req.matchers, limits::MAX_MATCH_KEYS)?;
         let counts = self.drop_counts();
         let mut runs = self.runs.lock();
         if runs.contains_key(&id) {
             return Err(RunsError::Conflict(id));
         }
         self.make_room(&mut runs)?;
-        let mut s = Summary::new(&id, RunSource::Api, now_ms() + max.as_millis() as u64);
+        let now = now_ms();
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let expires = req
+            .expires_unix_ms
+            .filter(|&e| e > now)
+            .unwrap_or(now + max.as_millis() as u64);
+        let mut s = Summary::new(&id, RunSource::Api, expires);
+        if let Some(t) = req.started_unix_ms.filter(|t| t.abs_diff(now) < DAY_MS) {
+            s.started_unix_ms = t;
+        }
         s.labels = req.labels;
         s.matchers = req.matchers;
         let entry = Entry {
@@ -279,6 +459,85 @@ impl Registry {
         self.rebuild_open(&runs);
         tracing::info!(run = %id, "run started");
         Ok(view)
+    }
+
+    /// Catches up with the tier at start-up (before the replica reports ready): opens the
+    /// API runs that peers have open and this replica does not know, and ends runs reloaded
+    /// as open that every peer knowing them has ended. Returns the runs opened and the peers
+    /// that did not answer (logged; a first replica has nobody to ask).
+    pub async fn learn_from_peers(&self) -> (usize, Vec<String>) {
+        let Some(peers) = &self.peers else {
+            return (0, Vec::new());
+        };
+        let path = format!(
+            "/runs?{}",
+            PageRequest {
+                limit: MAX_PAGE,
+                ..Default::default()
+            }
+            .query()
+        );
+        let mut lists = Vec::new();
+        let mut missing = Vec::new();
+        for (addr, reply) in peers
+            .fan_out(reqwest::Method::GET, &path, None, Duration::ZERO)
+            .await
+        {
+            match reply {
+                crate::runs::peers::Reply::Answer(200, b) => {
+                    match serde_json::from_slice::<Page>(&b) {
+                        Ok(p) => lists.push(p.runs),
+                        Err(_) => missing.push(addr),
+                    }
+                }
+                _ => missing.push(addr),
+            }
+        }
+        let mut opened = 0;
+        let mut ended = Vec::new();
+        let known: BTreeMap<String, RunState> = self
+            .runs
+            .lock()
+            .values()
+            .map(|e| (e.summary.id.clone(), e.summary.state))
+            .collect();
+        for info in crate::runs::replicas::merge_infos(lists) {
+            match known.get(&info.id) {
+                None if info.state == RunState::Open && info.source == RunSource::Api => {
+                    let req = StartRequest {
+                        id: Some(info.id.clone()),
+                        labels: info.labels,
+                        matchers: info.matchers,
+                        max_duration: None,
+                        started_unix_ms: Some(info.started_unix_ms),
+                        expires_unix_ms: Some(info.expires_unix_ms),
+                    };
+                    match self.start(req) {
+                        Ok(_) => opened += 1,
+                        Err(e) => {
+                            tracing::warn!(run = %info.id, error = %e, "cannot open a peer's run")
+                        }
+                    }
+                }
+                Some(RunState::Open) if info.state != RunState::Open => ended.push(info.id),
+                _ => {}
+            }
+        }
+        if !ended.is_empty() {
+            let counts = self.drop_counts();
+            let mut runs = self.runs.lock();
+            for id in &ended {
+                if let Some(e) = runs.get_mut(id) {
+                    Self::freeze(e, counts, RunState::Ended);
+                }
+            }
+            self.rebuild_open(&runs);
+        }
+        if !missing.is_empty() {
+            tracing::warn!(peers = ?missing, "runs: peers did not answer at start-up");
+        }
+        tracing::info!(opened, ended = ended.len(), "runs: caught up with peers");
+        (opened, missing)
     }
 
     /// Ends a run: stamping stops at once; then waits (bounded) for the runsummary queue to
@@ -335,10 +594,21 @@ impl Registry {
         runs.get(id).map(|e| self.view(e, now))
     }
 
+    /// Every run, newest first (see [`Registry::list_page`] for the API's pages).
     pub fn list(&self) -> Vec<RunInfo> {
+        self.list_page(&PageRequest {
+            limit: usize::MAX,
+            ..Default::default()
+        })
+        .runs
+    }
+
+    /// One page of runs, newest first (ordered by [`RunInfo::order_key`]).
+    pub fn list_page(&self, req: &PageRequest) -> Page {
         let runs = self.runs.lock();
-        let mut out: Vec<RunInfo> = runs
+        let out: Vec<RunInfo> = runs
             .values()
+            .filter(|e| req.state.is_none_or(|st| e.summary.state == st))
             .map(|e| {
                 let s = &e.summary;
                 RunInfo {
@@ -352,11 +622,12 @@ impl Registry {
                     spans: s.totals.spans,
                     log_records: s.totals.log_records,
                     exceptions: s.totals.exceptions,
+                    expires_unix_ms: s.expires_unix_ms,
                 }
             })
             .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.started_unix_ms));
-        out
+        drop(runs);
+        paginate(out, req)
     }
 
     /// Aggregates one batch (called by the runsummary exporter's workers). Resources without
@@ -400,11 +671,17 @@ impl Registry {
             return;
         }
         let mut runs = self.runs.lock();
+        let mut opened = 0usize;
         for (id, r) in items {
             if !runs.contains_key(&id) {
+                if opened >= self.cfg.max_new_runs_per_request {
+                    self.refused_new_runs.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if valid_id(&id).is_err() || self.make_room(&mut runs).is_err() {
                     continue;
                 }
+                opened += 1;
                 let expires = now_ms() + self.cfg.max_duration.0.as_millis() as u64;
                 let drop_base = Some(self.drop_counts());
                 runs.insert(
@@ -599,5 +876,136 @@ mod tests {
             again.end("nope").await,
             Err(RunsError::NotFound(_))
         ));
+    }
+
+    fn spans_of_runs(ids: &[String]) -> Payload {
+        let req = ExportTraceServiceRequest {
+            resource_spans: ids
+                .iter()
+                .map(|id| {
+                    let ResourceSpans {
+                        resource,
+                        scope_spans,
+                        ..
+                    } = ExportTraceServiceRequest::decode(spans("x", Some(id), 1).bytes)
+                        .unwrap_or_default()
+                        .resource_spans
+                        .remove(0);
+                    ResourceSpans {
+                        resource,
+                        scope_spans,
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+        };
+        Payload::new(Signal::Traces, req.encode_to_vec().into(), ids.len() as u64)
+    }
+
+    #[test]
+    fn data_opens_at_most_the_configured_runs_per_request() {
+        let reg = Registry::new(
+            RunsConfig {
+                max_new_runs_per_request: 3,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = (0..100).map(|i| format!("data-{i}")).collect();
+        assert!(reg.ingest(&spans_of_runs(&ids)).is_ok());
+        assert_eq!(reg.list().len(), 3, "one request opens at most 3 runs");
+        assert_eq!(reg.refused_new_runs(), 97);
+        // known runs keep being summarized; the next request may open 3 more
+        assert!(reg.ingest(&spans_of_runs(&ids)).is_ok());
+        assert_eq!(reg.list().len(), 6);
+        assert_eq!(reg.get("data-0").map(|s| s.totals.spans), Some(2));
+    }
+
+    #[test]
+    fn start_refuses_oversized_labels_filters_and_ids() {
+        let reg = Registry::new(RunsConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        let big = |n: usize, len: usize| -> BTreeMap<String, String> {
+            (0..n).map(|i| (format!("k{i}"), "v".repeat(len))).collect()
+        };
+        for req in [
+            StartRequest {
+                labels: big(100, 10),
+                ..Default::default()
+            },
+            StartRequest {
+                labels: big(1, 2_000_000),
+                ..Default::default()
+            },
+            StartRequest {
+                matchers: big(1000, 1),
+                ..Default::default()
+            },
+            StartRequest {
+                id: Some("x".repeat(200)),
+                ..Default::default()
+            },
+            StartRequest {
+                id: Some("a\u{202E}b".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                matches!(reg.start(req), Err(RunsError::Invalid(_))),
+                "must be refused"
+            );
+        }
+        assert!(reg.list().is_empty());
+        assert!(
+            reg.start(StartRequest {
+                labels: big(limits::MAX_LABELS, limits::MAX_VALUE_BYTES),
+                matchers: big(limits::MAX_MATCH_KEYS, 8),
+                ..Default::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn list_pages_cover_every_run_once_newest_first() {
+        let reg = Registry::new(RunsConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..25 {
+            start(&reg, &format!("r{i:02}"), "qa", None);
+        }
+        let mut seen = Vec::new();
+        let mut q = BTreeMap::from([("limit".to_string(), "10".to_string())]);
+        let mut pages = 0;
+        loop {
+            let p = reg.list_page(&PageRequest::parse(&q).unwrap_or_else(|e| panic!("{e}")));
+            assert!(p.runs.len() <= 10);
+            seen.extend(p.runs.iter().map(|r| r.id.clone()));
+            pages += 1;
+            match p.next_page_token {
+                Some(t) => q.insert("page_token".into(), t),
+                None => break,
+            };
+        }
+        assert_eq!(pages, 3);
+        let all: Vec<String> = reg.list().into_iter().map(|r| r.id).collect();
+        assert_eq!(
+            seen, all,
+            "pages are the full list, in order, without repeats"
+        );
+        assert_eq!(all.len(), 25);
+        for bad in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("page_token", "zz"),
+            ("state", "x"),
+            ("nope", "1"),
+        ] {
+            let q = BTreeMap::from([(bad.0.to_string(), bad.1.to_string())]);
+            assert!(PageRequest::parse(&q).is_err(), "{bad:?}");
+        }
+        let open = PageRequest::parse(&BTreeMap::from([(
+            "state".to_string(),
+            "ended".to_string(),
+        )]));
+        assert_eq!(open.map(|p| reg.list_page(&p).runs.len()), Ok(0));
     }
 }

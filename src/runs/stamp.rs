@@ -5,7 +5,8 @@
 //! (no re-encode).
 
 use crate::pipeline::payload::{Payload, Signal};
-use crate::runs::summary::{RUN_ID_KEY, attr};
+pub use crate::runs::matcher::{MatchIndex, OpenRun};
+use crate::runs::summary::RUN_ID_KEY;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -13,27 +14,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-/// An open run as stamping sees it.
-#[derive(Clone, Debug)]
-pub struct OpenRun {
-    pub id: String,
-    /// all must equal the resource's attribute values; empty = everything
-    pub matchers: Vec<(String, String)>,
-}
-
-/// The run a resource belongs to: the first (most recently started) whose filter matches.
-fn choose<'a>(runs: &'a [OpenRun], r: &Option<Resource>) -> Option<&'a str> {
-    let attrs = r.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
-    if attrs.iter().any(|kv| kv.key == RUN_ID_KEY) {
-        return None;
-    }
-    runs.iter()
-        .find(|run| {
-            run.matchers
-                .iter()
-                .all(|(k, v)| attr(attrs, k).as_deref() == Some(v.as_str()))
-        })
-        .map(|run| run.id.as_str())
+/// The run a resource belongs to (see [`MatchIndex::choose`]).
+fn choose<'a>(runs: &'a MatchIndex, r: &Option<Resource>) -> Option<&'a str> {
+    runs.choose(r.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]))
 }
 
 fn stamp_resource(r: &mut Option<Resource>, id: &str) {
@@ -49,7 +32,7 @@ fn stamp_resource(r: &mut Option<Resource>, id: &str) {
 }
 
 /// Stamps matching resources. `Ok(None)`: nothing matched, use the payload as it is.
-pub fn stamp(payload: &Payload, runs: &[OpenRun]) -> Result<Option<Payload>, prost::DecodeError> {
+pub fn stamp(payload: &Payload, runs: &MatchIndex) -> Result<Option<Payload>, prost::DecodeError> {
     if runs.is_empty() {
         return Ok(None);
     }
@@ -85,6 +68,7 @@ pub fn stamp(payload: &Payload, runs: &[OpenRun]) -> Result<Option<Payload>, pro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runs::summary::attr;
     use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 
     fn res(ns: &str, extra: Option<(&str, &str)>) -> ResourceLogs {
@@ -123,10 +107,10 @@ mod tests {
             ],
         };
         let p = Payload::new(Signal::Logs, req.encode_to_vec().into(), 0);
-        let runs = vec![OpenRun {
+        let runs = MatchIndex::new(vec![OpenRun {
             id: "r1".into(),
             matchers: vec![("service.namespace".into(), "qa".into())],
-        }];
+        }]);
         let out = stamp(&p, &runs).ok().flatten().map(|p| p.bytes);
         let got = out
             .and_then(|b| ExportLogsServiceRequest::decode(b).ok())
@@ -142,10 +126,10 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![Some("r1".into()), None, Some("own".into())]);
-        let none = vec![OpenRun {
+        let none = MatchIndex::new(vec![OpenRun {
             id: "r2".into(),
             matchers: vec![("service.namespace".into(), "x".into())],
-        }];
+        }]);
         assert!(matches!(stamp(&p, &none), Ok(None)));
     }
 }

@@ -152,6 +152,12 @@ pub struct Summary {
     pub dropped: Dropped,
     /// false when `dropped` is non-zero
     pub complete: bool,
+    /// true when the answer lacks replicas of the tier that did not answer (their part of
+    /// the counts is missing); they are listed in `missing_replicas`
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub missing_replicas: Vec<String>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
 }

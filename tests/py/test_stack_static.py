@@ -219,8 +219,8 @@ def test_chart_renders_default_values(root):
     rendered, values = render_chart(root / "helm/watchtower")
     docs = _docs(rendered)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"], kinds
-    by = {d["kind"]: d for d in docs}
+    assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service"], kinds
+    by = {d["kind"]: d for d in docs if not d["metadata"]["name"].endswith("-headless")}
     svc = by["Service"]
     assert svc["spec"]["type"] == "NodePort"
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
@@ -252,12 +252,14 @@ def test_chart_optional_objects(root):
          "env": [{"name": "SUMO_OTLP_ENDPOINT", "value": "https://x"}]}])
     by = {d["kind"]: d for d in _docs(rendered)}
     assert set(by) == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "ServiceMonitor"}
+    by["Service"] = next(d for d in _docs(rendered) if d["kind"] == "Service" and d["spec"].get("clusterIP") != "None")
     assert "replicas" not in by["Deployment"]["spec"]
     assert by["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == by["Deployment"]["metadata"]["name"]
     assert by["ServiceMonitor"]["metadata"]["labels"]["release"] == "kps"
     assert by["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
     assert all("nodePort" not in p for p in by["Service"]["spec"]["ports"])
-    assert by["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"] == "SUMO_OTLP_ENDPOINT"
+    env = by["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["name"] for e in env] == ["WATCHTOWER_RUNS_PEERS", "SUMO_OTLP_ENDPOINT"]
 
 
 def test_renderer_rejects_what_it_does_not_know(root):

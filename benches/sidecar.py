@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Sidecar efficiency benchmark (`make bench-sidecar`; Python 3 standard library only).
+
+The Collector testbed's Trace10kSPS shape: 10,000 spans/s in requests of 100 spans over ONE
+connection, for 30 s, sent by `watchtower loadgen` to a gateway that forwards to a
+`watchtower sink`. Measured from /proc: the gateway's CPU time over the load window as % of
+one core, its average and peak RSS, and its idle cost (CPU % and RSS over an idle window after
+start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately in one session:
+
+  passthrough  otlp receiver -> batch -> otlp exporter (the testbed's pipeline)
+  sidecar      the sidecar example's pipeline (helm/examples/sidecar.yaml): memory_limiter,
+               resource (stamps two attributes: decode + re-encode), batch -> otlphttp
+
+Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH_BIN,
+SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1).
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import run as bench  # noqa: E402  (the shared process helpers of `make bench`)
+
+DURATION = float(os.environ.get("SIDECAR_DURATION", "30"))
+IDLE = float(os.environ.get("SIDECAR_IDLE", "10"))
+ROUNDS = int(os.environ.get("SIDECAR_ROUNDS", "1"))
+LOAD = ["--rate", "10000", "--connections", "1", "--items-per-request", "100",
+        "--attributes", "8", "--services", "5", "--pool", "64"]
+
+PIPELINES = {
+    "passthrough": (
+        lambda s: f'  otlp/sink: {{ endpoint: "127.0.0.1:{s.grpc}", tls: {{ insecure: true }}, compression: none }}',
+        "    traces: { receivers: [otlp], processors: [batch], exporters: [otlp/sink] }",
+        "",
+    ),
+    "sidecar": (
+        lambda s: f'  otlphttp/gateway: {{ endpoint: "http://127.0.0.1:{s.http}", compression: none }}',
+        "    traces: { receivers: [otlp], processors: [memory_limiter, resource, batch], exporters: [otlphttp/gateway] }",
+        """  memory_limiter: { check_interval: 1s, limit_mib: 100, spike_limit_mib: 25 }
+  resource:
+    attributes:
+      - { key: deployment.environment.name, value: staging, action: upsert }
+      - { key: service.namespace, value: shop, action: insert }
+""",
+    ),
+}
+
+
+def config_text(name, exporters_yaml, pipelines_yaml, processors_yaml, ports):
+    grpc, http, health, metrics = ports
+    return f"""receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: "127.0.0.1:{grpc}" }}
+      http: {{ endpoint: "127.0.0.1:{http}" }}
+processors:
+  batch: {{ timeout: 200ms, send_batch_size: 8192 }}
+{processors_yaml}exporters:
+{exporters_yaml}
+extensions:
+  health_check: {{ endpoint: "127.0.0.1:{health}" }}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics: {{ address: "127.0.0.1:{metrics}" }}
+    logs: {{ level: warn }}
+  pipelines:
+{pipelines_yaml}
+"""
+
+
+class Gw:
+    def __init__(self, name, text_fn):
+        self.grpc, self.http, self.health, self.metrics = (bench.free_port() for _ in range(4))
+        self.config = os.path.join(bench.OUT, f"{name}.yaml")
+        with open(self.config, "w") as f:
+            f.write(text_fn((self.grpc, self.http, self.health, self.metrics)))
+        self.proc = bench.spawn(f"{name}-gateway", [bench.BIN, "run", "--config", self.config])
+        bench.wait_http(f"http://127.0.0.1:{self.health}/", self.proc)
+
+    def cpu(self):
+        return bench.cpu_seconds(self.proc.pid)
+
+    def rss(self):
+        return bench.status_kib(self.proc.pid, "VmRSS")
+
+    def stop(self):
+        bench.stop(self.proc, grace=10)
+
+
+def measure(pipeline, protocol, rnd):
+    name = f"sidecar-{pipeline}-{protocol}-{rnd}"
+    exp, pipes, procs = PIPELINES[pipeline]
+    sink = bench.Sink(f"{name}-sink")
+    try:
+        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports))
+        try:
+            # idle: nothing sent
+            time.sleep(1.0)
+            c0, t0 = gw.cpu(), time.monotonic()
+            time.sleep(IDLE)
+            idle_cpu = 100.0 * (gw.cpu() - c0) / (time.monotonic() - t0)
+            idle_rss = gw.rss()
+            endpoint = f"127.0.0.1:{gw.grpc}" if protocol == "grpc" else f"http://127.0.0.1:{gw.http}"
+            out = os.path.join(bench.OUT, f"{name}-loadgen.json")
+            p = bench.spawn(f"{name}-loadgen", [bench.BIN, "loadgen", "--endpoint", endpoint, "--protocol",
+                                                protocol, "--signal", "traces", "--duration", str(DURATION),
+                                                "--json", out, "--quiet"] + LOAD)
+            # skip the first second (connection set-up), then measure
+            time.sleep(1.0)
+            c0, t0 = gw.cpu(), time.monotonic()
+            samples = []
+            while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
+                samples.append(gw.rss())
+                time.sleep(0.5)
+            cpu = 100.0 * (gw.cpu() - c0) / (time.monotonic() - t0)
+            rep = bench.finish_loadgen(p, out, DURATION)
+            got = bench.wait_delivered([sink], "traces", rep["items"]["accepted"])
+            return {
+                "pipeline": pipeline, "protocol": protocol, "round": rnd,
+                "spans_per_s": round(rep["items_per_s"]["accepted"]),
+                "cpu_percent_of_core": round(cpu, 2),
+                "avg_rss_mib": bench.mib(sum(samples) / len(samples)) if samples else None,
+                "peak_rss_mib": bench.mib(bench.status_kib(gw.proc.pid, "VmHWM")),
+                "idle_cpu_percent": round(idle_cpu, 3),
+                "idle_rss_mib": bench.mib(idle_rss),
+                "lost": rep["items"]["accepted"] - got[0],
+                "refused_requests": rep["requests"]["refused"],
+            }
+        finally:
+            gw.stop()
+    finally:
+        sink.stop()
+
+
+def main():
+    os.makedirs(bench.LOGS, exist_ok=True)
+    rows = []
+    for rnd in range(ROUNDS):
+        for pipeline in PIPELINES:
+            for protocol in ("grpc", "http"):
+                bench.log(f"{pipeline} over {protocol} (round {rnd + 1})")
+                r = measure(pipeline, protocol, rnd + 1)
+                bench.log(json.dumps(r))
+                rows.append(r)
+    with open(os.path.join(bench.OUT, "sidecar.json"), "w") as f:
+        json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "rows": rows}, f, indent=2)
+    lines = ["| pipeline | protocol | spans/s | CPU % of a core | avg RSS MiB | peak RSS MiB | idle CPU % | idle RSS MiB | lost |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['pipeline']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
+                     f"{r['avg_rss_mib']} | {r['peak_rss_mib']} | {r['idle_cpu_percent']} | {r['idle_rss_mib']} | {r['lost']} |")
+    with open(os.path.join(bench.OUT, "sidecar.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for c in list(bench.CHILDREN):
+            bench.stop(c)

@@ -1,0 +1,203 @@
+//! The other replicas of a gateway tier, for the runs API. Several replicas behind one
+//! Service must give the same answer whichever one a CD pipeline reaches, so every runs API
+//! call is fanned out over plain HTTP to the peers (the same API, marked as forwarded so the
+//! peer answers from its own state only), and the answers are merged ([`crate::runs::replicas`]).
+//! No consensus protocol: a run is opened on every reachable replica, summaries are merged on
+//! read, and an answer that lacks a replica says so.
+//!
+//! Peers come from `extensions.runs.peers`: `host:port` entries as they are, and
+//! `dns+name:port` entries resolved on every call to all their A/AAAA records (the
+//! Kubernetes headless Service form, as Prometheus, Thanos and Loki spell DNS discovery).
+//! Whether an address is this replica itself is learnt from the `x-watchtower-replica`
+//! header of its answers, so one config can list every replica including itself.
+
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Request header marking a call forwarded by a peer (value: the caller's replica id): the
+/// receiver answers from its own state and does not fan out again.
+pub const FORWARDED: &str = "x-watchtower-peer";
+/// Response header carrying the answering replica's id.
+pub const REPLICA: &str = "x-watchtower-replica";
+
+/// One peer's answer, or why there is none.
+#[derive(Debug)]
+pub enum Reply {
+    /// HTTP status and body
+    Answer(u16, bytes::Bytes),
+    /// unreachable, timed out, or a DNS name that did not resolve
+    Missing(String),
+}
+
+/// The peer set and the client used to reach it.
+pub struct Peers {
+    entries: Vec<String>,
+    client: reqwest::Client,
+    timeout: Duration,
+    /// this replica's id (random per process)
+    pub self_id: String,
+    /// addresses that turned out to be this replica
+    myself: Mutex<BTreeSet<String>>,
+}
+
+impl Peers {
+    /// `entries` as configured (`host:port` or `dns+name:port`); `timeout` bounds each call
+    /// beyond the extra time a caller adds (e.g. run-end's drain).
+    pub fn new(entries: Vec<String>, timeout: Duration) -> Result<Peers, String> {
+        Self::check_entries(&entries)?;
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("peers: http client: {e}"))?;
+        Ok(Peers {
+            entries,
+            client,
+            timeout,
+            self_id: format!("{:016x}", rand::random::<u64>()),
+            myself: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Checks that every entry is `host:port` or `dns+name:port` (port 1-65535).
+    pub fn check_entries(entries: &[String]) -> Result<(), String> {
+        for e in entries {
+            let hp = e.strip_prefix("dns+").unwrap_or(e);
+            match hp.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => return Err(format!("peers: {e:?} is not host:port or dns+name:port")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The peers' addresses now (DNS names resolved), without the ones known to be this
+    /// replica, plus the DNS entries that did not resolve (reported missing).
+    pub async fn resolve(&self) -> (Vec<String>, Vec<(String, String)>) {
+        let mut out = BTreeSet::new();
+        let mut failed = Vec::new();
+        for e in &self.entries {
+            match e.strip_prefix("dns+") {
+                None => {
+                    out.insert(e.clone());
+                }
+                Some(name) => {
+                    match tokio::time::timeout(self.timeout, tokio::net::lookup_host(name)).await {
+                        Ok(Ok(addrs)) => out.extend(addrs.map(|a| a.to_string())),
+                        Ok(Err(err)) => failed.push((e.clone(), format!("cannot resolve: {err}"))),
+                        Err(_) => failed.push((e.clone(), "DNS lookup timed out".into())),
+                    }
+                }
+            }
+        }
+        let me = self.myself.lock();
+        (
+            out.into_iter().filter(|a| !me.contains(a)).collect(),
+            failed,
+        )
+    }
+
+    /// Sends `method path` (with a JSON body if any) to every peer at once and returns each
+    /// peer's reply, keyed by address. Answers from this replica itself are dropped (and its
+    /// address remembered). `extra` is added to the timeout (for calls that wait).
+    pub async fn fan_out(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        extra: Duration,
+    ) -> Vec<(String, Reply)> {
+        let (addrs, failed) = self.resolve().await;
+        let calls = addrs.into_iter().map(|addr| {
+            let mut req = self
+                .client
+                .request(method.clone(), format!("http://{addr}{path}"))
+                .timeout(self.timeout + extra)
+                .header(FORWARDED, &self.self_id);
+            if let Some(b) = &body {
+                req = req
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
+            }
+            async move {
+                let reply = match req.send().await {
+                    Err(e) => Err(e.to_string()),
+                    Ok(r) => {
+                        let who = r
+                            .headers()
+                            .get(REPLICA)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from);
+                        let status = r.status().as_u16();
+                        match r.bytes().await {
+                            Ok(b) => Ok((who, status, b)),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                };
+                (addr, reply)
+            }
+        });
+        let mut out = Vec::new();
+        for (addr, reply) in futures::future::join_all(calls).await {
+            match reply {
+                Ok((Some(who), _, _)) if who == self.self_id => {
+                    self.myself.lock().insert(addr);
+                }
+                Ok((_, status, b)) => out.push((addr, Reply::Answer(status, b))),
+                Err(e) => out.push((addr, Reply::Missing(e))),
+            }
+        }
+        out.extend(failed.into_iter().map(|(a, e)| (a, Reply::Missing(e))));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_must_be_host_port() {
+        let t = Duration::from_secs(1);
+        assert!(
+            Peers::new(
+                vec!["10.0.0.1:13133".into(), "dns+wt-headless.ns:13133".into()],
+                t
+            )
+            .is_ok()
+        );
+        for bad in ["nohost", ":80", "h:0", "h:99999", "dns+name"] {
+            assert!(Peers::new(vec![bad.into()], t).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dns_entries_resolve_to_every_address_and_unreachable_peers_are_missing() {
+        let p = Peers::new(
+            vec![
+                "dns+localhost:1".into(),
+                "dns+no-such-host.invalid:1".into(),
+            ],
+            Duration::from_secs(2),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (addrs, failed) = p.resolve().await;
+        assert!(addrs.iter().any(|a| a == "127.0.0.1:1"), "{addrs:?}");
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let replies = p
+            .fan_out(reqwest::Method::GET, "/runs", None, Duration::ZERO)
+            .await;
+        assert!(
+            replies.iter().all(|(_, r)| matches!(r, Reply::Missing(_))),
+            "{replies:?}"
+        );
+        assert!(
+            replies
+                .iter()
+                .any(|(a, _)| a == "dns+no-such-host.invalid:1")
+        );
+    }
+}

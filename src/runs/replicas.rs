@@ -1,0 +1,321 @@
+//! Merging what several replicas know about a run into one answer. Each replica summarizes
+//! only the data it received; on read the parts are combined: counts add, latency sketches
+//! merge (DDSketch buckets add, so merged quantiles equal those of one sketch fed everything),
+//! exception and error-log groups merge by (service, type, fingerprint) within `max_groups`
+//! (what does not fit is counted in `other`, as on one replica). Pure functions, so the rules
+//! are unit-tested and the same whichever replica merges.
+
+use crate::runs::registry::RunInfo;
+use crate::runs::summary::{Group, Limits, RunSource, RunState, Summary};
+use std::collections::{BTreeMap, HashMap};
+
+/// Example trace ids kept per merged group (as on one replica).
+const EXAMPLES: usize = 3;
+
+fn merge_state(a: RunState, b: RunState) -> RunState {
+    use RunState::*;
+    match (a, b) {
+        (Open, _) | (_, Open) => Open,
+        (Ended, _) | (_, Ended) => Ended,
+        _ => Expired,
+    }
+}
+
+fn merge_source(a: RunSource, b: RunSource) -> RunSource {
+    if a == RunSource::Api || b == RunSource::Api {
+        RunSource::Api
+    } else {
+        RunSource::Attribute
+    }
+}
+
+fn min_nonzero(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    }
+}
+
+fn merge_groups(into: &mut Vec<Group>, from: &[Group], max: usize, overflow: &mut u64) {
+    let mut at: HashMap<(String, String, String), usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, g)| ((g.service.clone(), g.ty.clone(), g.fingerprint.clone()), i))
+        .collect();
+    for g in from {
+        let key = (g.service.clone(), g.ty.clone(), g.fingerprint.clone());
+        match at.get(&key) {
+            Some(&i) => {
+                let m = &mut into[i];
+                m.count += g.count;
+                m.first_seen_unix_nano =
+                    min_nonzero(m.first_seen_unix_nano, g.first_seen_unix_nano);
+                m.last_seen_unix_nano = m.last_seen_unix_nano.max(g.last_seen_unix_nano);
+                for t in &g.example_trace_ids {
+                    if m.example_trace_ids.len() < EXAMPLES && !m.example_trace_ids.contains(t) {
+                        m.example_trace_ids.push(t.clone());
+                    }
+                }
+            }
+            None if into.len() >= max => *overflow += g.count,
+            None => {
+                at.insert(key, into.len());
+                into.push(g.clone());
+            }
+        }
+    }
+}
+
+/// Adds `b` (another replica's part of the same run) into `a`. Derived fields (rates,
+/// quantiles, `complete`) are recomputed by [`Summary::finalize`], which this calls.
+pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
+    a.state = merge_state(a.state, b.state);
+    a.source = merge_source(a.source, b.source);
+    for (k, v) in &b.labels {
+        a.labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if a.matchers.is_empty() {
+        a.matchers = b.matchers.clone();
+    }
+    a.started_unix_ms = min_nonzero(a.started_unix_ms, b.started_unix_ms);
+    a.ended_unix_ms = match (a.ended_unix_ms, b.ended_unix_ms) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
+    if a.state == RunState::Open {
+        a.ended_unix_ms = None;
+    }
+    a.expires_unix_ms = a.expires_unix_ms.max(b.expires_unix_ms);
+    let (t, u) = (&mut a.totals, &b.totals);
+    t.spans += u.spans;
+    t.error_spans += u.error_spans;
+    t.log_records += u.log_records;
+    t.error_log_records += u.error_log_records;
+    t.metric_points += u.metric_points;
+    t.exceptions += u.exceptions;
+    for (name, s) in &b.services {
+        let m = a.services.entry(name.clone()).or_default();
+        m.spans += s.spans;
+        m.error_spans += s.error_spans;
+        m.exceptions += s.exceptions;
+        m.log_records += s.log_records;
+        m.error_log_records += s.error_log_records;
+        m.metric_points += s.metric_points;
+        for (sev, n) in &s.log_records_by_severity {
+            *m.log_records_by_severity.entry(sev.clone()).or_insert(0) += n;
+        }
+        for (op, o) in &s.operations {
+            if !m.operations.contains_key(op) && m.operations.len() >= lim.max_operations {
+                a.other.operation_spans += o.count;
+                continue;
+            }
+            let mo = m.operations.entry(op.clone()).or_default();
+            mo.count += o.count;
+            mo.error_count += o.error_count;
+            mo.sketch.merge(&o.sketch);
+        }
+    }
+    merge_groups(
+        &mut a.exception_groups,
+        &b.exception_groups,
+        lim.max_groups,
+        &mut a.other.exceptions,
+    );
+    merge_groups(
+        &mut a.error_log_groups,
+        &b.error_log_groups,
+        lim.max_groups,
+        &mut a.other.error_log_records,
+    );
+    a.other.exceptions += b.other.exceptions;
+    a.other.error_log_records += b.other.error_log_records;
+    a.other.operation_spans += b.other.operation_spans;
+    a.other.service_items += b.other.service_items;
+    a.dropped.spans += b.dropped.spans;
+    a.dropped.log_records += b.dropped.log_records;
+    a.dropped.metric_points += b.dropped.metric_points;
+    a.reindex();
+    a.finalize();
+}
+
+/// Merges the parts of one run; None when there are none.
+pub fn merge_summaries(parts: Vec<Summary>, lim: &Limits) -> Option<Summary> {
+    let mut it = parts.into_iter();
+    let mut first = it.next()?;
+    for p in it {
+        merge_summary(&mut first, &p, lim);
+    }
+    first.finalize();
+    Some(first)
+}
+
+/// Merges run listings of several replicas: one line per id, counts added.
+pub fn merge_infos(lists: Vec<Vec<RunInfo>>) -> Vec<RunInfo> {
+    let mut by_id: BTreeMap<String, RunInfo> = BTreeMap::new();
+    for r in lists.into_iter().flatten() {
+        match by_id.get_mut(&r.id) {
+            None => {
+                by_id.insert(r.id.clone(), r);
+            }
+            Some(m) => {
+                m.state = merge_state(m.state, r.state);
+                m.source = merge_source(m.source, r.source);
+                m.started_unix_ms = min_nonzero(m.started_unix_ms, r.started_unix_ms);
+                m.ended_unix_ms = if m.state == RunState::Open {
+                    None
+                } else {
+                    m.ended_unix_ms.max(r.ended_unix_ms)
+                };
+                m.expires_unix_ms = m.expires_unix_ms.max(r.expires_unix_ms);
+                for (k, v) in r.labels {
+                    m.labels.entry(k).or_insert(v);
+                }
+                if m.matchers.is_empty() {
+                    m.matchers = r.matchers;
+                }
+                m.spans += r.spans;
+                m.log_records += r.log_records;
+                m.exceptions += r.exceptions;
+            }
+        }
+    }
+    by_id.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn spans(from: u64, n: u64) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "svc")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (from..from + n)
+                    .map(|i| Span {
+                        name: format!("op{}", i % 3),
+                        trace_id: vec![(i % 250) as u8 + 1; 16],
+                        start_time_unix_nano: 0,
+                        end_time_unix_nano: 1_000_000 * (1 + i % 97),
+                        events: vec![Event {
+                            name: "exception".into(),
+                            time_unix_nano: 100 + i,
+                            attributes: vec![
+                                kv("exception.type", &format!("E{}", i % 7)),
+                                kv("exception.message", &format!("order {i} failed")),
+                            ],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Splitting data over three replicas and merging gives what one replica computes.
+    #[test]
+    fn merged_parts_equal_one_replica() {
+        let lim = Limits {
+            max_groups: 10,
+            max_operations: 200,
+        };
+        let mut one = Summary::new("r", RunSource::Api, 10);
+        let mut parts: Vec<Summary> = (0..3)
+            .map(|_| Summary::new("r", RunSource::Api, 10))
+            .collect();
+        for chunk in 0..30u64 {
+            let rs = spans(chunk * 10, 10);
+            one.add_spans(&rs, &lim);
+            parts[(chunk % 3) as usize].add_spans(&rs, &lim);
+        }
+        one.finalize();
+        let merged = merge_summaries(parts.clone(), &lim).unwrap_or_default();
+        assert_eq!(merged.totals, one.totals);
+        assert_eq!(
+            merged.services, one.services,
+            "counts and sketches (quantiles) equal"
+        );
+        let key = |s: &Summary| {
+            let mut g: Vec<(String, String, u64, u64, u64)> = s
+                .exception_groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.ty.clone(),
+                        g.fingerprint.clone(),
+                        g.count,
+                        g.first_seen_unix_nano,
+                        g.last_seen_unix_nano,
+                    )
+                })
+                .collect();
+            g.sort();
+            g
+        };
+        assert_eq!(key(&merged), key(&one), "groups merge by fingerprint");
+        // with a tighter cap (the same on every replica) the merge stays within it
+        let lim5 = Limits {
+            max_groups: 5,
+            ..lim
+        };
+        let mut parts5: Vec<Summary> = (0..3)
+            .map(|_| Summary::new("r", RunSource::Api, 10))
+            .collect();
+        for chunk in 0..30u64 {
+            parts5[(chunk % 3) as usize].add_spans(&spans(chunk * 10, 10), &lim5);
+        }
+        drop(parts);
+        let capped = merge_summaries(parts5, &lim5).unwrap_or_default();
+        assert_eq!(capped.exception_groups.len(), 5, "within max_groups");
+        let merged = capped;
+        let grouped: u64 = merged.exception_groups.iter().map(|g| g.count).sum();
+        assert_eq!(grouped + merged.other.exceptions, 300);
+        assert!(
+            merged
+                .exception_groups
+                .iter()
+                .all(|g| g.example_trace_ids.len() <= EXAMPLES)
+        );
+    }
+
+    #[test]
+    fn state_is_open_while_any_part_is_open() {
+        let lim = Limits {
+            max_groups: 5,
+            max_operations: 5,
+        };
+        let mut a = Summary::new("r", RunSource::Attribute, 10);
+        a.state = RunState::Ended;
+        a.ended_unix_ms = Some(5);
+        let b = Summary::new("r", RunSource::Api, 20);
+        let m = merge_summaries(vec![a.clone(), b], &lim).unwrap_or_default();
+        assert_eq!(
+            (m.state, m.source, m.ended_unix_ms, m.expires_unix_ms),
+            (RunState::Open, RunSource::Api, None, 20)
+        );
+        let mut c = a.clone();
+        c.state = RunState::Expired;
+        c.ended_unix_ms = Some(9);
+        let m = merge_summaries(vec![a, c], &lim).unwrap_or_default();
+        assert_eq!((m.state, m.ended_unix_ms), (RunState::Ended, Some(9)));
+        assert!(merge_summaries(vec![], &lim).is_none());
+    }
+}

@@ -1,0 +1,134 @@
+"""The chart's two roles (docs/replicas.md): the gateway tier (Deployment + HPA, headless
+Service for peer discovery, PDB, spread, drain on scale-down), the durable variant
+(StatefulSet + a PVC per replica) and the sidecar example. Each is rendered, its objects
+checked, and its Watchtower config passed through `watchtower validate`."""
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from gotemplate import render_chart
+
+GATEWAY_OVERLAYS = {
+    "gateway": ["watchtower.yaml", "watchtower-gateway.yaml"],
+    "gateway+durable": ["watchtower.yaml", "watchtower-gateway.yaml", "watchtower-durable.yaml"],
+}
+
+
+def _values(root, names):
+    return [yaml.safe_load((root / "helm/values" / n).read_text()) for n in names]
+
+
+def _render(root, role):
+    rendered, values = render_chart(root / "helm/watchtower", _values(root, GATEWAY_OVERLAYS[role]))
+    docs = []
+    for name, text in rendered.items():
+        if name.endswith(".txt"):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if d is not None]
+    return docs, values
+
+
+def _seconds(d):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", str(d))
+    assert m, d
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _mib(q):
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", q)
+    assert m, q
+    return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+
+def _validate(bin_, tmp_path, text, env=None):
+    f = tmp_path / "config.yaml"
+    f.write_text(text)
+    return subprocess.run([bin_, "validate", "--config", str(f)], capture_output=True, text=True,
+                          timeout=30, env=dict(os.environ, **(env or {})))
+
+
+def _workload(docs):
+    w = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(w) == 1, [d["kind"] for d in docs]
+    return w[0]
+
+
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_gateway_roles_render(root, role, watchtower_bin, tmp_path):
+    docs, values = _render(root, role)
+    kinds = sorted(d["kind"] for d in docs)
+    wl = _workload(docs)
+    durable = role.endswith("durable")
+    assert wl["kind"] == ("StatefulSet" if durable else "Deployment")
+    assert kinds == sorted(["ConfigMap", wl["kind"], "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Service"])
+    sel = wl["spec"]["selector"]["matchLabels"]
+    # HPA on CPU and memory, targeting the workload; no fixed replica count with the HPA on
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": wl["kind"], "name": wl["metadata"]["name"]}
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    assert hpa["spec"]["minReplicas"] >= 2 and "replicas" not in wl["spec"]
+    # headless Service for peer discovery, listing not-ready pods too; the pods get its name
+    svcs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    headless = svcs[f"{wl['metadata']['name']}-headless"]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    assert headless["spec"]["selector"] == sel
+    pod = wl["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["WATCHTOWER_RUNS_PEERS"] == f"dns+{headless['metadata']['name']}.watchtower.svc.cluster.local:13133"
+    # PDB and spread
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"] == sel
+    keys = {t["topologyKey"] for t in pod["topologySpreadConstraints"]}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert all(t["labelSelector"]["matchLabels"] == sel for t in pod["topologySpreadConstraints"])
+    # drain on scale-down: grace > preStop + shutdown_timeout
+    cfg = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+    pre = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > pre + _seconds(cfg["service"]["shutdown_timeout"])
+    # memory: the limiter acts below the container limit; request = limit
+    lim = cfg["processors"]["memory_limiter"]
+    mem = _mib(c["resources"]["limits"]["memory"])
+    assert lim["limit_mib"] <= 0.8 * mem and _mib(c["resources"]["requests"]["memory"]) == mem
+    # gRPC connections age out so SDKs rebalance after a scale-up
+    ka = cfg["receivers"]["otlp"]["protocols"]["grpc"]["keepalive"]["server_parameters"]
+    assert _seconds(ka["max_connection_age"]) <= 600
+    # the runs extension is on and reads its peers from the chart's env var
+    assert cfg["extensions"]["runs"]["peers"] == ["${env:WATCHTOWER_RUNS_PEERS:-}"]
+    assert "runs" in cfg["service"]["extensions"]
+    if durable:
+        claims = wl["spec"]["volumeClaimTemplates"]
+        assert [v["metadata"]["name"] for v in claims] == ["data"]
+        assert claims[0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+        mount = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["data"]
+        assert wl["spec"]["serviceName"] == headless["metadata"]["name"]
+        fs = cfg["extensions"]["file_storage"]["directory"]
+        assert fs.startswith(mount + "/") and cfg["extensions"]["runs"]["directory"].startswith(mount + "/")
+        for name, e in cfg["exporters"].items():
+            if name != "runsummary":
+                assert e["sending_queue"]["storage"] == "file_storage", name
+    else:
+        assert all(m["name"] != "data" for m in c["volumeMounts"])
+    # the rendered config is valid, with and without the peers variable
+    for extra in ({}, {"WATCHTOWER_RUNS_PEERS": env["WATCHTOWER_RUNS_PEERS"]}):
+        r = _validate(watchtower_bin, tmp_path, yaml.safe_dump(cfg), extra)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", f"{role} {extra}: {r.stdout}{r.stderr}"
+
+
+def test_sidecar_example_is_sized_by_the_measured_figures(root, watchtower_bin, tmp_path):
+    docs = [d for d in yaml.safe_load_all((root / "helm/examples/sidecar.yaml").read_text()) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    c = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "watchtower")
+    cfg = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+    req, lim = c["resources"]["requests"], c["resources"]["limits"]
+    # docs/replicas.md: ~5% of a core and ~12 MiB RSS at 10k spans/s; requests cover steady
+    # state with headroom, the memory limit sits above the limiter's limit
+    cpu_m = int(req["cpu"].rstrip("m"))
+    assert 20 <= cpu_m <= 100
+    assert _mib(req["memory"]) >= 16
+    assert cfg["processors"]["memory_limiter"]["limit_mib"] <= 0.8 * _mib(lim["memory"])
+    r = _validate(watchtower_bin, tmp_path, yaml.safe_dump(cfg))
+    assert r.returncode == 0, r.stdout + r.stderr

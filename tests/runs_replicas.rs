@@ -1,0 +1,539 @@
+//! Test runs across replicas: three gateway processes on loopback form one tier (peers by a
+//! static list, and by a DNS name with several A records), the generator's traffic is spread
+//! round-robin over them by an in-test OTLP/HTTP proxy, and every runs command must give the
+//! answer one replica gives for the same seed, whichever replica is asked. A replica killed
+//! mid-run makes answers `partial` naming it; restarted, it learns the open run from its peers
+//! before it reports ready.
+
+mod support;
+
+use axum::body::Bytes;
+use axum::extract::{Path as AxPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::{client, free_port, python};
+
+fn bin() -> String {
+    std::env::var("WATCHTOWER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_watchtower").to_string())
+}
+
+/// One replica: health (runs API) on `host:health`, OTLP/HTTP on 127.0.0.1:`http`.
+struct Replica {
+    child: Option<Child>,
+    host: String,
+    health: u16,
+    http: u16,
+    config: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Replica {
+    fn new(dir: &Path, name: &str, host: &str, health: u16, peers: &[String]) -> Replica {
+        let (http, grpc) = (free_port(), free_port());
+        let peers = peers
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: "127.0.0.1:{grpc}" }}
+      http: {{ endpoint: "127.0.0.1:{http}" }}
+exporters:
+  runsummary: {{ sending_queue: {{ queue_size: 1000 }} }}
+extensions:
+  health_check: {{ endpoint: "{host}:{health}" }}
+  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s }}
+service:
+  extensions: [health_check, runs]
+  telemetry: {{ metrics: {{ address: "" }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [runsummary] }}
+    metrics: {{ receivers: [otlp], exporters: [runsummary] }}
+    logs: {{ receivers: [otlp], exporters: [runsummary] }}
+"#
+        );
+        let config = dir.join(format!("{name}.yaml"));
+        std::fs::write(&config, text).expect("write config");
+        Replica {
+            child: None,
+            host: host.into(),
+            health,
+            http,
+            config,
+            env: Vec::new(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}:{}", self.host, self.health)
+    }
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.health)
+    }
+    fn otlp(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "error")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gateway");
+        self.child = Some(child);
+    }
+
+    /// Waits until health answers 200 (ready).
+    async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client().get(format!("{}/", self.url())).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not become ready",
+                self.addr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An OTLP/HTTP proxy sending each request to the next replica in turn.
+async fn round_robin(targets: Vec<String>) -> (String, Arc<AtomicUsize>) {
+    struct Rr {
+        targets: Vec<String>,
+        next: Arc<AtomicUsize>,
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let state = Arc::new(Rr {
+        targets,
+        next: next.clone(),
+    });
+    let app = axum::Router::new()
+        .route(
+            "/v1/{signal}",
+            axum::routing::post(
+                |State(rr): State<Arc<Rr>>,
+                 AxPath(signal): AxPath<String>,
+                 h: HeaderMap,
+                 b: Bytes| async move {
+                    let i = rr.next.fetch_add(1, Ordering::Relaxed) % rr.targets.len();
+                    let mut req = client()
+                        .post(format!("{}/v1/{signal}", rr.targets[i]))
+                        .body(b);
+                    for name in ["content-type", "content-encoding"] {
+                        if let Some(v) = h.get(name) {
+                            req = req.header(name, v.clone());
+                        }
+                    }
+                    match req.send().await {
+                        Ok(r) => {
+                            let code = StatusCode::from_u16(r.status().as_u16())
+                                .unwrap_or(StatusCode::BAD_GATEWAY);
+                            let ct = r.headers().get("content-type").cloned().unwrap_or(
+                                axum::http::HeaderValue::from_static("application/x-protobuf"),
+                            );
+                            (
+                                code,
+                                [("content-type", ct)],
+                                r.bytes().await.unwrap_or_default(),
+                            )
+                        }
+                        Err(_) => (
+                            StatusCode::BAD_GATEWAY,
+                            [(
+                                "content-type",
+                                axum::http::HeaderValue::from_static("text/plain"),
+                            )],
+                            Bytes::new(),
+                        ),
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (format!("http://127.0.0.1:{port}"), next)
+}
+
+/// Runs generate.py against `endpoint` and returns its manifest.
+fn generate(dir: &Path, endpoint: &str, scenario: &str, count: u32, seed: u32, tag: &str) -> Value {
+    let manifest = dir.join(format!("manifest-{tag}.json"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data/generate.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([
+            "--protocol",
+            "http",
+            "--endpoint",
+            endpoint,
+            "--rate",
+            "0",
+            "--error-rate",
+            "0.1",
+        ])
+        .args([
+            "--scenario",
+            scenario,
+            "--count",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .expect("run generate.py");
+    assert!(
+        out.status.success(),
+        "generate.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("manifest json")
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("run cli");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// GET a runs API path; `local` asks the replica for its own part only (as a peer would).
+async fn get(url: &str, local: bool) -> (u16, Value) {
+    let mut req = client().get(url);
+    if local {
+        req = req.header("x-watchtower-peer", "test");
+    }
+    let r = req.send().await.expect("GET");
+    let code = r.status().as_u16();
+    (
+        code,
+        serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null),
+    )
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// What must be equal between the tier's merged summary and one replica's: counts per
+/// service, exception groups by fingerprint, severity counts.
+fn essence(s: &Value) -> Value {
+    let mut groups: Vec<(String, String, String, u64)> = s["exception_groups"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| {
+                    (
+                        g["service"].as_str().unwrap_or("").to_string(),
+                        g["type"].as_str().unwrap_or("").to_string(),
+                        g["fingerprint"].as_str().unwrap_or("").to_string(),
+                        u(&g["count"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    groups.sort();
+    let services: BTreeMap<String, Value> = s["services"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let ops: BTreeMap<String, (u64, u64)> = v["operations"]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(n, op)| {
+                                    (n.clone(), (u(&op["count"]), u(&op["error_count"])))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (
+                        k.clone(),
+                        serde_json::json!({
+                            "spans": v["spans"], "error_spans": v["error_spans"],
+                            "log_records": v["log_records"], "exceptions": v["exceptions"],
+                            "by_severity": v["log_records_by_severity"], "operations": ops,
+                        }),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut totals = s["totals"].clone();
+    totals["metric_points"] = Value::Null; // metric exports depend on timing, not on the seed
+    serde_json::json!({ "totals": totals, "services": services, "groups": groups })
+}
+
+/// The gate's JSON report without timing-dependent parts (latencies).
+fn gate_essence(report: &str) -> Value {
+    let r: Value = serde_json::from_str(report).expect("gate json");
+    let checks: Vec<Value> = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["name"] != "p95_regression_pct")
+        .map(|c| serde_json::json!({ "name": c["name"], "value": c["value"], "status": c["status"] }))
+        .collect();
+    serde_json::json!({
+        "verdict": r["verdict"], "exit_code": r["exit_code"], "checks": checks,
+        "new_exception_types": r["new_exception_types"],
+        "groups": r["new_exception_groups"].as_array().map(|a| a.iter().map(|g| (g["type"].clone(), g["fingerprint"].clone(), g["count"].clone())).collect::<Vec<_>>()),
+    })
+}
+
+/// The single-replica answer for a seed: (summary essence, gate essence).
+async fn single_replica_answer(dir: &Path, seed: u32) -> (Value, Value) {
+    let mut one = Replica::new(dir, "single", "127.0.0.1", free_port(), &[]);
+    one.spawn();
+    one.ready().await;
+    let url = one.url();
+    assert_eq!(cli(&["run-start", "--url", &url, "--id", "R"]).0, 0);
+    generate(dir, &one.otlp(), "new-exception", 120, seed, "single");
+    assert_eq!(cli(&["run-end", "--url", &url, "--id", "R"]).0, 0);
+    let (_, s) = get(&format!("{url}/runs/R"), false).await;
+    let (code, report, _) = cli(&["gate", "--url", &url, "--run", "R", "--format", "json"]);
+    assert_eq!(code, 2, "a new exception type blocks: {report}");
+    one.kill();
+    (essence(&s), gate_essence(&report))
+}
+
+/// Runs the whole scenario on a tier of three replicas.
+async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
+    let (want_summary, want_gate) = single_replica_answer(dir, seed).await;
+    for r in tier.iter_mut() {
+        r.spawn();
+    }
+    for r in &tier {
+        r.ready().await;
+    }
+    let urls: Vec<String> = tier.iter().map(|r| r.url()).collect();
+    let (proxy, sent) = round_robin(tier.iter().map(|r| r.otlp()).collect()).await;
+
+    // run-start on replica 0 opens the run on all three before it returns
+    let (code, out, err) = cli(&["run-start", "--url", &urls[0], "--id", "R"]);
+    assert_eq!((code, out.trim()), (0, "R"), "{err}");
+    assert!(!err.contains("warning"), "every replica has the run: {err}");
+    for u in &urls {
+        let (code, s) = get(&format!("{u}/runs/R"), true).await;
+        assert_eq!((code, s["state"].as_str()), (200, Some("open")), "{u}");
+    }
+    generate(dir, &proxy, "new-exception", 120, seed, "tier");
+    assert!(
+        sent.load(Ordering::Relaxed) >= 6,
+        "the proxy spread the traffic"
+    );
+    // every replica received and stamped a share
+    for url in &urls {
+        let (_, s) = get(&format!("{url}/runs/R"), true).await;
+        assert!(
+            u(&s["totals"]["spans"]) > 0,
+            "{url} summarized its share: {}",
+            s["totals"]
+        );
+    }
+    // run-end on another replica, gate and show asked of a third
+    let (code, out, err) = cli(&["run-end", "--url", &urls[1], "--id", "R"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, merged) = get(&format!("{}/runs/R", urls[2]), false).await;
+    assert_eq!(code, 200);
+    assert_eq!(merged["state"], "ended");
+    assert_eq!(merged["partial"], false);
+    assert_eq!(
+        essence(&merged),
+        want_summary,
+        "the tier's summary equals one replica's"
+    );
+    for u in &urls {
+        let (code, report, _) = cli(&["gate", "--url", u, "--run", "R", "--format", "json"]);
+        assert_eq!(code, 2);
+        assert_eq!(gate_essence(&report), want_gate, "gate asked of {u}");
+    }
+    let (code, list, _) = cli(&["runs", "list", "--url", &urls[2]]);
+    assert_eq!(code, 0);
+    let line: Vec<&str> = list.lines().filter(|l| l.starts_with("R ")).collect();
+    assert_eq!(line.len(), 1, "one line per run: {list}");
+    assert!(
+        line[0].contains(&format!(" {} ", merged["totals"]["spans"])),
+        "merged counts: {list}"
+    );
+
+    // a second run; replica 2 dies mid-run
+    assert_eq!(cli(&["run-start", "--url", &urls[1], "--id", "R2"]).0, 0);
+    generate(dir, &proxy, "baseline", 30, seed + 1, "r2");
+    let dead = tier[2].addr();
+    tier[2].kill();
+    let (code, s) = get(&format!("{}/runs/R2", urls[0]), false).await;
+    assert_eq!(code, 200);
+    assert_eq!(s["partial"], true, "an answer without a replica says so");
+    assert_eq!(
+        s["missing_replicas"],
+        serde_json::json!([dead]),
+        "and names it"
+    );
+    let (_, page) = get(&format!("{}/runs", urls[1]), false).await;
+    assert_eq!(
+        (page["partial"].clone(), page["missing_replicas"].clone()),
+        (Value::Bool(true), serde_json::json!([dead]))
+    );
+    let (code, report, _) = cli(&[
+        "gate",
+        "--url",
+        &urls[0],
+        "--run",
+        "R2",
+        "--baseline",
+        "R2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "a partial view never passes: {report}");
+    assert!(report.contains(&dead), "{report}");
+    let (code, _, err) = cli(&["run-start", "--url", &urls[0], "--id", "R3"]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains(&dead),
+        "run-start names the replica that did not get the run: {err}"
+    );
+
+    // restarted (no runs directory: it has forgotten everything), it learns R2 and R3 from its
+    // peers before it reports ready, and stamps its data from then on
+    tier[2].spawn();
+    tier[2].ready().await;
+    for id in ["R2", "R3"] {
+        let (code, s) = get(&format!("{}/runs/{id}", urls[2]), true).await;
+        assert_eq!(
+            (code, s["state"].as_str()),
+            (200, Some("open")),
+            "{id} learnt before ready"
+        );
+    }
+    assert_eq!(cli(&["run-end", "--url", &urls[0], "--id", "R3"]).0, 0);
+    let body = support::trace_request("late-svc", 1, 7);
+    let (code, _, _) = support::post_protobuf(&format!("{}/v1/traces", tier[2].otlp()), body).await;
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = get(&format!("{}/runs/R2", urls[2]), true).await;
+        if u(&s["services"]["late-svc"]["spans"]) == 7 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted replica stamps R2: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, s) = get(&format!("{}/runs/R2/end", urls[0]), false).await;
+    assert_eq!(code, 405, "end is a POST");
+    let r = client()
+        .post(format!("{}/runs/R2/end", urls[0]))
+        .send()
+        .await
+        .expect("end");
+    let s2: Value =
+        serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_eq!(s2["partial"], false, "whole again: {s} {s2}");
+    assert_eq!(u(&s2["services"]["late-svc"]["spans"]), 7);
+    assert_eq!(s2["state"], "ended");
+}
+
+/// Peers from a static list (every replica lists all three, itself included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_static_peers_answer_as_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let tier = (0..3)
+        .map(|i| Replica::new(dir.path(), &format!("r{i}"), "127.0.0.1", ports[i], &peers))
+        .collect();
+    tier_scenario(dir.path(), tier, 7).await;
+}
+
+/// Peers from one DNS name with three A records (127.0.0.2-4, each replica on the same port,
+/// as pods behind a headless Service). The name is served by nss_wrapper
+/// (libnss-wrapper, installed by `make test`), preloaded into the gateway processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_dns_peers_answer_as_one() {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
+        "/usr/lib/aarch64-linux-gnu/libnss_wrapper.so",
+        "/usr/lib/libnss_wrapper.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libnss_wrapper.so is missing: run `make test` (it installs libnss-wrapper)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = dir.path().join("hosts");
+    let name = "watchtower-headless.test";
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.2 {name}\n127.0.0.3 {name}\n127.0.0.4 {name}\n"),
+    )
+    .expect("hosts");
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let peers = vec![format!("dns+{name}:{port}")];
+    let tier: Vec<Replica> = (0..3)
+        .map(|i| {
+            let mut r = Replica::new(
+                dir.path(),
+                &format!("d{i}"),
+                &format!("127.0.0.{}", i + 2),
+                port,
+                &peers,
+            );
+            r.env = vec![
+                ("LD_PRELOAD".into(), lib.into()),
+                ("NSS_WRAPPER_HOSTS".into(), hosts.display().to_string()),
+                ("NSS_WRAPPER_PASSWD".into(), "/etc/passwd".into()),
+                ("NSS_WRAPPER_GROUP".into(), "/etc/group".into()),
+            ];
+            r
+        })
+        .collect();
+    tier_scenario(dir.path(), tier, 9).await;
+}
