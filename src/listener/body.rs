@@ -154,11 +154,10 @@ mod tests {
     use http_body_util::BodyExt;
     use http_body_util::StreamBody;
 
+    type TestBody = Pin<Box<dyn Body<Data = Bytes, Error = std::convert::Infallible> + Send>>;
+
     /// A body fed by a channel, one chunk at a time.
-    fn channel_body() -> (
-        tokio::sync::mpsc::Sender<Bytes>,
-        Pin<Box<dyn Body<Data = Bytes, Error = std::convert::Infallible> + Send>>,
-    ) {
+    fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, TestBody) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv()
