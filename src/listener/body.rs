@@ -78,10 +78,6 @@ where
             .limits
             .min_rate
             .saturating_mul(this.limits.window.as_secs().max(1));
-        if this.limits.min_rate > 0 && this.window.is_none() {
-            this.window = Some(Box::pin(tokio::time::sleep(this.limits.window)));
-            this.window_bytes = 0;
-        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
@@ -108,6 +104,11 @@ where
                     && d.as_mut().poll(cx).is_ready()
                 {
                     err = this.limits.read_timeout.map(BodyTimeout::ReadTimeout);
+                }
+                // the window starts the first time the body makes the server wait, so a body
+                // that arrives whole costs no timer
+                if this.limits.min_rate > 0 && this.window.is_none() {
+                    this.window = Some(Box::pin(tokio::time::sleep(this.limits.window)));
                 }
                 if err.is_none()
                     && let Some(w) = this.window.as_mut()
