@@ -87,7 +87,7 @@ pub fn prepare_process(cfg: &crate::config::Config) {
     }
 }
 
-/// How long a TLS handshake may take when `read_header_timeout` is off.
+/// How long a TLS handshake may take at most (less when `read_header_timeout` is shorter).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
@@ -178,7 +178,7 @@ pub async fn serve(
                     match tls {
                         None => run_conn(stream, &shared, state, stop).await,
                         Some(acceptor) => {
-                            let limit = shared.settings.read_header_timeout.unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+                            let limit = shared.settings.read_header_timeout.map_or(TLS_HANDSHAKE_TIMEOUT, |t| t.min(TLS_HANDSHAKE_TIMEOUT));
                             if let Ok(Ok(s)) = tokio::time::timeout(limit, acceptor.accept(stream)).await {
                                 run_conn(s, &shared, state, stop).await;
                             }
