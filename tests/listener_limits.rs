@@ -109,6 +109,20 @@ async fn slowloris_headers_are_cut_after_read_header_timeout_on_otlp_http_and_he
     )
     .await;
     for addr in [http_addr(&app), app.bound.health.expect("health")] {
+        // a connection that sends nothing at all (idle_timeout is the default 1m)
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let start = Instant::now();
+        assert!(
+            read_until_closed(&mut silent, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{addr}: a silent connection was kept open"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
         let held = slowloris(addr).await;
         assert!(
             held >= Duration::from_millis(900) && held < Duration::from_secs(4),

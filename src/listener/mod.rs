@@ -257,7 +257,7 @@ async fn run_conn<IO>(
             }
             return;
         }
-        r = conn::wait_close(&state, s.idle_timeout, age_deadline, &mut stop) => r,
+        r = conn::wait_close(&state, s.idle_timeout, s.read_header_timeout, age_deadline, &mut stop) => r,
     };
     count_close(reason);
     conn.as_mut().graceful_shutdown();
