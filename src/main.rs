@@ -50,7 +50,7 @@ async fn run(path: Option<String>) -> ExitCode {
         }
     };
     init_logging(cfg.service.telemetry.logs.level.as_deref());
-    watchtower::listener::fd_limit::raise_and_log();
+    watchtower::listener::prepare_process(&cfg);
     let app = match App::start(cfg).await {
         Ok(a) => a,
         Err(e) => {

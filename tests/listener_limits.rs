@@ -109,6 +109,20 @@ async fn slowloris_headers_are_cut_after_read_header_timeout_on_otlp_http_and_he
     )
     .await;
     for addr in [http_addr(&app), app.bound.health.expect("health")] {
+        // a connection that sends nothing at all (idle_timeout is the default 1m)
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let start = Instant::now();
+        assert!(
+            read_until_closed(&mut silent, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{addr}: a silent connection was kept open"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
+        );
         let held = slowloris(addr).await;
         assert!(
             held >= Duration::from_millis(900) && held < Duration::from_secs(4),
@@ -422,6 +436,41 @@ async fn grpc_max_concurrent_streams_is_applied() {
     );
     // the third stream is refused (REFUSED_STREAM = 7); the first two are still open
     assert_eq!(resets, vec![(5, 7)], "RST_STREAM frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_keepalive_pings_and_closes_a_peer_that_does_not_answer() {
+    let app = gateway(
+        ", keepalive: { server_parameters: { time: 500ms, timeout: 1s } }",
+        "",
+        "",
+        "debug: {}",
+    )
+    .await;
+    let mut s = TcpStream::connect(grpc_addr(&app)).await.expect("connect");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    s.write_all(&out).await.expect("write");
+    let start = Instant::now();
+    let got = read_until_closed(&mut s, Duration::from_secs(6))
+        .await
+        .expect("a peer that never answers PINGs was kept open");
+    let held = start.elapsed();
+    // a PING frame (type 6, not an ACK) was among what the server sent
+    let mut pinged = false;
+    let mut rest = &got[..];
+    while rest.len() >= 9 {
+        let len = ((rest[0] as usize) << 16) | ((rest[1] as usize) << 8) | rest[2] as usize;
+        if rest[3] == 0x6 && rest[4] & 0x1 == 0 {
+            pinged = true;
+        }
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    assert!(pinged, "no PING sent");
+    assert!(
+        held >= Duration::from_millis(1200) && held < Duration::from_secs(5),
+        "{held:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

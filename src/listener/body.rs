@@ -78,10 +78,6 @@ where
             .limits
             .min_rate
             .saturating_mul(this.limits.window.as_secs().max(1));
-        if this.limits.min_rate > 0 && this.window.is_none() {
-            this.window = Some(Box::pin(tokio::time::sleep(this.limits.window)));
-            this.window_bytes = 0;
-        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
@@ -108,6 +104,11 @@ where
                     && d.as_mut().poll(cx).is_ready()
                 {
                     err = this.limits.read_timeout.map(BodyTimeout::ReadTimeout);
+                }
+                // the window starts the first time the body makes the server wait, so a body
+                // that arrives whole costs no timer
+                if this.limits.min_rate > 0 && this.window.is_none() {
+                    this.window = Some(Box::pin(tokio::time::sleep(this.limits.window)));
                 }
                 if err.is_none()
                     && let Some(w) = this.window.as_mut()
@@ -154,11 +155,10 @@ mod tests {
     use http_body_util::BodyExt;
     use http_body_util::StreamBody;
 
+    type TestBody = Pin<Box<dyn Body<Data = Bytes, Error = std::convert::Infallible> + Send>>;
+
     /// A body fed by a channel, one chunk at a time.
-    fn channel_body() -> (
-        tokio::sync::mpsc::Sender<Bytes>,
-        Pin<Box<dyn Body<Data = Bytes, Error = std::convert::Infallible> + Send>>,
-    ) {
+    fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, TestBody) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv()

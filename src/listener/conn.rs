@@ -6,7 +6,7 @@
 
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -43,6 +43,8 @@ pub struct ConnState {
     pub id: u64,
     pub accepted: Instant,
     active: AtomicUsize,
+    /// Set by the first request.
+    served: AtomicBool,
     idle_since: Mutex<Instant>,
     close: Mutex<Option<CloseReason>>,
     changed: Notify,
@@ -65,6 +67,7 @@ impl ConnState {
             id,
             accepted: now,
             active: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             idle_since: Mutex::new(now),
             close: Mutex::new(None),
             changed: Notify::new(),
@@ -75,6 +78,7 @@ impl ConnState {
     /// driver (it re-checks idleness when its timer fires), so they cost two atomic updates.
     pub fn begin(self: &Arc<Self>) -> RequestGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
+        self.served.store(true, Ordering::Relaxed);
         RequestGuard(self.clone())
     }
 
@@ -116,14 +120,22 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Resolves when the connection should start its graceful close, and says why.
-/// `idle` is the idle timeout, `age_deadline` the instant the connection gets too old.
+/// `idle` is the idle timeout, `first` a shorter limit for a connection that has not yet
+/// sent a request (the header timeout), `age_deadline` the instant the connection gets too
+/// old.
 pub async fn wait_close(
     state: &ConnState,
     idle: Option<Duration>,
+    first: Option<Duration>,
     age_deadline: Option<Instant>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> CloseReason {
     loop {
+        let idle = match (state.served.load(Ordering::Relaxed), idle, first) {
+            (false, Some(i), Some(f)) => Some(i.min(f)),
+            (false, None, Some(f)) => Some(f),
+            _ => idle,
+        };
         let notified = state.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -174,7 +186,7 @@ mod tests {
             drop(g);
             let _ = st2;
         });
-        let r = wait_close(&st, Some(Duration::from_secs(10)), None, &mut rx).await;
+        let r = wait_close(&st, Some(Duration::from_secs(10)), None, None, &mut rx).await;
         assert_eq!(r, CloseReason::Idle);
         // busy for 30 s, then idle for 10 s
         assert_eq!(start.elapsed(), Duration::from_secs(40));
@@ -187,7 +199,7 @@ mod tests {
         let _g = st.begin();
         let r = tokio::time::timeout(
             Duration::from_secs(3600),
-            wait_close(&st, Some(Duration::from_secs(1)), None, &mut rx),
+            wait_close(&st, Some(Duration::from_secs(1)), None, None, &mut rx),
         )
         .await;
         assert!(r.is_err(), "closed while a request was open: {r:?}");
@@ -199,7 +211,14 @@ mod tests {
         let (_tx, mut rx) = no_shutdown();
         let _g = st.begin();
         let start = Instant::now();
-        let r = wait_close(&st, None, Some(start + Duration::from_secs(5)), &mut rx).await;
+        let r = wait_close(
+            &st,
+            None,
+            None,
+            Some(start + Duration::from_secs(5)),
+            &mut rx,
+        )
+        .await;
         assert_eq!(r, CloseReason::Age);
         assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
@@ -214,7 +233,7 @@ mod tests {
             st2.request_close(CloseReason::Evicted);
         });
         assert_eq!(
-            wait_close(&st, None, None, &mut rx).await,
+            wait_close(&st, None, None, None, &mut rx).await,
             CloseReason::Evicted
         );
         let st = ConnState::new(2);
@@ -223,9 +242,41 @@ mod tests {
             let _ = tx.send(true);
         });
         assert_eq!(
-            wait_close(&st, None, None, &mut rx).await,
+            wait_close(&st, None, None, None, &mut rx).await,
             CloseReason::Shutdown
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_first_request_gets_the_shorter_header_timeout() {
+        let (_tx, mut rx) = no_shutdown();
+        let silent = ConnState::new(1);
+        let start = Instant::now();
+        let r = wait_close(
+            &silent,
+            Some(Duration::from_secs(60)),
+            Some(Duration::from_secs(5)),
+            None,
+            &mut rx,
+        )
+        .await;
+        assert_eq!(
+            (r, start.elapsed()),
+            (CloseReason::Idle, Duration::from_secs(5))
+        );
+        // after a request, idleness is measured with the idle timeout
+        let served = ConnState::new(2);
+        drop(served.begin());
+        let start = Instant::now();
+        wait_close(
+            &served,
+            Some(Duration::from_secs(60)),
+            Some(Duration::from_secs(5)),
+            None,
+            &mut rx,
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
     }
 
     #[test]

@@ -5,9 +5,9 @@
 /// Soft and hard `RLIMIT_NOFILE` after trying to raise the soft limit to the hard one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoFile {
-    pub before: u64,
-    pub soft: u64,
-    pub hard: u64,
+    pub before: libc::rlim_t,
+    pub soft: libc::rlim_t,
+    pub hard: libc::rlim_t,
 }
 
 /// Raises the soft limit to the hard limit. Errors carry the OS error text.
@@ -20,7 +20,7 @@ pub fn raise() -> Result<NoFile, String> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
-    let before = lim.rlim_cur as u64;
+    let before = lim.rlim_cur;
     if lim.rlim_cur < lim.rlim_max {
         let want = libc::rlimit {
             rlim_cur: lim.rlim_max,
@@ -34,13 +34,13 @@ pub fn raise() -> Result<NoFile, String> {
     }
     Ok(NoFile {
         before,
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
     })
 }
 
 /// [`raise`] and log the outcome; returns the soft limit in effect, if known.
-pub fn raise_and_log() -> Option<u64> {
+pub fn raise_and_log() -> Option<libc::rlim_t> {
     match raise() {
         Ok(n) if n.before != n.soft => {
             tracing::info!(

@@ -31,7 +31,63 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// How long a TLS handshake may take when `read_header_timeout` is off.
+/// Descriptors kept aside for destinations, queue files and the runtime when comparing the
+/// connection caps with the open-file limit.
+const FD_RESERVE: u64 = 256;
+
+/// The sum of `max_connections` over every listener `cfg` opens.
+pub fn connection_budget(cfg: &crate::config::Config) -> u64 {
+    use crate::config::{ExtensionConfig, ReceiverConfig};
+    let mut total = 0u64;
+    for (id, rc) in &cfg.receivers {
+        let ReceiverConfig::Otlp(oc) = rc;
+        if !cfg
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.receivers.contains(id))
+        {
+            continue;
+        }
+        total += oc
+            .protocols
+            .grpc
+            .as_ref()
+            .map_or(0, |g| g.max_connections as u64);
+        total += oc
+            .protocols
+            .http
+            .as_ref()
+            .map_or(0, |h| h.max_connections as u64);
+    }
+    for id in &cfg.service.extensions {
+        if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
+            total += h.max_connections as u64;
+        }
+    }
+    if !cfg.service.telemetry.metrics.address.is_empty() {
+        total += config::DEFAULT_ADMIN_MAX_CONNECTIONS as u64;
+    }
+    total
+}
+
+/// At process start: raises the open-file limit (logged) and warns when the listeners' caps
+/// do not fit under it, since `accept` would then fail before a cap applies.
+pub fn prepare_process(cfg: &crate::config::Config) {
+    let Some(soft) = fd_limit::raise_and_log() else {
+        return;
+    };
+    let budget = connection_budget(cfg);
+    if budget + FD_RESERVE > soft {
+        tracing::warn!(
+            open_file_limit = soft,
+            max_connections_total = budget,
+            "the listeners' max_connections add up to more than the open-file limit allows; lower them or raise the limit (ulimit -n)"
+        );
+    }
+}
+
+/// How long a TLS handshake may take at most (less when `read_header_timeout` is shorter).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
@@ -80,13 +136,19 @@ pub async fn serve(
         shutdown_grace: grace,
     });
     let mut last_refusal_log: Option<tokio::time::Instant> = None;
+    let mut last_accept_log: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
                     Ok((s, _peer)) => s,
                     Err(e) => {
-                        tracing::warn!(listener = %shared.settings.name, error = %e, "accept failed");
+                        // out of descriptors: free one by closing the longest-idle connection
+                        let shed = tracker.shed_idle();
+                        if last_accept_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            last_accept_log = Some(tokio::time::Instant::now());
+                            tracing::warn!(listener = %shared.settings.name, error = %e, closed_idle = shed, "accept failed (logged at most every 10 s)");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -116,7 +178,7 @@ pub async fn serve(
                     match tls {
                         None => run_conn(stream, &shared, state, stop).await,
                         Some(acceptor) => {
-                            let limit = shared.settings.read_header_timeout.unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+                            let limit = shared.settings.read_header_timeout.map_or(TLS_HANDSHAKE_TIMEOUT, |t| t.min(TLS_HANDSHAKE_TIMEOUT));
                             if let Ok(Ok(s)) = tokio::time::timeout(limit, acceptor.accept(stream)).await {
                                 run_conn(s, &shared, state, stop).await;
                             }
@@ -195,7 +257,7 @@ async fn run_conn<IO>(
             }
             return;
         }
-        r = conn::wait_close(&state, s.idle_timeout, age_deadline, &mut stop) => r,
+        r = conn::wait_close(&state, s.idle_timeout, s.read_header_timeout, age_deadline, &mut stop) => r,
     };
     count_close(reason);
     conn.as_mut().graceful_shutdown();

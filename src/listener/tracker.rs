@@ -8,6 +8,8 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Open connections of one listener.
 pub struct Tracker {
@@ -21,7 +23,12 @@ struct Inner {
     conns: BTreeMap<u64, Arc<ConnState>>,
     /// Connections already asked to close (they still hold a descriptor for a moment).
     evicted: usize,
+    /// When a scan last found no idle connection.
+    no_idle_at: Option<Instant>,
 }
+
+/// How long a scan that found no idle connection is trusted.
+pub const RESCAN_AFTER: Duration = Duration::from_millis(20);
 
 /// Keeps a connection counted until dropped.
 pub struct ConnGuard {
@@ -63,27 +70,48 @@ impl Tracker {
         self.inner.lock().conns.len()
     }
 
+    /// Asks the longest-idle connection to close; false when none is idle. Under a flood at
+    /// the cap a fruitless scan is not repeated for [`RESCAN_AFTER`], so refusing costs O(1).
+    fn evict_longest_idle(inner: &mut Inner) -> bool {
+        let now = Instant::now();
+        if inner.no_idle_at.is_some_and(|t| now < t + RESCAN_AFTER) {
+            return false;
+        }
+        let victim = inner
+            .conns
+            .values()
+            .filter(|c| c.close_requested().is_none())
+            .filter_map(|c| c.idle_since().map(|t| (t, c.clone())))
+            .min_by_key(|(t, c)| (*t, c.id));
+        match victim {
+            Some((_, c)) => {
+                c.request_close(CloseReason::Evicted);
+                inner.evicted += 1;
+                inner.no_idle_at = None;
+                true
+            }
+            None => {
+                inner.no_idle_at = Some(now);
+                false
+            }
+        }
+    }
+
+    /// Frees a descriptor when `accept` failed for lack of them: closes the longest-idle
+    /// connection. False when none is idle.
+    pub fn shed_idle(&self) -> bool {
+        Self::evict_longest_idle(&mut self.inner.lock())
+    }
+
     /// Admits a new connection under the cap, closing the longest-idle one if needed.
     pub fn admit(self: &Arc<Self>) -> Admission {
         let mut inner = self.inner.lock();
         let mut evicting = false;
         if inner.conns.len() - inner.evicted.min(inner.conns.len()) >= self.max {
-            let victim = inner
-                .conns
-                .values()
-                .filter(|c| c.close_requested().is_none())
-                .filter_map(|c| c.idle_since().map(|t| (t, c.clone())))
-                .min_by_key(|(t, c)| (*t, c.id));
-            match victim {
-                Some((_, c)) => {
-                    c.request_close(CloseReason::Evicted);
-                    if c.close_requested() == Some(CloseReason::Evicted) {
-                        inner.evicted += 1;
-                    }
-                    evicting = true;
-                }
-                None => return Admission::Refused,
+            if !Self::evict_longest_idle(&mut inner) {
+                return Admission::Refused;
             }
+            evicting = true;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = ConnState::new(id);
@@ -155,5 +183,19 @@ mod tests {
         assert!(matches!(t.admit(), Admission::Refused));
         drop(a);
         assert_eq!(t.open(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_after_a_fruitless_scan_is_found_once_the_rescan_delay_passed() {
+        let t = Tracker::new(1);
+        let a = guard(t.admit());
+        let ra = a.state.begin();
+        assert!(matches!(t.admit(), Admission::Refused));
+        drop(ra);
+        // within the rescan delay the earlier answer stands
+        assert!(matches!(t.admit(), Admission::Refused));
+        tokio::time::sleep(RESCAN_AFTER).await;
+        assert!(matches!(t.admit(), Admission::AdmittedEvicting(_)));
+        assert_eq!(a.state.close_requested(), Some(CloseReason::Evicted));
     }
 }

@@ -4,7 +4,7 @@
 //! the compressed-flag case); OTLP receivers answer INVALID_ARGUMENT, so the client sees that
 //! the request itself is wrong and does not retry it (OTLP spec, "OTLP/gRPC Response").
 
-/// Beginnings of tonic's decoder messages for framing errors (tonic `codec/decode.rs`).
+/// Beginnings of the messages tonic 0.14's message decoder gives framing errors.
 const FRAMING_ERRORS: [&str; 3] = [
     "Unexpected EOF decoding stream",
     "protocol error: received message with compressed-flag but no grpc-encoding",
