@@ -315,9 +315,7 @@ fn every_type_error_names_its_path() {
         ),
         (
             Signal::Metrics,
-            &format!(
-                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"gauge":{{"dataPoints":[{{"asDouble":"x"}}]}}}}]}}]}}]}}"#
-            ),
+            r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"gauge":{"dataPoints":[{"asDouble":"x"}]}}]}]}]}"#,
             &format!("{m}.gauge.dataPoints[0].asDouble"),
         ),
         (
