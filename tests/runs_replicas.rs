@@ -364,14 +364,21 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
         sent.load(Ordering::Relaxed) >= 6,
         "the proxy spread the traffic"
     );
-    // every replica received and stamped a share
+    // every replica received and stamped a share (summaries are aggregated asynchronously)
     for url in &urls {
-        let (_, s) = get(&format!("{url}/runs/R"), true).await;
-        assert!(
-            u(&s["totals"]["spans"]) > 0,
-            "{url} summarized its share: {}",
-            s["totals"]
-        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, s) = get(&format!("{url}/runs/R"), true).await;
+            if u(&s["totals"]["spans"]) > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} summarized its share: {}",
+                s["totals"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     // run-end on another replica, gate and show asked of a third
     let (code, out, err) = cli(&["run-end", "--url", &urls[1], "--id", "R"]);
