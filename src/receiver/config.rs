@@ -17,6 +17,9 @@ where
 pub struct OtlpConfig {
     #[serde(default)]
     pub protocols: Protocols,
+    /// Byte budget for request bodies in flight (see `receiver::admission`).
+    #[serde(default)]
+    pub admission: crate::receiver::admission::AdmissionConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]

@@ -4,3 +4,6 @@ pub mod labels;
 pub mod metrics;
 pub mod process;
 pub mod queue_metrics;
+pub mod allocator;
+pub mod memory_metrics;
+pub mod readiness;
