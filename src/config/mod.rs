@@ -3,6 +3,7 @@
 //! on its own and every error is reported with its key path and, where it can be found, its
 //! line. Unknown component types and unknown keys are errors that name them.
 
+pub mod memory_budget;
 pub mod common;
 pub mod default;
 pub mod env;
@@ -490,6 +491,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     }
     check_service(&mut ld, &cfg, root);
     check_storage(&mut ld, &cfg);
+    for (path, m) in memory_budget::check(&cfg) {
+        ld.err(&[path.as_str()], m);
+    }
     if ld.errors.is_empty() {
         Ok(cfg)
     } else {

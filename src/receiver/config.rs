@@ -98,6 +98,13 @@ impl OtlpConfig {
             if g.max_recv_msg_size_mib == 0 {
                 return Err("protocols.grpc.max_recv_msg_size_mib must be positive".into());
             }
+            let limit = self.admission.request_limit_mib;
+            if limit > 0 && g.max_recv_msg_size_mib > limit {
+                return Err(format!(
+                    "protocols.grpc.max_recv_msg_size_mib ({}) is above admission.request_limit_mib ({limit}): such a message could never be admitted",
+                    g.max_recv_msg_size_mib
+                ));
+            }
         }
         if let Some(h) = &self.protocols.http {
             check_endpoint(&h.endpoint).map_err(|e| format!("protocols.http.endpoint: {e}"))?;
@@ -108,6 +115,13 @@ impl OtlpConfig {
             }
             if h.max_request_body_size.0 == 0 {
                 return Err("protocols.http.max_request_body_size must be positive".into());
+            }
+            let limit = self.admission.request_limit_mib << 20;
+            if limit > 0 && h.max_request_body_size.0 > limit {
+                return Err(format!(
+                    "protocols.http.max_request_body_size ({} bytes) is above admission.request_limit_mib ({} MiB): such a request could never be admitted",
+                    h.max_request_body_size.0, self.admission.request_limit_mib
+                ));
             }
         }
         Ok(())
