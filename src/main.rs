@@ -16,9 +16,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// `_RJEM_MALLOC_CONF` in the environment overrides them.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: Option<&'static std::ffi::c_char> = Some(unsafe {
-    &*c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr()
-});
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr() });
 
 fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()

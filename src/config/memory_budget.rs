@@ -78,18 +78,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.contains("processors.memory_limiter") && e.contains("104 MiB") && e.contains("100 MiB"),
+            e.contains("processors.memory_limiter")
+                && e.contains("104 MiB")
+                && e.contains("100 MiB"),
             "{e}"
         );
     }
 
     #[test]
     fn disabled_admission_adds_nothing() {
-        cfg(
-            "{ limit_mib: 32 }",
-            ", admission: { request_limit_mib: 0 }",
-        )
-        .unwrap();
+        cfg("{ limit_mib: 32 }", ", admission: { request_limit_mib: 0 }").unwrap();
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! on its own and every error is reported with its key path and, where it can be found, its
 //! line. Unknown component types and unknown keys are errors that name them.
 
-pub mod memory_budget;
 pub mod common;
 pub mod default;
 pub mod env;
 mod locate;
+pub mod memory_budget;
 
 use crate::exporter;
 use crate::pipeline::payload::Signal;

@@ -184,11 +184,13 @@ impl MemoryLimiter {
             .soft_limit
             .get_or_create(&vec![("processor", id.to_string())])
             .set(limits.soft);
-        let usage = metrics.usage.get_or_create(&vec![
-            ("processor", id.to_string()),
-            ("measure", measure.name().to_string()),
-        ])
-        .clone();
+        let usage = metrics
+            .usage
+            .get_or_create(&vec![
+                ("processor", id.to_string()),
+                ("measure", measure.name().to_string()),
+            ])
+            .clone();
         let lim = Arc::new(MemoryLimiter {
             id: id.to_string(),
             soft_limit: limits.soft,
@@ -203,7 +205,9 @@ impl MemoryLimiter {
             loop {
                 tick.tick().await;
                 let Some(l) = weak.upgrade() else { return };
-                let Some(now) = measure.sample() else { continue };
+                let Some(now) = measure.sample() else {
+                    continue;
+                };
                 l.estimate.store(now, Ordering::Relaxed);
                 usage.set(now);
                 if measure == Measure::AllocatorLive
@@ -254,7 +258,12 @@ impl MemoryLimiter {
     /// Whether `bytes` more would fit now (admits nothing). Receivers ask this before
     /// reading a body, so a request is refused without being buffered.
     pub fn has_room(&self, bytes: u64) -> bool {
-        self.estimate.load(Ordering::Relaxed).saturating_add(bytes) <= self.soft_limit
+        let est = self.estimate.load(Ordering::Relaxed);
+        let room = est.saturating_add(bytes) <= self.soft_limit;
+        if !room {
+            self.note_state(true, est);
+        }
+        room
     }
 
     /// Whether a request of `bytes` may be admitted now; admitted bytes are added to the

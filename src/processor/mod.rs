@@ -4,5 +4,5 @@
 
 pub mod attributes;
 pub mod batch;
-pub mod memory_limiter;
 pub mod cgroup;
+pub mod memory_limiter;

@@ -120,7 +120,8 @@ async fn read_charged(
 ) -> Result<Bytes, ReadError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ReadError::Bad(format!("error reading request body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ReadError::Bad(format!("error reading request body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -259,14 +260,15 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
         .to_ascii_lowercase();
     let data: Bytes = match encoding.as_str() {
         "" | "identity" => raw,
-        "gzip" | "x-gzip" => match gunzip_charged(&raw, rx.max_body, &mut |n| {
-            match rx.budget.try_charge(n, Transport::Http) {
-                Ok(c) => {
-                    charge.merge(c);
-                    true
-                }
-                Err(_) => false,
+        "gzip" | "x-gzip" => match gunzip_charged(&raw, rx.max_body, &mut |n| match rx
+            .budget
+            .try_charge(n, Transport::Http)
+        {
+            Ok(c) => {
+                charge.merge(c);
+                true
             }
+            Err(_) => false,
         }) {
             Ok(v) => v.into(),
             Err(ReadError::Refused(m)) => return refuse_retryable(&rx, fmt, "admission", &m),

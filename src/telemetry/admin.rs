@@ -5,11 +5,11 @@
 //! same listener, is 200 whenever the process answers at all.
 
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::readiness::Pressure;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use std::sync::Arc;
-use crate::telemetry::readiness::Pressure;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -80,8 +80,7 @@ async fn liveness_handler() -> impl IntoResponse {
     (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "status": "alive", "version": env!("CARGO_PKG_VERSION") })
-            .to_string(),
+        serde_json::json!({ "status": "alive", "version": env!("CARGO_PKG_VERSION") }).to_string(),
     )
 }
 

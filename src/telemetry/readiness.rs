@@ -76,7 +76,11 @@ mod tests {
     #[test]
     fn event_sources_expire_after_their_hold() {
         let p = Pressure::default();
-        p.refused("admission/otlp", "budget full".into(), Duration::from_millis(30));
+        p.refused(
+            "admission/otlp",
+            "budget full".into(),
+            Duration::from_millis(30),
+        );
         assert_eq!(p.reasons().len(), 1);
         std::thread::sleep(Duration::from_millis(40));
         assert!(p.reasons().is_empty());
