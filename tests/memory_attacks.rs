@@ -25,6 +25,13 @@ const CHECK_MS: u64 = 200;
 /// RSS bound asserted during and after every attack (docs/memory.md).
 const RSS_BOUND_MIB: u64 = LIMIT_MIB + 64;
 
+/// `WATCHTOWER_ATTACK_FIGURES_ONLY=1` (set only by benches/memory_attacks.sh, to measure a
+/// build that is expected to fail, such as the one before admission control): print the
+/// figures, skip the RSS and recovery assertions.
+fn figures_only() -> bool {
+    std::env::var("WATCHTOWER_ATTACK_FIGURES_ONLY").is_ok_and(|v| v == "1")
+}
+
 fn scale() -> usize {
     std::env::var("WATCHTOWER_ATTACK_SCALE")
         .ok()
@@ -218,7 +225,7 @@ async fn recover(gw: &Gw, name: &str, peak: u64) -> Recovery {
             acked += n;
             break t0.elapsed();
         }
-        if t0.elapsed() > deadline {
+        if t0.elapsed() > deadline * if figures_only() { 40 } else { 1 } {
             let (st, body) = readiness(gw).await;
             eprintln!(
                 "ATTACK {name} peak_rss_mib={peak} settled_rss_mib={} drain_ms={} accept_again_ms=never readiness={st}",
@@ -252,6 +259,9 @@ async fn recover(gw: &Gw, name: &str, peak: u64) -> Recovery {
 }
 
 fn check(name: &str, peak: u64, r: &Recovery) {
+    if figures_only() {
+        return;
+    }
     assert!(
         peak <= RSS_BOUND_MIB,
         "{name}: peak RSS {peak} MiB above the documented bound {RSS_BOUND_MIB} MiB"
@@ -410,7 +420,7 @@ async fn many_idle_grpc_streams_then_closed() {
         let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", gw.grpc)).await else {
             break;
         };
-        let Ok((mut send, conn)) = h2::client::handshake(tcp).await else {
+        let Ok((send, conn)) = h2::client::handshake(tcp).await else {
             continue;
         };
         held.push(tokio::spawn(async move {
@@ -449,7 +459,10 @@ async fn many_idle_grpc_streams_then_closed() {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            assert_eq!(st, "8", "a refused stream gets RESOURCE_EXHAUSTED");
+            assert!(
+                figures_only() || st == "8",
+                "a refused stream gets RESOURCE_EXHAUSTED, not {st:?}"
+            );
             refused += 1;
         }
     }
