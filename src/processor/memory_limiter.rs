@@ -116,7 +116,8 @@ impl Limits {
 /// What the limiter decides on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Measure {
-    /// jemalloc's `stats.allocated`: bytes in live allocations.
+    /// jemalloc's `stats.allocated` (bytes in live allocations) plus the resident memory
+    /// outside jemalloc (see `telemetry::allocator::held_bytes`).
     AllocatorLive,
     /// Resident set size (when the allocator's figure is not available).
     Rss,
@@ -125,7 +126,7 @@ pub enum Measure {
 impl Measure {
     fn sample(self) -> Option<u64> {
         match self {
-            Measure::AllocatorLive => crate::telemetry::allocator::live_bytes(),
+            Measure::AllocatorLive => crate::telemetry::allocator::held_bytes(),
             Measure::Rss => crate::telemetry::process::rss_bytes(),
         }
     }

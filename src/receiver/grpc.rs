@@ -181,7 +181,12 @@ macro_rules! otlp_service {
                     }
                     let charged = grpc_admission::state(&rx.budget);
                     let req = req.map(|b| {
-                        grpc_admission::ChargedBody::new(b, rx.budget.clone(), charged.clone())
+                        grpc_admission::ChargedBody::new(
+                            b,
+                            rx.budget.clone(),
+                            charged.clone(),
+                            rx.max_recv_bytes,
+                        )
                     });
                     let mut enc = EnabledCompressionEncodings::default();
                     enc.enable(CompressionEncoding::Gzip);

@@ -37,6 +37,9 @@ pub struct ChargedBody<B> {
     budget: Arc<Budget>,
     state: ChargeState,
     framing: Framing,
+    /// messages announcing more than this are left to tonic's size limit (a permanent
+    /// RESOURCE_EXHAUSTED without RetryInfo), not charged
+    max_message: usize,
 }
 
 /// Where the body is in the gRPC message framing.
@@ -82,12 +85,13 @@ impl Framing {
 }
 
 impl<B> ChargedBody<B> {
-    pub fn new(inner: B, budget: Arc<Budget>, state: ChargeState) -> Self {
+    pub fn new(inner: B, budget: Arc<Budget>, state: ChargeState, max_message: usize) -> Self {
         ChargedBody {
             inner: Box::pin(inner),
             budget,
             state,
             framing: Framing::default(),
+            max_message,
         }
     }
 }
@@ -114,6 +118,9 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     for len in this.framing.feed(d) {
+                        if len > this.max_message + 5 {
+                            continue;
+                        }
                         match this.budget.try_charge(len, Transport::Grpc) {
                             Ok(c) => this.state.lock().charge.merge(c),
                             Err(e) => {

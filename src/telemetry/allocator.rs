@@ -27,15 +27,19 @@ pub fn live_bytes() -> Option<u64> {
         .map(|b| b as u64)
 }
 
-/// Bytes jemalloc holds in pages backed by memory (`stats.resident`), for self-metrics.
-pub fn resident_bytes() -> Option<u64> {
+/// What the process holds: live heap bytes plus the resident memory jemalloc does not
+/// manage (code, thread stacks, other allocators), i.e. RSS minus jemalloc's resident pages
+/// plus its live bytes. Pages freed but not yet returned to the OS are left out, so the
+/// figure falls as soon as data is dropped. `None` as for [`live_bytes`].
+pub fn held_bytes() -> Option<u64> {
     if !JEMALLOC_IS_GLOBAL.load(Ordering::Relaxed) {
         return None;
     }
     tikv_jemalloc_ctl::epoch::advance().ok()?;
-    tikv_jemalloc_ctl::stats::resident::read()
-        .ok()
-        .map(|b| b as u64)
+    let live = tikv_jemalloc_ctl::stats::allocated::read().ok()? as u64;
+    let resident = tikv_jemalloc_ctl::stats::resident::read().ok()? as u64;
+    let rss = crate::telemetry::process::rss_bytes().unwrap_or(resident);
+    Some(live + rss.saturating_sub(resident))
 }
 
 /// Returns every arena's unused dirty pages to the OS now (`arena.<all>.purge`), instead
