@@ -554,21 +554,24 @@ async fn limiter_refuses_reports_and_recovers_after_the_queue_drains() {
     let sampler = Sampler::start(gw.child.id());
     // spans with 200 KiB names fill the stalled queue (batches of 8 stay under the
     // destination's 2 MiB body limit)
-    let big_name = "n".repeat(200 << 10);
-    let mut acked = 0u64;
-    let mut refused_at = None;
-    for i in 0..1000u64 {
+    let big = {
         use prost::Message;
         let mut m =
             opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
-                &trace_request("big", 5_000_000 + i * 10, 1)[..],
+                &trace_request("big", 5_000_000, 1)[..],
             )
             .unwrap();
-        m.resource_spans[0].scope_spans[0].spans[0].name = big_name.clone();
-        let r = client()
+        m.resource_spans[0].scope_spans[0].spans[0].name = "n".repeat(200 << 10);
+        Bytes::from(m.encode_to_vec())
+    };
+    let http = client();
+    let mut acked = 0u64;
+    let mut refused_at = None;
+    for i in 0..1000u64 {
+        let r = http
             .post(format!("http://127.0.0.1:{}/v1/traces", gw.http))
             .header("content-type", "application/x-protobuf")
-            .body(m.encode_to_vec())
+            .body(big.clone())
             .send()
             .await
             .unwrap();
