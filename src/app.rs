@@ -102,6 +102,7 @@ impl App {
         let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());
         let router = Arc::new(router);
+        health.watch_pressure(router.pressure.clone());
         let (stop_receivers, stop_rx) = watch::channel(false);
         let (stop_admin, admin_rx) = watch::channel(false);
         let grace = cfg.service.shutdown_timeout.0;
@@ -293,12 +294,20 @@ fn build_router(
         for p in &pl.processors {
             match cfg.processors.get(p) {
                 Some(ProcessorConfig::MemoryLimiter(c)) => {
-                    limiter = Some(
-                        limiters
-                            .entry(p.clone())
-                            .or_insert_with(|| MemoryLimiter::start(c))
-                            .clone(),
-                    );
+                    let l = match limiters.get(p) {
+                        Some(l) => l.clone(),
+                        None => {
+                            let l = MemoryLimiter::start(
+                                p,
+                                c,
+                                &router.memory,
+                                router.pressure.clone(),
+                            )?;
+                            limiters.insert(p.clone(), l.clone());
+                            l
+                        }
+                    };
+                    limiter = Some(l);
                 }
                 Some(ProcessorConfig::Resource(c)) => {
                     edits.push((Target::Resource, c.attributes.clone()))
@@ -346,6 +355,13 @@ async fn start_receivers(
         {
             continue;
         }
+        // one admission budget per receiver, shared by its gRPC and HTTP servers
+        let budget = crate::receiver::admission::Budget::new(
+            id,
+            &oc.admission,
+            &router.memory,
+            router.pressure.clone(),
+        );
         if let Some(g) = &oc.protocols.grpc {
             let l = serve::bind(&g.endpoint)
                 .await
@@ -356,6 +372,7 @@ async fn start_receivers(
                 .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
             let rx = grpc::GrpcReceiver {
                 id: id.as_str().into(),
+                budget: budget.clone(),
                 router: router.clone(),
                 max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
             };
@@ -386,6 +403,7 @@ async fn start_receivers(
                 .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
             let rx = http::HttpReceiver {
                 id: id.as_str().into(),
+                budget: budget.clone(),
                 router: router.clone(),
                 max_body: h.max_request_body_size.0 as usize,
             };

@@ -6,6 +6,19 @@ use watchtower::app::App;
 use watchtower::cli::{Cli, Command};
 use watchtower::config::{self, Config, ConfigErrors, default::default_config};
 
+/// jemalloc, so freed memory goes back to the OS and the memory limiter can read live bytes
+/// (`telemetry::allocator`); glibc malloc kept the memory of a spike resident for minutes.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's start-up options: a background thread purges unused pages, dirty pages are
+/// returned after about a second and muzzy ones at once (measured in docs/memory.md).
+/// `_RJEM_MALLOC_CONF` in the environment overrides them.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr() });
+
 fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
@@ -91,6 +104,7 @@ async fn wait_for_signal() {
 }
 
 fn main() -> ExitCode {
+    watchtower::telemetry::allocator::declare_jemalloc_global();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

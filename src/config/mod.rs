@@ -8,6 +8,7 @@ pub mod common;
 pub mod default;
 pub mod env;
 mod locate;
+pub mod memory_budget;
 
 use crate::exporter;
 use crate::pipeline::payload::Signal;
@@ -531,6 +532,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     }
     check_service(&mut ld, &cfg, root);
     check_storage(&mut ld, &cfg);
+    for (path, m) in memory_budget::check(&cfg) {
+        ld.err(&[path.as_str()], m);
+    }
     if ld.errors.is_empty() {
         Ok(cfg)
     } else {

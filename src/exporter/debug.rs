@@ -60,8 +60,13 @@ fn service_name(r: &Option<Resource>, out: &mut BTreeSet<String>) {
     out.insert(name);
 }
 
-/// One human line describing a batch, e.g. `traces: 12 spans from [api, db]`.
-pub fn summarize(batch: &Payload) -> Result<(String, Option<String>), prost::DecodeError> {
+/// One human line describing a batch, e.g. `traces: 12 spans from [api, db]`, and the
+/// batch as OTLP/JSON when `with_json` (only `verbosity: detailed` prints it, and a JSON copy
+/// of every batch is memory the others should not spend).
+pub fn summarize(
+    batch: &Payload,
+    with_json: bool,
+) -> Result<(String, Option<String>), prost::DecodeError> {
     let mut services = BTreeSet::new();
     let json = match batch.signal {
         Signal::Traces => {
@@ -69,21 +74,27 @@ pub fn summarize(batch: &Payload) -> Result<(String, Option<String>), prost::Dec
             req.resource_spans
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            serde_json::to_string(&req).ok()
+            with_json
+                .then(|| serde_json::to_string(&req).ok())
+                .flatten()
         }
         Signal::Metrics => {
             let req = ExportMetricsServiceRequest::decode(batch.bytes.clone())?;
             req.resource_metrics
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            serde_json::to_string(&req).ok()
+            with_json
+                .then(|| serde_json::to_string(&req).ok())
+                .flatten()
         }
         Signal::Logs => {
             let req = ExportLogsServiceRequest::decode(batch.bytes.clone())?;
             req.resource_logs
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            serde_json::to_string(&req).ok()
+            with_json
+                .then(|| serde_json::to_string(&req).ok())
+                .flatten()
         }
     };
     let list: Vec<_> = services.into_iter().collect();
@@ -104,7 +115,7 @@ impl Sender for DebugSender {
         let id = self.id.clone();
         let verbosity = self.verbosity;
         Box::pin(async move {
-            match summarize(&batch) {
+            match summarize(&batch, verbosity == Verbosity::Detailed) {
                 Ok((line, json)) => {
                     if verbosity != Verbosity::Basic {
                         println!("{id} {line}");

@@ -75,6 +75,10 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     /// Test runs: while one is open, `test.run.id` is stamped before fan-out.
     runs: Option<Arc<crate::runs::Registry>>,
+    /// Who refuses data now, for readiness (memory limiters, admission control).
+    pub pressure: Arc<crate::telemetry::readiness::Pressure>,
+    /// Memory limiter and admission self-metrics.
+    pub memory: Arc<crate::telemetry::memory_metrics::MemoryMetrics>,
 }
 
 impl Router {
@@ -82,8 +86,12 @@ impl Router {
         Router {
             routes: HashMap::new(),
             draining: AtomicBool::new(false),
+            memory: Arc::new(crate::telemetry::memory_metrics::MemoryMetrics::register(
+                &metrics,
+            )),
             metrics,
             runs: None,
+            pressure: Arc::default(),
         }
     }
 
@@ -102,6 +110,16 @@ impl Router {
     fn pipelines(&self, receiver: &str, signal: Signal) -> Option<&[Arc<PipelineRt>]> {
         let list = &self.routes.get(receiver)?[signal as usize];
         (!list.is_empty()).then_some(list.as_slice())
+    }
+
+    /// Whether every memory limiter of the pipelines taking `signal` from `receiver` has
+    /// room for `bytes` more. Asked before a body is read, so a request the limiter would
+    /// refuse is not buffered first.
+    pub fn memory_has_room(&self, receiver: &str, signal: Signal, bytes: u64) -> bool {
+        self.pipelines(receiver, signal).is_none_or(|ps| {
+            ps.iter()
+                .all(|p| p.limiter.as_ref().is_none_or(|l| l.has_room(bytes)))
+        })
     }
 
     pub fn start_draining(&self) {

@@ -1,12 +1,21 @@
-//! `memory_limiter`: refuses new data with a retryable status while the process's resident
-//! memory is above `limit_mib - spike_limit_mib`, so the gateway stops growing before the
-//! limit instead of being OOM-killed. RSS is sampled every `check_interval`; between samples
-//! the bytes admitted are added to the last sample, so a burst is caught before the next tick.
+//! `memory_limiter`: refuses new data with a retryable status while the memory the gateway
+//! holds is above `limit - spike_limit`, so it stops growing before the limit instead of
+//! being OOM-killed. The figure decided on is the allocator's live bytes (jemalloc
+//! `stats.allocated`, or RSS where jemalloc is not the allocator), sampled every
+//! `check_interval`; between samples the bytes admitted are added to the last sample, so a
+//! burst is caught before the next tick. Because freed memory leaves the live figure at once
+//! (and jemalloc returns it to the OS), the limiter cannot latch: the first sample after a
+//! spike is released accepts again. Receivers ask [`MemoryLimiter::has_room`] before reading
+//! a body. The limit is `limit_mib`, or `limit_percentage` of the container's cgroup limit
+//! (see `cgroup`), logged and exported as `watchtower_memory_limiter_limit_bytes`.
 
 use crate::config::common::Dur;
+use crate::processor::cgroup;
+use crate::telemetry::memory_metrics::MemoryMetrics;
+use crate::telemetry::readiness::Pressure;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -52,46 +61,143 @@ impl Config {
         Ok(())
     }
 
-    /// The soft limit in bytes: refuse above it.
-    pub fn soft_limit_bytes(&self) -> u64 {
-        let (limit, spike) = if self.limit_mib > 0 {
-            (self.limit_mib << 20, self.spike_limit_mib << 20)
-        } else {
-            let total = total_memory_bytes().unwrap_or(1 << 30);
+    /// The hard and soft limits in bytes and where the hard one came from: `limit_mib`
+    /// as configured, or `limit_percentage` of the cgroup limit (or of the host when no
+    /// cgroup limit is set). The spike limit defaults to a fifth of the limit, as in the
+    /// Collector. Errors when a percentage is set and no total can be read.
+    pub fn limits(&self, paths: &cgroup::Paths) -> Result<Limits, cgroup::TotalMemoryError> {
+        let (limit, spike, source) = if self.limit_mib > 0 {
             (
-                total / 100 * self.limit_percentage,
-                total / 100 * self.spike_limit_percentage,
+                self.limit_mib << 20,
+                self.spike_limit_mib << 20,
+                "config".to_string(),
+            )
+        } else {
+            let total = cgroup::total_memory(paths)?;
+            (
+                total.bytes / 100 * self.limit_percentage,
+                total.bytes / 100 * self.spike_limit_percentage,
+                match &total.source {
+                    cgroup::LimitSource::CgroupV2(f)
+                    | cgroup::LimitSource::CgroupV1(f)
+                    | cgroup::LimitSource::Host(f) => {
+                        format!("{} ({})", total.source.kind(), f.display())
+                    }
+                },
             )
         };
         let spike = if spike == 0 { limit / 5 } else { spike };
-        limit.saturating_sub(spike)
+        Ok(Limits {
+            limit,
+            soft: limit.saturating_sub(spike),
+            source,
+        })
     }
 }
 
-fn total_memory_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+/// What a limiter enforces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Hard limit, bytes.
+    pub limit: u64,
+    /// Refuse above this many bytes (limit minus spike limit).
+    pub soft: u64,
+    /// `config`, or `cgroup_v2 (<file>)`, `cgroup_v1 (<file>)`, `host (<file>)`.
+    pub source: String,
 }
 
-/// Shared admission gate.
+impl Limits {
+    /// The metric label for the source: its first word.
+    pub fn source_kind(&self) -> &str {
+        self.source.split(' ').next().unwrap_or("")
+    }
+}
+
+/// What the limiter decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// jemalloc's `stats.allocated` (bytes in live allocations) plus the resident memory
+    /// outside jemalloc (see `telemetry::allocator::held_bytes`).
+    AllocatorLive,
+    /// Resident set size (when the allocator's figure is not available).
+    Rss,
+}
+
+impl Measure {
+    fn sample(self) -> Option<u64> {
+        match self {
+            Measure::AllocatorLive => crate::telemetry::allocator::held_bytes(),
+            Measure::Rss => crate::telemetry::process::rss_bytes(),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Measure::AllocatorLive => "allocator_live",
+            Measure::Rss => "rss",
+        }
+    }
+}
+
+/// Shared admission gate of one `memory_limiter` processor.
 pub struct MemoryLimiter {
+    id: String,
     soft_limit: u64,
-    /// last RSS sample plus bytes admitted since
+    /// last sample plus bytes admitted since (the sample resets it every `check_interval`)
     estimate: AtomicU64,
+    refusing: AtomicBool,
+    pressure: Option<Arc<Pressure>>,
 }
 
 impl MemoryLimiter {
-    pub fn start(cfg: &Config) -> Arc<Self> {
+    /// Resolves the limits, logs the choice, exports it, and starts sampling every
+    /// `check_interval`. Each sample replaces the estimate, so once live memory is back
+    /// under the soft limit requests are accepted again at the next tick at the latest.
+    pub fn start(
+        id: &str,
+        cfg: &Config,
+        metrics: &MemoryMetrics,
+        pressure: Arc<Pressure>,
+    ) -> Result<Arc<Self>, String> {
+        let limits = cfg
+            .limits(&cgroup::Paths::default())
+            .map_err(|e| format!("processors.{id}: {e}"))?;
+        let measure = if crate::telemetry::allocator::live_bytes().is_some() {
+            Measure::AllocatorLive
+        } else {
+            Measure::Rss
+        };
+        tracing::info!(
+            processor = id,
+            limit_bytes = limits.limit,
+            soft_limit_bytes = limits.soft,
+            source = %limits.source,
+            measure = measure.name(),
+            "memory_limiter limits"
+        );
+        metrics
+            .limit
+            .get_or_create(&vec![
+                ("processor", id.to_string()),
+                ("source", limits.source_kind().to_string()),
+            ])
+            .set(limits.limit);
+        metrics
+            .soft_limit
+            .get_or_create(&vec![("processor", id.to_string())])
+            .set(limits.soft);
+        let usage = metrics
+            .usage
+            .get_or_create(&vec![
+                ("processor", id.to_string()),
+                ("measure", measure.name().to_string()),
+            ])
+            .clone();
         let lim = Arc::new(MemoryLimiter {
-            soft_limit: cfg.soft_limit_bytes(),
-            estimate: AtomicU64::new(crate::telemetry::process::rss_bytes().unwrap_or(0)),
+            id: id.to_string(),
+            soft_limit: limits.soft,
+            estimate: AtomicU64::new(measure.sample().unwrap_or(0)),
+            refusing: AtomicBool::new(false),
+            pressure: Some(pressure),
         });
         let weak = Arc::downgrade(&lim);
         let every: Duration = cfg.check_interval.0;
@@ -100,29 +206,155 @@ impl MemoryLimiter {
             loop {
                 tick.tick().await;
                 let Some(l) = weak.upgrade() else { return };
-                if let Some(rss) = crate::telemetry::process::rss_bytes() {
-                    l.estimate.store(rss, Ordering::Relaxed);
+                let Some(now) = measure.sample() else {
+                    continue;
+                };
+                l.estimate.store(now, Ordering::Relaxed);
+                usage.set(now);
+                if measure == Measure::AllocatorLive
+                    && now <= l.soft_limit
+                    && crate::telemetry::process::rss_bytes().is_some_and(|r| r > l.soft_limit)
+                {
+                    // freed memory still resident: hand it back now rather than at decay
+                    crate::telemetry::allocator::purge();
                 }
+                l.note_state(now > l.soft_limit, now);
             }
         });
-        lim
+        Ok(lim)
     }
 
     /// For tests: a limiter with a fixed soft limit and a fixed current estimate.
     pub fn fixed(soft_limit: u64, current: u64) -> Arc<Self> {
         Arc::new(MemoryLimiter {
+            id: "memory_limiter".into(),
             soft_limit,
             estimate: AtomicU64::new(current),
+            refusing: AtomicBool::new(false),
+            pressure: None,
         })
     }
 
-    /// Whether a request of `bytes` may be admitted now.
+    /// Reports a change of state to readiness.
+    fn note_state(&self, refusing: bool, usage: u64) {
+        if self.refusing.swap(refusing, Ordering::Relaxed) == refusing {
+            return;
+        }
+        let Some(p) = &self.pressure else { return };
+        let source = format!("memory_limiter/{}", self.id);
+        if refusing {
+            p.set(
+                &source,
+                format!(
+                    "refusing data: {} MiB in use, soft limit {} MiB",
+                    usage >> 20,
+                    self.soft_limit >> 20
+                ),
+            );
+        } else {
+            p.clear(&source);
+        }
+    }
+
+    /// Whether `bytes` more would fit now (admits nothing). Receivers ask this before
+    /// reading a body, so a request is refused without being buffered.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        let est = self.estimate.load(Ordering::Relaxed);
+        let room = est.saturating_add(bytes) <= self.soft_limit;
+        if !room {
+            self.note_state(true, est);
+        }
+        room
+    }
+
+    /// Whether a request of `bytes` may be admitted now; admitted bytes are added to the
+    /// estimate until the next sample.
     pub fn admit(&self, bytes: u64) -> bool {
         let est = self.estimate.load(Ordering::Relaxed);
-        if est + bytes > self.soft_limit {
+        if est.saturating_add(bytes) > self.soft_limit {
+            self.note_state(true, est);
             return false;
         }
         self.estimate.fetch_add(bytes, Ordering::Relaxed);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_tree(memory_max: &str) -> (tempfile::TempDir, cgroup::Paths) {
+        let d = tempfile::tempdir().unwrap();
+        let p = cgroup::Paths {
+            cgroup_root: d.path().join("cgroup"),
+            self_cgroup: d.path().join("self_cgroup"),
+            meminfo: d.path().join("meminfo"),
+        };
+        std::fs::create_dir_all(p.cgroup_root.join("pod/ctr")).unwrap();
+        std::fs::write(&p.self_cgroup, "0::/pod/ctr\n").unwrap();
+        std::fs::write(p.cgroup_root.join("pod/ctr/memory.max"), memory_max).unwrap();
+        std::fs::write(&p.meminfo, "MemTotal: 8000000 kB\n").unwrap();
+        (d, p)
+    }
+
+    fn pct(limit: u64, spike: u64) -> Config {
+        Config {
+            limit_percentage: limit,
+            spike_limit_percentage: spike,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn percentages_apply_to_the_cgroup_limit() {
+        let (_d, p) = fake_tree("1048576000\n");
+        let l = pct(80, 20).limits(&p).unwrap();
+        assert_eq!(l.limit, 1048576000 / 100 * 80);
+        assert_eq!(l.soft, 1048576000 / 100 * 60);
+        assert_eq!(l.source_kind(), "cgroup_v2");
+        assert!(l.source.contains("pod/ctr/memory.max"), "{}", l.source);
+    }
+
+    #[test]
+    fn percentages_apply_to_the_host_without_a_cgroup_limit() {
+        let (_d, p) = fake_tree("max\n");
+        let l = pct(50, 0).limits(&p).unwrap();
+        assert_eq!(l.limit, 8000000 * 1024 / 100 * 50);
+        // spike defaults to a fifth of the limit
+        assert_eq!(l.soft, l.limit - l.limit / 5);
+        assert_eq!(l.source_kind(), "host");
+    }
+
+    #[test]
+    fn limit_mib_wins_and_reads_nothing() {
+        let (_d, mut p) = fake_tree("garbage\n");
+        p.meminfo = p.meminfo.with_file_name("absent");
+        let c = Config {
+            limit_mib: 100,
+            spike_limit_mib: 10,
+            ..Config::default()
+        };
+        let l = c.limits(&p).unwrap();
+        assert_eq!((l.limit, l.soft), (100 << 20, 90 << 20));
+        assert_eq!(l.source_kind(), "config");
+    }
+
+    #[test]
+    fn unreadable_totals_are_an_error() {
+        let (_d, mut p) = fake_tree("max\n");
+        p.meminfo = p.meminfo.with_file_name("absent");
+        assert!(pct(80, 20).limits(&p).is_err());
+    }
+
+    #[test]
+    fn a_sample_below_the_limit_accepts_again() {
+        let l = MemoryLimiter::fixed(100, 90);
+        assert!(l.admit(10));
+        assert!(!l.admit(1), "estimate 100 + 1 is over");
+        assert!(!l.has_room(1));
+        // what the sampling task does at a tick after the spike was freed
+        l.estimate.store(20, Ordering::Relaxed);
+        assert!(l.has_room(80) && l.admit(80));
     }
 }

@@ -4,4 +4,5 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod cgroup;
 pub mod memory_limiter;

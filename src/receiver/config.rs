@@ -18,6 +18,9 @@ where
 pub struct OtlpConfig {
     #[serde(default)]
     pub protocols: Protocols,
+    /// Byte budget for request bodies in flight (see `receiver::admission`).
+    #[serde(default)]
+    pub admission: crate::receiver::admission::AdmissionConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -131,6 +134,13 @@ impl OtlpConfig {
             }
             crate::listener::config::check_max_connections(g.max_connections)
                 .map_err(|e| format!("protocols.grpc.{e}"))?;
+            let limit = self.admission.request_limit_mib;
+            if limit > 0 && g.max_recv_msg_size_mib > limit {
+                return Err(format!(
+                    "protocols.grpc.max_recv_msg_size_mib ({}) is above admission.request_limit_mib ({limit}): such a message could never be admitted",
+                    g.max_recv_msg_size_mib
+                ));
+            }
         }
         if let Some(h) = &self.protocols.http {
             for p in [&h.traces_url_path, &h.metrics_url_path, &h.logs_url_path] {
@@ -143,6 +153,13 @@ impl OtlpConfig {
             }
             crate::listener::config::check_max_connections(h.max_connections)
                 .map_err(|e| format!("protocols.http.{e}"))?;
+            let limit = self.admission.request_limit_mib << 20;
+            if limit > 0 && h.max_request_body_size.0 > limit {
+                return Err(format!(
+                    "protocols.http.max_request_body_size ({} bytes) is above admission.request_limit_mib ({} MiB): such a request could never be admitted",
+                    h.max_request_body_size.0, self.admission.request_limit_mib
+                ));
+            }
         }
         Ok(())
     }

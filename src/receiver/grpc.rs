@@ -5,6 +5,8 @@ use crate::pipeline::grpc::{RawCodec, status_with_retry};
 use crate::pipeline::payload::{Payload, Signal};
 use crate::pipeline::router::{Refusal, Router};
 use crate::pipeline::wire::validate_and_count;
+use crate::receiver::admission::Transport;
+use crate::receiver::grpc_admission::{self, ChargeState};
 use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use tonic::server::NamedService;
 #[derive(Clone)]
 pub struct GrpcReceiver {
     pub id: Arc<str>,
+    /// Admission control budget of this receiver (shared with its HTTP server).
+    pub budget: Arc<crate::receiver::admission::Budget>,
     pub router: Arc<Router>,
     pub max_recv_bytes: usize,
 }
@@ -76,6 +80,15 @@ pub async fn export(
     }
 }
 
+/// RESOURCE_EXHAUSTED with `RetryInfo`: the OTLP exporter retries it after the delay.
+fn admission_status(message: &str) -> tonic::Status {
+    status_with_retry(
+        tonic::Code::ResourceExhausted,
+        message,
+        Duration::from_secs(1),
+    )
+}
+
 fn refusal_status(r: &Refusal) -> tonic::Status {
     match r {
         Refusal::MemoryLimit => status_with_retry(
@@ -98,6 +111,7 @@ fn refusal_status(r: &Refusal) -> tonic::Status {
 struct ExportSvc {
     rx: GrpcReceiver,
     signal: Signal,
+    charged: ChargeState,
 }
 
 impl tonic::server::UnaryService<Bytes> for ExportSvc {
@@ -108,7 +122,16 @@ impl tonic::server::UnaryService<Bytes> for ExportSvc {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let rx = self.rx.clone();
         let signal = self.signal;
+        let charged = self.charged.clone();
         Box::pin(async move {
+            // a compressed message was charged as it arrived; its decompressed form too
+            if request.metadata().get("grpc-encoding").is_some() {
+                let n = request.get_ref().len();
+                match rx.budget.try_charge(n, Transport::Grpc) {
+                    Ok(c) => charged.lock().charge.merge(c),
+                    Err(e) => return Err(admission_status(&e.to_string())),
+                }
+            }
             export(&rx, signal, request.into_inner())
                 .await
                 .map(tonic::Response::new)
@@ -151,6 +174,20 @@ macro_rules! otlp_service {
                         ))
                         .into_http());
                     }
+                    // refused before the message is read: the memory limiter, then the budget
+                    if !rx.router.memory_has_room(&rx.id, $signal, 0) {
+                        rx.router.metrics.memory_limiter_refusals.inc();
+                        return Ok(refusal_status(&Refusal::MemoryLimit).into_http());
+                    }
+                    let charged = grpc_admission::state(&rx.budget);
+                    let req = req.map(|b| {
+                        grpc_admission::ChargedBody::new(
+                            b,
+                            rx.budget.clone(),
+                            charged.clone(),
+                            rx.max_recv_bytes,
+                        )
+                    });
                     let mut enc = EnabledCompressionEncodings::default();
                     enc.enable(CompressionEncoding::Gzip);
                     let max = rx.max_recv_bytes;
@@ -162,12 +199,18 @@ macro_rules! otlp_service {
                             ExportSvc {
                                 rx,
                                 signal: $signal,
+                                charged: charged.clone(),
                             },
                             req,
                         )
                         .await;
                     too_large_is_resource_exhausted(&mut res, max);
                     crate::receiver::grpc_framing::framing_errors_are_invalid_argument(&mut res);
+                    // the charge is released here, after the router took (or refused) the data
+                    let refused = charged.lock().refused.take();
+                    if let Some(m) = refused {
+                        return Ok(admission_status(&m).into_http());
+                    }
                     Ok(res)
                 })
             }

@@ -7,6 +7,7 @@ use crate::pipeline::grpc::RpcStatus;
 use crate::pipeline::payload::{Payload, Signal};
 use crate::pipeline::router::{Refusal, Router};
 use crate::pipeline::wire::validate_and_count;
+use crate::receiver::admission::{Budget, Charge, Transport};
 use crate::receiver::config::HttpConfig;
 use crate::receiver::json::json_to_protobuf;
 use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
@@ -23,6 +24,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct HttpReceiver {
     pub id: Arc<str>,
+    /// Admission control budget of this receiver (shared with its gRPC server).
+    pub budget: Arc<Budget>,
     pub router: Arc<Router>,
     pub max_body: usize,
 }
@@ -95,32 +98,99 @@ fn content_format(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
-/// Reads at most `max` bytes of body; `Err(true)` when over the limit.
-async fn read_limited(body: Body, max: usize) -> Result<Bytes, Result<String, ()>> {
-    let limited = http_body_util::Limited::new(body, max);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(Err(()))
-            } else {
-                Err(Ok(format!("error reading request body: {e}")))
-            }
+/// Why a body could not be read.
+enum ReadError {
+    /// over `max_request_body_size` (413)
+    TooLarge,
+    /// admission control refused the bytes as they streamed in (429)
+    Refused(String),
+    /// the body itself failed (400)
+    Bad(String),
+}
+
+/// Reads at most `max` bytes of body. With `charge_frames` (no `Content-Length` was
+/// charged up front) every frame is charged to the budget as it arrives, and the read
+/// stops at the first frame that does not fit.
+async fn read_charged(
+    mut body: Body,
+    max: usize,
+    budget: &Budget,
+    charge: &mut Charge,
+    charge_frames: bool,
+) -> Result<Bytes, ReadError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ReadError::Bad(format!("error reading request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > max {
+            return Err(ReadError::TooLarge);
         }
+        if charge_frames {
+            charge.merge(
+                budget
+                    .try_charge(data.len(), Transport::Http)
+                    .map_err(|e| ReadError::Refused(e.to_string()))?,
+            );
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(buf.freeze())
 }
 
 /// gzip-decompresses with a hard output limit.
 pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, Result<String, ()>> {
-    let mut out = Vec::with_capacity((data.len() * 4).min(max));
-    let mut dec = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
-    match dec.read_to_end(&mut out) {
-        Ok(_) if out.len() > max => Err(Err(())),
-        Ok(_) => Ok(out),
-        Err(e) => Err(Ok(format!("invalid gzip body: {e}"))),
+    gunzip_charged(data, max, &mut |_| true).map_err(|e| match e {
+        ReadError::TooLarge | ReadError::Refused(_) => Err(()),
+        ReadError::Bad(m) => Ok(m),
+    })
+}
+
+/// gzip-decompresses with a hard output limit, asking `charge` for every 64 KiB of output
+/// before it is kept (false: refused by admission control).
+fn gunzip_charged(
+    data: &[u8],
+    max: usize,
+    charge: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, ReadError> {
+    const STEP: usize = 64 << 10;
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(data);
+    let mut chunk = vec![0u8; STEP];
+    loop {
+        let n = match dec.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadError::Bad(format!("invalid gzip body: {e}"))),
+        };
+        if out.len() + n > max {
+            return Err(ReadError::TooLarge);
+        }
+        if !charge(n) {
+            return Err(ReadError::Refused(
+                "admission control: decompressed body does not fit request_limit_mib; retry later"
+                    .into(),
+            ));
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// A retryable refusal before or while reading a body: 429 with `Retry-After`.
+fn refuse_retryable(rx: &HttpReceiver, fmt: Format, reason: &str, message: &str) -> Response {
+    rx.router
+        .metrics
+        .receiver_refused_reason
+        .get_or_create(&RefusedLabels {
+            receiver: rx.id.to_string(),
+            transport: "http".into(),
+            reason: reason.into(),
+        })
+        .inc();
+    error_response(StatusCode::TOO_MANY_REQUESTS, fmt, message, Some(1))
 }
 
 async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body) -> Response {
@@ -139,10 +209,48 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
         "request body larger than max_request_body_size ({} bytes)",
         rx.max_body
     );
-    let raw = match read_limited(body, rx.max_body).await {
+    let content_length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    // refused before a byte of the body is read: the memory limiter first, then the budget
+    if !rx
+        .router
+        .memory_has_room(&rx.id, signal, content_length.unwrap_or(0) as u64)
+    {
+        rx.router.metrics.memory_limiter_refusals.inc();
+        return refuse_retryable(
+            &rx,
+            fmt,
+            "memory_limit",
+            &crate::pipeline::router::Refusal::MemoryLimit.to_string(),
+        );
+    }
+    let mut charge = match content_length {
+        Some(n) if n > rx.max_body => {
+            return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large);
+        }
+        Some(n) => match rx.budget.charge_or_wait(n, Transport::Http).await {
+            Ok(c) => c,
+            Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
+        },
+        None => rx.budget.none(),
+    };
+    let raw = match read_charged(
+        body,
+        rx.max_body,
+        &rx.budget,
+        &mut charge,
+        content_length.is_none(),
+    )
+    .await
+    {
         Ok(b) => b,
-        Err(Err(())) => return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large),
-        Err(Ok(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
+        Err(ReadError::TooLarge) => {
+            return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large);
+        }
+        Err(ReadError::Refused(m)) => return refuse_retryable(&rx, fmt, "admission", &m),
+        Err(ReadError::Bad(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
     };
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
@@ -152,9 +260,19 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
         .to_ascii_lowercase();
     let data: Bytes = match encoding.as_str() {
         "" | "identity" => raw,
-        "gzip" | "x-gzip" => match gunzip_limited(&raw, rx.max_body) {
+        "gzip" | "x-gzip" => match gunzip_charged(&raw, rx.max_body, &mut |n| match rx
+            .budget
+            .try_charge(n, Transport::Http)
+        {
+            Ok(c) => {
+                charge.merge(c);
+                true
+            }
+            Err(_) => false,
+        }) {
             Ok(v) => v.into(),
-            Err(Err(())) => {
+            Err(ReadError::Refused(m)) => return refuse_retryable(&rx, fmt, "admission", &m),
+            Err(ReadError::TooLarge) => {
                 return refuse_bad(
                     &rx,
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,7 +280,7 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
                     &format!("decompressed {too_large}"),
                 );
             }
-            Err(Ok(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
+            Err(ReadError::Bad(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
         },
         other => {
             return refuse_bad(
@@ -176,7 +294,14 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
     let proto: Bytes = match fmt {
         Format::Protobuf => data,
         Format::Json => match json_to_protobuf(signal, &data) {
-            Ok(v) => v.into(),
+            Ok(v) => {
+                // the translation buffer is charged too
+                match rx.budget.try_charge(v.len(), Transport::Http) {
+                    Ok(c) => charge.merge(c),
+                    Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
+                }
+                v.into()
+            }
             Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
         },
     };

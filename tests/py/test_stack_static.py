@@ -233,8 +233,9 @@ def test_chart_renders_default_values(root):
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     cports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert cports == {"otlp-grpc": 4317, "otlp-http": 4318, "metrics": 8888, "health": 13133}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/", "port": "health"}
+    # readiness turns 503 while data is refused; liveness stays 200 (docs/memory.md)
+    assert c["readinessProbe"]["httpGet"] == {"path": "/", "port": "health"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
     assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]["cpu"]
     assert c["args"] == ["run", "--config", "/etc/watchtower/config.yaml"]
     assert pod["volumes"][0]["configMap"]["name"] == by["ConfigMap"]["metadata"]["name"]
