@@ -97,7 +97,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let runs = runs_registry(&cfg, &metrics)?;
-        let exporters = start_exporters(&cfg, runs.as_ref(), &metrics)?;
+        let auths = crate::extension::auth::Authenticators::build(&cfg)?;
+        let exporters = start_exporters(&cfg, runs.as_ref(), &metrics, &auths)?;
         let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());
         let router = Arc::new(router);
@@ -105,7 +106,8 @@ impl App {
         let (stop_admin, admin_rx) = watch::channel(false);
         let grace = cfg.service.shutdown_timeout.0;
         let mut bound = Bound::default();
-        let receiver_tasks = start_receivers(&cfg, &router, &stop_rx, grace, &mut bound).await?;
+        let receiver_tasks =
+            start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &auths).await?;
         let mut admin_tasks = Vec::new();
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
@@ -115,7 +117,15 @@ impl App {
                 bound.health = Some(l.local_addr().map_err(|e| e.to_string())?);
                 let mut routes = health_router(health.clone(), &h.path);
                 if let Some(r) = &runs {
-                    routes = routes.merge(crate::runs::api::router(r.clone()));
+                    let runs_auth = cfg.extensions.values().find_map(|x| match x {
+                        ExtensionConfig::Runs(c) => c.auth.as_ref(),
+                        _ => None,
+                    });
+                    let api = crate::runs::api::router(r.clone());
+                    routes = routes.merge(match auths.server(runs_auth)? {
+                        Some(a) => crate::extension::auth::protect(api, a, "runs"),
+                        None => api,
+                    });
                 }
                 admin_tasks.push(tokio::spawn(serve::serve(
                     l,
@@ -215,6 +225,7 @@ fn start_exporters(
     cfg: &Config,
     runs: Option<&Arc<crate::runs::Registry>>,
     metrics: &Arc<Metrics>,
+    auths: &crate::extension::auth::Authenticators,
 ) -> Result<BTreeMap<String, Arc<Exporter>>, String> {
     let batch_for = batch_settings(cfg);
     let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
@@ -231,7 +242,7 @@ fn start_exporters(
         let sender = match (ec, runs) {
             (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(Arc::clone(r)),
             _ => ec
-                .build_sender(id)
+                .build_sender_with(id, auths)
                 .map_err(|e| format!("exporters.{id}: {e}"))?,
         };
         let batch = batch_for.get(id).copied().unwrap_or_default();
@@ -321,6 +332,7 @@ async fn start_receivers(
     stop_rx: &watch::Receiver<bool>,
     grace: Duration,
     bound: &mut Bound,
+    auths: &crate::extension::auth::Authenticators,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut receiver_tasks = Vec::new();
     for (id, rc) in &cfg.receivers {
@@ -345,6 +357,9 @@ async fn start_receivers(
                 id: id.as_str().into(),
                 router: router.clone(),
                 max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
+                auth: auths
+                    .server(g.auth.as_ref())
+                    .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?,
             };
             receiver_tasks.push(tokio::spawn(serve::serve(
                 l,
@@ -366,6 +381,9 @@ async fn start_receivers(
                 id: id.as_str().into(),
                 router: router.clone(),
                 max_body: h.max_request_body_size.0 as usize,
+                auth: auths
+                    .server(h.auth.as_ref())
+                    .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?,
             };
             receiver_tasks.push(tokio::spawn(serve::serve(
                 l,

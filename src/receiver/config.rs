@@ -1,6 +1,7 @@
 //! `otlp` receiver settings, in the Collector's keys.
 
 use crate::config::common::{ByteSize, ServerTls};
+use crate::extension::auth::AuthRef;
 use serde::{Deserialize, Deserializer};
 
 /// A present-but-empty section (`grpc:`) means "enabled with defaults", as in the Collector.
@@ -35,6 +36,9 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: u64,
     pub max_concurrent_streams: Option<u32>,
     pub tls: Option<ServerTls>,
+    /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
+    /// get UNAUTHENTICATED.
+    pub auth: Option<AuthRef>,
 }
 
 impl Default for GrpcConfig {
@@ -44,6 +48,7 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: None,
             tls: None,
+            auth: None,
         }
     }
 }
@@ -67,6 +72,9 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
+    /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
+    /// get 401 with `WWW-Authenticate`.
+    pub auth: Option<AuthRef>,
 }
 
 impl Default for HttpConfig {
@@ -79,6 +87,7 @@ impl Default for HttpConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            auth: None,
         }
     }
 }

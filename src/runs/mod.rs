@@ -46,6 +46,9 @@ pub struct RunsConfig {
     pub flush_interval: Dur,
     /// `POST /runs/{id}/end` waits up to this long for the runsummary queue to drain.
     pub end_drain_timeout: Dur,
+    /// `auth: { authenticator: <extension id> }` protects the runs API (`/runs...` on the
+    /// health_check endpoint); health itself stays open.
+    pub auth: Option<crate::extension::auth::AuthRef>,
 }
 
 impl Default for RunsConfig {
@@ -58,6 +61,7 @@ impl Default for RunsConfig {
             max_runs: 100,
             flush_interval: Dur::secs(5),
             end_drain_timeout: Dur::secs(5),
+            auth: None,
         }
     }
 }
