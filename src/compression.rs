@@ -198,7 +198,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for c in ALL {
             let z = compress(c, &data);
             assert!(z.len() < data.len(), "{c:?} compresses");
@@ -211,7 +213,10 @@ mod tests {
         let data = b"hello hello hello hello".repeat(100);
         let framed = compress(Codec::SnappyFramed, &data);
         assert!(framed.starts_with(SNAPPY_STREAM_ID));
-        assert_eq!(decompress(Codec::Snappy, &framed, 1 << 20), Ok(data.clone()));
+        assert_eq!(
+            decompress(Codec::Snappy, &framed, 1 << 20),
+            Ok(data.clone())
+        );
         let block = compress(Codec::Snappy, &data);
         assert_eq!(decompress(Codec::Snappy, &block, 1 << 20), Ok(data));
     }
@@ -233,7 +238,10 @@ mod tests {
     fn garbage_is_corrupt_not_a_panic() {
         for c in ALL {
             let r = decompress(c, b"\x00\x01not compressed at all", 1 << 20);
-            assert!(matches!(r, Err(DecodeError::Corrupt { .. })), "{c:?}: {r:?}");
+            assert!(
+                matches!(r, Err(DecodeError::Corrupt { .. })),
+                "{c:?}: {r:?}"
+            );
         }
     }
 

@@ -6,11 +6,11 @@ use crate::compression::{Codec, compress};
 use crate::config::common::{
     BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
 };
-use crate::extension::auth::ClientAuthenticator;
 use crate::exporter::http::{
     RetryRules, build_client, classify_status, classify_transport, header_map,
 };
 use crate::exporter::{SendFuture, SendOk, Sender};
+use crate::extension::auth::ClientAuthenticator;
 use crate::pipeline::payload::{Payload, Signal};
 use serde::Deserialize;
 use std::io::Write;

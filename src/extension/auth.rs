@@ -137,10 +137,18 @@ fn references(cfg: &Config) -> Vec<(String, &AuthRef, Role)> {
     for (id, rc) in &cfg.receivers {
         let ReceiverConfig::Otlp(o) = rc;
         if let Some(r) = o.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref()) {
-            v.push((format!("receivers.{id}.protocols.grpc.auth"), r, Role::Server));
+            v.push((
+                format!("receivers.{id}.protocols.grpc.auth"),
+                r,
+                Role::Server,
+            ));
         }
         if let Some(r) = o.protocols.http.as_ref().and_then(|h| h.auth.as_ref()) {
-            v.push((format!("receivers.{id}.protocols.http.auth"), r, Role::Server));
+            v.push((
+                format!("receivers.{id}.protocols.http.auth"),
+                r,
+                Role::Server,
+            ));
         }
     }
     for (id, ec) in &cfg.exporters {

@@ -108,10 +108,11 @@ fn parse(text: &str) -> Result<HashMap<String, Stored>, String> {
             .ok_or_else(|| "every line must be user:password-hash".to_string())?;
         let stored = if let Some(s) = hash.strip_prefix("{SHA}") {
             Stored::Sha1(s.to_string())
-        } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")
-        {
+        } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
             Stored::Bcrypt(hash.to_string())
-        } else if hash.starts_with("$apr1$") || hash.starts_with("$1$") || hash.starts_with("$5$")
+        } else if hash.starts_with("$apr1$")
+            || hash.starts_with("$1$")
+            || hash.starts_with("$5$")
             || hash.starts_with("$6$")
         {
             return Err(format!(
@@ -137,8 +138,7 @@ impl BasicAuthServer {
         let h = cfg.htpasswd.clone().unwrap_or_default();
         let mut users = HashMap::new();
         if let Some(f) = &h.file {
-            let text =
-                std::fs::read_to_string(f).map_err(|e| format!("htpasswd.file {f}: {e}"))?;
+            let text = std::fs::read_to_string(f).map_err(|e| format!("htpasswd.file {f}: {e}"))?;
             users.extend(parse(&text).map_err(|e| format!("htpasswd.file {f}: {e}"))?);
         }
         if let Some(i) = &h.inline {
@@ -220,8 +220,7 @@ mod tests {
             // htpasswd -s for "sha-pass"
             {
                 use sha1::Digest;
-                base64::engine::general_purpose::STANDARD
-                    .encode(sha1::Sha1::digest(b"sha-pass"))
+                base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(b"sha-pass"))
             }
         );
         let s = BasicAuthServer::new(&Config {
@@ -235,13 +234,24 @@ mod tests {
         assert_eq!(s.authenticate(&basic("plain", "pw1")), Ok(()));
         assert_eq!(s.authenticate(&basic("sha", "sha-pass")), Ok(()));
         assert_eq!(s.authenticate(&basic("bc", "bc-pass")), Ok(()));
-        for (u, p) in [("plain", "pw2"), ("sha", "x"), ("bc", "x"), ("nobody", "pw1")] {
+        for (u, p) in [
+            ("plain", "pw2"),
+            ("sha", "x"),
+            ("bc", "x"),
+            ("nobody", "pw1"),
+        ] {
             assert_eq!(s.authenticate(&basic(u, p)), Err(AuthError::Invalid), "{u}");
         }
         let mut bearer = HeaderMap::new();
-        bearer.insert(http::header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        bearer.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer x"),
+        );
         assert_eq!(s.authenticate(&bearer), Err(AuthError::Invalid));
-        assert!(matches!(s.authenticate(&HeaderMap::new()), Err(AuthError::Missing(_))));
+        assert!(matches!(
+            s.authenticate(&HeaderMap::new()),
+            Err(AuthError::Missing(_))
+        ));
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl FileTokens {
                     tracing::info!(file = %self.path, tokens = loaded.1.len(), "bearertokenauth: token file re-read");
                     *st = loaded;
                 }
-                Err(e) => tracing::warn!(error = %e, "bearertokenauth: token file unreadable; keeping the previous tokens"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bearertokenauth: token file unreadable; keeping the previous tokens")
+                }
             }
         }
         st.1.clone()
@@ -228,7 +230,10 @@ mod tests {
             ..Config::default()
         })
         .unwrap();
-        assert_eq!(a.authenticate(&headers("authorization", "Bearer two")), Ok(()));
+        assert_eq!(
+            a.authenticate(&headers("authorization", "Bearer two")),
+            Ok(())
+        );
         assert_eq!(
             a.authenticate(&headers("authorization", "Bearer three")),
             Err(AuthError::Invalid)
@@ -242,7 +247,10 @@ mod tests {
             Err(AuthError::Missing(_))
         ));
         let (k, v) = a.credential().unwrap();
-        assert_eq!((k.as_str(), v.to_str().unwrap()), ("authorization", "Bearer one"));
+        assert_eq!(
+            (k.as_str(), v.to_str().unwrap()),
+            ("authorization", "Bearer one")
+        );
 
         let custom = BearerTokenAuth::new(&Config {
             scheme: String::new(),
@@ -266,18 +274,33 @@ mod tests {
             ..Config::default()
         })
         .unwrap();
-        assert_eq!(a.authenticate(&headers("authorization", "Bearer first")), Ok(()));
-        assert!(a.authenticate(&headers("authorization", "Bearer ignored")).is_err());
+        assert_eq!(
+            a.authenticate(&headers("authorization", "Bearer first")),
+            Ok(())
+        );
+        assert!(
+            a.authenticate(&headers("authorization", "Bearer ignored"))
+                .is_err()
+        );
         // rotate the way secret managers do: write a new file, rename it over the old one
         let tmp = dir.path().join("token.new");
         std::fs::write(&tmp, "second\nthird\n").unwrap();
         std::fs::rename(&tmp, &f).unwrap();
-        assert!(a.authenticate(&headers("authorization", "Bearer first")).is_err());
-        assert_eq!(a.authenticate(&headers("authorization", "Bearer third")), Ok(()));
+        assert!(
+            a.authenticate(&headers("authorization", "Bearer first"))
+                .is_err()
+        );
+        assert_eq!(
+            a.authenticate(&headers("authorization", "Bearer third")),
+            Ok(())
+        );
         assert_eq!(a.credential().unwrap().1.to_str().unwrap(), "Bearer second");
         // a vanished file keeps the last tokens
         std::fs::remove_file(&f).unwrap();
-        assert_eq!(a.authenticate(&headers("authorization", "Bearer second")), Ok(()));
+        assert_eq!(
+            a.authenticate(&headers("authorization", "Bearer second")),
+            Ok(())
+        );
     }
 
     #[test]
@@ -288,7 +311,12 @@ mod tests {
             ..Config::default()
         };
         assert!(both.validate().unwrap_err().contains("not both"));
-        assert!(Config::default().validate().unwrap_err().contains("required"));
+        assert!(
+            Config::default()
+                .validate()
+                .unwrap_err()
+                .contains("required")
+        );
         let missing_file = Config {
             filename: Some("/nonexistent/token".into()),
             ..Config::default()

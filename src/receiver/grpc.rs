@@ -127,10 +127,7 @@ where
             Ok(v) => v.into(),
             Err(DecodeError::TooLarge(_)) => return Err(rx.refuse("too_large", too_large())),
             Err(e) => {
-                return Err(rx.refuse(
-                    "bad_data",
-                    tonic::Status::invalid_argument(e.to_string()),
-                ));
+                return Err(rx.refuse("bad_data", tonic::Status::invalid_argument(e.to_string())));
             }
         }
     };

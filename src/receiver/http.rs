@@ -342,8 +342,11 @@ pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
                 })
             })
         };
-        let mut headers: Vec<http::HeaderName> =
-            vec![http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING, http::header::AUTHORIZATION];
+        let mut headers: Vec<http::HeaderName> = vec![
+            http::header::CONTENT_TYPE,
+            http::header::CONTENT_ENCODING,
+            http::header::AUTHORIZATION,
+        ];
         headers.extend(cors.allowed_headers.iter().filter_map(|h| h.parse().ok()));
         let mut layer = CorsLayer::new()
             .allow_origin(allow)

@@ -28,12 +28,35 @@ pub fn tls_acceptor(tls: &ServerTls) -> Result<TlsAcceptor, String> {
     ))
     .map_err(|e| format!("tls.key_file {}: {e}", tls.key_file))?
     .ok_or_else(|| format!("tls.key_file {}: no private key found", tls.key_file))?;
-    let mut cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &tls.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca)?),
+    };
+    let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Mutual TLS: every client must present a certificate chaining to a CA in `ca_file`
+/// (rustls' WebPKI verifier; a handshake without one fails).
+fn client_verifier(
+    ca_file: &str,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("tls.client_ca_file {ca_file}: {e}");
+    let file = std::fs::File::open(ca_file).map_err(|e| err(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(file)) {
+        roots.add(cert.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(err(&"no certificate found"));
+    }
+    rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| err(&e))
 }
 
 /// Binds `endpoint` (host:port).
@@ -62,7 +85,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -89,8 +112,14 @@ pub async fn serve(
                         let acceptor = acceptor.clone();
                         let watcher = graceful.watcher();
                         tokio::spawn(async move {
-                            let Ok(Ok(tls_stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
-                                return;
+                            let tls_stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    // a refused client certificate ends here, before any request
+                                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
                             };
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc).into_owned();
                             let _ = watcher.watch(conn).await;
