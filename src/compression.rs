@@ -34,8 +34,8 @@ pub const GRPC_ENCODINGS: &str = "gzip,deflate,zstd,snappy";
 
 impl Codec {
     /// The codec for an HTTP `Content-Encoding` value (case-insensitive, trimmed): `Ok(None)`
-    /// for no coding (`""`, `identity`), `Err(())` for an unsupported one.
-    pub fn from_http(value: &str) -> Result<Option<Codec>, ()> {
+    /// for no coding (`""`, `identity`), `Err(UnsupportedCoding)` for an unsupported one.
+    pub fn from_http(value: &str) -> Result<Option<Codec>, UnsupportedCoding> {
         Ok(Some(match value.trim().to_ascii_lowercase().as_str() {
             "" | "identity" => return Ok(None),
             "gzip" | "x-gzip" => Codec::Gzip,
@@ -44,20 +44,20 @@ impl Codec {
             "snappy" => Codec::Snappy,
             "x-snappy-framed" => Codec::SnappyFramed,
             "lz4" => Codec::Lz4,
-            _ => return Err(()),
+            _ => return Err(UnsupportedCoding),
         }))
     }
 
     /// The codec for a `grpc-encoding` value (gRPC's compression doc names `identity`, `gzip`,
     /// `deflate`, `snappy`, `zstd`).
-    pub fn from_grpc(value: &str) -> Result<Option<Codec>, ()> {
+    pub fn from_grpc(value: &str) -> Result<Option<Codec>, UnsupportedCoding> {
         Ok(Some(match value.trim().to_ascii_lowercase().as_str() {
             "" | "identity" => return Ok(None),
             "gzip" => Codec::Gzip,
             "deflate" => Codec::Zlib,
             "zstd" => Codec::Zstd,
             "snappy" => Codec::Snappy,
-            _ => return Err(()),
+            _ => return Err(UnsupportedCoding),
         }))
     }
 
@@ -73,6 +73,11 @@ impl Codec {
         }
     }
 }
+
+/// A content coding this gateway does not decode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unsupported content coding")]
+pub struct UnsupportedCoding;
 
 /// Why a body could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -250,8 +255,8 @@ mod tests {
         assert_eq!(Codec::from_http("X-GZIP"), Ok(Some(Codec::Gzip)));
         assert_eq!(Codec::from_http("deflate"), Ok(Some(Codec::Zlib)));
         assert_eq!(Codec::from_http("identity"), Ok(None));
-        assert_eq!(Codec::from_http("br"), Err(()));
+        assert_eq!(Codec::from_http("br"), Err(UnsupportedCoding));
         assert_eq!(Codec::from_grpc("snappy"), Ok(Some(Codec::Snappy)));
-        assert_eq!(Codec::from_grpc("lz4"), Err(()));
+        assert_eq!(Codec::from_grpc("lz4"), Err(UnsupportedCoding));
     }
 }

@@ -70,7 +70,7 @@ where
     let codec = match Codec::from_grpc(&name) {
         Ok(None) => return Ok(req.map(axum::body::Body::new)),
         Ok(Some(c)) => c,
-        Err(()) => {
+        Err(_) => {
             let mut resp = rx.refuse(
                 "unsupported_encoding",
                 tonic::Status::unimplemented(format!(

@@ -185,7 +185,7 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
             }
             Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
         },
-        Err(()) => {
+        Err(_) => {
             return refuse_with(
                 &rx,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
