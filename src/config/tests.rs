@@ -269,13 +269,17 @@ service:
     }
     // a client-only basicauth on a receiver, and an unknown extension key, are errors
     let bad = text
-        .replace("authenticator: basicauth/in", "authenticator: basicauth/out")
+        .replace(
+            "authenticator: basicauth/in",
+            "authenticator: basicauth/out",
+        )
         .replace("scheme: Token", "schema: Token");
     let errs = errors(&bad);
     assert!(
-        errs.iter()
-            .any(|e| e.contains("receivers.otlp.protocols.http.auth.authenticator")
-                && e.contains("no htpasswd")),
+        errs.iter().any(
+            |e| e.contains("receivers.otlp.protocols.http.auth.authenticator")
+                && e.contains("no htpasswd")
+        ),
         "{errs:?}"
     );
     assert!(errs.iter().any(|e| e.contains("schema")), "{errs:?}");
