@@ -131,7 +131,14 @@ fn gzip_harness() {
     let big = gz(&vec![0u8; 4 << 20]);
     run(
         "gzip",
-        vec![gz(&trace_pb()), gz(b""), big],
+        vec![
+            gz(&trace_pb()),
+            gz(b""),
+            big,
+            zstd::bulk::compress(&trace_pb(), 1).unwrap(),
+            snap::raw::Encoder::new().compress_vec(&trace_pb()).unwrap(),
+            lz4_flex::frame::FrameEncoder::new(Vec::new()).finish().unwrap(),
+        ],
         harness::gzip,
         300,
     );
