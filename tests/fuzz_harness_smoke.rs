@@ -137,7 +137,12 @@ fn gzip_harness() {
             big,
             zstd::bulk::compress(&trace_pb(), 1).unwrap(),
             snap::raw::Encoder::new().compress_vec(&trace_pb()).unwrap(),
-            lz4_flex::frame::FrameEncoder::new(Vec::new()).finish().unwrap(),
+            {
+                use std::io::Write;
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(&trace_pb()).unwrap();
+                e.finish().unwrap()
+            },
         ],
         harness::gzip,
         300,
