@@ -42,6 +42,25 @@ pub trait ServerAuthenticator: Send + Sync {
     fn authenticate(&self, headers: &HeaderMap) -> Result<(), AuthError>;
     /// The `WWW-Authenticate` value of a 401 answer (RFC 9110 section 11.6.1).
     fn challenge(&self) -> HeaderValue;
+    /// True when a check may take milliseconds of CPU (bcrypt): [`check`] then runs it with
+    /// `block_in_place`, so the worker's other tasks move on meanwhile.
+    fn is_costly(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `auth` on `headers`; a costly check leaves the async worker (on a multi-thread
+/// runtime) so that it does not stall the other requests the worker serves.
+pub fn check(auth: &dyn ServerAuthenticator, headers: &HeaderMap) -> Result<(), AuthError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi = Handle::try_current()
+        .map(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+        .unwrap_or(false);
+    if multi && auth.is_costly() {
+        tokio::task::block_in_place(|| auth.authenticate(headers))
+    } else {
+        auth.authenticate(headers)
+    }
 }
 
 /// The client role: the header an exporter adds to every request.
@@ -224,7 +243,7 @@ pub fn protect(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let auth = auth.clone();
             async move {
-                match auth.authenticate(req.headers()) {
+                match check(auth.as_ref(), req.headers()) {
                     Ok(()) => next.run(req).await,
                     Err(e) => {
                         tracing::info!(component, reason = "unauthenticated", message = %e, "request refused");

@@ -15,7 +15,7 @@
 //! `file` is read at start; `inline` entries win over the file's for the same user. MD5
 //! (`$apr1$`) and `crypt` hashes are refused at start with a message naming the user.
 //! Plain and SHA-1 entries are compared in constant time; bcrypt costs CPU per request by
-//! design (keep its cost low for high request rates).
+//! design (keep its cost low for high request rates), and is run off the async worker.
 
 use super::auth::{AuthError, ClientAuthenticator, ServerAuthenticator, ct_eq};
 use base64::Engine;
@@ -172,6 +172,10 @@ impl ServerAuthenticator for BasicAuthServer {
 
     fn challenge(&self) -> HeaderValue {
         HeaderValue::from_static("Basic realm=\"watchtower\", charset=\"UTF-8\"")
+    }
+
+    fn is_costly(&self) -> bool {
+        self.users.values().any(|s| matches!(s, Stored::Bcrypt(_)))
     }
 }
 

@@ -55,7 +55,7 @@ where
     use crate::compression::{Codec, DecodeError, GRPC_ENCODINGS, decompress};
     use http_body_util::BodyExt;
     if let Some(auth) = &rx.auth
-        && let Err(e) = auth.authenticate(req.headers())
+        && let Err(e) = crate::extension::auth::check(auth.as_ref(), req.headers())
     {
         return Err(rx.refuse(
             "unauthenticated",

@@ -131,7 +131,7 @@ pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, Result<String,
 
 async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body) -> Response {
     if let Some(auth) = &rx.auth
-        && let Err(e) = auth.authenticate(&headers)
+        && let Err(e) = crate::extension::auth::check(auth.as_ref(), &headers)
     {
         let fmt = content_format(&headers).unwrap_or(Format::Protobuf);
         let msg = e.to_string();
