@@ -37,11 +37,25 @@ pub fn json(data: &[u8]) {
     }
 }
 
-/// gzip bodies: the output limit holds for any input (gzip bombs included).
+/// Compressed bodies: the output limit holds for any input (bombs included), in gzip and in
+/// every codec the receivers decode.
 pub fn gzip(data: &[u8]) {
+    use watchtower::compression::{Codec, decompress};
     const MAX: usize = 1 << 20;
     if let Ok(out) = watchtower::receiver::http::gunzip_limited(data, MAX) {
         assert!(out.len() <= MAX);
+    }
+    for c in [
+        Codec::Gzip,
+        Codec::Zlib,
+        Codec::Zstd,
+        Codec::Snappy,
+        Codec::SnappyFramed,
+        Codec::Lz4,
+    ] {
+        if let Ok(out) = decompress(c, data, MAX) {
+            assert!(out.len() <= MAX);
+        }
     }
 }
 

@@ -98,7 +98,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let runs = runs_registry(&cfg, &metrics)?;
-        let exporters = start_exporters(&cfg, runs.as_ref(), &metrics)?;
+        let auths = crate::extension::auth::Authenticators::build(&cfg)?;
+        let exporters = start_exporters(&cfg, runs.as_ref(), &metrics, &auths)?;
         let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());
         let router = Arc::new(router);
@@ -109,7 +110,7 @@ impl App {
         let mut bound = Bound::default();
         let lm = Arc::new(ListenerMetrics::register(&mut metrics.registry.lock()));
         let receiver_tasks =
-            start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &lm).await?;
+            start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &lm, &auths).await?;
         let mut admin_tasks = Vec::new();
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
@@ -119,7 +120,15 @@ impl App {
                 bound.health = Some(l.local_addr().map_err(|e| e.to_string())?);
                 let mut routes = health_router(health.clone(), &h.path);
                 if let Some(r) = &runs {
-                    routes = routes.merge(crate::runs::api::router(r.clone()));
+                    let runs_auth = cfg.extensions.values().find_map(|x| match x {
+                        ExtensionConfig::Runs(c) => c.auth.as_ref(),
+                        _ => None,
+                    });
+                    let api = crate::runs::api::router(r.clone());
+                    routes = routes.merge(match auths.server(runs_auth)? {
+                        Some(a) => crate::extension::auth::protect(api, a, "runs"),
+                        None => api,
+                    });
                 }
                 admin_tasks.push(tokio::spawn(listener::serve(
                     l,
@@ -228,6 +237,7 @@ fn start_exporters(
     cfg: &Config,
     runs: Option<&Arc<crate::runs::Registry>>,
     metrics: &Arc<Metrics>,
+    auths: &crate::extension::auth::Authenticators,
 ) -> Result<BTreeMap<String, Arc<Exporter>>, String> {
     let batch_for = batch_settings(cfg);
     let mut exporters: BTreeMap<String, Arc<Exporter>> = BTreeMap::new();
@@ -244,7 +254,7 @@ fn start_exporters(
         let sender = match (ec, runs) {
             (ExporterConfig::RunSummary(_), Some(r)) => crate::runs::exporter::build(Arc::clone(r)),
             _ => ec
-                .build_sender(id)
+                .build_sender_with(id, auths)
                 .map_err(|e| format!("exporters.{id}: {e}"))?,
         };
         let batch = batch_for.get(id).copied().unwrap_or_default();
@@ -343,6 +353,7 @@ async fn start_receivers(
     grace: Duration,
     bound: &mut Bound,
     lm: &Arc<ListenerMetrics>,
+    auths: &crate::extension::auth::Authenticators,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut receiver_tasks = Vec::new();
     for (id, rc) in &cfg.receivers {
@@ -375,6 +386,9 @@ async fn start_receivers(
                 budget: budget.clone(),
                 router: router.clone(),
                 max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
+                auth: auths
+                    .server(g.auth.as_ref())
+                    .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?,
             };
             let settings = ListenerSettings::grpc(
                 &format!("{id}/grpc"),
@@ -406,6 +420,9 @@ async fn start_receivers(
                 budget: budget.clone(),
                 router: router.clone(),
                 max_body: h.max_request_body_size.0 as usize,
+                auth: auths
+                    .server(h.auth.as_ref())
+                    .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?,
             };
             receiver_tasks.push(tokio::spawn(listener::serve(
                 l,

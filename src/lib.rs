@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod exporter;
+pub mod extension;
 pub mod listener;
 pub mod pipeline;
 pub mod processor;

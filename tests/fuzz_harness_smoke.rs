@@ -131,7 +131,19 @@ fn gzip_harness() {
     let big = gz(&vec![0u8; 4 << 20]);
     run(
         "gzip",
-        vec![gz(&trace_pb()), gz(b""), big],
+        vec![
+            gz(&trace_pb()),
+            gz(b""),
+            big,
+            zstd::bulk::compress(&trace_pb(), 1).unwrap(),
+            snap::raw::Encoder::new().compress_vec(&trace_pb()).unwrap(),
+            {
+                use std::io::Write;
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(&trace_pb()).unwrap();
+                e.finish().unwrap()
+            },
+        ],
         harness::gzip,
         300,
     );

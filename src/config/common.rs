@@ -270,6 +270,10 @@ pub struct ClientTls {
 pub struct ServerTls {
     pub cert_file: String,
     pub key_file: String,
+    /// CA bundle (PEM) for mutual TLS: when set, clients must present a certificate that
+    /// chains to it, or the handshake fails.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
 }
 
 /// Basic authentication for HTTP destinations.
@@ -281,13 +285,33 @@ pub struct BasicAuth {
     pub password: String,
 }
 
-/// Request compression of a destination.
+/// Request compression of a destination (`compression:` of `otlp` and `otlphttp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     #[default]
     Gzip,
     None,
+    /// Zstandard.
+    Zstd,
+    /// Snappy: a block over HTTP (as the Collector's `snappy`), the framing format over gRPC.
+    Snappy,
+    /// The zlib format, named `deflate` on the wire (HTTP and gRPC).
+    Deflate,
+}
+
+impl Compression {
+    /// The body codec, `None` for `none`.
+    pub fn codec(self) -> Option<crate::compression::Codec> {
+        use crate::compression::Codec;
+        match self {
+            Compression::Gzip => Some(Codec::Gzip),
+            Compression::None => None,
+            Compression::Zstd => Some(Codec::Zstd),
+            Compression::Snappy => Some(Codec::Snappy),
+            Compression::Deflate => Some(Codec::Zlib),
+        }
+    }
 }
 
 /// Headers added to every request (`X-Scope-OrgID`, `Authorization`, ...).

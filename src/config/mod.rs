@@ -112,11 +112,28 @@ impl ExporterConfig {
         }
     }
 
-    /// Builds the protocol half (no I/O happens until the first send).
+    /// Builds the protocol half (no I/O happens until the first send), without exporter
+    /// authenticators (for `validate`; references are checked when the config is loaded).
     pub fn build_sender(&self, id: &str) -> Result<std::sync::Arc<dyn exporter::Sender>, String> {
+        self.build_sender_with(id, &crate::extension::auth::Authenticators::default())
+    }
+
+    /// Builds the protocol half with the running authenticators (`auth.authenticator`).
+    pub fn build_sender_with(
+        &self,
+        id: &str,
+        auths: &crate::extension::auth::Authenticators,
+    ) -> Result<std::sync::Arc<dyn exporter::Sender>, String> {
+        let client = |r: Option<&crate::extension::auth::AuthRef>| {
+            if auths.is_empty() {
+                Ok(None)
+            } else {
+                auths.client(r)
+            }
+        };
         match self {
-            ExporterConfig::Otlp(c) => exporter::otlp::build(c),
-            ExporterConfig::OtlpHttp(c) => exporter::otlphttp::build(c),
+            ExporterConfig::Otlp(c) => exporter::otlp::build(c, client(c.auth.as_ref())?),
+            ExporterConfig::OtlpHttp(c) => exporter::otlphttp::build(c, client(c.auth.as_ref())?),
             ExporterConfig::Debug(c) => exporter::debug::build(c, id),
             ExporterConfig::PrometheusRemoteWrite(c) => exporter::prometheusremotewrite::build(c),
             ExporterConfig::Loki(c) => exporter::loki::build(c),
@@ -191,6 +208,10 @@ pub enum ExtensionConfig {
     /// Durable queues' directory and fsync mode (`sending_queue.storage` names it).
     FileStorage(crate::queue::durable::FileStorageConfig),
     Runs(crate::runs::RunsConfig),
+    /// Bearer-token authenticator (server and client roles).
+    BearerTokenAuth(crate::extension::bearertokenauth::Config),
+    /// HTTP Basic authenticator (`htpasswd` server role, `client_auth` client role).
+    BasicAuth(crate::extension::basicauth::Config),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -511,10 +532,28 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                     cfg.extensions.insert(id.clone(), ExtensionConfig::Runs(c));
                 }
             }
+            "bearertokenauth" => {
+                if let Some(c) = ld.parse::<crate::extension::bearertokenauth::Config>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::BearerTokenAuth(c));
+                }
+            }
+            "basicauth" => {
+                if let Some(c) = ld.parse::<crate::extension::basicauth::Config>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::BasicAuth(c));
+                }
+            }
             t => ld.err(
                 &p,
                 format!(
-                    "unknown extension type {t:?} (supported: health_check, runs, file_storage)"
+                    "unknown extension type {t:?} (supported: health_check, runs, file_storage, bearertokenauth, basicauth)"
                 ),
             ),
         }
@@ -534,6 +573,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     check_storage(&mut ld, &cfg);
     for (path, m) in memory_budget::check(&cfg) {
         ld.err(&[path.as_str()], m);
+    }
+    for (path, msg) in crate::extension::auth::check_references(&cfg) {
+        let parts: Vec<&str> = path.split('.').collect();
+        ld.err(&parts, msg);
     }
     if ld.errors.is_empty() {
         Ok(cfg)

@@ -219,3 +219,68 @@ fn runsummary_refuses_block_and_unknown_keys() {
         assert!(parse(&text, &|_| None).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn compression_auth_and_mtls_keys_parse() {
+    let text = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        auth: { authenticator: bearertokenauth }
+        tls: { cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem }
+      http:
+        auth: { authenticator: basicauth/in }
+exporters:
+  otlphttp: { endpoint: "http://x:4318", compression: snappy, auth: { authenticator: basicauth/out } }
+  otlp: { endpoint: "x:4317", compression: zstd, auth: { authenticator: bearertokenauth } }
+extensions:
+  bearertokenauth: { tokens: [a, b], scheme: Token, header: X-Key }
+  basicauth/in: { htpasswd: { inline: "u:p" } }
+  basicauth/out: { client_auth: { username: u, password: p } }
+  runs: { auth: { authenticator: bearertokenauth } }
+service:
+  extensions: [bearertokenauth, basicauth/in, basicauth/out, runs]
+  pipelines:
+    traces: { receivers: [otlp], exporters: [otlphttp, otlp] }
+"#;
+    let cfg = parse(text, &env).unwrap_or_else(|e| panic!("{e}"));
+    let ReceiverConfig::Otlp(o) = &cfg.receivers["otlp"];
+    let g = o.protocols.grpc.as_ref().unwrap();
+    assert_eq!(g.auth.as_ref().unwrap().authenticator, "bearertokenauth");
+    assert_eq!(
+        g.tls.as_ref().unwrap().client_ca_file.as_deref(),
+        Some("ca.pem")
+    );
+    match &cfg.exporters["otlphttp"] {
+        ExporterConfig::OtlpHttp(c) => assert_eq!(c.compression, common::Compression::Snappy),
+        _ => panic!("otlphttp"),
+    }
+    match &cfg.exporters["otlp"] {
+        ExporterConfig::Otlp(c) => assert_eq!(c.compression, common::Compression::Zstd),
+        _ => panic!("otlp"),
+    }
+    match &cfg.extensions["bearertokenauth"] {
+        ExtensionConfig::BearerTokenAuth(c) => {
+            assert_eq!((c.scheme.as_str(), c.header.as_str()), ("Token", "X-Key"));
+            assert_eq!(c.tokens, vec!["a".to_string(), "b".to_string()]);
+        }
+        _ => panic!("bearertokenauth"),
+    }
+    // a client-only basicauth on a receiver, and an unknown extension key, are errors
+    let bad = text
+        .replace(
+            "authenticator: basicauth/in",
+            "authenticator: basicauth/out",
+        )
+        .replace("scheme: Token", "schema: Token");
+    let errs = errors(&bad);
+    assert!(
+        errs.iter().any(
+            |e| e.contains("receivers.otlp.protocols.http.auth.authenticator")
+                && e.contains("no htpasswd")
+        ),
+        "{errs:?}"
+    );
+    assert!(errs.iter().any(|e| e.contains("schema")), "{errs:?}");
+}

@@ -1,10 +1,13 @@
 //! `otlp` exporter: OTLP over gRPC, sending the batch bytes unchanged through a raw-bytes
-//! codec. Also the OTLP response helpers (partial success, error bodies) otlphttp shares.
+//! codec (`compression: gzip | zstd | deflate | snappy | none`; snappy is framed by hand, as
+//! tonic has no snappy). Also the OTLP response helpers (partial success, error bodies)
+//! otlphttp shares.
 
 use crate::config::common::{
     BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
 };
 use crate::exporter::{SendError, SendFuture, SendOk, Sender};
+use crate::extension::auth::ClientAuthenticator;
 use crate::pipeline::grpc::{RawCodec, RpcStatus, retry_delay};
 use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
@@ -25,6 +28,9 @@ pub struct Config {
     pub headers: Headers,
     pub basic_auth: Option<BasicAuth>,
     pub bearer_token: Option<String>,
+    /// `auth: { authenticator: <extension id> }`: the extension's credential is added to
+    /// every request.
+    pub auth: Option<crate::extension::auth::AuthRef>,
     pub compression: Compression,
     pub timeout: Option<Dur>,
     pub tls: ClientTls,
@@ -54,7 +60,11 @@ impl Config {
     }
 }
 
-pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
+/// Builds the sender; `auth` is the `auth.authenticator` extension's client role.
+pub fn build(
+    cfg: &Config,
+    auth: Option<Arc<dyn ClientAuthenticator>>,
+) -> Result<Arc<dyn Sender>, String> {
     cfg.validate()?;
     crate::install_crypto_provider();
     let url = cfg.url();
@@ -98,14 +108,77 @@ pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
     Ok(Arc::new(OtlpGrpcSender {
         channel,
         metadata,
-        gzip: cfg.compression == Compression::Gzip,
+        compression: cfg.compression,
+        auth,
     }))
 }
 
 struct OtlpGrpcSender {
     channel: Channel,
     metadata: tonic::metadata::MetadataMap,
-    gzip: bool,
+    compression: Compression,
+    auth: Option<Arc<dyn ClientAuthenticator>>,
+}
+
+/// One unary call with a Snappy-compressed message (`grpc-encoding: snappy`, the framing
+/// format, as grpc-go's snappy compressor writes it), which tonic cannot send: the request
+/// is framed here and the status read from the headers (trailers-only) or the trailers.
+async fn unary_snappy(
+    channel: Channel,
+    path: &'static str,
+    metadata: tonic::metadata::MetadataMap,
+    message: &[u8],
+) -> Result<bytes::Bytes, Result<tonic::Status, String>> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let z = crate::compression::compress(crate::compression::Codec::SnappyFramed, message);
+    let mut framed = Vec::with_capacity(z.len() + 5);
+    framed.push(1);
+    framed.extend_from_slice(&(z.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&z);
+    let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
+        bytes::Bytes::from(framed),
+    )));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static(path);
+    *req.headers_mut() = metadata.into_headers();
+    let h = req.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    h.insert("grpc-encoding", http::HeaderValue::from_static("snappy"));
+    let resp = channel
+        .oneshot(req)
+        .await
+        .map_err(|e| Err(format!("gRPC call failed: {e}")))?;
+    if let Some(st) = tonic::Status::from_header_map(resp.headers()) {
+        if st.code() != tonic::Code::Ok {
+            return Err(Ok(st));
+        }
+    }
+    let (parts, body) = resp.into_parts();
+    let collected = body
+        .collect()
+        .await
+        .map_err(|e| Err(format!("reading the gRPC answer: {e}")))?;
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let data = collected.to_bytes();
+    match tonic::Status::from_header_map(&trailers)
+        .or_else(|| tonic::Status::from_header_map(&parts.headers))
+    {
+        Some(st) if st.code() != tonic::Code::Ok => Err(Ok(st)),
+        Some(_) => Ok(if data.len() >= 5 && data[0] == 0 {
+            data.slice(5..)
+        } else {
+            bytes::Bytes::new()
+        }),
+        None => Err(Err(format!(
+            "gRPC answer without grpc-status (HTTP {})",
+            parts.status
+        ))),
+    }
 }
 
 pub fn grpc_path(signal: Signal) -> &'static str {
@@ -139,12 +212,51 @@ pub fn classify_grpc(status: &tonic::Status) -> SendError {
 impl Sender for OtlpGrpcSender {
     fn send(&self, batch: Payload) -> SendFuture {
         let channel = self.channel.clone();
-        let metadata = self.metadata.clone();
-        let gzip = self.gzip;
+        let mut metadata = self.metadata.clone();
+        let compression = self.compression;
+        let credential = self.auth.as_ref().map(|a| a.credential());
         Box::pin(async move {
+            match credential {
+                Some(Ok((k, v))) => {
+                    let key = tonic::metadata::MetadataKey::from_bytes(k.as_str().as_bytes())
+                        .map_err(|_| SendError::permanent("auth", "invalid credential header"))?;
+                    let val = tonic::metadata::MetadataValue::try_from(v.as_bytes())
+                        .map_err(|_| SendError::permanent("auth", "invalid credential value"))?;
+                    metadata.insert(key, val);
+                }
+                Some(Err(e)) => {
+                    return Err(SendError::retryable(
+                        "auth",
+                        format!("auth.authenticator: {e}"),
+                    ));
+                }
+                None => {}
+            }
+            if compression == Compression::Snappy {
+                let path = grpc_path(batch.signal);
+                return match unary_snappy(channel, path, metadata, &batch.bytes).await {
+                    Ok(body) => {
+                        let rejected = partial_success(batch.signal, &body);
+                        Ok(SendOk {
+                            dropped: if rejected > 0 {
+                                vec![("partial_success".into(), rejected)]
+                            } else {
+                                vec![]
+                            },
+                        })
+                    }
+                    Err(Ok(status)) => Err(classify_grpc(&status)),
+                    Err(Err(m)) => Err(SendError::retryable("connect", m)),
+                };
+            }
             let mut client = tonic::client::Grpc::new(channel);
-            if gzip {
-                client = client.send_compressed(CompressionEncoding::Gzip);
+            match compression {
+                Compression::Gzip => client = client.send_compressed(CompressionEncoding::Gzip),
+                Compression::Zstd => client = client.send_compressed(CompressionEncoding::Zstd),
+                Compression::Deflate => {
+                    client = client.send_compressed(CompressionEncoding::Deflate)
+                }
+                Compression::None | Compression::Snappy => {}
             }
             client = client.accept_compressed(CompressionEncoding::Gzip);
             client.ready().await.map_err(|e| {

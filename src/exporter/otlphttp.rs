@@ -1,6 +1,8 @@
 //! `otlphttp` exporter: OTLP/HTTP protobuf to Tempo, Sumo Logic or any OTLP endpoint. The
-//! batch bytes are sent as they arrived (gzip-compressed by default), never re-encoded.
+//! batch bytes are sent as they arrived (gzip-compressed by default; `compression: zstd |
+//! snappy | deflate | none` too), never re-encoded.
 
+use crate::compression::{Codec, compress};
 use crate::config::common::{
     BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
 };
@@ -8,6 +10,7 @@ use crate::exporter::http::{
     RetryRules, build_client, classify_status, classify_transport, header_map,
 };
 use crate::exporter::{SendFuture, SendOk, Sender};
+use crate::extension::auth::ClientAuthenticator;
 use crate::pipeline::payload::{Payload, Signal};
 use serde::Deserialize;
 use std::io::Write;
@@ -26,6 +29,9 @@ pub struct Config {
     pub headers: Headers,
     pub basic_auth: Option<BasicAuth>,
     pub bearer_token: Option<String>,
+    /// `auth: { authenticator: <extension id> }`: the extension's credential is added to
+    /// every request.
+    pub auth: Option<crate::extension::auth::AuthRef>,
     pub compression: Compression,
     pub timeout: Option<Dur>,
     pub tls: ClientTls,
@@ -79,7 +85,11 @@ impl Config {
     }
 }
 
-pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
+/// Builds the sender; `auth` is the `auth.authenticator` extension's client role.
+pub fn build(
+    cfg: &Config,
+    auth: Option<Arc<dyn ClientAuthenticator>>,
+) -> Result<Arc<dyn Sender>, String> {
     cfg.validate()?;
     let client = build_client(
         &cfg.tls,
@@ -98,10 +108,11 @@ pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(concat!("watchtower/", env!("CARGO_PKG_VERSION"))),
     );
-    if cfg.compression == Compression::Gzip {
+    let codec = cfg.compression.codec();
+    if let Some(c) = codec {
         headers.insert(
             http::header::CONTENT_ENCODING,
-            http::HeaderValue::from_static("gzip"),
+            http::HeaderValue::from_static(c.name()),
         );
     }
     let urls = [
@@ -113,7 +124,8 @@ pub fn build(cfg: &Config) -> Result<Arc<dyn Sender>, String> {
         client,
         headers,
         urls,
-        gzip: cfg.compression == Compression::Gzip,
+        codec,
+        auth,
     }))
 }
 
@@ -121,7 +133,8 @@ struct OtlpHttpSender {
     client: reqwest::Client,
     headers: http::HeaderMap,
     urls: [Option<String>; 3],
-    gzip: bool,
+    codec: Option<Codec>,
+    auth: Option<Arc<dyn ClientAuthenticator>>,
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
@@ -138,19 +151,31 @@ impl Sender for OtlpHttpSender {
     fn send(&self, batch: Payload) -> SendFuture {
         let url = self.urls[batch.signal as usize].clone();
         let client = self.client.clone();
-        let headers = self.headers.clone();
-        let gz = self.gzip;
+        let mut headers = self.headers.clone();
+        let codec = self.codec;
+        let credential = self.auth.as_ref().map(|a| a.credential());
         Box::pin(async move {
+            match credential {
+                Some(Ok((k, v))) => {
+                    headers.insert(k, v);
+                }
+                Some(Err(e)) => {
+                    return Err(crate::exporter::SendError::retryable(
+                        "auth",
+                        format!("auth.authenticator: {e}"),
+                    ));
+                }
+                None => {}
+            }
             let Some(url) = url else {
                 return Err(crate::exporter::SendError::permanent(
                     "no_endpoint",
                     format!("no endpoint configured for {}", batch.signal),
                 ));
             };
-            let body: reqwest::Body = if gz {
-                gzip(&batch.bytes).into()
-            } else {
-                batch.bytes.clone().into()
+            let body: reqwest::Body = match codec {
+                Some(c) => compress(c, &batch.bytes).into(),
+                None => batch.bytes.clone().into(),
             };
             let resp = client
                 .post(&url)

@@ -1,6 +1,7 @@
 //! `otlp` receiver settings, in the Collector's keys.
 
 use crate::config::common::{ByteSize, Dur, ServerTls};
+use crate::extension::auth::AuthRef;
 use crate::listener::config::{HttpServerKeys, KeepaliveServerConfig, defaults};
 use serde::{Deserialize, Deserializer};
 
@@ -43,6 +44,9 @@ pub struct GrpcConfig {
     pub keepalive: Option<KeepaliveServerConfig>,
     /// Open connections on this listener (docs/listeners.md).
     pub max_connections: usize,
+    /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
+    /// get UNAUTHENTICATED.
+    pub auth: Option<AuthRef>,
 }
 
 impl Default for GrpcConfig {
@@ -54,6 +58,7 @@ impl Default for GrpcConfig {
             tls: None,
             keepalive: None,
             max_connections: defaults::max_connections(),
+            auth: None,
         }
     }
 }
@@ -85,6 +90,9 @@ pub struct HttpConfig {
     pub idle_timeout: Dur,
     pub min_body_rate: ByteSize,
     pub max_connections: usize,
+    /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
+    /// get 401 with `WWW-Authenticate`.
+    pub auth: Option<AuthRef>,
 }
 
 impl HttpConfig {
@@ -117,6 +125,7 @@ impl Default for HttpConfig {
             idle_timeout: defaults::idle_timeout(),
             min_body_rate: defaults::min_body_rate(),
             max_connections: defaults::max_connections(),
+            auth: None,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! OTLP/gRPC receiver: the three `Export` methods, served with a raw-bytes codec so requests
 //! are validated and counted on the wire format and forwarded without being decoded.
+//! Authentication and `grpc-encoding` are handled before tonic sees the request (tonic only
+//! knows gzip/deflate/zstd and does not bound the decompressed size).
 
 use crate::pipeline::grpc::{RawCodec, status_with_retry};
 use crate::pipeline::payload::{Payload, Signal};
@@ -23,6 +25,126 @@ pub struct GrpcReceiver {
     pub budget: Arc<crate::receiver::admission::Budget>,
     pub router: Arc<Router>,
     pub max_recv_bytes: usize,
+    /// `protocols.grpc.auth`: checked before the message is read.
+    pub auth: Option<Arc<dyn crate::extension::auth::ServerAuthenticator>>,
+}
+
+impl GrpcReceiver {
+    /// Counts and logs a refusal made before the router.
+    fn refuse(&self, reason: &str, status: tonic::Status) -> http::Response<tonic::body::Body> {
+        crate::receiver::refusal::record(
+            &self.router.metrics,
+            &self.id,
+            "grpc",
+            reason,
+            status.message(),
+        );
+        status.into_http()
+    }
+}
+
+/// Gives tonic an uncompressed request: a message with a `grpc-encoding` is decompressed
+/// here (every codec of [`crate::compression`], with the `max_recv_msg_size_mib` limit on
+/// the decompressed size) and re-framed without compression. Refusals come back as finished
+/// responses: UNAUTHENTICATED, UNIMPLEMENTED (unknown coding, with `grpc-accept-encoding`),
+/// RESOURCE_EXHAUSTED (too large), INVALID_ARGUMENT (corrupt).
+async fn prepare<B>(
+    rx: &GrpcReceiver,
+    req: http::Request<B>,
+) -> Result<http::Request<axum::body::Body>, http::Response<tonic::body::Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    use crate::compression::{Codec, DecodeError, GRPC_ENCODINGS, decompress};
+    use http_body_util::BodyExt;
+    if let Some(auth) = &rx.auth
+        && let Err(e) = crate::extension::auth::check(auth.as_ref(), req.headers())
+    {
+        return Err(rx.refuse(
+            "unauthenticated",
+            tonic::Status::unauthenticated(e.to_string()),
+        ));
+    }
+    let name = req
+        .headers()
+        .get("grpc-encoding")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let codec = match Codec::from_grpc(&name) {
+        Ok(None) => return Ok(req.map(axum::body::Body::new)),
+        Ok(Some(c)) => c,
+        Err(_) => {
+            let mut resp = rx.refuse(
+                "unsupported_encoding",
+                tonic::Status::unimplemented(format!(
+                    "grpc-encoding {:?} is not supported (supported: {GRPC_ENCODINGS}, identity)",
+                    name.trim()
+                )),
+            );
+            resp.headers_mut().insert(
+                "grpc-accept-encoding",
+                http::HeaderValue::from_static(GRPC_ENCODINGS),
+            );
+            return Err(resp);
+        }
+    };
+    let max = rx.max_recv_bytes;
+    let too_large = || {
+        tonic::Status::resource_exhausted(format!(
+            "request larger than max_recv_msg_size_mib ({max} bytes)"
+        ))
+    };
+    let (mut parts, body) = req.into_parts();
+    let raw = match http_body_util::Limited::new(body, max.saturating_add(5))
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(rx.refuse("too_large", too_large()));
+        }
+        Err(e) => {
+            return Err(rx.refuse(
+                "bad_data",
+                tonic::Status::invalid_argument(format!("error reading request: {e}")),
+            ));
+        }
+    };
+    let frame = match raw.len() {
+        n if n < 5 => None,
+        _ => {
+            let len = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize;
+            (raw.len() == 5 + len).then(|| (raw[0], raw.slice(5..)))
+        }
+    };
+    let Some((flag, message)) = frame else {
+        return Err(rx.refuse(
+            "bad_data",
+            tonic::Status::invalid_argument("a unary request must hold exactly one gRPC message"),
+        ));
+    };
+    let plain: Bytes = if flag == 0 {
+        message
+    } else {
+        match decompress(codec, &message, max) {
+            Ok(v) => v.into(),
+            Err(DecodeError::TooLarge(_)) => return Err(rx.refuse("too_large", too_large())),
+            Err(e) => {
+                return Err(rx.refuse("bad_data", tonic::Status::invalid_argument(e.to_string())));
+            }
+        }
+    };
+    let mut framed = Vec::with_capacity(plain.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&(plain.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&plain);
+    parts.headers.remove("grpc-encoding");
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Ok(http::Request::from_parts(
+        parts,
+        axum::body::Body::from(framed),
+    ))
 }
 
 /// Handles one decoded-to-bytes request: validate, count, route, map refusals to statuses.
@@ -39,18 +161,9 @@ pub async fn export(
     let items = match validate_and_count(signal, &body) {
         Ok(n) => n,
         Err(e) => {
-            metrics
-                .receiver_refused_reason
-                .get_or_create(&RefusedLabels {
-                    receiver: rx.id.to_string(),
-                    transport: "grpc".into(),
-                    reason: "bad_data".into(),
-                })
-                .inc();
-            return Err(tonic::Status::invalid_argument(format!(
-                "invalid {} request: {e}",
-                signal
-            )));
+            let msg = format!("invalid {signal} request: {e}");
+            crate::receiver::refusal::record(metrics, &rx.id, "grpc", "bad_data", &msg);
+            return Err(tonic::Status::invalid_argument(msg));
         }
     };
     if items == 0 {
@@ -188,11 +301,25 @@ macro_rules! otlp_service {
                             rx.max_recv_bytes,
                         )
                     });
-                    let mut enc = EnabledCompressionEncodings::default();
-                    enc.enable(CompressionEncoding::Gzip);
+                    let req = match prepare(&rx, req).await {
+                        Ok(r) => r,
+                        Err(resp) => {
+                            // a body cut by the admission budget is its refusal, not bad data
+                            let refused = charged.lock().refused.take();
+                            if let Some(m) = refused {
+                                return Ok(admission_status(&m).into_http());
+                            }
+                            return Ok(resp);
+                        }
+                    };
+                    // requests arrive uncompressed from `prepare`; answers may be gzipped
+                    let mut send = EnabledCompressionEncodings::default();
+                    send.enable(CompressionEncoding::Gzip);
                     let max = rx.max_recv_bytes;
+                    let metrics = rx.router.metrics.clone();
+                    let id = rx.id.clone();
                     let mut grpc = tonic::server::Grpc::new(RawCodec)
-                        .apply_compression_config(enc, enc)
+                        .apply_compression_config(EnabledCompressionEncodings::default(), send)
                         .apply_max_message_size_config(Some(max), None);
                     let mut res = grpc
                         .unary(
@@ -204,7 +331,15 @@ macro_rules! otlp_service {
                             req,
                         )
                         .await;
-                    too_large_is_resource_exhausted(&mut res, max);
+                    if too_large_is_resource_exhausted(&mut res, max) {
+                        crate::receiver::refusal::record(
+                            &metrics,
+                            &id,
+                            "grpc",
+                            "too_large",
+                            "request larger than max_recv_msg_size_mib",
+                        );
+                    }
                     crate::receiver::grpc_framing::framing_errors_are_invalid_argument(&mut res);
                     // the charge is released here, after the router took (or refused) the data
                     let refused = charged.lock().refused.take();
@@ -236,7 +371,12 @@ otlp_service!(
 
 /// tonic reports an over-limit message as OUT_OF_RANGE; OTLP clients expect
 /// RESOURCE_EXHAUSTED (not retried without RetryInfo).
-fn too_large_is_resource_exhausted(res: &mut http::Response<tonic::body::Body>, max: usize) {
+/// Returns whether the answer was such a refusal.
+fn too_large_is_resource_exhausted(
+    res: &mut http::Response<tonic::body::Body>,
+    max: usize,
+) -> bool {
+    let mut refused = false;
     let h = res.headers_mut();
     if h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
         && h.get("grpc-message").is_some_and(|m| {
@@ -245,6 +385,7 @@ fn too_large_is_resource_exhausted(res: &mut http::Response<tonic::body::Body>, 
         })
     {
         h.insert("grpc-status", http::HeaderValue::from_static("8"));
+        refused = true;
         if let Ok(v) = http::HeaderValue::from_str(
             &format!("request larger than max_recv_msg_size_mib ({} bytes)", max)
                 .replace(' ', "%20"),
@@ -259,6 +400,7 @@ fn too_large_is_resource_exhausted(res: &mut http::Response<tonic::body::Body>, 
     {
         h.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
+    refused
 }
 
 /// The axum router serving all three services.

@@ -1,8 +1,11 @@
 //! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or JSON
-//! bodies, optionally gzip-compressed. The size limit applies to the decompressed body too,
-//! so a gzip bomb is a 413, not an OOM. Answers are `Export*ServiceResponse` (or a
+//! bodies, optionally compressed (every `Content-Encoding` of [`crate::compression`]). The
+//! size limit applies to the decompressed body too, so a bomb in any codec is a 413, not an
+//! OOM. With `auth`, a request without an accepted credential is a 401 before its body is
+//! read. Answers are `Export*ServiceResponse` (or a
 //! `google.rpc.Status` on errors) in the request's content type.
 
+use crate::compression::{Codec, DecodeError, HTTP_ENCODINGS, decompress};
 use crate::pipeline::grpc::RpcStatus;
 use crate::pipeline::payload::{Payload, Signal};
 use crate::pipeline::router::{Refusal, Router};
@@ -28,6 +31,8 @@ pub struct HttpReceiver {
     pub budget: Arc<Budget>,
     pub router: Arc<Router>,
     pub max_body: usize,
+    /// `protocols.http.auth`: checked before the body is read.
+    pub auth: Option<Arc<dyn crate::extension::auth::ServerAuthenticator>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,7 @@ fn error_response(
         StatusCode::SERVICE_UNAVAILABLE => 14,
         StatusCode::NOT_FOUND => 5,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+        StatusCode::UNAUTHORIZED => 16,
         _ => 2,
     };
     let mut resp = match format {
@@ -194,6 +200,23 @@ fn refuse_retryable(rx: &HttpReceiver, fmt: Format, reason: &str, message: &str)
 }
 
 async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    if let Some(auth) = &rx.auth
+        && let Err(e) = crate::extension::auth::check(auth.as_ref(), &headers)
+    {
+        let fmt = content_format(&headers).unwrap_or(Format::Protobuf);
+        let msg = e.to_string();
+        crate::receiver::refusal::record(
+            &rx.router.metrics,
+            &rx.id,
+            "http",
+            "unauthenticated",
+            &msg,
+        );
+        let mut resp = error_response(StatusCode::UNAUTHORIZED, fmt, &msg, None);
+        resp.headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, auth.challenge());
+        return resp;
+    }
     let fmt = match content_format(&headers) {
         Ok(f) => f,
         Err(m) => {
@@ -254,25 +277,20 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
     };
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let data: Bytes = match encoding.as_str() {
-        "" | "identity" => raw,
-        "gzip" | "x-gzip" => match gunzip_charged(&raw, rx.max_body, &mut |n| match rx
-            .budget
-            .try_charge(n, Transport::Http)
-        {
-            Ok(c) => {
-                charge.merge(c);
-                true
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let data: Bytes = match Codec::from_http(&encoding) {
+        Ok(None) => raw,
+        Ok(Some(codec)) => match decompress(codec, &raw, rx.max_body) {
+            Ok(v) => {
+                // the decompressed body is charged too (its size is bounded by max_body)
+                match rx.budget.try_charge(v.len(), Transport::Http) {
+                    Ok(c) => charge.merge(c),
+                    Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
+                }
+                v.into()
             }
-            Err(_) => false,
-        }) {
-            Ok(v) => v.into(),
-            Err(ReadError::Refused(m)) => return refuse_retryable(&rx, fmt, "admission", &m),
-            Err(ReadError::TooLarge) => {
+            Err(DecodeError::TooLarge(_)) => {
                 return refuse_bad(
                     &rx,
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -280,14 +298,18 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
                     &format!("decompressed {too_large}"),
                 );
             }
-            Err(ReadError::Bad(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
+            Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
         },
-        other => {
-            return refuse_bad(
+        Err(_) => {
+            return refuse_with(
                 &rx,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 fmt,
-                &format!("unsupported Content-Encoding {other:?} (use gzip or none)"),
+                "unsupported_encoding",
+                &format!(
+                    "unsupported Content-Encoding {:?} (supported: {HTTP_ENCODINGS}, or none)",
+                    encoding.trim()
+                ),
             );
         }
     };
@@ -373,15 +395,17 @@ fn refuse_bad(rx: &HttpReceiver, status: StatusCode, fmt: Format, message: &str)
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         _ => "bad_data",
     };
-    rx.router
-        .metrics
-        .receiver_refused_reason
-        .get_or_create(&RefusedLabels {
-            receiver: rx.id.to_string(),
-            transport: "http".into(),
-            reason: reason.into(),
-        })
-        .inc();
+    refuse_with(rx, status, fmt, reason, message)
+}
+
+fn refuse_with(
+    rx: &HttpReceiver,
+    status: StatusCode,
+    fmt: Format,
+    reason: &str,
+    message: &str,
+) -> Response {
+    crate::receiver::refusal::record(&rx.router.metrics, &rx.id, "http", reason, message);
     error_response(status, fmt, message, None)
 }
 
@@ -440,8 +464,11 @@ pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
                 })
             })
         };
-        let mut headers: Vec<http::HeaderName> =
-            vec![http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING];
+        let mut headers: Vec<http::HeaderName> = vec![
+            http::header::CONTENT_TYPE,
+            http::header::CONTENT_ENCODING,
+            http::header::AUTHORIZATION,
+        ];
         headers.extend(cors.allowed_headers.iter().filter_map(|h| h.parse().ok()));
         let mut layer = CorsLayer::new()
             .allow_origin(allow)

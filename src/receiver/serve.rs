@@ -27,12 +27,35 @@ pub fn tls_acceptor(tls: &ServerTls) -> Result<TlsAcceptor, String> {
     ))
     .map_err(|e| format!("tls.key_file {}: {e}", tls.key_file))?
     .ok_or_else(|| format!("tls.key_file {}: no private key found", tls.key_file))?;
-    let mut cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &tls.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca)?),
+    };
+    let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Mutual TLS: every client must present a certificate chaining to a CA in `ca_file`
+/// (rustls' WebPKI verifier; a handshake without one fails).
+fn client_verifier(
+    ca_file: &str,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("tls.client_ca_file {ca_file}: {e}");
+    let file = std::fs::File::open(ca_file).map_err(|e| err(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(file)) {
+        roots.add(cert.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(err(&"no certificate found"));
+    }
+    rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| err(&e))
 }
 
 /// Binds `endpoint` (host:port).

@@ -61,6 +61,9 @@ pub struct RunsConfig {
     pub peers: Vec<String>,
     /// Connect and answer timeout of one peer call (run-end adds `end_drain_timeout`).
     pub peer_timeout: Dur,
+    /// `auth: { authenticator: <extension id> }` protects the runs API (`/runs...` on the
+    /// health_check endpoint); health itself stays open.
+    pub auth: Option<crate::extension::auth::AuthRef>,
 }
 
 /// `peers`: a list of strings where empty and null entries are dropped.
@@ -88,6 +91,7 @@ impl Default for RunsConfig {
             max_new_runs_per_request: 4,
             peers: Vec::new(),
             peer_timeout: Dur::secs(2),
+            auth: None,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Recorded {
     pub logs: Vec<ExportLogsServiceRequest>,
     /// arrival time of every request (accepted or not)
     pub arrivals: Vec<Instant>,
+    /// headers (gRPC: metadata) of every decoded request, in arrival order
+    pub headers: Vec<HeaderMap>,
 }
 
 pub struct CaptureState {
@@ -122,15 +124,21 @@ impl Capture {
             let _ = tonic::transport::Server::builder()
                 .add_service(
                     TraceServiceServer::new(g.clone())
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Deflate),
                 )
                 .add_service(
                     MetricsServiceServer::new(g.clone())
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Deflate),
                 )
                 .add_service(
                     LogsServiceServer::new(g)
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Deflate),
                 )
                 .serve_with_incoming(tokio_stream_listener(l))
                 .await;
@@ -230,6 +238,11 @@ impl Capture {
         out
     }
 
+    /// Headers (gRPC metadata) of every decoded request.
+    pub fn headers(&self) -> Vec<HeaderMap> {
+        self.state.rec.lock().unwrap().headers.clone()
+    }
+
     pub fn arrivals(&self) -> Vec<Instant> {
         self.state.rec.lock().unwrap().arrivals.clone()
     }
@@ -265,16 +278,44 @@ async fn scripted(state: &CaptureState) -> Result<(), (u16, Option<u64>)> {
     Ok(())
 }
 
+/// The body decoded per its Content-Encoding, with the codec crates themselves (not the
+/// gateway's decoder): gzip, deflate (zlib), zstd, snappy (block), x-snappy-framed, lz4.
 fn body_bytes(headers: &HeaderMap, body: Bytes) -> Vec<u8> {
-    if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut out)
-            .expect("gzip");
-        out
-    } else {
-        body.to_vec()
+    let mut out = Vec::new();
+    let enc = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match enc {
+        "gzip" => {
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        "deflate" => {
+            flate2::read::ZlibDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("deflate");
+        }
+        "zstd" => out = zstd::stream::decode_all(&body[..]).expect("zstd"),
+        "snappy" => {
+            out = snap::raw::Decoder::new()
+                .decompress_vec(&body)
+                .expect("snappy")
+        }
+        "x-snappy-framed" => {
+            snap::read::FrameDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("snappy framed");
+        }
+        "lz4" => {
+            lz4_flex::frame::FrameDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("lz4");
+        }
+        _ => out = body.to_vec(),
     }
+    out
 }
 
 fn failure(code: u16, retry_after: Option<u64>) -> Response {
@@ -300,6 +341,7 @@ macro_rules! http_handler {
                 return failure(code, ra);
             }
             let data = body_bytes(&headers, body);
+            st.rec.lock().unwrap().headers.push(headers.clone());
             match <$req>::decode(&data[..]) {
                 Ok(req) => {
                     st.rec.lock().unwrap().$field.push(req);
@@ -329,6 +371,7 @@ async fn http_traces(
         return failure(code, ra);
     }
     let data = body_bytes(&headers, body);
+    st.rec.lock().unwrap().headers.push(headers.clone());
     match ExportTraceServiceRequest::decode(&data[..]) {
         Ok(req) => {
             st.rec.lock().unwrap().traces.push(req);
@@ -386,7 +429,9 @@ impl TraceService for GrpcCapture {
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
-        self.0.rec.lock().unwrap().traces.push(req.into_inner());
+        let mut rec = self.0.rec.lock().unwrap();
+        rec.headers.push(req.metadata().clone().into_headers());
+        rec.traces.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
     }
 }
@@ -398,7 +443,9 @@ impl MetricsService for GrpcCapture {
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
-        self.0.rec.lock().unwrap().metrics.push(req.into_inner());
+        let mut rec = self.0.rec.lock().unwrap();
+        rec.headers.push(req.metadata().clone().into_headers());
+        rec.metrics.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
     }
 }
@@ -410,7 +457,9 @@ impl LogsService for GrpcCapture {
         req: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         scripted(&self.0).await.map_err(|(c, _)| grpc_failure(c))?;
-        self.0.rec.lock().unwrap().logs.push(req.into_inner());
+        let mut rec = self.0.rec.lock().unwrap();
+        rec.headers.push(req.metadata().clone().into_headers());
+        rec.logs.push(req.into_inner());
         Ok(tonic::Response::new(Default::default()))
     }
 }
