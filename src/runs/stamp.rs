@@ -54,7 +54,11 @@ pub fn stamp(payload: &Payload, runs: &MatchIndex) -> Result<Option<Payload>, pr
         return Ok(None);
     }
     let peek = ResourcesOnly::decode(payload.bytes.clone())?;
-    if !peek.items.iter().any(|r| choose(runs, &r.resource).is_some()) {
+    if !peek
+        .items
+        .iter()
+        .any(|r| choose(runs, &r.resource).is_some())
+    {
         return Ok(None);
     }
     macro_rules! each {
