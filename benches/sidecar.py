@@ -12,7 +12,10 @@ start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately i
                resource (stamps two attributes: decode + re-encode), batch -> otlphttp
 
 Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH_BIN,
-SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1).
+SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1),
+SIDECAR_WORKERS (tokio worker threads to compare, default "0,1": the default and one),
+SIDECAR_PIPELINES (default "passthrough,sidecar"), SIDECAR_ENV (extra gateway environment,
+"K=V,K=V"), SIDECAR_TAG (output file name, default "sidecar").
 """
 
 import json
@@ -26,6 +29,12 @@ import run as bench  # noqa: E402  (the shared process helpers of `make bench`)
 DURATION = float(os.environ.get("SIDECAR_DURATION", "30"))
 IDLE = float(os.environ.get("SIDECAR_IDLE", "10"))
 ROUNDS = int(os.environ.get("SIDECAR_ROUNDS", "1"))
+# tokio worker threads: 0 = the runtime's default (one per core), 1 = a sidecar whose CPU limit
+# is below one core
+WORKERS = [int(w) for w in os.environ.get("SIDECAR_WORKERS", "0,1").split(",")]
+# extra environment for the gateway, e.g. "MALLOC_ARENA_MAX=1" (comma-separated K=V)
+GATEWAY_ENV = dict(kv.split("=", 1) for kv in os.environ.get("SIDECAR_ENV", "").split(",") if "=" in kv)
+PIPELINE_NAMES = [p for p in os.environ.get("SIDECAR_PIPELINES", "passthrough,sidecar").split(",") if p]
 LOAD = ["--rate", "10000", "--connections", "1", "--items-per-request", "100",
         "--attributes", "8", "--services", "5", "--pool", "64"]
 
@@ -72,12 +81,26 @@ service:
 
 
 class Gw:
-    def __init__(self, name, text_fn):
+    def __init__(self, name, text_fn, workers):
         self.grpc, self.http, self.health, self.metrics = (bench.free_port() for _ in range(4))
         self.config = os.path.join(bench.OUT, f"{name}.yaml")
         with open(self.config, "w") as f:
             f.write(text_fn((self.grpc, self.http, self.health, self.metrics)))
-        self.proc = bench.spawn(f"{name}-gateway", [bench.BIN, "run", "--config", self.config])
+        # tokio reads TOKIO_WORKER_THREADS; in a pod with a CPU limit below one core the
+        # runtime already sizes itself to 1 worker (available_parallelism follows cgroup cpu.max)
+        extra = dict(GATEWAY_ENV)
+        if workers:
+            extra["TOKIO_WORKER_THREADS"] = str(workers)
+        saved = {k: os.environ.get(k) for k in extra}
+        os.environ.update(extra)
+        try:
+            self.proc = bench.spawn(f"{name}-gateway", [bench.BIN, "run", "--config", self.config])
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         bench.wait_http(f"http://127.0.0.1:{self.health}/", self.proc)
 
     def cpu(self):
@@ -90,12 +113,12 @@ class Gw:
         bench.stop(self.proc, grace=10)
 
 
-def measure(pipeline, protocol, rnd):
-    name = f"sidecar-{pipeline}-{protocol}-{rnd}"
+def measure(pipeline, protocol, workers, rnd):
+    name = f"sidecar-{pipeline}-{protocol}-w{workers or 'auto'}-{rnd}"
     exp, pipes, procs = PIPELINES[pipeline]
     sink = bench.Sink(f"{name}-sink")
     try:
-        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports))
+        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports), workers)
         try:
             # idle: nothing sent
             time.sleep(1.0)
@@ -120,6 +143,7 @@ def measure(pipeline, protocol, rnd):
             got = bench.wait_delivered([sink], "traces", rep["items"]["accepted"])
             return {
                 "pipeline": pipeline, "protocol": protocol, "round": rnd,
+                "workers": workers or os.cpu_count(),
                 "spans_per_s": round(rep["items_per_s"]["accepted"]),
                 "cpu_percent_of_core": round(cpu, 2),
                 "avg_rss_mib": bench.mib(sum(samples) / len(samples)) if samples else None,
@@ -139,20 +163,22 @@ def main():
     os.makedirs(bench.LOGS, exist_ok=True)
     rows = []
     for rnd in range(ROUNDS):
-        for pipeline in PIPELINES:
-            for protocol in ("grpc", "http"):
-                bench.log(f"{pipeline} over {protocol} (round {rnd + 1})")
-                r = measure(pipeline, protocol, rnd + 1)
-                bench.log(json.dumps(r))
-                rows.append(r)
-    with open(os.path.join(bench.OUT, "sidecar.json"), "w") as f:
-        json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "rows": rows}, f, indent=2)
-    lines = ["| pipeline | protocol | spans/s | CPU % of a core | avg RSS MiB | peak RSS MiB | idle CPU % | idle RSS MiB | lost |",
-             "|---|---|---|---|---|---|---|---|---|"]
+        for pipeline in PIPELINE_NAMES:
+            for workers in WORKERS:
+                for protocol in ("grpc", "http"):
+                    bench.log(f"{pipeline} over {protocol}, workers {workers or 'auto'} (round {rnd + 1})")
+                    r = measure(pipeline, protocol, workers, rnd + 1)
+                    bench.log(json.dumps(r))
+                    rows.append(r)
+    tag = os.environ.get("SIDECAR_TAG", "sidecar")
+    with open(os.path.join(bench.OUT, f"{tag}.json"), "w") as f:
+        json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "env": GATEWAY_ENV, "rows": rows}, f, indent=2)
+    lines = ["| pipeline | workers | protocol | spans/s | CPU % of a core | avg RSS MiB | peak RSS MiB | idle CPU % | idle RSS MiB | lost |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['pipeline']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
+        lines.append(f"| {r['pipeline']} | {r['workers']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
                      f"{r['avg_rss_mib']} | {r['peak_rss_mib']} | {r['idle_cpu_percent']} | {r['idle_rss_mib']} | {r['lost']} |")
-    with open(os.path.join(bench.OUT, "sidecar.md"), "w") as f:
+    with open(os.path.join(bench.OUT, f"{tag}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

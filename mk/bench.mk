@@ -2,7 +2,7 @@
 # end-to-end scenarios (benches/run.py: sinks, gateway and loadgen as child processes on
 # loopback), writing target/bench/results.json and target/bench/results.md. Each step is
 # bounded in time; the whole run takes about 5-10 minutes once the release build exists.
-.PHONY: bench bench-micro bench-e2e bench-sidecar
+.PHONY: bench bench-micro bench-e2e bench-sidecar bench-runs
 
 BENCH_PYTHON ?= python3
 BENCH_MICRO_ARGS ?= --warm-up-time 0.5 --measurement-time 1 --noplot
@@ -23,3 +23,9 @@ bench-e2e:
 bench-sidecar:
 	$(CARGO) build --release --bin watchtower
 	timeout 600 $(BENCH_PYTHON) benches/sidecar.py
+
+# Test runs on the data path (docs/replicas.md): CPU per million spans with no run, 100
+# non-matching runs and one matching run.
+bench-runs:
+	$(CARGO) build --release --bin watchtower
+	timeout 300 $(BENCH_PYTHON) benches/runs_stamping.py

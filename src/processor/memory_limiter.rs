@@ -145,6 +145,9 @@ pub struct MemoryLimiter {
     /// last sample plus bytes admitted since (the sample resets it every `check_interval`)
     estimate: AtomicU64,
     refusing: AtomicBool,
+    /// a request was refused since the last sample (readiness stays 503 for that interval
+    /// even when the sample itself is just under the limit)
+    refused_since_sample: AtomicBool,
     pressure: Option<Arc<Pressure>>,
 }
 
@@ -197,6 +200,7 @@ impl MemoryLimiter {
             soft_limit: limits.soft,
             estimate: AtomicU64::new(measure.sample().unwrap_or(0)),
             refusing: AtomicBool::new(false),
+            refused_since_sample: AtomicBool::new(false),
             pressure: Some(pressure),
         });
         let weak = Arc::downgrade(&lim);
@@ -218,7 +222,8 @@ impl MemoryLimiter {
                     // freed memory still resident: hand it back now rather than at decay
                     crate::telemetry::allocator::purge();
                 }
-                l.note_state(now > l.soft_limit, now);
+                let refused = l.refused_since_sample.swap(false, Ordering::Relaxed);
+                l.note_state(now > l.soft_limit || refused, now);
             }
         });
         Ok(lim)
@@ -231,6 +236,7 @@ impl MemoryLimiter {
             soft_limit,
             estimate: AtomicU64::new(current),
             refusing: AtomicBool::new(false),
+            refused_since_sample: AtomicBool::new(false),
             pressure: None,
         })
     }
@@ -262,6 +268,7 @@ impl MemoryLimiter {
         let est = self.estimate.load(Ordering::Relaxed);
         let room = est.saturating_add(bytes) <= self.soft_limit;
         if !room {
+            self.refused_since_sample.store(true, Ordering::Relaxed);
             self.note_state(true, est);
         }
         room
@@ -272,6 +279,7 @@ impl MemoryLimiter {
     pub fn admit(&self, bytes: u64) -> bool {
         let est = self.estimate.load(Ordering::Relaxed);
         if est.saturating_add(bytes) > self.soft_limit {
+            self.refused_since_sample.store(true, Ordering::Relaxed);
             self.note_state(true, est);
             return false;
         }

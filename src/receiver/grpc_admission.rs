@@ -85,6 +85,8 @@ impl Framing {
 }
 
 impl<B> ChargedBody<B> {
+    /// Wraps `inner`; charges go to `budget` and are kept in `state` (released when the
+    /// last holder of `state` drops it). `max_message` is the receiver's message size limit.
     pub fn new(inner: B, budget: Arc<Budget>, state: ChargeState, max_message: usize) -> Self {
         ChargedBody {
             inner: Box::pin(inner),

@@ -31,9 +31,34 @@ fn stamp_resource(r: &mut Option<Resource>, id: &str) {
         });
 }
 
-/// Stamps matching resources. `Ok(None)`: nothing matched, use the payload as it is.
+/// One `Resource{Spans,Logs,Metrics}` with only its resource decoded (field 1 in all three);
+/// the spans, records or points are skipped, not decoded.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResourceOnly {
+    #[prost(message, optional, tag = "1")]
+    resource: Option<Resource>,
+}
+
+/// An `Export*ServiceRequest` (field 1 in all three) seen through [`ResourceOnly`].
+#[derive(Clone, PartialEq, prost::Message)]
+struct ResourcesOnly {
+    #[prost(message, repeated, tag = "1")]
+    items: Vec<ResourceOnly>,
+}
+
+/// Stamps matching resources. `Ok(None)`: nothing matched, use the payload as it is. Whether
+/// anything matches is decided from the resources alone, so a request no open run wants costs
+/// a skim of its bytes, not a full decode.
 pub fn stamp(payload: &Payload, runs: &MatchIndex) -> Result<Option<Payload>, prost::DecodeError> {
     if runs.is_empty() {
+        return Ok(None);
+    }
+    let peek = ResourcesOnly::decode(payload.bytes.clone())?;
+    if !peek
+        .items
+        .iter()
+        .any(|r| choose(runs, &r.resource).is_some())
+    {
         return Ok(None);
     }
     macro_rules! each {
