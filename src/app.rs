@@ -94,6 +94,9 @@ pub struct ShutdownReport {
 impl App {
     /// Starts everything the config describes. Fails (before serving) on bind or TLS errors.
     pub async fn start(cfg: Config) -> Result<App, String> {
+        crate::telemetry::redact::set_secret_path_prefixes(
+            &cfg.service.telemetry.logs.secret_path_prefixes,
+        );
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let runs = runs_registry(&cfg, &metrics)?;

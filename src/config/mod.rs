@@ -189,6 +189,9 @@ impl Default for MetricsTelemetry {
 pub struct LogsTelemetry {
     /// `trace`, `debug`, `info`, `warn`, `error`; `RUST_LOG` wins when set.
     pub level: Option<String>,
+    /// URL path prefixes whose next segment is a credential, masked in logs and in
+    /// `validate` (Sumo Logic's `/receiver/v1/otlp/` is always masked).
+    pub secret_path_prefixes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]

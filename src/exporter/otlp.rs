@@ -49,7 +49,11 @@ impl Config {
             return Err("endpoint is required".into());
         }
         Endpoint::from_shared(self.url())
-            .map_err(|e| format!("invalid endpoint {:?}: {e}", self.endpoint))?;
+            .map_err(|e| format!(
+                    "invalid endpoint {:?}: {}",
+                    crate::telemetry::redact::url(&self.endpoint),
+                    crate::telemetry::redact::text(&e.to_string())
+                ))?;
         Ok(())
     }
 }

@@ -402,7 +402,7 @@ impl WorkerCtx {
                         self.drop_batch(signal, items, "retries_exhausted", &e);
                         return true;
                     }
-                    tracing::debug!(exporter = %self.id, error = %e, wait_ms = wait.as_millis() as u64, "send failed, retrying");
+                    tracing::debug!(exporter = %self.id, error = %crate::telemetry::redact::text(&e.to_string()), wait_ms = wait.as_millis() as u64, "send failed, retrying");
                     attempt += 1;
                     let mut wait = wait;
                     loop {
@@ -459,7 +459,8 @@ impl WorkerCtx {
     }
 
     fn drop_batch(&self, signal: Signal, items: u64, reason: &str, e: &SendError) {
-        tracing::warn!(exporter = %self.id, items, reason, error = %e, "dropping batch");
+        let error = crate::telemetry::redact::text(&e.to_string());
+        tracing::warn!(exporter = %self.id, items, reason, %error, "dropping batch");
         self.metrics
             .exporter_send_failed
             .inc(signal, &self.labels, items);

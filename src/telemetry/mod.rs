@@ -4,3 +4,4 @@ pub mod labels;
 pub mod metrics;
 pub mod process;
 pub mod queue_metrics;
+pub mod redact;
