@@ -25,6 +25,8 @@ pub struct Bound {
     pub http: BTreeMap<String, SocketAddr>,
     pub health: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    /// The zpages extension's listener.
+    pub zpages: Option<SocketAddr>,
 }
 
 /// The file_storage extension a durable sending_queue names (validated by config::parse).
@@ -127,6 +129,16 @@ impl App {
                     admin_rx.clone(),
                     Duration::from_secs(1),
                 )));
+            }
+        }
+        for id in &cfg.service.extensions {
+            if let Some(ExtensionConfig::Zpages(z)) = cfg.extensions.get(id) {
+                let (addr, tasks) =
+                    crate::extension::zpages::start(z, &cfg, &metrics, &exporters, runs.as_ref(), &admin_rx)
+                        .await
+                        .map_err(|e| format!("extensions.{id}: {e}"))?;
+                bound.zpages = Some(addr);
+                admin_tasks.extend(tasks);
             }
         }
         let maddr = &cfg.service.telemetry.metrics.address;

@@ -155,6 +155,8 @@ pub enum ExtensionConfig {
     /// Durable queues' directory and fsync mode (`sending_queue.storage` names it).
     FileStorage(crate::queue::durable::FileStorageConfig),
     Runs(crate::runs::RunsConfig),
+    /// Status pages, tap, recent data (`crate::extension::zpages`).
+    Zpages(crate::extension::zpages::ZpagesConfig),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -230,6 +232,9 @@ pub struct Config {
     pub exporters: BTreeMap<String, ExporterConfig>,
     pub extensions: BTreeMap<String, ExtensionConfig>,
     pub service: ServiceConfig,
+    /// The config tree as loaded (env references expanded), for the zpages config view,
+    /// which shows it with secrets masked.
+    pub source: serde_yaml::Value,
 }
 
 /// The type part of a component id (`otlphttp/tempo` -> `otlphttp`).
@@ -376,7 +381,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             None => ld.err(&[], "top-level keys must be strings"),
         }
     }
-    let mut cfg = Config::default();
+    let mut cfg = Config {
+        source: serde_yaml::Value::Mapping(root.clone()),
+        ..Config::default()
+    };
     for (id, v) in ld.section(root, "receivers") {
         let p = ["receivers", id.as_str()];
         match component_type(&id) {
@@ -476,10 +484,19 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                     cfg.extensions.insert(id.clone(), ExtensionConfig::Runs(c));
                 }
             }
+            "zpages" => {
+                if let Some(c) = ld.parse::<crate::extension::zpages::ZpagesConfig>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::Zpages(c));
+                }
+            }
             t => ld.err(
                 &p,
                 format!(
-                    "unknown extension type {t:?} (supported: health_check, runs, file_storage)"
+                    "unknown extension type {t:?} (supported: health_check, runs, file_storage, zpages)"
                 ),
             ),
         }

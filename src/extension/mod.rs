@@ -1,0 +1,2 @@
+//! Extensions: components that are not on the data path (the Collector's `extensions:`).
+pub mod zpages;

@@ -1,0 +1,120 @@
+//! Recent data: the last requests per signal kept in memory under a byte budget, so
+//! `watchtower run` alone answers "what did my service just send". Requests are kept as
+//! received (a refcount on the payload, no copy, no decode); queries decode them.
+//!
+//! Bound: the payload bytes held never exceed the budget, split evenly across the three
+//! signals so a noisy signal cannot evict the others. A request larger than its signal's
+//! share is not kept.
+
+use super::filter::Filter;
+use super::items::{self, Item, Seen};
+use crate::pipeline::payload::{Payload, Signal};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+struct Entry {
+    receiver: Arc<str>,
+    observed_time_unix_nano: u64,
+    payload: Payload,
+}
+
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Entry>,
+    bytes: u64,
+}
+
+/// The recent-data ring.
+pub struct Recent {
+    per_signal: u64,
+    rings: [Mutex<Ring>; 3],
+}
+
+impl Recent {
+    /// A ring holding at most `max_bytes` of payload in total.
+    pub fn new(max_bytes: u64) -> Self {
+        Recent {
+            per_signal: max_bytes / 3,
+            rings: Default::default(),
+        }
+    }
+
+    /// The total budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.per_signal * 3
+    }
+
+    /// Payload bytes held now.
+    pub fn held_bytes(&self) -> u64 {
+        self.rings.iter().map(|r| r.lock().bytes).sum()
+    }
+
+    /// Keeps a request, evicting the oldest of its signal to stay in budget.
+    pub fn push(&self, receiver: &str, payload: &Payload, now_unix_nano: u64) {
+        let len = payload.len() as u64;
+        if len > self.per_signal {
+            return;
+        }
+        let mut r = self.rings[payload.signal as usize].lock();
+        while r.bytes + len > self.per_signal {
+            match r.entries.pop_front() {
+                Some(e) => r.bytes -= e.payload.len() as u64,
+                None => break,
+            }
+        }
+        r.bytes += len;
+        let receiver = match r.entries.back() {
+            Some(e) if &*e.receiver == receiver => e.receiver.clone(),
+            _ => receiver.into(),
+        };
+        r.entries.push_back(Entry {
+            receiver,
+            observed_time_unix_nano: now_unix_nano,
+            payload: payload.clone(),
+        });
+    }
+
+    /// The newest `limit` items matching `f`, oldest first.
+    pub fn query(&self, f: &Filter, limit: usize) -> Vec<Item> {
+        let signals: Vec<Signal> = match f.signal {
+            Some(s) => vec![s],
+            None => Signal::ALL.to_vec(),
+        };
+        let mut out: Vec<Item> = Vec::new();
+        for s in signals {
+            // copy the refcounts out, decode without the lock
+            let snapshot: Vec<(Arc<str>, u64, Payload)> = {
+                let r = self.rings[s as usize].lock();
+                r.entries
+                    .iter()
+                    .filter(|e| f.since_unix_nano.is_none_or(|t| e.observed_time_unix_nano >= t))
+                    .filter(|e| f.point.wants(super::filter::Kind::Receiver, &e.receiver))
+                    .map(|e| (e.receiver.clone(), e.observed_time_unix_nano, e.payload.clone()))
+                    .collect()
+            };
+            let mut found: Vec<Item> = Vec::new();
+            for (rx, t, p) in snapshot.iter().rev() {
+                let component = format!("receiver/{rx}");
+                let seen = Seen {
+                    component: &component,
+                    observed_time_unix_nano: *t,
+                };
+                let mut its: Vec<Item> =
+                    items::decode(p, &seen).into_iter().filter(|i| f.matches(i)).collect();
+                its.reverse();
+                found.extend(its);
+                if found.len() >= limit {
+                    break;
+                }
+            }
+            found.truncate(limit);
+            out.extend(found);
+        }
+        // newest `limit` overall, then oldest first
+        out.sort_by_key(|i| std::cmp::Reverse(i.observed_time_unix_nano));
+        out.truncate(limit);
+        out.reverse();
+        out
+    }
+}
