@@ -118,3 +118,98 @@ impl Recent {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extension::zpages::filter::{FilterParams, Kind};
+
+    fn traces(service: &str, name: &str, trace: u8) -> Payload {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message;
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(service.into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![trace; 16],
+                        span_id: vec![1; 8],
+                        name: name.into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Payload::new(Signal::Traces, req.encode_to_vec().into(), 1)
+    }
+
+    fn filter(p: FilterParams) -> Filter {
+        Filter::parse(&p, &|_| Some(Kind::Receiver), 1_000).unwrap()
+    }
+
+    #[test]
+    fn ring_stays_in_budget_and_filters() {
+        let one = traces("checkout", "GET /", 1).len() as u64;
+        // room for 5 requests per signal
+        let r = Recent::new(one * 5 * 3 + 2);
+        for i in 0..50u8 {
+            let svc = if i % 2 == 0 { "checkout" } else { "cart" };
+            r.push("otlp", &traces(svc, &format!("op-{i}"), i), 100 + i as u64);
+            assert!(r.held_bytes() <= r.budget());
+        }
+        let all = r.query(&filter(FilterParams::default()), 100);
+        let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["op-45", "op-46", "op-47", "op-48", "op-49"]);
+        let checkout = r.query(
+            &filter(FilterParams {
+                service: Some("checkout".into()),
+                ..Default::default()
+            }),
+            100,
+        );
+        assert_eq!(checkout.len(), 2);
+        assert!(checkout.iter().all(|i| i.service == "checkout"));
+        let by_trace = r.query(
+            &filter(FilterParams {
+                trace_id: Some(hex::encode([47u8; 16])),
+                ..Default::default()
+            }),
+            100,
+        );
+        assert_eq!(by_trace.len(), 1);
+        assert_eq!(by_trace[0].name, "op-47");
+        assert_eq!(
+            by_trace[0].otlp["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
+            hex::encode([47u8; 16])
+        );
+        let limited = r.query(&filter(FilterParams::default()), 2);
+        let names: Vec<&str> = limited.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["op-48", "op-49"], "the newest, oldest first");
+        let since = r.query(
+            &filter(FilterParams {
+                since: Some("148".into()),
+                ..Default::default()
+            }),
+            100,
+        );
+        assert_eq!(since.len(), 2);
+        // a request over the per-signal share is not kept
+        let small = Recent::new(30);
+        small.push("otlp", &traces("a", "b", 1), 1);
+        assert_eq!(small.held_bytes(), 0);
+    }
+}

@@ -211,3 +211,63 @@ impl Drop for Subscription {
         self.hub.active.store(subs.len(), Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(items: u64, len: usize) -> Payload {
+        Payload::new(Signal::Traces, bytes::Bytes::from(vec![0u8; len]), items)
+    }
+
+    #[tokio::test]
+    async fn slow_viewer_loses_items_as_a_counted_gap() {
+        let hub = Arc::new(Hub::default());
+        hub.set_bounds(Bounds {
+            requests: 2,
+            bytes: 1 << 20,
+            subscribers: 4,
+        });
+        assert!(!hub.active());
+        let mut sub = hub.subscribe(Point::Receivers, None).unwrap();
+        assert!(hub.active());
+        for _ in 0..5 {
+            hub.publish(Kind::Receiver, "otlp", &payload(3, 10), 1);
+        }
+        // two buffered, three lost (9 items)
+        assert!(matches!(sub.next().await, Some(Event::Gap { items: 9, requests: 3 })));
+        assert!(matches!(sub.next().await, Some(Event::Data(_))));
+        assert!(matches!(sub.next().await, Some(Event::Data(_))));
+        assert_eq!(hub.lost_items(), 9);
+        drop(sub);
+        assert!(!hub.active(), "dropping the subscription unsubscribes");
+    }
+
+    #[tokio::test]
+    async fn byte_bound_and_points_and_viewer_limit() {
+        let hub = Arc::new(Hub::default());
+        hub.set_bounds(Bounds {
+            requests: 100,
+            bytes: 25,
+            subscribers: 1,
+        });
+        let mut sub = hub
+            .subscribe(Point::Exporter("otlp".into()), Some(Signal::Traces))
+            .unwrap();
+        assert_eq!(
+            hub.subscribe(Point::Receivers, None).err(),
+            Some(SubscribeError::TooMany(1))
+        );
+        // receivers are not this viewer's point: neither buffered nor lost
+        hub.publish(Kind::Receiver, "otlp", &payload(1, 10), 1);
+        for _ in 0..3 {
+            hub.publish(Kind::Exporter, "otlp", &payload(1, 10), 1);
+        }
+        // 10 + 10 fit in 25 bytes, the third is lost
+        assert!(matches!(sub.next().await, Some(Event::Gap { items: 1, requests: 1 })));
+        let Some(Event::Data(t)) = sub.next().await else {
+            panic!("data expected")
+        };
+        assert_eq!((t.kind, &*t.component), (Kind::Exporter, "otlp"));
+    }
+}
