@@ -156,6 +156,9 @@ fn main() -> ExitCode {
         Command::RunEnd(a) => rt.block_on(watchtower::runs::client::run_end(a)),
         Command::Runs(c) => rt.block_on(watchtower::runs::client::runs(c)),
         Command::Gate(a) => rt.block_on(watchtower::runs::client::gate(a)),
+        Command::Tap(a) => rt.block_on(watchtower::extension::zpages::client::tap(a)),
+        Command::Wait(a) => rt.block_on(watchtower::extension::zpages::client::wait(a)),
+        Command::Recent(a) => rt.block_on(watchtower::extension::zpages::client::recent(a)),
         Command::Loadgen(args) => rt.block_on(watchtower::tools::loadgen::main(args)),
         Command::Sink(args) => rt.block_on(watchtower::tools::sink::main(args)),
         Command::DefaultConfig => {

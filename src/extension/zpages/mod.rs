@@ -8,6 +8,7 @@
 //! filters; [`status`] builds the status document; [`api`] and [`pages`] are the HTTP side.
 
 pub mod api;
+pub mod client;
 pub mod filter;
 pub mod items;
 pub mod observe;
