@@ -133,10 +133,16 @@ impl App {
         }
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::Zpages(z)) = cfg.extensions.get(id) {
-                let (addr, tasks) =
-                    crate::extension::zpages::start(z, &cfg, &metrics, &exporters, runs.as_ref(), &admin_rx)
-                        .await
-                        .map_err(|e| format!("extensions.{id}: {e}"))?;
+                let (addr, tasks) = crate::extension::zpages::start(
+                    z,
+                    &cfg,
+                    &metrics,
+                    &exporters,
+                    runs.as_ref(),
+                    &admin_rx,
+                )
+                .await
+                .map_err(|e| format!("extensions.{id}: {e}"))?;
                 bound.zpages = Some(addr);
                 admin_tasks.extend(tasks);
             }

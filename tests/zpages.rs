@@ -39,7 +39,14 @@ async fn get_json(url: &str) -> (u16, Value) {
 }
 
 async fn get_text(url: &str) -> String {
-    client().get(url).send().await.unwrap().text().await.unwrap()
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Reads NDJSON lines from a streaming response until `n` item lines or `timeout`.
@@ -47,7 +54,12 @@ async fn read_lines(r: &mut reqwest::Response, n: usize, timeout: Duration) -> V
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let end = tokio::time::Instant::now() + timeout;
-    while out.iter().filter(|v: &&Value| v.get("signal").is_some()).count() < n {
+    while out
+        .iter()
+        .filter(|v: &&Value| v.get("signal").is_some())
+        .count()
+        < n
+    {
         let chunk = match tokio::time::timeout_at(end, r.chunk()).await {
             Ok(Ok(Some(c))) => c,
             _ => break,
@@ -87,7 +99,10 @@ async fn status_names_the_graph_and_counts() {
         serde_json::json!(["otlp", "otlp/second"])
     );
     assert_eq!(s["receivers"]["otlp"]["signals"]["traces"]["accepted"], 20);
-    assert_eq!(s["receivers"]["otlp/second"]["transports"], serde_json::json!(["grpc"]));
+    assert_eq!(
+        s["receivers"]["otlp/second"]["transports"],
+        serde_json::json!(["grpc"])
+    );
     assert_eq!(s["processors"]["batch"]["type"], "batch");
     let d = &s["exporters"]["otlphttp/dest"];
     assert_eq!(d["signals"]["traces"]["sent"], 20);
@@ -100,8 +115,16 @@ async fn status_names_the_graph_and_counts() {
     // the Collector's debug pages name the components too
     let pz = get_text(&zurl(&app, "/debug/pipelinez")).await;
     assert!(pz.contains("logs/sumo") && pz.contains("otlphttp/dest") && pz.contains("otlp/second"));
-    assert!(get_text(&zurl(&app, "/debug/extensionz")).await.contains("zpages"));
-    assert!(get_text(&zurl(&app, "/debug/servicez")).await.contains(env!("CARGO_PKG_VERSION")));
+    assert!(
+        get_text(&zurl(&app, "/debug/extensionz"))
+            .await
+            .contains("zpages")
+    );
+    assert!(
+        get_text(&zurl(&app, "/debug/servicez"))
+            .await
+            .contains(env!("CARGO_PKG_VERSION"))
+    );
     app.shutdown().await;
 }
 
@@ -111,18 +134,26 @@ async fn tap_streams_filtered_items_at_receivers_and_exporters() {
     let app = start(&dest, "").await;
     let url = format!("http://{}/v1/traces", app.bound.http["otlp"]);
     let mut rx = client()
-        .get(zurl(&app, "/api/v1/tap?signal=traces&service=checkout&limit=3"))
+        .get(zurl(
+            &app,
+            "/api/v1/tap?signal=traces&service=checkout&limit=3",
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(rx.status(), 200);
     let mut ex = client()
-        .get(zurl(&app, "/api/v1/tap?component=exporter/otlphttp/dest&match=span-1"))
+        .get(zurl(
+            &app,
+            "/api/v1/tap?component=exporter/otlphttp/dest&match=span-1",
+        ))
         .send()
         .await
         .unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || app.metrics.observe.tap.viewers() == 2).await
+        wait_until(Duration::from_secs(5), || app.metrics.observe.tap.viewers()
+            == 2)
+        .await
     );
     post_protobuf(&url, trace_request("cart", 100, 2)).await;
     post_protobuf(&url, trace_request("checkout", 10, 5)).await;
@@ -148,8 +179,16 @@ async fn tap_streams_filtered_items_at_receivers_and_exporters() {
         .iter()
         .filter_map(|v| v.get("name").and_then(|n| n.as_str()))
         .collect();
-    assert_eq!(names, ["span-100", "span-101", "span-10", "span-11", "span-12"]);
-    assert!(lines.iter().filter(|v| v.get("signal").is_some()).all(|v| v["component"] == "exporter/otlphttp/dest"));
+    assert_eq!(
+        names,
+        ["span-100", "span-101", "span-10", "span-11", "span-12"]
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|v| v.get("signal").is_some())
+            .all(|v| v["component"] == "exporter/otlphttp/dest")
+    );
     // bad filters are 400s naming the problem
     let (st, e) = get_json(&zurl(&app, "/api/v1/tap?signal=spans")).await;
     assert_eq!(st, 400);
@@ -171,9 +210,7 @@ async fn slow_viewer_loses_items_and_destinations_get_everything() {
         .send()
         .await
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(5), || app.metrics.observe.tap.active()).await
-    );
+    assert!(wait_until(Duration::from_secs(5), || app.metrics.observe.tap.active()).await);
     let sends: Vec<_> = (0..120u64)
         .map(|r| post_protobuf(&url, trace_request("load", r * 50, 50)))
         .collect();
@@ -215,7 +252,11 @@ async fn slow_viewer_loses_items_and_destinations_get_everything() {
     }
     assert!(gaps > 0, "a gap marker was streamed");
     assert_eq!(gaps as u64, lost);
-    assert_eq!(seen + gaps, 6_000, "every item is either shown or counted as lost");
+    assert_eq!(
+        seen + gaps,
+        6_000,
+        "every item is either shown or counted as lost"
+    );
     let (_, s) = get_json(&zurl(&app, "/api/v1/status")).await;
     assert_eq!(s["tap"]["lost_items"].as_u64(), Some(lost));
     drop(slow);
@@ -231,7 +272,11 @@ async fn recent_filters_ids_and_budget() {
         let svc = if r % 2 == 0 { "checkout" } else { "cart" };
         post_protobuf(&url, trace_request(svc, r * 10, 10)).await;
     }
-    let (st, v) = get_json(&zurl(&app, "/api/v1/recent?signal=traces&service=cart&limit=5")).await;
+    let (st, v) = get_json(&zurl(
+        &app,
+        "/api/v1/recent?signal=traces&service=cart&limit=5",
+    ))
+    .await;
     assert_eq!(st, 200);
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 5);
@@ -243,7 +288,10 @@ async fn recent_filters_ids_and_budget() {
     assert_eq!(v["items"][0]["trace_id"], tid.as_str());
     let (_, s) = get_json(&zurl(&app, "/api/v1/status")).await;
     let held = s["recent"]["held_bytes"].as_u64().unwrap();
-    assert!(held > 0 && held <= 30 * 1024, "ring within its budget: {held}");
+    assert!(
+        held > 0 && held <= 30 * 1024,
+        "ring within its budget: {held}"
+    );
     // older requests were evicted
     let (_, v) = get_json(&zurl(&app, "/api/v1/recent?limit=1000")).await;
     let n = v["items"].as_array().unwrap().len();
@@ -293,7 +341,13 @@ async fn secrets_never_in_config_view_or_apis() {
         "{status}"
     );
     let mut answers = vec![status.to_string()];
-    for path in ["/api/v1/config", "/debug/configz", "/api/v1/recent", "/debug/pipelinez", "/"] {
+    for path in [
+        "/api/v1/config",
+        "/debug/configz",
+        "/api/v1/recent",
+        "/debug/pipelinez",
+        "/",
+    ] {
         answers.push(get_text(&zurl(&app, path)).await);
     }
     for a in &answers {
@@ -306,7 +360,10 @@ async fn secrets_never_in_config_view_or_apis() {
         cfgv["exporters"]["otlphttp/sumo"]["endpoint"],
         "http://***@127.0.0.1:9/receiver/v1/otlp/***"
     );
-    assert_eq!(cfgv["exporters"]["otlphttp/dest"]["headers"]["Authorization"], "***");
+    assert_eq!(
+        cfgv["exporters"]["otlphttp/dest"]["headers"]["Authorization"],
+        "***"
+    );
     assert_eq!(cfgv["exporters"]["otlphttp/dest"]["endpoint"], dest.url());
     app.shutdown().await;
 }

@@ -114,20 +114,41 @@ async fn wait_and_tap_and_recent() {
     // wait: matches the checkout span named span-12 only
     let waiter = cli(
         &gw,
-        &["wait", "--signal", "traces", "--service", "checkout", "--name", "span-12", "--timeout", "20s"],
+        &[
+            "wait",
+            "--signal",
+            "traces",
+            "--service",
+            "checkout",
+            "--name",
+            "span-12",
+            "--timeout",
+            "20s",
+        ],
     )
     .spawn()
     .unwrap();
-    let tapper = cli(&gw, &["tap", "--json", "--service", "checkout", "--limit", "3"])
-        .spawn()
-        .unwrap();
+    let tapper = cli(
+        &gw,
+        &["tap", "--json", "--service", "checkout", "--limit", "3"],
+    )
+    .spawn()
+    .unwrap();
     viewers(&gw, 2).await;
     post_protobuf(&url, trace_request("cart", 12, 1)).await;
     post_protobuf(&url, trace_request("checkout", 10, 5)).await;
     let out = waiter.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.contains("checkout") && line.contains("\"span-12\""), "{line}");
+    assert!(
+        line.contains("checkout") && line.contains("\"span-12\""),
+        "{line}"
+    );
     let out = tapper.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(0));
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -161,7 +182,13 @@ async fn wait_and_tap_and_recent() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signal"));
     let out = tokio::process::Command::new(binary())
-        .args(["wait", "--endpoint", &format!("127.0.0.1:{}", free_port()), "--timeout", "5s"])
+        .args([
+            "wait",
+            "--endpoint",
+            &format!("127.0.0.1:{}", free_port()),
+            "--timeout",
+            "5s",
+        ])
         .output()
         .await
         .unwrap();
@@ -181,7 +208,10 @@ async fn wait_and_tap_and_recent() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("\"span-13\"") && lines[1].contains("\"span-14\""), "{text}");
+    assert!(
+        lines[0].contains("\"span-13\"") && lines[1].contains("\"span-14\""),
+        "{text}"
+    );
     assert!(lines.iter().all(|l| l.contains(" checkout ")));
 }
 
@@ -215,7 +245,10 @@ async fn secrets_masked_in_logs_and_validate() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(log.contains("dropping batch"), "{log}");
-    assert!(log.contains("/receiver/v1/otlp/***"), "the URL is logged, masked: {log}");
+    assert!(
+        log.contains("/receiver/v1/otlp/***"),
+        "the URL is logged, masked: {log}"
+    );
     // shutdown logs too
     unsafe {
         libc::kill(gw.child.id() as i32, libc::SIGTERM);
@@ -234,7 +267,11 @@ async fn secrets_masked_in_logs_and_validate() {
         "  otlphttp/a:\n    endpoint: http://h:4318\n    bearer_token: ${env:WT_TEST_TOKEN}\n    compression: nope\n".to_string(),
     ];
     for (i, exp) in cases.iter().enumerate() {
-        let ty = if exp.contains("otlp/a") { "otlp/a" } else { "otlphttp/a" };
+        let ty = if exp.contains("otlp/a") {
+            "otlp/a"
+        } else {
+            "otlphttp/a"
+        };
         let cfg = format!(
             "receivers: {{ otlp: {{ protocols: {{ http: {{}} }} }} }}\nexporters:\n{exp}service:\n  pipelines:\n    traces: {{ receivers: [otlp], exporters: [{ty}] }}\n"
         );
@@ -251,8 +288,18 @@ async fn secrets_masked_in_logs_and_validate() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_ne!(out.status.code(), Some(0), "case {i} must be invalid: {text}");
-        assert!(!text.contains(TOKEN) && !text.contains("pa55word"), "case {i}: {text}");
-        assert!(text.contains("otlp"), "case {i} still names the component: {text}");
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "case {i} must be invalid: {text}"
+        );
+        assert!(
+            !text.contains(TOKEN) && !text.contains("pa55word"),
+            "case {i}: {text}"
+        );
+        assert!(
+            text.contains("otlp"),
+            "case {i} still names the component: {text}"
+        );
     }
 }

@@ -39,7 +39,14 @@ pub fn set_secret_path_prefixes(prefixes: &[String]) {
 /// True for a config key (or header name) whose value is a credential.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('-', "_");
-    const EXACT: &[&str] = &["headers", "authorization", "auth", "key", "sig", "signature"];
+    const EXACT: &[&str] = &[
+        "headers",
+        "authorization",
+        "auth",
+        "key",
+        "sig",
+        "signature",
+    ];
     const PARTS: &[&str] = &[
         "password",
         "passwd",
@@ -182,9 +189,11 @@ pub fn config(v: &serde_yaml::Value) -> serde_yaml::Value {
 fn mask_all(v: &serde_yaml::Value) -> serde_yaml::Value {
     use serde_yaml::Value;
     match v {
-        Value::Mapping(m) => {
-            Value::Mapping(m.iter().map(|(k, val)| (k.clone(), mask_all(val))).collect())
-        }
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .map(|(k, val)| (k.clone(), mask_all(val)))
+                .collect(),
+        ),
         Value::Sequence(s) => Value::Sequence(s.iter().map(mask_all).collect()),
         Value::Null => Value::Null,
         _ => Value::String(MASK.into()),
@@ -310,12 +319,20 @@ mod tests {
         )
         .unwrap();
         let masked = serde_yaml::to_string(&config(&v)).unwrap();
-        for s in ["pw1234", "TKN99999", "abcdefgh", "hunter22", "zzzzzzzz", "tenant"] {
+        for s in [
+            "pw1234", "TKN99999", "abcdefgh", "hunter22", "zzzzzzzz", "tenant",
+        ] {
             assert!(!masked.contains(s), "{s} in {masked}");
         }
         assert!(masked.contains("h:4317") && masked.contains("Authorization"));
         let secrets = secrets_in(&v);
-        for s in ["me:pw1234", "TKN99999", "Bearer abcdefgh", "abcdefgh", "hunter22"] {
+        for s in [
+            "me:pw1234",
+            "TKN99999",
+            "Bearer abcdefgh",
+            "abcdefgh",
+            "hunter22",
+        ] {
             assert!(secrets.iter().any(|x| x == s), "{s} not in {secrets:?}");
         }
         let echoed = "invalid type: string \"Authorization: Bearer zzzzzzzz\", expected a map";

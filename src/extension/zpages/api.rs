@@ -114,7 +114,10 @@ async fn recent_h(State(z): State<Arc<Zpages>>, Query(p): Query<FilterParams>) -
         Ok(f) => f,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
     };
-    if !matches!(f.point, super::filter::Point::Receivers | super::filter::Point::Receiver(_)) {
+    if !matches!(
+        f.point,
+        super::filter::Point::Receivers | super::filter::Point::Receiver(_)
+    ) {
         return json_error(
             StatusCode::BAD_REQUEST,
             "recent data is kept at receivers only; component must be a receiver",
@@ -222,16 +225,13 @@ async fn tap_h(State(z): State<Arc<Zpages>>, Query(p): Query<FilterParams>) -> R
 }
 
 async fn events_h(State(z): State<Arc<Zpages>>) -> Response {
-    let stream = futures::stream::unfold(
-        (z, true),
-        |(z, first)| async move {
-            if !first {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            let ev = format!("event: status\ndata: {}\n\n", z.status());
-            Some((Ok::<Bytes, Infallible>(Bytes::from(ev)), (z, false)))
-        },
-    );
+    let stream = futures::stream::unfold((z, true), |(z, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let ev = format!("event: status\ndata: {}\n\n", z.status());
+        Some((Ok::<Bytes, Infallible>(Bytes::from(ev)), (z, false)))
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, "text/event-stream")

@@ -128,9 +128,17 @@ pub fn summary_line(v: &Value) -> String {
         "{h:02}:{m:02}:{s:02}.{ms:03} {} {} {} {:?}{}{}",
         f("component"),
         f("signal"),
-        if f("service").is_empty() { "-".into() } else { f("service") },
+        if f("service").is_empty() {
+            "-".into()
+        } else {
+            f("service")
+        },
         f("name"),
-        if status.is_empty() { String::new() } else { format!(" status={status}") },
+        if status.is_empty() {
+            String::new()
+        } else {
+            format!(" status={status}")
+        },
         if trace.is_empty() || trace.bytes().all(|b| b == b'0') {
             String::new()
         } else {
@@ -153,11 +161,12 @@ fn client() -> reqwest::Client {
 }
 
 async fn open(u: reqwest::Url) -> Result<reqwest::Response, String> {
-    let r = client()
-        .get(u.clone())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach zpages at {}: {e}", u.origin().ascii_serialization()))?;
+    let r = client().get(u.clone()).send().await.map_err(|e| {
+        format!(
+            "cannot reach zpages at {}: {e}",
+            u.origin().ascii_serialization()
+        )
+    })?;
     if !r.status().is_success() {
         let st = r.status();
         let body = r.text().await.unwrap_or_default();

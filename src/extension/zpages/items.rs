@@ -58,7 +58,10 @@ fn str_attr(attrs: &[KeyValue], key: &str) -> String {
 
 fn resource_facts(r: &Option<Resource>) -> (String, String) {
     let attrs = r.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
-    (str_attr(attrs, "service.name"), str_attr(attrs, RUN_ATTRIBUTE))
+    (
+        str_attr(attrs, "service.name"),
+        str_attr(attrs, RUN_ATTRIBUTE),
+    )
 }
 
 fn body_text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {

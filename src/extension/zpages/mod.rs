@@ -91,7 +91,9 @@ impl ZpagesConfig {
         crate::receiver::config::check_endpoint(&self.endpoint)
             .map_err(|e| format!("endpoint: {e}"))?;
         if self.auth.is_some() {
-            return Err("auth is not supported by zpages yet; keep the endpoint on loopback".into());
+            return Err(
+                "auth is not supported by zpages yet; keep the endpoint on loopback".into(),
+            );
         }
         if self.tap.buffer_requests == 0 || self.tap.buffer_bytes.0 == 0 {
             return Err("tap.buffer_requests and tap.buffer_bytes must be positive".into());
@@ -114,7 +116,10 @@ pub async fn start(
     z: &ZpagesConfig,
     cfg: &crate::config::Config,
     metrics: &std::sync::Arc<crate::telemetry::metrics::Metrics>,
-    exporters: &std::collections::BTreeMap<String, std::sync::Arc<crate::exporter::worker::Exporter>>,
+    exporters: &std::collections::BTreeMap<
+        String,
+        std::sync::Arc<crate::exporter::worker::Exporter>,
+    >,
     runs: Option<&std::sync::Arc<crate::runs::Registry>>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<(std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>), String> {

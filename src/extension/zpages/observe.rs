@@ -78,9 +78,8 @@ impl DestinationState {
         let drop = opt(self.last_drop.load(Ordering::Relaxed));
         let ok = opt(self.last_success.load(Ordering::Relaxed));
         let err = self.last_error.lock().clone();
-        let dropping = drop.is_some_and(|d| {
-            now.saturating_sub(d) < 60_000_000_000 && ok.is_none_or(|o| o < d)
-        });
+        let dropping = drop
+            .is_some_and(|d| now.saturating_sub(d) < 60_000_000_000 && ok.is_none_or(|o| o < d));
         DestinationView {
             state: if since.is_some() {
                 "retrying"

@@ -88,9 +88,18 @@ impl Recent {
                 let r = self.rings[s as usize].lock();
                 r.entries
                     .iter()
-                    .filter(|e| f.since_unix_nano.is_none_or(|t| e.observed_time_unix_nano >= t))
+                    .filter(|e| {
+                        f.since_unix_nano
+                            .is_none_or(|t| e.observed_time_unix_nano >= t)
+                    })
                     .filter(|e| f.point.wants(super::filter::Kind::Receiver, &e.receiver))
-                    .map(|e| (e.receiver.clone(), e.observed_time_unix_nano, e.payload.clone()))
+                    .map(|e| {
+                        (
+                            e.receiver.clone(),
+                            e.observed_time_unix_nano,
+                            e.payload.clone(),
+                        )
+                    })
                     .collect()
             };
             let mut found: Vec<Item> = Vec::new();
@@ -100,8 +109,10 @@ impl Recent {
                     component: &component,
                     observed_time_unix_nano: *t,
                 };
-                let mut its: Vec<Item> =
-                    items::decode(p, &seen).into_iter().filter(|i| f.matches(i)).collect();
+                let mut its: Vec<Item> = items::decode(p, &seen)
+                    .into_iter()
+                    .filter(|i| f.matches(i))
+                    .collect();
                 its.reverse();
                 found.extend(its);
                 if found.len() >= limit {

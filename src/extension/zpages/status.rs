@@ -265,7 +265,9 @@ pub fn build(src: &Sources) -> Value {
         })
         .unwrap_or_default();
     let recent = match obs.recent() {
-        Some(r) => json!({ "enabled": true, "budget_bytes": r.budget(), "held_bytes": r.held_bytes() }),
+        Some(r) => {
+            json!({ "enabled": true, "budget_bytes": r.budget(), "held_bytes": r.held_bytes() })
+        }
         None => json!({ "enabled": false }),
     };
     json!({

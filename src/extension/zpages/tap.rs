@@ -75,7 +75,10 @@ pub enum SubscribeError {
 pub enum Event {
     Data(Tapped),
     /// Items (and requests) lost since the previous event because the viewer was slow.
-    Gap { items: u64, requests: u64 },
+    Gap {
+        items: u64,
+        requests: u64,
+    },
 }
 
 /// A viewer's end. Dropping it unsubscribes.
@@ -235,7 +238,13 @@ mod tests {
             hub.publish(Kind::Receiver, "otlp", &payload(3, 10), 1);
         }
         // two buffered, three lost (9 items)
-        assert!(matches!(sub.next().await, Some(Event::Gap { items: 9, requests: 3 })));
+        assert!(matches!(
+            sub.next().await,
+            Some(Event::Gap {
+                items: 9,
+                requests: 3
+            })
+        ));
         assert!(matches!(sub.next().await, Some(Event::Data(_))));
         assert!(matches!(sub.next().await, Some(Event::Data(_))));
         assert_eq!(hub.lost_items(), 9);
@@ -264,7 +273,13 @@ mod tests {
             hub.publish(Kind::Exporter, "otlp", &payload(1, 10), 1);
         }
         // 10 + 10 fit in 25 bytes, the third is lost
-        assert!(matches!(sub.next().await, Some(Event::Gap { items: 1, requests: 1 })));
+        assert!(matches!(
+            sub.next().await,
+            Some(Event::Gap {
+                items: 1,
+                requests: 1
+            })
+        ));
         let Some(Event::Data(t)) = sub.next().await else {
             panic!("data expected")
         };
