@@ -250,5 +250,6 @@ pub fn router(z: Arc<Zpages>) -> axum::Router {
         .route("/api/v1/config", get(config_h))
         .route("/api/v1/events", get(events_h))
         .merge(super::pages::router())
+        .nest_service("/mcp", super::mcp::service(z.clone()))
         .with_state(z)
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod filter;
 pub mod items;
+pub mod mcp;
 pub mod observe;
 pub mod pages;
 pub mod recent;
