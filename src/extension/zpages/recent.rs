@@ -1,6 +1,8 @@
 //! Recent data: the last requests per signal kept in memory under a byte budget, so
 //! `watchtower run` alone answers "what did my service just send". Requests are kept as
-//! received (a refcount on the payload, no copy, no decode); queries decode them.
+//! received, encoded (one copy, no decode); queries decode them. The copy is what makes the
+//! budget true: a received payload can be a slice of a larger receive buffer, which a
+//! refcount would keep alive whole.
 //!
 //! Bound: the payload bytes held never exceed the budget, split evenly across the three
 //! signals so a noisy signal cannot evict the others. A request larger than its signal's
@@ -71,7 +73,11 @@ impl Recent {
         r.entries.push_back(Entry {
             receiver,
             observed_time_unix_nano: now_unix_nano,
-            payload: payload.clone(),
+            payload: Payload::new(
+                payload.signal,
+                bytes::Bytes::copy_from_slice(&payload.bytes),
+                payload.items,
+            ),
         });
     }
 
