@@ -84,7 +84,7 @@ async fn run(path: Option<String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
+    tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, zpages = ?app.bound.zpages, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
     wait_for_signal().await;
     tracing::info!("shutting down: draining queues");
     let report = app.shutdown().await;
