@@ -367,3 +367,42 @@ async fn secrets_never_in_config_view_or_apis() {
     assert_eq!(cfgv["exporters"]["otlphttp/dest"]["endpoint"], dest.url());
     app.shutdown().await;
 }
+
+#[test]
+fn zpages_config_is_checked() {
+    let base = "receivers: { otlp: { protocols: { http: {} } } }\nexporters: { debug: {} }\n";
+    let svc = "service:\n  extensions: [zpages]\n  pipelines: { traces: { receivers: [otlp], exporters: [debug] } }\n";
+    let parse = |ext: &str| {
+        watchtower::config::parse(
+            &format!("{base}extensions:\n  zpages: {ext}\n{svc}"),
+            &|_| None,
+        )
+    };
+    let cfg = parse("{}").expect("defaults are valid");
+    match cfg.extensions.get("zpages") {
+        Some(watchtower::config::ExtensionConfig::Zpages(z)) => {
+            assert_eq!(z.endpoint, "localhost:55679");
+            assert!(z.recent.enabled);
+            assert_eq!(z.recent.max_bytes.0, 16 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse("{ auth: { authenticator: bearertokenauth } }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("extensions.zpages") && e.contains("auth"), "{e}");
+    let e = parse("{ endpoint: 'localhost:99999' }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("endpoint"), "{e}");
+    let e = parse("{ tap: { buffer_requests: 0 } }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("buffer_requests"), "{e}");
+    let e = parse("{ recnt: {} }").unwrap_err().to_string();
+    assert!(e.contains("recnt"), "{e}");
+    // the built-in config turns zpages (and its recent ring) on
+    let builtin = watchtower::config::default::default_config(&|_| None);
+    let cfg = watchtower::config::parse(&builtin, &|_| None).unwrap();
+    assert!(cfg.service.extensions.iter().any(|e| e == "zpages"));
+}
