@@ -39,14 +39,7 @@ pub fn set_secret_path_prefixes(prefixes: &[String]) {
 /// True for a config key (or header name) whose value is a credential.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('-', "_");
-    const EXACT: &[&str] = &[
-        "headers",
-        "authorization",
-        "auth",
-        "key",
-        "sig",
-        "signature",
-    ];
+    const EXACT: &[&str] = &["headers", "authorization"];
     const PARTS: &[&str] = &[
         "password",
         "passwd",
@@ -60,6 +53,15 @@ pub fn is_secret_key(key: &str) -> bool {
         "cookie",
     ];
     EXACT.contains(&k.as_str()) || PARTS.iter().any(|p| k.contains(p))
+}
+
+/// True for a URL query parameter whose value is a credential (the config keys of
+/// [`is_secret_key`] plus `key`, `sig`, `signature`, `code`).
+pub fn is_secret_query_param(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "key" | "sig" | "signature" | "code"
+    ) || is_secret_key(name)
 }
 
 /// Masks one URL (or `host:port` endpoint). Never fails: an unparseable string is masked as
@@ -122,7 +124,7 @@ fn mask_query(q: &str) -> String {
     let parts: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if is_secret_key(k) => format!("{k}={MASK}"),
+            Some((k, _)) if is_secret_query_param(k) => format!("{k}={MASK}"),
             _ => kv.to_string(),
         })
         .collect();
@@ -337,6 +339,21 @@ mod tests {
         }
         let echoed = "invalid type: string \"Authorization: Bearer zzzzzzzz\", expected a map";
         assert!(!text_with(echoed, &secrets).contains("zzzzzzzz"));
+    }
+
+    #[test]
+    fn ordinary_keys_stay_visible() {
+        let v: serde_yaml::Value = serde_yaml::from_str(
+            "processors:\n  attributes:\n    actions: [{ key: env, value: prod, action: upsert }]\nexporters:\n  otlp:\n    tls: { key_file: /etc/k.pem }\n",
+        )
+        .unwrap();
+        let masked = serde_yaml::to_string(&config(&v)).unwrap();
+        assert!(
+            masked.contains("key: env") && masked.contains("value: prod"),
+            "{masked}"
+        );
+        assert!(masked.contains("/etc/k.pem"), "{masked}");
+        assert_eq!(url("https://h/p?key=abc&x=1"), "https://h/p?key=***&x=1");
     }
 
     #[test]
