@@ -26,6 +26,8 @@ pub struct Bound {
     pub http: BTreeMap<String, SocketAddr>,
     pub health: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    /// The zpages extension's listener.
+    pub zpages: Option<SocketAddr>,
 }
 
 /// The file_storage extension a durable sending_queue names (validated by config::parse).
@@ -95,6 +97,9 @@ pub struct ShutdownReport {
 impl App {
     /// Starts everything the config describes. Fails (before serving) on bind or TLS errors.
     pub async fn start(cfg: Config) -> Result<App, String> {
+        crate::telemetry::redact::set_secret_path_prefixes(
+            &cfg.service.telemetry.logs.secret_path_prefixes,
+        );
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let runs = runs_registry(&cfg, &metrics)?;
@@ -139,6 +144,22 @@ impl App {
                     admin_rx.clone(),
                     Duration::from_secs(1),
                 )));
+            }
+        }
+        for id in &cfg.service.extensions {
+            if let Some(ExtensionConfig::Zpages(z)) = cfg.extensions.get(id) {
+                let (addr, tasks) = crate::extension::zpages::start(
+                    z,
+                    &cfg,
+                    &metrics,
+                    &exporters,
+                    runs.as_ref(),
+                    &admin_rx,
+                )
+                .await
+                .map_err(|e| format!("extensions.{id}: {e}"))?;
+                bound.zpages = Some(addr);
+                admin_tasks.extend(tasks);
             }
         }
         let maddr = &cfg.service.telemetry.metrics.address;

@@ -39,6 +39,13 @@ pub enum Command {
     Runs(crate::runs::client::RunsCommand),
     /// CD quality gate: compare a run with a baseline; exit 0 pass, 1 warn, 2 block.
     Gate(crate::runs::client::GateArgs),
+    /// Stream items passing through a running gateway (zpages tap), one line each or --json.
+    Tap(crate::extension::zpages::client::TapArgs),
+    /// Wait until an item matching the filters passes: exit 0 (printing it), 1 on timeout,
+    /// 2 on a usage or connection error.
+    Wait(crate::extension::zpages::client::WaitArgs),
+    /// Print the recent items a running gateway kept (zpages recent data).
+    Recent(crate::extension::zpages::client::RecentArgs),
     /// Generate OTLP load (benchmarks, tests): traces, metrics or logs over gRPC or HTTP.
     Loadgen(crate::tools::loadgen::Args),
     /// A counting OTLP / remote-write / Loki receiver for benchmarks and tests.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use watchtower::app::App;
 use watchtower::cli::{Cli, Command};
 use watchtower::config::{self, Config, ConfigErrors, default::default_config};
+use watchtower::telemetry::redact;
 
 /// jemalloc, so freed memory goes back to the OS and the memory limiter can read live bytes
 /// (`telemetry::allocator`); glibc malloc kept the memory of a spike resident for minutes.
@@ -28,6 +29,28 @@ fn load(path: Option<&str>) -> Result<Config, ConfigErrors> {
         Some(p) => config::load_file(p),
         None => config::parse(&default_config(&env_lookup), &env_lookup),
     }
+}
+
+/// Secret values in the config text (env references expanded), to scrub from any message that
+/// could quote them; also applies the configured secret path prefixes for URL masking.
+fn config_secrets(path: Option<&str>) -> Vec<String> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => default_config(&env_lookup),
+    };
+    let expanded = config::env::interpolate(&text, &env_lookup).unwrap_or(text);
+    let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&expanded) else {
+        return Vec::new();
+    };
+    let prefixes: Vec<String> = v
+        .get("service")
+        .and_then(|s| s.get("telemetry"))
+        .and_then(|t| t.get("logs"))
+        .and_then(|l| l.get("secret_path_prefixes"))
+        .and_then(|p| serde_yaml::from_value(p.clone()).ok())
+        .unwrap_or_default();
+    redact::set_secret_path_prefixes(&prefixes);
+    redact::secrets_in(&v)
 }
 
 fn init_logging(level: Option<&str>) {
@@ -54,11 +77,15 @@ async fn check_build(cfg: &Config) -> Vec<String> {
 }
 
 async fn run(path: Option<String>) -> ExitCode {
+    let secrets = config_secrets(path.as_deref());
     let cfg = match load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             init_logging(None);
-            eprintln!("invalid config:\n{e}");
+            eprintln!(
+                "invalid config:\n{}",
+                redact::text_with(&e.to_string(), &secrets)
+            );
             return ExitCode::from(2);
         }
     };
@@ -71,7 +98,7 @@ async fn run(path: Option<String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
+    tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, zpages = ?app.bound.zpages, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
     wait_for_signal().await;
     tracing::info!("shutting down: draining queues");
     let report = app.shutdown().await;
@@ -118,28 +145,35 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run { config } => rt.block_on(run(config)),
-        Command::Validate { config } => match load(config.as_deref()) {
-            Ok(cfg) => {
-                let errs = rt.block_on(check_build(&cfg));
-                if errs.is_empty() {
-                    println!("ok");
-                    ExitCode::SUCCESS
-                } else {
-                    for e in errs {
-                        println!("{e}");
+        Command::Validate { config } => {
+            // never echo a configured secret (a header written as a string, a bad URL)
+            let secrets = config_secrets(config.as_deref());
+            match load(config.as_deref()) {
+                Ok(cfg) => {
+                    let errs = rt.block_on(check_build(&cfg));
+                    if errs.is_empty() {
+                        println!("ok");
+                        ExitCode::SUCCESS
+                    } else {
+                        for e in errs {
+                            println!("{}", redact::text_with(&e, &secrets));
+                        }
+                        ExitCode::from(1)
                     }
+                }
+                Err(e) => {
+                    println!("{}", redact::text_with(&e.to_string(), &secrets));
                     ExitCode::from(1)
                 }
             }
-            Err(e) => {
-                println!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::RunStart(a) => rt.block_on(watchtower::runs::client::run_start(a)),
         Command::RunEnd(a) => rt.block_on(watchtower::runs::client::run_end(a)),
         Command::Runs(c) => rt.block_on(watchtower::runs::client::runs(c)),
         Command::Gate(a) => rt.block_on(watchtower::runs::client::gate(a)),
+        Command::Tap(a) => rt.block_on(watchtower::extension::zpages::client::tap(a)),
+        Command::Wait(a) => rt.block_on(watchtower::extension::zpages::client::wait(a)),
+        Command::Recent(a) => rt.block_on(watchtower::extension::zpages::client::recent(a)),
         Command::Loadgen(args) => rt.block_on(watchtower::tools::loadgen::main(args)),
         Command::Sink(args) => rt.block_on(watchtower::tools::sink::main(args)),
         Command::DefaultConfig => {

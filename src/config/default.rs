@@ -10,6 +10,9 @@
 //! | `WATCHTOWER_OTLP_ENDPOINT` (any OTLP/HTTP base URL) | `otlphttp/default` | all |
 //! | `WATCHTOWER_SUMO_ENDPOINT` (Sumo OTLP/HTTP source URL) | `otlphttp/sumo` (drop_oldest) | all |
 //!
+//! The `zpages` extension (status page, tap, recent data) listens on loopback
+//! `localhost:55679` with a 16 MiB recent-data ring.
+//!
 //! `WATCHTOWER_DEBUG=off` removes the debug exporter when at least one destination is set.
 
 /// Builds the default config text from an environment lookup.
@@ -77,8 +80,9 @@ pub fn default_config(lookup: &dyn Fn(&str) -> Option<String>) -> String {
         format!("exporters:\n{}", exporters.concat().trim_end()),
         "extensions:".into(),
         "  health_check: { endpoint: 0.0.0.0:13133 }".into(),
+        "  zpages: { endpoint: localhost:55679, recent: { max_bytes: 16MiB } }".into(),
         "service:".into(),
-        "  extensions: [health_check]".into(),
+        "  extensions: [health_check, zpages]".into(),
         "  telemetry: { metrics: { address: 0.0.0.0:8888 } }".into(),
         "  pipelines:".into(),
         format!(

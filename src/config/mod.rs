@@ -212,6 +212,8 @@ pub enum ExtensionConfig {
     BearerTokenAuth(crate::extension::bearertokenauth::Config),
     /// HTTP Basic authenticator (`htpasswd` server role, `client_auth` client role).
     BasicAuth(crate::extension::basicauth::Config),
+    /// Status pages, tap, recent data (`crate::extension::zpages`).
+    Zpages(crate::extension::zpages::ZpagesConfig),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -246,6 +248,9 @@ impl Default for MetricsTelemetry {
 pub struct LogsTelemetry {
     /// `trace`, `debug`, `info`, `warn`, `error`; `RUST_LOG` wins when set.
     pub level: Option<String>,
+    /// URL path prefixes whose next segment is a credential, masked in logs and in
+    /// `validate` (Sumo Logic's `/receiver/v1/otlp/` is always masked).
+    pub secret_path_prefixes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -284,6 +289,9 @@ pub struct Config {
     pub exporters: BTreeMap<String, ExporterConfig>,
     pub extensions: BTreeMap<String, ExtensionConfig>,
     pub service: ServiceConfig,
+    /// The config tree as loaded (env references expanded), for the zpages config view,
+    /// which shows it with secrets masked.
+    pub source: serde_yaml::Value,
 }
 
 /// The type part of a component id (`otlphttp/tempo` -> `otlphttp`).
@@ -430,7 +438,10 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             None => ld.err(&[], "top-level keys must be strings"),
         }
     }
-    let mut cfg = Config::default();
+    let mut cfg = Config {
+        source: serde_yaml::Value::Mapping(root.clone()),
+        ..Config::default()
+    };
     for (id, v) in ld.section(root, "receivers") {
         let p = ["receivers", id.as_str()];
         match component_type(&id) {
@@ -550,10 +561,19 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         .insert(id.clone(), ExtensionConfig::BasicAuth(c));
                 }
             }
+            "zpages" => {
+                if let Some(c) = ld.parse::<crate::extension::zpages::ZpagesConfig>(&p, v) {
+                    if let Err(e) = c.validate() {
+                        ld.err(&p, e);
+                    }
+                    cfg.extensions
+                        .insert(id.clone(), ExtensionConfig::Zpages(c));
+                }
+            }
             t => ld.err(
                 &p,
                 format!(
-                    "unknown extension type {t:?} (supported: health_check, runs, file_storage, bearertokenauth, basicauth)"
+                    "unknown extension type {t:?} (supported: health_check, runs, file_storage, bearertokenauth, basicauth, zpages)"
                 ),
             ),
         }

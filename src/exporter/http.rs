@@ -180,7 +180,8 @@ pub fn classify_transport(e: &reqwest::Error) -> SendError {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    SendError::retryable(reason, msg)
+    // reqwest quotes the request URL: mask its credentials and path tokens
+    SendError::retryable(reason, crate::telemetry::redact::text(&msg))
 }
 
 #[cfg(test)]

@@ -54,8 +54,13 @@ impl Config {
         if self.endpoint.is_empty() {
             return Err("endpoint is required".into());
         }
-        Endpoint::from_shared(self.url())
-            .map_err(|e| format!("invalid endpoint {:?}: {e}", self.endpoint))?;
+        Endpoint::from_shared(self.url()).map_err(|e| {
+            format!(
+                "invalid endpoint {:?}: {}",
+                crate::telemetry::redact::url(&self.endpoint),
+                crate::telemetry::redact::text(&e.to_string())
+            )
+        })?;
         Ok(())
     }
 }

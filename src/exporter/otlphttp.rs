@@ -70,9 +70,10 @@ impl Config {
         }
         for s in Signal::ALL {
             if let Some(u) = self.url(s) {
-                let parsed: http::Uri = u.parse().map_err(|_| format!("invalid URL {u:?}"))?;
+                let shown = crate::telemetry::redact::url(&u);
+                let parsed: http::Uri = u.parse().map_err(|_| format!("invalid URL {shown:?}"))?;
                 if !matches!(parsed.scheme_str(), Some("http") | Some("https")) {
-                    return Err(format!("URL {u:?} must start with http:// or https://"));
+                    return Err(format!("URL {shown:?} must start with http:// or https://"));
                 }
             }
         }

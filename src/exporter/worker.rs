@@ -58,6 +58,8 @@ struct WorkerCtx {
     batch: BatchSettings,
     metrics: Arc<Metrics>,
     labels: ExporterLabels,
+    /// healthy / retrying / dropping, for the zpages status
+    state: Arc<crate::extension::zpages::observe::DestinationState>,
     hard_stop: watch::Receiver<bool>,
     collect_lock: Arc<tokio::sync::Mutex<()>>,
     /// a payload that did not fit the previous batch (send_batch_max_size)
@@ -149,6 +151,7 @@ impl Exporter {
         });
         let mut handles = Vec::new();
         let collect_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let state = metrics.observe.destination(id);
         for _ in 0..consumers {
             let ctx = WorkerCtx {
                 id: id.to_string(),
@@ -159,6 +162,7 @@ impl Exporter {
                 batch,
                 metrics: metrics.clone(),
                 labels: labels.clone(),
+                state: state.clone(),
                 hard_stop: hard_rx.clone(),
                 collect_lock: collect_lock.clone(),
                 pending: None,
@@ -362,6 +366,7 @@ impl WorkerCtx {
         let mut attempt = 0u32;
         let mut hard_stop = self.hard_stop.clone();
         let durable = self.queue.is_durable();
+        self.metrics.observe.sending(&self.id, &batch);
         loop {
             let t0 = Instant::now();
             let result = tokio::select! {
@@ -377,6 +382,7 @@ impl WorkerCtx {
                     if let Some(b) = &self.budget {
                         b.on_success();
                     }
+                    self.state.on_success();
                     let dropped: u64 = ok.dropped.iter().map(|(_, n)| *n).sum::<u64>().min(items);
                     self.metrics
                         .exporter_sent
@@ -402,7 +408,8 @@ impl WorkerCtx {
                         self.drop_batch(signal, items, "retries_exhausted", &e);
                         return true;
                     }
-                    tracing::debug!(exporter = %self.id, error = %e, wait_ms = wait.as_millis() as u64, "send failed, retrying");
+                    self.state.on_retry(&e.to_string());
+                    tracing::debug!(exporter = %self.id, error = %crate::telemetry::redact::text(&e.to_string()), wait_ms = wait.as_millis() as u64, "send failed, retrying");
                     attempt += 1;
                     let mut wait = wait;
                     loop {
@@ -459,7 +466,9 @@ impl WorkerCtx {
     }
 
     fn drop_batch(&self, signal: Signal, items: u64, reason: &str, e: &SendError) {
-        tracing::warn!(exporter = %self.id, items, reason, error = %e, "dropping batch");
+        let error = crate::telemetry::redact::text(&e.to_string());
+        self.state.on_drop(&error);
+        tracing::warn!(exporter = %self.id, items, reason, %error, "dropping batch");
         self.metrics
             .exporter_send_failed
             .inc(signal, &self.labels, items);

@@ -155,6 +155,12 @@ impl Router {
                 .map_err(|e| Refusal::BadData(format!("cannot decode request: {e}")))?,
             _ => payload,
         };
+        // zpages: taps and recent data see the request once it is accepted
+        let seen = self
+            .metrics
+            .observe
+            .wants_received()
+            .then(|| payload.clone());
         // what each exporter gets
         let mut deliveries: Vec<(&Arc<Exporter>, Payload)> = Vec::new();
         for p in pipelines {
@@ -239,6 +245,9 @@ impl Router {
                     exp.offer(data).await;
                 }
             }
+        }
+        if let Some(p) = seen {
+            self.metrics.observe.received(receiver, &p);
         }
         Ok(())
     }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub process_rss_bytes: Gauge<u64, AtomicU64>,
     /// queue and durable-queue metrics (queue_metrics.rs)
     pub queue: super::queue_metrics::QueueMetrics,
+    /// tap points, recent data and destination states (the zpages extension reads them)
+    pub observe: crate::extension::zpages::observe::Observe,
 }
 
 fn latency_histogram() -> Histogram {
@@ -176,6 +178,7 @@ impl Metrics {
         let queue = super::queue_metrics::QueueMetrics::register(&mut reg);
         Metrics {
             queue,
+            observe: Default::default(),
             registry: parking_lot::Mutex::new(reg),
             receiver_accepted,
             receiver_refused,

@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod process;
 pub mod queue_metrics;
 pub mod readiness;
+pub mod redact;

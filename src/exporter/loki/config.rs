@@ -78,9 +78,10 @@ impl Config {
     /// Loki's limits are per tenant) are returned for the caller to log.
     pub fn validate(&self) -> Result<(Options, Vec<String>), String> {
         let url = self.endpoint.trim();
+        let shown = crate::telemetry::redact::url(url);
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!(
-                "loki: endpoint {url:?} must be an http:// or https:// URL (e.g. http://loki:3100/loki/api/v1/push)"
+                "loki: endpoint {shown:?} must be an http:// or https:// URL (e.g. http://loki:3100/loki/api/v1/push)"
             ));
         }
         if self.basic_auth.is_some() && self.bearer_token.is_some() {
@@ -101,7 +102,7 @@ impl Config {
         let mut warnings = Vec::new();
         if !url.ends_with("/loki/api/v1/push") {
             warnings.push(format!(
-                "loki: endpoint {url:?} does not end with /loki/api/v1/push"
+                "loki: endpoint {shown:?} does not end with /loki/api/v1/push"
             ));
         }
         if self.index_labels.is_some() && index_labels.len() + 1 > labels::LOKI_MAX_LABEL_NAMES {

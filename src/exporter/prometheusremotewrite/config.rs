@@ -96,7 +96,7 @@ impl Config {
         if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
             return Err(format!(
                 "endpoint {:?} must start with http:// or https://",
-                self.endpoint
+                crate::telemetry::redact::url(&self.endpoint)
             ));
         }
         if self.max_batch_size_bytes == Some(0) {
