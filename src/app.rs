@@ -7,6 +7,7 @@ use crate::exporter::worker::{BatchSettings, Exporter};
 use crate::pipeline::payload::Signal;
 use crate::pipeline::router::{PipelineRt, Router};
 use crate::processor::attributes::Target;
+use crate::processor::chain::Edit;
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::receiver::{grpc, http, serve};
 use crate::telemetry::admin::{Health, health_router, metrics_router};
@@ -273,6 +274,7 @@ fn build_router(
     // memory limiters are shared per processor id
     let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
     let mut router = Router::new(metrics.clone());
+    let mut filter_metrics: Option<crate::processor::filter::FilterMetrics> = None;
     for (name, pl) in &cfg.service.pipelines {
         let signal = Signal::parse(crate::config::component_type(name))
             .ok_or_else(|| format!("invalid pipeline {name}"))?;
@@ -289,11 +291,26 @@ fn build_router(
                     );
                 }
                 Some(ProcessorConfig::Resource(c)) => {
-                    edits.push((Target::Resource, c.attributes.clone()))
+                    edits.push(Edit::Attrs(Target::Resource, c.attributes.clone()))
                 }
                 Some(ProcessorConfig::Attributes(c)) => {
-                    edits.push((Target::Records, c.actions.clone()))
+                    edits.push(Edit::Attrs(Target::Records, c.actions.clone()))
                 }
+                Some(ProcessorConfig::Filter(f)) => edits.push(Edit::Filter {
+                    id: p.clone(),
+                    filter: f.clone(),
+                    metrics: filter_metrics
+                        .get_or_insert_with(|| {
+                            crate::processor::filter::FilterMetrics::register(
+                                &mut metrics.registry.lock(),
+                            )
+                        })
+                        .clone(),
+                }),
+                Some(ProcessorConfig::Transform(t)) => edits.push(Edit::Transform {
+                    id: p.clone(),
+                    transform: t.clone(),
+                }),
                 Some(ProcessorConfig::Batch(_)) | None => {}
             }
         }

@@ -66,6 +66,8 @@ pub enum ProcessorConfig {
     Batch(processor::batch::Config),
     Resource(processor::attributes::ResourceConfig),
     Attributes(processor::attributes::AttributesConfig),
+    Filter(std::sync::Arc<processor::filter::Filter>),
+    Transform(std::sync::Arc<processor::transform::Transform>),
 }
 
 #[derive(Clone, Debug)]
@@ -279,6 +281,30 @@ impl Loader<'_> {
         });
     }
 
+    /// OTTL errors, each at the line holding its statement (found after the component's
+    /// own line).
+    fn statement_errors(&mut self, path: &[&str], errs: &[processor::filter::StatementError]) {
+        let start = locate::find(self.text, path).unwrap_or(1);
+        for e in errs {
+            let line = (!e.text.is_empty())
+                .then(|| {
+                    self.text
+                        .lines()
+                        .enumerate()
+                        .skip(start.saturating_sub(1))
+                        .find(|(_, l)| l.contains(e.text.as_str()))
+                        .map(|(i, _)| i + 1)
+                })
+                .flatten()
+                .or(Some(start));
+            self.errors.push(ConfigError {
+                path: format!("{}.{}", path.join("."), e.key),
+                line,
+                message: format!("{:?}: {}", e.text, e.error),
+            });
+        }
+    }
+
     fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
         let v = if v.is_null() {
             serde_yaml::Value::Mapping(Default::default())
@@ -413,8 +439,26 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         ProcessorConfig::Attributes(c),
                     )
                 }),
+            "filter" => ld.parse::<processor::filter::Config>(&p, v).and_then(|c| {
+                match processor::filter::Filter::compile(&c) {
+                    Ok(f) => Some((Ok(()), ProcessorConfig::Filter(std::sync::Arc::new(f)))),
+                    Err(errs) => {
+                        ld.statement_errors(&p, &errs);
+                        None
+                    }
+                }
+            }),
+            "transform" => ld
+                .parse::<processor::transform::Config>(&p, v)
+                .and_then(|c| match processor::transform::Transform::compile(&c) {
+                    Ok(t) => Some((Ok(()), ProcessorConfig::Transform(std::sync::Arc::new(t)))),
+                    Err(errs) => {
+                        ld.statement_errors(&p, &errs);
+                        None
+                    }
+                }),
             t => {
-                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes)"));
+                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes, filter, transform)"));
                 None
             }
         };

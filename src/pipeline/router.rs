@@ -8,7 +8,6 @@
 use crate::config::common::FullPolicy;
 use crate::exporter::worker::Exporter;
 use crate::pipeline::payload::{Payload, Signal};
-use crate::processor::attributes::{AttrAction, Target, apply_to_payload};
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
@@ -62,8 +61,8 @@ impl Refusal {
 pub struct PipelineRt {
     pub name: String,
     pub limiter: Option<Arc<MemoryLimiter>>,
-    /// resource / attributes processors, in order
-    pub edits: Vec<(Target, Vec<AttrAction>)>,
+    /// data-changing processors (resource, attributes, filter, transform), in order
+    pub edits: Vec<crate::processor::chain::Edit>,
     pub exporters: Vec<Arc<Exporter>>,
 }
 
@@ -143,10 +142,12 @@ impl Router {
             let data = if p.edits.is_empty() {
                 payload.clone()
             } else {
-                let steps: Vec<(Target, &[AttrAction])> =
-                    p.edits.iter().map(|(t, a)| (*t, a.as_slice())).collect();
-                apply_to_payload(&payload, &steps)
-                    .map_err(|e| Refusal::BadData(format!("cannot decode request: {e}")))?
+                match crate::processor::chain::apply(&payload, &p.edits) {
+                    Ok(Some(d)) => d,
+                    // everything was filtered out: nothing to deliver for this pipeline
+                    Ok(None) => continue,
+                    Err(e) => return Err(Refusal::BadData(e.to_string())),
+                }
             };
             for e in &p.exporters {
                 deliveries.push((e, data.clone()));

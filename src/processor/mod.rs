@@ -4,5 +4,8 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod chain;
+pub mod filter;
 pub mod memory_limiter;
 pub mod ottl;
+pub mod transform;

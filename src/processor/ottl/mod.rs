@@ -8,6 +8,7 @@ pub mod eval;
 pub mod functions;
 pub mod grammar;
 pub mod value;
+pub mod walk;
 
 pub use context::{Context, EvalError, Item, Tx};
 pub use eval::{CBool, CStatement, CompileError};
