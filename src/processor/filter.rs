@@ -335,3 +335,142 @@ impl Filter {
         Ok(dropped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+
+    fn filter(yaml: &str) -> Filter {
+        Filter::compile(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn spans(names: &[&str]) -> ResourceSpans {
+        ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: names
+                    .iter()
+                    .map(|n| Span {
+                        name: n.to_string(),
+                        events: vec![
+                            span::Event {
+                                name: "debug".into(),
+                                ..Default::default()
+                            },
+                            span::Event {
+                                name: "exception".into(),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spans_and_events_dropped_and_empty_resources_removed() {
+        let f = filter(
+            "traces:\n  span: ['name == \"health\"', 'IsMatch(name, \"^ping\")']\n  spanevent: ['name == \"debug\"']\n",
+        );
+        let mut req = ExportTraceServiceRequest {
+            resource_spans: vec![spans(&["health", "ping-1"]), spans(&["health", "work"])],
+        };
+        assert_eq!(f.traces(&mut req).unwrap(), 3);
+        assert_eq!(
+            req.resource_spans.len(),
+            1,
+            "the all-dropped resource is removed"
+        );
+        let left = &req.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].name, "work");
+        let events: Vec<&str> = left[0].events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(events, vec!["exception"]);
+    }
+
+    fn gauge(name: &str, envs: &[&str]) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: envs
+                    .iter()
+                    .map(|e| NumberDataPoint {
+                        attributes: vec![kv("env", e)],
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn metrics_and_data_points() {
+        let f = filter(
+            "metrics:\n  metric: ['name == \"drop.me\" and type == METRIC_DATA_TYPE_GAUGE']\n  datapoint: ['attributes[\"env\"] == \"dev\"', 'metric.name == \"all.dev\"']\n",
+        );
+        let mut req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        gauge("drop.me", &["prod", "prod"]),
+                        gauge("keep", &["dev", "prod"]),
+                        gauge("all.dev", &["prod"]),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert_eq!(f.metrics(&mut req).unwrap(), 4);
+        let ms = &req.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(ms.len(), 1, "a metric without points is removed");
+        assert_eq!(ms[0].name, "keep");
+        assert_eq!(walk::data_points(&ms[0]), 1);
+    }
+
+    #[test]
+    fn error_mode_decides_what_a_failing_condition_does() {
+        // ParseJSON fails on a non-JSON name: propagate fails, ignore keeps the span
+        let cond = "traces:\n  span: ['ParseJSON(name)[\"a\"] == 1']\n";
+        let f = filter(cond);
+        let mut req = ExportTraceServiceRequest {
+            resource_spans: vec![spans(&["not json"])],
+        };
+        assert!(f.traces(&mut req).is_err());
+        let f = filter(&format!("error_mode: ignore\n{cond}"));
+        assert_eq!(f.traces(&mut req).unwrap(), 0);
+        assert_eq!(req.resource_spans[0].scope_spans[0].spans.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_conditions_are_errors() {
+        assert!(serde_yaml::from_str::<Config>("spans:\n  include: {}\n").is_err());
+        let cfg: Config = serde_yaml::from_str(
+            "logs:\n  log_record: ['name == 1', 'severity_number > SEVERITY_NUMBER_WARN']\n",
+        )
+        .unwrap();
+        let errs = Filter::compile(&cfg).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].key, "logs.log_record");
+        assert_eq!(errs[0].text, "name == 1");
+    }
+}

@@ -305,3 +305,104 @@ impl Transform {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn transform(yaml: &str) -> Result<Transform, Vec<StatementError>> {
+        Transform::compile(&serde_yaml::from_str(yaml).unwrap())
+    }
+
+    fn logs() -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource::default()),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            severity_text: "debug".into(),
+                            severity_number: 5,
+                            ..Default::default()
+                        },
+                        LogRecord {
+                            severity_text: "error".into(),
+                            severity_number: 17,
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn flat_statements_infer_their_context() {
+        let t = transform(
+            "log_statements:\n  - 'set(log.attributes[\"svc\"], resource.attributes[\"service.name\"])'\n  - 'set(resource.attributes[\"service.name\"], \"shop\")'\n",
+        )
+        .unwrap();
+        assert_eq!(t.logs[0].ctx, Context::Log);
+        assert_eq!(t.logs[1].ctx, Context::Resource);
+        let mut req = logs();
+        t.logs(&mut req).unwrap();
+        // the first statement ran before the resource had the attribute: nil is not set
+        let rl = &req.resource_logs[0];
+        assert!(rl.scope_logs[0].log_records[0].attributes.is_empty());
+        assert_eq!(
+            rl.resource.as_ref().unwrap().attributes[0].key,
+            "service.name"
+        );
+    }
+
+    #[test]
+    fn groups_with_conditions() {
+        let t = transform(
+            "log_statements:\n  - context: log\n    conditions: ['severity_number >= SEVERITY_NUMBER_ERROR']\n    statements: ['set(severity_text, \"ERROR\")', 'set(attributes[\"alert\"], true)']\n",
+        )
+        .unwrap();
+        let mut req = logs();
+        t.logs(&mut req).unwrap();
+        let recs = &req.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(recs[0].severity_text, "debug");
+        assert!(recs[0].attributes.is_empty());
+        assert_eq!(recs[1].severity_text, "ERROR");
+        assert_eq!(recs[1].attributes[0].key, "alert");
+    }
+
+    #[test]
+    fn errors() {
+        let e = transform("log_statements:\n  - 'set(attributes[\"a\"], \"b\")'\n").unwrap_err();
+        assert!(
+            e[0].error.message.contains("cannot infer the context"),
+            "{:?}",
+            e
+        );
+        let e = transform(
+            "trace_statements:\n  - context: log\n    statements: ['set(name, \"x\")']\n",
+        )
+        .unwrap_err();
+        assert!(
+            e[0].error.message.contains("unsupported context"),
+            "{:?}",
+            e
+        );
+        let e = transform("metric_statements:\n  - context: datapoint\n    statements: ['set(severity_text, \"x\")']\n")
+            .unwrap_err();
+        assert!(e[0].error.message.contains("severity_text"), "{:?}", e);
+        // propagate (default) fails the request when a statement fails at run time
+        let t = transform("log_statements:\n  - context: log\n    statements: ['set(attributes[\"x\"], ParseJSON(severity_text))']\n").unwrap();
+        assert!(t.logs(&mut logs()).is_err());
+        let t = transform("error_mode: silent\nlog_statements:\n  - context: log\n    statements: ['set(attributes[\"x\"], ParseJSON(severity_text))', 'set(severity_text, \"after\")']\n").unwrap();
+        let mut req = logs();
+        t.logs(&mut req).unwrap();
+        assert_eq!(
+            req.resource_logs[0].scope_logs[0].log_records[0].severity_text,
+            "after"
+        );
+    }
+}
