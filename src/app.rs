@@ -275,6 +275,8 @@ fn build_router(
     let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
     let mut router = Router::new(metrics.clone());
     let mut filter_metrics: Option<crate::processor::filter::FilterMetrics> = None;
+    let mut d2c_metrics: Option<crate::processor::deltatocumulative::D2cMetrics> = None;
+    let mut d2c = BTreeMap::new();
     for (name, pl) in &cfg.service.pipelines {
         let signal = Signal::parse(crate::config::component_type(name))
             .ok_or_else(|| format!("invalid pipeline {name}"))?;
@@ -311,6 +313,27 @@ fn build_router(
                     id: p.clone(),
                     transform: t.clone(),
                 }),
+                Some(ProcessorConfig::DeltaToCumulative(c)) => {
+                    let m = d2c_metrics
+                        .get_or_insert_with(|| {
+                            crate::processor::deltatocumulative::D2cMetrics::register(
+                                &mut metrics.registry.lock(),
+                            )
+                        })
+                        .clone();
+                    edits.push(Edit::DeltaToCumulative(
+                        d2c.entry(p.clone())
+                            .or_insert_with(|| {
+                                Arc::new(
+                                    crate::processor::deltatocumulative::DeltaToCumulative::new(
+                                        c.clone(),
+                                        m,
+                                    ),
+                                )
+                            })
+                            .clone(),
+                    ))
+                }
                 Some(ProcessorConfig::Batch(_)) | None => {}
             }
         }

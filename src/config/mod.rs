@@ -68,6 +68,7 @@ pub enum ProcessorConfig {
     Attributes(processor::attributes::AttributesConfig),
     Filter(std::sync::Arc<processor::filter::Filter>),
     Transform(std::sync::Arc<processor::transform::Transform>),
+    DeltaToCumulative(processor::deltatocumulative::Config),
 }
 
 #[derive(Clone, Debug)]
@@ -457,8 +458,11 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         None
                     }
                 }),
+            "deltatocumulative" => ld
+                .parse::<processor::deltatocumulative::Config>(&p, v)
+                .map(|c| (c.validate(), ProcessorConfig::DeltaToCumulative(c))),
             t => {
-                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes, filter, transform)"));
+                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes, filter, transform, deltatocumulative)"));
                 None
             }
         };

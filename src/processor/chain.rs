@@ -4,6 +4,7 @@
 
 use crate::pipeline::payload::{Payload, Signal};
 use crate::processor::attributes::{self, AttrAction, Target};
+use crate::processor::deltatocumulative::DeltaToCumulative;
 use crate::processor::filter::{Filter, FilterLabels, FilterMetrics};
 use crate::processor::ottl::EvalError;
 use crate::processor::transform::Transform;
@@ -29,6 +30,8 @@ pub enum Edit {
         id: String,
         transform: Arc<Transform>,
     },
+    /// `deltatocumulative` (metrics only; its streams are shared by the pipelines using it)
+    DeltaToCumulative(Arc<DeltaToCumulative>),
 }
 
 /// Why a request could not be processed.
@@ -59,6 +62,7 @@ pub fn apply(payload: &Payload, edits: &[Edit]) -> Result<Option<Payload>, Chain
                     Edit::Transform { id, transform } => {
                         transform.traces(&mut req).map_err(|e| eval(id, e))?
                     }
+                    Edit::DeltaToCumulative(_) => {}
                 }
             }
             let items = req
@@ -85,6 +89,7 @@ pub fn apply(payload: &Payload, edits: &[Edit]) -> Result<Option<Payload>, Chain
                     Edit::Transform { id, transform } => {
                         transform.metrics(&mut req).map_err(|e| eval(id, e))?
                     }
+                    Edit::DeltaToCumulative(d) => d.process(&mut req, tokio::time::Instant::now()),
                 }
             }
             let items = req
@@ -112,6 +117,7 @@ pub fn apply(payload: &Payload, edits: &[Edit]) -> Result<Option<Payload>, Chain
                     Edit::Transform { id, transform } => {
                         transform.logs(&mut req).map_err(|e| eval(id, e))?
                     }
+                    Edit::DeltaToCumulative(_) => {}
                 }
             }
             let items = req

@@ -5,6 +5,7 @@
 pub mod attributes;
 pub mod batch;
 pub mod chain;
+pub mod deltatocumulative;
 pub mod filter;
 pub mod memory_limiter;
 pub mod ottl;
