@@ -226,6 +226,9 @@ fn start_exporters(
         .flat_map(|p| p.exporters.iter())
         .collect();
     for id in used {
+        if cfg.connectors.contains_key(id) {
+            continue;
+        }
         let Some(ec) = cfg.exporters.get(id) else {
             return Err(format!("exporter {id} is not defined"));
         };
@@ -277,7 +280,12 @@ fn build_router(
     let mut filter_metrics: Option<crate::processor::filter::FilterMetrics> = None;
     let mut d2c_metrics: Option<crate::processor::deltatocumulative::D2cMetrics> = None;
     let mut d2c = BTreeMap::new();
-    for (name, pl) in &cfg.service.pipelines {
+    // pipelines fed by connectors first, so the connectors can hold them
+    let mut order: Vec<(&String, &crate::config::PipelineConfig)> =
+        cfg.service.pipelines.iter().collect();
+    order.sort_by_key(|(_, pl)| pl.exporters.iter().any(|e| cfg.connectors.contains_key(e)));
+    let mut built: BTreeMap<String, Arc<PipelineRt>> = BTreeMap::new();
+    for (name, pl) in order {
         let signal = Signal::parse(crate::config::component_type(name))
             .ok_or_else(|| format!("invalid pipeline {name}"))?;
         let mut limiter = None;
@@ -346,9 +354,39 @@ fn build_router(
                 .iter()
                 .filter_map(|e| exporters.get(e).cloned())
                 .collect(),
+            connectors: pl
+                .exporters
+                .iter()
+                .filter_map(|e| match cfg.connectors.get(e) {
+                    Some(crate::config::ConnectorConfig::Routing(c)) => Some((e, c)),
+                    None => None,
+                })
+                .map(|(e, c)| {
+                    let table = crate::connector::routing::Table::compile(c, signal)
+                        .map_err(|errs| format!("connectors.{e}: {}", errs[0]))?;
+                    let pipelines = table
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            built
+                                .get(t)
+                                .cloned()
+                                .ok_or_else(|| format!("connectors.{e}: pipeline {t} not built"))
+                        })
+                        .collect::<Result<_, String>>()?;
+                    Ok(Arc::new(crate::connector::routing::RoutingRt {
+                        id: e.clone(),
+                        table,
+                        pipelines,
+                    }))
+                })
+                .collect::<Result<_, String>>()?,
         });
+        built.insert(name.clone(), rt.clone());
         for r in &pl.receivers {
-            router.add(r, signal, rt.clone());
+            if !cfg.connectors.contains_key(r) {
+                router.add(r, signal, rt.clone());
+            }
         }
     }
     Ok(router)

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod exporter;
 pub mod pipeline;
 pub mod processor;

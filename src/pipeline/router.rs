@@ -64,6 +64,40 @@ pub struct PipelineRt {
     /// data-changing processors (resource, attributes, filter, transform), in order
     pub edits: Vec<crate::processor::chain::Edit>,
     pub exporters: Vec<Arc<Exporter>>,
+    /// connectors this pipeline exports to (`routing`)
+    pub connectors: Vec<Arc<crate::connector::routing::RoutingRt>>,
+}
+
+/// Runs a pipeline's data-changing processors on a payload and adds what each exporter gets,
+/// following connectors into the pipelines they feed.
+fn pipeline_deliveries<'p>(
+    p: &'p PipelineRt,
+    payload: &Payload,
+    deliveries: &mut Vec<(&'p Arc<Exporter>, Payload)>,
+    depth: usize,
+) -> Result<(), Refusal> {
+    let data = if p.edits.is_empty() {
+        payload.clone()
+    } else {
+        match crate::processor::chain::apply(payload, &p.edits) {
+            Ok(Some(d)) => d,
+            // everything was filtered out: nothing to deliver for this pipeline
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Refusal::BadData(e.to_string())),
+        }
+    };
+    for e in &p.exporters {
+        deliveries.push((e, data.clone()));
+    }
+    if depth > 8 {
+        return Err(Refusal::BadData("connectors nested too deep".into()));
+    }
+    for c in &p.connectors {
+        for (i, part) in c.route(&data).map_err(Refusal::BadData)? {
+            pipeline_deliveries(&c.pipelines[i], &part, deliveries, depth + 1)?;
+        }
+    }
+    Ok(())
 }
 
 pub struct Router {
@@ -139,19 +173,7 @@ impl Router {
         // what each exporter gets
         let mut deliveries: Vec<(&Arc<Exporter>, Payload)> = Vec::new();
         for p in pipelines {
-            let data = if p.edits.is_empty() {
-                payload.clone()
-            } else {
-                match crate::processor::chain::apply(&payload, &p.edits) {
-                    Ok(Some(d)) => d,
-                    // everything was filtered out: nothing to deliver for this pipeline
-                    Ok(None) => continue,
-                    Err(e) => return Err(Refusal::BadData(e.to_string())),
-                }
-            };
-            for e in &p.exporters {
-                deliveries.push((e, data.clone()));
-            }
+            pipeline_deliveries(p, &payload, &mut deliveries, 0)?;
         }
         // phase 1: reserve room in every block-policy queue
         let mut reservations = Vec::new();
