@@ -357,9 +357,10 @@ fn build_router(
             connectors: pl
                 .exporters
                 .iter()
-                .filter_map(|e| match cfg.connectors.get(e) {
-                    Some(crate::config::ConnectorConfig::Routing(c)) => Some((e, c)),
-                    None => None,
+                .filter_map(|e| {
+                    cfg.connectors
+                        .get(e)
+                        .map(|crate::config::ConnectorConfig::Routing(c)| (e, c))
                 })
                 .map(|(e, c)| {
                     let table = crate::connector::routing::Table::compile(c, signal)

@@ -113,7 +113,7 @@ exporters:
     assert_eq!(status, 200);
     assert!(
         support::wait_until(Duration::from_secs(10), || a.logs().len() >= 2
-            && b.logs().len() >= 1
+            && !b.logs().is_empty()
             && d.logs().len() >= 2
             && all.logs().len() >= 5)
         .await,
