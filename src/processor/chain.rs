@@ -1,6 +1,6 @@
 //! The data-changing processors of one pipeline, run in order on one decoded request: the
 //! request is decoded once, every step edits it, and it is re-encoded once with its new item
-//! count. A request left without items is not delivered at all.
+//! count. A request its processors emptied is not delivered at all.
 
 use crate::pipeline::payload::{Payload, Signal};
 use crate::processor::attributes::{self, AttrAction, Target};
@@ -129,7 +129,7 @@ pub fn apply(payload: &Payload, edits: &[Edit]) -> Result<Option<Payload>, Chain
             (req.encode_to_vec(), items)
         }
     };
-    if items == 0 {
+    if items == 0 && payload.items > 0 {
         return Ok(None);
     }
     Ok(Some(Payload::new(payload.signal, bytes.into(), items)))

@@ -31,11 +31,25 @@ pub struct Group {
 }
 
 /// One entry of a `*_statements` list.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Entry {
     Statement(String),
     Group(Group),
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Entry::Statement(s)),
+            v @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value::<Group>(v)
+                .map(Entry::Group)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "each entry must be a statement or a group with `statements`",
+            )),
+        }
+    }
 }
 
 /// `transform` processor config.
@@ -372,6 +386,20 @@ mod tests {
         assert!(recs[0].attributes.is_empty());
         assert_eq!(recs[1].severity_text, "ERROR");
         assert_eq!(recs[1].attributes[0].key, "alert");
+    }
+
+    #[test]
+    fn bad_groups_name_the_problem() {
+        let e = serde_yaml::from_str::<Config>(
+            "log_statements:\n  - context: log\n    statement: ['x']\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `statement`"), "{e}");
+        let e = serde_yaml::from_str::<Config>("log_statements:\n  - 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be a statement or a group"), "{e}");
     }
 
     #[test]
