@@ -123,3 +123,64 @@ async fn delta_sdk_metrics_land_in_prometheus_as_counters_and_histograms() {
         4.0
     );
 }
+
+const CAP_SCRIPT: &str = r#"
+import sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=sys.argv[1]), export_interval_millis=3_600_000)
+provider = MeterProvider(resource=Resource.create({"service.name": "d2c"}), metric_readers=[reader])
+c = provider.get_meter("d2c.test", "1.0").create_counter("d2c.capped", unit="{request}")
+for route in ["/a", "/b", "/c"]:
+    c.add(1, {"route": route})
+provider.shutdown()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_cap_holds_through_the_gateway() {
+    let prom = Prometheus::start(0).await;
+    let body = format!(
+        "processors:\n  deltatocumulative: {{ max_streams: 2 }}\nexporters:\n  prometheusremotewrite:\n    endpoint: \"{}\"\n",
+        prom.write_url()
+    );
+    let pipelines = "  pipelines:\n    metrics: { receivers: [otlp], processors: [deltatocumulative], exporters: [prometheusremotewrite] }\n";
+    let gw = Gateway::start(&body, pipelines).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("cap.py");
+    std::fs::write(&script, CAP_SCRIPT).unwrap();
+    let endpoint = gw.http_url("/v1/metrics");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::python())
+            .arg(&script)
+            .arg(endpoint)
+            .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = prom.query_until("d2c_capped_total", 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(prom.query("d2c_capped_total").await.len(), 2, "{got:?}");
+    assert_eq!(
+        gw.metric(
+            "otelcol_deltatocumulative_datapoints_dropped_total",
+            &["error=\"limit\""]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_deltatocumulative_streams_tracked", &[])
+            .await,
+        2.0
+    );
+}
