@@ -6,7 +6,7 @@ processes on free 127.0.0.1 ports, bounds every step in time, reads the gateway'
 (/proc/<pid>/stat utime+stime) and peak RSS (/proc/<pid>/status VmHWM), and writes
 target/bench/results.json and target/bench/results.md.
 
-Scenarios (issue 5): baseline, passthrough, durable_passthrough (issue 7), fanout3, prw, loki, slow_destination, steady_10k.
+Scenarios (issue 5): baseline, passthrough, durable_passthrough (issue 7), fanout3, filter, transform, prw, loki, slow_destination, steady_10k.
 Environment: BENCH_DURATION (s, default 10), BENCH_STEADY_DURATION (default 30),
 BENCH_ONLY (comma list of scenario names), BENCH_BIN (default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build).
 """
@@ -123,7 +123,7 @@ class Sink:
 
 
 class Gateway:
-    def __init__(self, name, exporters_yaml, pipelines_yaml, storage_dir=None):
+    def __init__(self, name, exporters_yaml, pipelines_yaml, storage_dir=None, processors_yaml=""):
         self.grpc, self.http, self.health, self.metrics = (free_port() for _ in range(4))
         # durable queues (issue 7): a file_storage extension on the real disk under target/
         storage = (f'\n  file_storage: {{ directory: "{storage_dir}", fsync: group }}'
@@ -136,6 +136,7 @@ class Gateway:
       http: {{ endpoint: "127.0.0.1:{self.http}" }}
 processors:
   batch: {{ timeout: 200ms, send_batch_size: 8192 }}
+{processors_yaml}
 exporters:
 {exporters_yaml}
 extensions:
@@ -308,7 +309,7 @@ def fsync_stats(gw):
         return None
 
 
-def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
+def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False, processors=None):
     duration = duration or DURATION
     sinks = [Sink(f"{name}-sink{i + 1}") for i in range(n - down)]
     dead_ports = [free_port() for _ in range(down)]
@@ -325,11 +326,20 @@ def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
                                "retry_on_failure: { initial_interval: 100ms, max_interval: 1s, max_elapsed_time: 5s }")
                  for i, port in enumerate(dead_ports)]
         names = [f"otlp/sink{i + 1}" for i in range(len(sinks))] + [f"otlp/down{i + 1}" for i in range(down)]
-        pipes = f"    traces: {{ receivers: [otlp], processors: [batch], exporters: [{', '.join(names)}] }}"
-        gw = Gateway(name, "\n".join(exps), pipes, storage_dir)
+        procs = processors or {}
+        proc_ids = ", ".join(list(procs) + ["batch"])
+        pipes = f"    traces: {{ receivers: [otlp], processors: [{proc_ids}], exporters: [{', '.join(names)}] }}"
+        procs_yaml = "\n".join(f"  {k}:\n{v}" for k, v in procs.items())
+        gw = Gateway(name, "\n".join(exps), pipes, storage_dir, procs_yaml)
         try:
             fsync0 = fsync_stats(gw) if durable else None
             row = run_gateway_scenario(name, sinks, gw, "traces", duration, load or MAX_LOAD, "traces")
+            if procs:
+                # spans a filter dropped on purpose are not lost
+                filtered = scrape_sum(gw, "otelcol_processor_filter_spans_filtered_total")
+                row["filtered"] = filtered
+                if row.get("lost") is not None:
+                    row["lost"] -= filtered
             if durable:
                 row["note"] = "passthrough load through a durable queue (file_storage, fsync: group)"
                 fsync1 = fsync_stats(gw)
@@ -350,6 +360,50 @@ def scenario_fanout(name, n, down=0, duration=None, load=None, durable=False):
     finally:
         for s in sinks:
             s.stop()
+
+
+# OTTL processors (docs/processing.md): the request is decoded once, processed, re-encoded once.
+# The filter drops loadgen's /healthz server spans; its counter is read so loss stays exact.
+FILTER_YAML = (
+    "    traces:\n"
+    "      span:\n"
+    "        - 'attributes[\"http.route\"] == \"/healthz\" and kind == SPAN_KIND_SERVER'\n"
+    "        - 'IsMatch(name, \"^health\")'"
+)
+TRANSFORM_YAML = (
+    "    trace_statements:\n"
+    "      - context: span\n"
+    "        statements:\n"
+    "          - 'set(attributes[\"deployment.environment\"], \"bench\")'\n"
+    "          - 'replace_pattern(name, \"[0-9]+\", \"N\")'\n"
+    "          - 'delete_key(attributes, \"nonexistent\")'"
+)
+
+
+def scrape_sum(gw, name):
+    """Sum of a counter over its label sets in the gateway's self-metrics (0 if absent)."""
+    try:
+        _, body = http_get(f"http://127.0.0.1:{gw.metrics}/metrics", timeout=5.0)
+    except Exception:
+        return 0
+    total = 0
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def scenario_filter():
+    row = scenario_fanout("filter", 1, processors={"filter/health": FILTER_YAML})
+    row["note"] = (f"passthrough load through a filter processor (2 OTTL conditions per span); it dropped "
+                   f"{row.get('filtered')} loadgen /healthz server spans, not counted as lost")
+    return row
+
+
+def scenario_transform():
+    row = scenario_fanout("transform", 1, processors={"transform": TRANSFORM_YAML})
+    row["note"] = "passthrough load through a transform processor (3 OTTL statements per span)"
+    return row
 
 
 def scenario_steady():
@@ -388,6 +442,8 @@ SCENARIOS = [
     ("passthrough", lambda: scenario_fanout("passthrough", 1)),
     ("durable_passthrough", lambda: scenario_fanout("durable_passthrough", 1, durable=True)),
     ("fanout3", lambda: scenario_fanout("fanout3", 3)),
+    ("filter", scenario_filter),
+    ("transform", scenario_transform),
     ("prw", lambda: scenario_translated(
         "prw", '  prometheusremotewrite: {{ endpoint: "http://127.0.0.1:{s.prw}/api/v1/write" }}',
         "prometheusremotewrite", "metrics", "prw")),
@@ -449,7 +505,7 @@ def add_ratios(rows):
                 r["p99_ratio_to_baseline"] = rnd(r["p99_ms"] / base["p99_ms"], 2)
         else:
             r.setdefault("ratio_to_baseline", None)
-        if r["name"] == "fanout3" and passthrough and r.get("cpu_s_per_million"):
+        if r["name"] in ("fanout3", "filter", "transform") and passthrough and r.get("cpu_s_per_million"):
             r["cpu_ratio_to_passthrough"] = rnd(r["cpu_s_per_million"] / passthrough["cpu_s_per_million"], 2)
         if r["name"] == "slow_destination" and fan and r.get("items_per_s"):
             r["healthy_rate_vs_fanout3"] = rnd(r["items_per_s"] / fan["items_per_s"])

@@ -8,6 +8,7 @@ use crate::listener::{self, config::ListenerSettings, metrics::ListenerMetrics};
 use crate::pipeline::payload::Signal;
 use crate::pipeline::router::{PipelineRt, Router};
 use crate::processor::attributes::Target;
+use crate::processor::chain::Edit;
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::receiver::{grpc, http, serve};
 use crate::telemetry::admin::{Health, health_router, metrics_router};
@@ -269,6 +270,9 @@ fn start_exporters(
         .flat_map(|p| p.exporters.iter())
         .collect();
     for id in used {
+        if cfg.connectors.contains_key(id) {
+            continue;
+        }
         let Some(ec) = cfg.exporters.get(id) else {
             return Err(format!("exporter {id} is not defined"));
         };
@@ -317,7 +321,15 @@ fn build_router(
     // memory limiters are shared per processor id
     let mut limiters: BTreeMap<String, Arc<MemoryLimiter>> = BTreeMap::new();
     let mut router = Router::new(metrics.clone());
-    for (name, pl) in &cfg.service.pipelines {
+    let mut filter_metrics: Option<crate::processor::filter::FilterMetrics> = None;
+    let mut d2c_metrics: Option<crate::processor::deltatocumulative::D2cMetrics> = None;
+    let mut d2c = BTreeMap::new();
+    // pipelines fed by connectors first, so the connectors can hold them
+    let mut order: Vec<(&String, &crate::config::PipelineConfig)> =
+        cfg.service.pipelines.iter().collect();
+    order.sort_by_key(|(_, pl)| pl.exporters.iter().any(|e| cfg.connectors.contains_key(e)));
+    let mut built: BTreeMap<String, Arc<PipelineRt>> = BTreeMap::new();
+    for (name, pl) in order {
         let signal = Signal::parse(crate::config::component_type(name))
             .ok_or_else(|| format!("invalid pipeline {name}"))?;
         let mut limiter = None;
@@ -341,10 +353,46 @@ fn build_router(
                     limiter = Some(l);
                 }
                 Some(ProcessorConfig::Resource(c)) => {
-                    edits.push((Target::Resource, c.attributes.clone()))
+                    edits.push(Edit::Attrs(Target::Resource, c.attributes.clone()))
                 }
                 Some(ProcessorConfig::Attributes(c)) => {
-                    edits.push((Target::Records, c.actions.clone()))
+                    edits.push(Edit::Attrs(Target::Records, c.actions.clone()))
+                }
+                Some(ProcessorConfig::Filter(f)) => edits.push(Edit::Filter {
+                    id: p.clone(),
+                    filter: f.clone(),
+                    metrics: filter_metrics
+                        .get_or_insert_with(|| {
+                            crate::processor::filter::FilterMetrics::register(
+                                &mut metrics.registry.lock(),
+                            )
+                        })
+                        .clone(),
+                }),
+                Some(ProcessorConfig::Transform(t)) => edits.push(Edit::Transform {
+                    id: p.clone(),
+                    transform: t.clone(),
+                }),
+                Some(ProcessorConfig::DeltaToCumulative(c)) => {
+                    let m = d2c_metrics
+                        .get_or_insert_with(|| {
+                            crate::processor::deltatocumulative::D2cMetrics::register(
+                                &mut metrics.registry.lock(),
+                            )
+                        })
+                        .clone();
+                    edits.push(Edit::DeltaToCumulative(
+                        d2c.entry(p.clone())
+                            .or_insert_with(|| {
+                                Arc::new(
+                                    crate::processor::deltatocumulative::DeltaToCumulative::new(
+                                        c.clone(),
+                                        m,
+                                    ),
+                                )
+                            })
+                            .clone(),
+                    ))
                 }
                 Some(ProcessorConfig::Batch(_)) | None => {}
             }
@@ -358,9 +406,40 @@ fn build_router(
                 .iter()
                 .filter_map(|e| exporters.get(e).cloned())
                 .collect(),
+            connectors: pl
+                .exporters
+                .iter()
+                .filter_map(|e| {
+                    cfg.connectors
+                        .get(e)
+                        .map(|crate::config::ConnectorConfig::Routing(c)| (e, c))
+                })
+                .map(|(e, c)| {
+                    let table = crate::connector::routing::Table::compile(c, signal)
+                        .map_err(|errs| format!("connectors.{e}: {}", errs[0]))?;
+                    let pipelines = table
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            built
+                                .get(t)
+                                .cloned()
+                                .ok_or_else(|| format!("connectors.{e}: pipeline {t} not built"))
+                        })
+                        .collect::<Result<_, String>>()?;
+                    Ok(Arc::new(crate::connector::routing::RoutingRt {
+                        id: e.clone(),
+                        table,
+                        pipelines,
+                    }))
+                })
+                .collect::<Result<_, String>>()?,
         });
+        built.insert(name.clone(), rt.clone());
         for r in &pl.receivers {
-            router.add(r, signal, rt.clone());
+            if !cfg.connectors.contains_key(r) {
+                router.add(r, signal, rt.clone());
+            }
         }
     }
     Ok(router)

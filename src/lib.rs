@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod compression;
 pub mod config;
+pub mod connector;
 pub mod exporter;
 pub mod extension;
 pub mod listener;

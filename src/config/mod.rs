@@ -68,6 +68,9 @@ pub enum ProcessorConfig {
     Batch(processor::batch::Config),
     Resource(processor::attributes::ResourceConfig),
     Attributes(processor::attributes::AttributesConfig),
+    Filter(std::sync::Arc<processor::filter::Filter>),
+    Transform(std::sync::Arc<processor::transform::Transform>),
+    DeltaToCumulative(processor::deltatocumulative::Config),
 }
 
 #[derive(Clone, Debug)]
@@ -288,10 +291,17 @@ pub struct Config {
     pub processors: BTreeMap<String, ProcessorConfig>,
     pub exporters: BTreeMap<String, ExporterConfig>,
     pub extensions: BTreeMap<String, ExtensionConfig>,
+    pub connectors: BTreeMap<String, ConnectorConfig>,
     pub service: ServiceConfig,
     /// The config tree as loaded (env references expanded), for the zpages config view,
     /// which shows it with secrets masked.
     pub source: serde_yaml::Value,
+}
+
+/// A connector (exporter of one pipeline, receiver of others).
+#[derive(Clone, Debug)]
+pub enum ConnectorConfig {
+    Routing(crate::connector::routing::Config),
 }
 
 /// The type part of a component id (`otlphttp/tempo` -> `otlphttp`).
@@ -342,6 +352,30 @@ impl Loader<'_> {
             line,
             message,
         });
+    }
+
+    /// OTTL errors, each at the line holding its statement (found after the component's
+    /// own line).
+    fn statement_errors(&mut self, path: &[&str], errs: &[processor::filter::StatementError]) {
+        let start = locate::find(self.text, path).unwrap_or(1);
+        for e in errs {
+            let line = (!e.text.is_empty())
+                .then(|| {
+                    self.text
+                        .lines()
+                        .enumerate()
+                        .skip(start.saturating_sub(1))
+                        .find(|(_, l)| l.contains(e.text.as_str()))
+                        .map(|(i, _)| i + 1)
+                })
+                .flatten()
+                .or(Some(start));
+            self.errors.push(ConfigError {
+                path: format!("{}.{}", path.join("."), e.key),
+                line,
+                message: format!("{:?}: {}", e.text, e.error),
+            });
+        }
     }
 
     fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
@@ -432,7 +466,6 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             "connectors",
         ];
         match k.as_str() {
-            Some("connectors") => ld.err(&["connectors"], "connectors are not supported by Watchtower"),
             Some(s) if known.contains(&s) => {}
             Some(s) => ld.err(&[s], format!("unknown top-level key {s:?} (expected one of receivers, processors, exporters, extensions, service)")),
             None => ld.err(&[], "top-level keys must be strings"),
@@ -481,8 +514,29 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                         ProcessorConfig::Attributes(c),
                     )
                 }),
+            "filter" => ld.parse::<processor::filter::Config>(&p, v).and_then(|c| {
+                match processor::filter::Filter::compile(&c) {
+                    Ok(f) => Some((Ok(()), ProcessorConfig::Filter(std::sync::Arc::new(f)))),
+                    Err(errs) => {
+                        ld.statement_errors(&p, &errs);
+                        None
+                    }
+                }
+            }),
+            "transform" => ld
+                .parse::<processor::transform::Config>(&p, v)
+                .and_then(|c| match processor::transform::Transform::compile(&c) {
+                    Ok(t) => Some((Ok(()), ProcessorConfig::Transform(std::sync::Arc::new(t)))),
+                    Err(errs) => {
+                        ld.statement_errors(&p, &errs);
+                        None
+                    }
+                }),
+            "deltatocumulative" => ld
+                .parse::<processor::deltatocumulative::Config>(&p, v)
+                .map(|c| (c.validate(), ProcessorConfig::DeltaToCumulative(c))),
             t => {
-                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes)"));
+                ld.err(&p, format!("unknown processor type {t:?} (supported: memory_limiter, batch, resource, attributes, filter, transform, deltatocumulative)"));
                 None
             }
         };
@@ -491,6 +545,21 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 ld.err(&p, e);
             }
             cfg.processors.insert(id.clone(), c);
+        }
+    }
+    for (id, v) in ld.section(root, "connectors") {
+        let p = ["connectors", id.as_str()];
+        match component_type(&id) {
+            "routing" => {
+                if let Some(c) = ld.parse::<crate::connector::routing::Config>(&p, v) {
+                    cfg.connectors
+                        .insert(id.clone(), ConnectorConfig::Routing(c));
+                }
+            }
+            t => ld.err(
+                &p,
+                format!("unknown connector type {t:?} (supported: routing)"),
+            ),
         }
     }
     for (id, v) in ld.section(root, "exporters") {
@@ -707,7 +776,7 @@ fn check_service(ld: &mut Loader, cfg: &Config, root: &serde_yaml::Mapping) {
             ld.err(&p, "at least one exporter is required");
         }
         for r in &pl.receivers {
-            if !defined("receivers", r) {
+            if !defined("receivers", r) && !defined("connectors", r) {
                 ld.err(&p, format!("receiver {r:?} is not defined in receivers"));
             }
         }
@@ -729,7 +798,11 @@ fn check_service(ld: &mut Loader, cfg: &Config, root: &serde_yaml::Mapping) {
             ld.err(&p, "memory_limiter must be the first processor");
         }
         for e in &pl.exporters {
-            if !defined("exporters", e) {
+            if let Some(ConnectorConfig::Routing(c)) = cfg.connectors.get(e) {
+                check_routing(ld, cfg, e, c, signal, name);
+                continue;
+            }
+            if !defined("exporters", e) && !defined("connectors", e) {
                 ld.err(&p, format!("exporter {e:?} is not defined in exporters"));
             } else if let Some(ec) = cfg.exporters.get(e)
                 && !ec.signals().contains(&signal)
@@ -745,6 +818,59 @@ fn check_service(ld: &mut Loader, cfg: &Config, root: &serde_yaml::Mapping) {
                             .join(", ")
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// Checks a routing connector used as an exporter by pipeline `from`: its table compiles for
+/// the signal and every pipeline it names exists, has that signal, receives from it and does
+/// not itself export to a connector.
+fn check_routing(
+    ld: &mut Loader,
+    cfg: &Config,
+    id: &str,
+    c: &crate::connector::routing::Config,
+    signal: Signal,
+    from: &str,
+) {
+    let cp = ["connectors", id];
+    if let Err(errs) = crate::connector::routing::Table::compile(c, signal) {
+        ld.statement_errors(&cp, &errs);
+    }
+    if c.pipelines().is_empty() {
+        ld.err(
+            &cp,
+            "the table or default_pipelines must name at least one pipeline",
+        );
+    }
+    for target in c.pipelines() {
+        match cfg.service.pipelines.get(target) {
+            None => ld.err(
+                &cp,
+                format!("pipeline {target:?} is not defined in service.pipelines"),
+            ),
+            Some(tp) => {
+                if Signal::parse(component_type(target)) != Some(signal) {
+                    ld.err(
+                        &cp,
+                        format!("pipeline {target:?} is not a {signal} pipeline like {from:?}"),
+                    );
+                }
+                if !tp.receivers.iter().any(|r| r == id) {
+                    ld.err(
+                        &cp,
+                        format!("pipeline {target:?} does not list {id:?} in its receivers"),
+                    );
+                }
+                if tp.exporters.iter().any(|e| cfg.connectors.contains_key(e)) {
+                    ld.err(
+                        &cp,
+                        format!(
+                            "pipeline {target:?} is fed by a connector and cannot export to one"
+                        ),
+                    );
+                }
             }
         }
     }

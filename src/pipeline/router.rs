@@ -8,7 +8,6 @@
 use crate::config::common::FullPolicy;
 use crate::exporter::worker::Exporter;
 use crate::pipeline::payload::{Payload, Signal};
-use crate::processor::attributes::{AttrAction, Target, apply_to_payload};
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::telemetry::metrics::Metrics;
 use std::collections::HashMap;
@@ -62,9 +61,43 @@ impl Refusal {
 pub struct PipelineRt {
     pub name: String,
     pub limiter: Option<Arc<MemoryLimiter>>,
-    /// resource / attributes processors, in order
-    pub edits: Vec<(Target, Vec<AttrAction>)>,
+    /// data-changing processors (resource, attributes, filter, transform), in order
+    pub edits: Vec<crate::processor::chain::Edit>,
     pub exporters: Vec<Arc<Exporter>>,
+    /// connectors this pipeline exports to (`routing`)
+    pub connectors: Vec<Arc<crate::connector::routing::RoutingRt>>,
+}
+
+/// Runs a pipeline's data-changing processors on a payload and adds what each exporter gets,
+/// following connectors into the pipelines they feed.
+fn pipeline_deliveries<'p>(
+    p: &'p PipelineRt,
+    payload: &Payload,
+    deliveries: &mut Vec<(&'p Arc<Exporter>, Payload)>,
+    depth: usize,
+) -> Result<(), Refusal> {
+    let data = if p.edits.is_empty() {
+        payload.clone()
+    } else {
+        match crate::processor::chain::apply(payload, &p.edits) {
+            Ok(Some(d)) => d,
+            // everything was filtered out: nothing to deliver for this pipeline
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Refusal::BadData(e.to_string())),
+        }
+    };
+    for e in &p.exporters {
+        deliveries.push((e, data.clone()));
+    }
+    if depth > 8 {
+        return Err(Refusal::BadData("connectors nested too deep".into()));
+    }
+    for c in &p.connectors {
+        for (i, part) in c.route(&data).map_err(Refusal::BadData)? {
+            pipeline_deliveries(&c.pipelines[i], &part, deliveries, depth + 1)?;
+        }
+    }
+    Ok(())
 }
 
 pub struct Router {
@@ -164,17 +197,7 @@ impl Router {
         // what each exporter gets
         let mut deliveries: Vec<(&Arc<Exporter>, Payload)> = Vec::new();
         for p in pipelines {
-            let data = if p.edits.is_empty() {
-                payload.clone()
-            } else {
-                let steps: Vec<(Target, &[AttrAction])> =
-                    p.edits.iter().map(|(t, a)| (*t, a.as_slice())).collect();
-                apply_to_payload(&payload, &steps)
-                    .map_err(|e| Refusal::BadData(format!("cannot decode request: {e}")))?
-            };
-            for e in &p.exporters {
-                deliveries.push((e, data.clone()));
-            }
+            pipeline_deliveries(p, &payload, &mut deliveries, 0)?;
         }
         // phase 1: reserve room in every block-policy queue
         let mut reservations = Vec::new();

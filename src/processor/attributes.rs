@@ -138,89 +138,104 @@ pub fn apply_to_payload(
     let bytes = match payload.signal {
         Signal::Traces => {
             let mut req = ExportTraceServiceRequest::decode(payload.bytes.clone())?;
-            for rs in &mut req.resource_spans {
-                for (t, acts) in steps {
-                    match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rs.resource.get_or_insert_with(Default::default).attributes,
-                        ),
-                        Target::Records => rs
-                            .scope_spans
-                            .iter_mut()
-                            .flat_map(|s| s.spans.iter_mut())
-                            .for_each(|s| apply(acts, &mut s.attributes)),
-                    }
-                }
-            }
+            apply_traces(&mut req, steps);
             req.encode_to_vec()
         }
         Signal::Logs => {
             let mut req = ExportLogsServiceRequest::decode(payload.bytes.clone())?;
-            for rl in &mut req.resource_logs {
-                for (t, acts) in steps {
-                    match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rl.resource.get_or_insert_with(Default::default).attributes,
-                        ),
-                        Target::Records => rl
-                            .scope_logs
-                            .iter_mut()
-                            .flat_map(|s| s.log_records.iter_mut())
-                            .for_each(|r| apply(acts, &mut r.attributes)),
-                    }
-                }
-            }
+            apply_logs(&mut req, steps);
             req.encode_to_vec()
         }
         Signal::Metrics => {
             let mut req = ExportMetricsServiceRequest::decode(payload.bytes.clone())?;
-            for rm in &mut req.resource_metrics {
-                for (t, acts) in steps {
-                    match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rm.resource.get_or_insert_with(Default::default).attributes,
-                        ),
-                        Target::Records => {
-                            for m in rm
-                                .scope_metrics
-                                .iter_mut()
-                                .flat_map(|s| s.metrics.iter_mut())
-                            {
-                                match &mut m.data {
-                                    Some(metric::Data::Gauge(g)) => g
-                                        .data_points
-                                        .iter_mut()
-                                        .for_each(|d| apply(acts, &mut d.attributes)),
-                                    Some(metric::Data::Sum(g)) => g
-                                        .data_points
-                                        .iter_mut()
-                                        .for_each(|d| apply(acts, &mut d.attributes)),
-                                    Some(metric::Data::Histogram(g)) => g
-                                        .data_points
-                                        .iter_mut()
-                                        .for_each(|d| apply(acts, &mut d.attributes)),
-                                    Some(metric::Data::ExponentialHistogram(g)) => g
-                                        .data_points
-                                        .iter_mut()
-                                        .for_each(|d| apply(acts, &mut d.attributes)),
-                                    Some(metric::Data::Summary(g)) => g
-                                        .data_points
-                                        .iter_mut()
-                                        .for_each(|d| apply(acts, &mut d.attributes)),
-                                    None => {}
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            apply_metrics(&mut req, steps);
             req.encode_to_vec()
         }
     };
     Ok(Payload::new(payload.signal, bytes.into(), payload.items))
+}
+
+/// Applies the steps to a decoded traces request.
+pub fn apply_traces(req: &mut ExportTraceServiceRequest, steps: &[(Target, &[AttrAction])]) {
+    for rs in &mut req.resource_spans {
+        for (t, acts) in steps {
+            match t {
+                Target::Resource => apply(
+                    acts,
+                    &mut rs.resource.get_or_insert_with(Default::default).attributes,
+                ),
+                Target::Records => rs
+                    .scope_spans
+                    .iter_mut()
+                    .flat_map(|s| s.spans.iter_mut())
+                    .for_each(|s| apply(acts, &mut s.attributes)),
+            }
+        }
+    }
+}
+
+/// Applies the steps to a decoded logs request.
+pub fn apply_logs(req: &mut ExportLogsServiceRequest, steps: &[(Target, &[AttrAction])]) {
+    for rl in &mut req.resource_logs {
+        for (t, acts) in steps {
+            match t {
+                Target::Resource => apply(
+                    acts,
+                    &mut rl.resource.get_or_insert_with(Default::default).attributes,
+                ),
+                Target::Records => rl
+                    .scope_logs
+                    .iter_mut()
+                    .flat_map(|s| s.log_records.iter_mut())
+                    .for_each(|r| apply(acts, &mut r.attributes)),
+            }
+        }
+    }
+}
+
+/// Applies the steps to a decoded metrics request.
+pub fn apply_metrics(req: &mut ExportMetricsServiceRequest, steps: &[(Target, &[AttrAction])]) {
+    for rm in &mut req.resource_metrics {
+        for (t, acts) in steps {
+            match t {
+                Target::Resource => apply(
+                    acts,
+                    &mut rm.resource.get_or_insert_with(Default::default).attributes,
+                ),
+                Target::Records => {
+                    for m in rm
+                        .scope_metrics
+                        .iter_mut()
+                        .flat_map(|s| s.metrics.iter_mut())
+                    {
+                        match &mut m.data {
+                            Some(metric::Data::Gauge(g)) => g
+                                .data_points
+                                .iter_mut()
+                                .for_each(|d| apply(acts, &mut d.attributes)),
+                            Some(metric::Data::Sum(g)) => g
+                                .data_points
+                                .iter_mut()
+                                .for_each(|d| apply(acts, &mut d.attributes)),
+                            Some(metric::Data::Histogram(g)) => g
+                                .data_points
+                                .iter_mut()
+                                .for_each(|d| apply(acts, &mut d.attributes)),
+                            Some(metric::Data::ExponentialHistogram(g)) => g
+                                .data_points
+                                .iter_mut()
+                                .for_each(|d| apply(acts, &mut d.attributes)),
+                            Some(metric::Data::Summary(g)) => g
+                                .data_points
+                                .iter_mut()
+                                .for_each(|d| apply(acts, &mut d.attributes)),
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

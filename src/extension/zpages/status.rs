@@ -73,6 +73,9 @@ impl Topology {
                     Some(ProcessorConfig::Batch(_)) => "batch",
                     Some(ProcessorConfig::Resource(_)) => "resource",
                     Some(ProcessorConfig::Attributes(_)) => "attributes",
+                    Some(ProcessorConfig::Filter(_)) => "filter",
+                    Some(ProcessorConfig::Transform(_)) => "transform",
+                    Some(ProcessorConfig::DeltaToCumulative(_)) => "deltatocumulative",
                     None => "",
                 };
                 t.processors.insert(pr.clone(), ty.into());
@@ -85,7 +88,11 @@ impl Topology {
                     Some(ExporterConfig::PrometheusRemoteWrite(_)) => "prometheusremotewrite",
                     Some(ExporterConfig::Loki(_)) => "loki",
                     Some(ExporterConfig::RunSummary(_)) => "runsummary",
-                    None => "",
+                    // a connector is an exporter of this pipeline
+                    None => match cfg.connectors.get(e) {
+                        Some(crate::config::ConnectorConfig::Routing(_)) => "routing",
+                        None => "",
+                    },
                 };
                 t.exporters.insert(e.clone(), ty.into());
             }
