@@ -163,7 +163,7 @@ impl App {
         self.exporters.get(id)
     }
 
-    /// Graceful shutdown (DESIGN.md rule 7).
+    /// Graceful shutdown (ARCHITECTURE.md rule 7).
     pub async fn shutdown(self) -> ShutdownReport {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.health.set_draining();

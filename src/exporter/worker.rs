@@ -1,4 +1,4 @@
-//! The machinery every destination shares (DESIGN.md rules 3-5): one bounded queue, a batcher
+//! The machinery every destination shares (ARCHITECTURE.md rules 3-5): one bounded queue, a batcher
 //! and `num_consumers` workers per exporter, retries with backoff and jitter, and the
 //! Collector's self-metrics. Nothing here is awaited by a receiver except the bounded
 //! reservation in [`Exporter::reserve`].

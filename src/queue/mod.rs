@@ -1,4 +1,4 @@
-//! Per-destination queues behind one small interface (DESIGN.md rule 4), so receivers, the
+//! Per-destination queues behind one small interface (ARCHITECTURE.md rule 4), so receivers, the
 //! router and exporter workers never know which kind they use. The router reserves room
 //! (all-or-nothing across `block` destinations), then commits, or offers under a drop policy.
 //! Exporter workers pop records, batch them, and report them [`Queue::done`] once the

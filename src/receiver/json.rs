@@ -1,4 +1,4 @@
-//! OTLP/JSON -> OTLP protobuf, at the edge (DESIGN.md rule 1). Follows the OTLP JSON mapping:
+//! OTLP/JSON -> OTLP protobuf, at the edge (ARCHITECTURE.md rule 1). Follows the OTLP JSON mapping:
 //! lowerCamelCase keys (snake_case accepted too, as the Collector does), hex trace/span ids,
 //! 64-bit integers as strings or numbers, enums as integers, unknown fields ignored.
 
