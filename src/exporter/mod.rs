@@ -4,6 +4,7 @@
 //! destination only implements `Sender`.
 
 pub mod debug;
+pub mod helper;
 pub mod http;
 pub mod loki;
 pub mod otlp;

@@ -225,3 +225,7 @@ impl Router {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;
