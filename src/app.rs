@@ -341,11 +341,11 @@ async fn start_receivers(
             bound
                 .grpc
                 .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
-            let rx = grpc::GrpcReceiver {
-                id: id.as_str().into(),
-                router: router.clone(),
-                max_recv_bytes: (g.max_recv_msg_size_mib as usize) << 20,
-            };
+            let rx = grpc::GrpcReceiver::new(
+                id,
+                router.clone(),
+                (g.max_recv_msg_size_mib as usize) << 20,
+            );
             receiver_tasks.push(tokio::spawn(serve::serve(
                 l,
                 tls,
@@ -362,11 +362,8 @@ async fn start_receivers(
             bound
                 .http
                 .insert(id.clone(), l.local_addr().map_err(|e| e.to_string())?);
-            let rx = http::HttpReceiver {
-                id: id.as_str().into(),
-                router: router.clone(),
-                max_body: h.max_request_body_size.0 as usize,
-            };
+            let rx =
+                http::HttpReceiver::new(id, router.clone(), h.max_request_body_size.0 as usize);
             receiver_tasks.push(tokio::spawn(serve::serve(
                 l,
                 tls,

@@ -1,15 +1,14 @@
 //! OTLP/gRPC receiver: the three `Export` methods, served with a raw-bytes codec so requests
 //! are validated and counted on the wire format and forwarded without being decoded.
 
-use crate::pipeline::grpc::{RawCodec, status_with_retry};
+use crate::pipeline::grpc::RawCodec;
 use crate::pipeline::payload::{Payload, Signal};
-use crate::pipeline::router::{Refusal, Router};
+use crate::pipeline::router::Router;
 use crate::pipeline::wire::validate_and_count;
-use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
+use crate::receiver::refusal::{ReceiverCounters, RefusalKind, Refused};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::server::NamedService;
 
@@ -19,34 +18,39 @@ pub struct GrpcReceiver {
     pub id: Arc<str>,
     pub router: Arc<Router>,
     pub max_recv_bytes: usize,
+    /// this receiver's counters on the `grpc` transport
+    pub counters: Arc<ReceiverCounters>,
 }
 
-/// Handles one decoded-to-bytes request: validate, count, route, map refusals to statuses.
+impl GrpcReceiver {
+    /// Receiver `id` routing into `router`, refusing messages over `max_recv_bytes`.
+    pub fn new(id: &str, router: Arc<Router>, max_recv_bytes: usize) -> Self {
+        let counters = Arc::new(ReceiverCounters::new(router.metrics.clone(), id, "grpc"));
+        GrpcReceiver {
+            id: id.into(),
+            router,
+            max_recv_bytes,
+            counters,
+        }
+    }
+}
+
+/// Handles one decoded-to-bytes request: validate, count, route, map refusals to statuses
+/// through the refusal table.
 pub async fn export(
     rx: &GrpcReceiver,
     signal: Signal,
     body: Bytes,
 ) -> Result<Bytes, tonic::Status> {
-    let labels = ReceiverLabels {
-        receiver: rx.id.to_string(),
-        transport: "grpc".into(),
-    };
-    let metrics = &rx.router.metrics;
     let items = match validate_and_count(signal, &body) {
         Ok(n) => n,
         Err(e) => {
-            metrics
-                .receiver_refused_reason
-                .get_or_create(&RefusedLabels {
-                    receiver: rx.id.to_string(),
-                    transport: "grpc".into(),
-                    reason: "bad_data".into(),
-                })
-                .inc();
-            return Err(tonic::Status::invalid_argument(format!(
-                "invalid {} request: {e}",
-                signal
-            )));
+            let r = Refused::new(
+                RefusalKind::BadData,
+                format!("invalid {signal} request: {e}"),
+            );
+            rx.counters.refused(r.kind, signal, 0);
+            return Err(r.grpc_status());
         }
     };
     if items == 0 {
@@ -58,40 +62,14 @@ pub async fn export(
         .await
     {
         Ok(()) => {
-            metrics.receiver_accepted.inc(signal, &labels, items);
+            rx.counters.accepted(signal, items);
             Ok(Bytes::new())
         }
         Err(r) => {
-            metrics.receiver_refused.inc(signal, &labels, items);
-            metrics
-                .receiver_refused_reason
-                .get_or_create(&RefusedLabels {
-                    receiver: rx.id.to_string(),
-                    transport: "grpc".into(),
-                    reason: r.reason().into(),
-                })
-                .inc();
-            Err(refusal_status(&r))
+            let r = Refused::from(r);
+            rx.counters.refused(r.kind, signal, items);
+            Err(r.grpc_status())
         }
-    }
-}
-
-fn refusal_status(r: &Refusal) -> tonic::Status {
-    match r {
-        Refusal::MemoryLimit => status_with_retry(
-            tonic::Code::ResourceExhausted,
-            &r.to_string(),
-            Duration::from_secs(1),
-        ),
-        Refusal::QueueFull(_) | Refusal::StorageUnavailable(_) | Refusal::ShuttingDown => {
-            status_with_retry(
-                tonic::Code::Unavailable,
-                &r.to_string(),
-                Duration::from_secs(1),
-            )
-        }
-        Refusal::NoPipeline(_) => tonic::Status::unimplemented(r.to_string()),
-        Refusal::BadData(m) => tonic::Status::invalid_argument(m.clone()),
     }
 }
 
@@ -190,30 +168,41 @@ otlp_service!(
     Signal::Logs
 );
 
-/// tonic reports an over-limit message as OUT_OF_RANGE; OTLP clients expect
-/// RESOURCE_EXHAUSTED (not retried without RetryInfo).
+/// Answers the two failures tonic itself produces before our handler runs per the refusal
+/// table, keyed on tonic's status codes (our handler never returns either code): a message
+/// over `max_recv_msg_size_mib` is OUT_OF_RANGE from tonic and [`RefusalKind::TooLarge`] here;
+/// a body that does not decompress is INTERNAL from tonic and [`RefusalKind::BadData`] here
+/// (the client's fault).
 fn too_large_is_resource_exhausted(res: &mut http::Response<tonic::body::Body>, max: usize) {
-    let h = res.headers_mut();
-    if h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
-        && h.get("grpc-message").is_some_and(|m| {
-            m.to_str().unwrap_or("").contains("too%20large")
-                || m.to_str().unwrap_or("").contains("too large")
-        })
-    {
-        h.insert("grpc-status", http::HeaderValue::from_static("8"));
-        if let Ok(v) = http::HeaderValue::from_str(
-            &format!("request larger than max_recv_msg_size_mib ({} bytes)", max)
-                .replace(' ', "%20"),
-        ) {
-            h.insert("grpc-message", v);
+    let code = res
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32);
+    let refused = match code {
+        Some(tonic::Code::OutOfRange) => Refused::new(
+            RefusalKind::TooLarge,
+            format!("request larger than max_recv_msg_size_mib ({max} bytes)"),
+        ),
+        Some(tonic::Code::Internal) => {
+            let detail = res
+                .headers()
+                .get("grpc-message")
+                .and_then(|m| m.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            Refused::new(RefusalKind::BadData, detail)
         }
-    }
-    // a corrupt gzip body is the client's fault: INVALID_ARGUMENT, not INTERNAL
-    if h.get("grpc-status").is_some_and(|v| v.as_bytes() == b"13")
-        && h.get("grpc-message")
-            .is_some_and(|m| m.to_str().unwrap_or("").contains("decompressing"))
+        _ => return,
+    };
+    let h = res.headers_mut();
+    let code = refused.kind.answer().grpc as i32;
+    h.insert("grpc-status", http::HeaderValue::from(code));
+    if refused.kind == RefusalKind::TooLarge
+        && let Ok(v) = http::HeaderValue::from_str(&refused.message.replace(' ', "%20"))
     {
-        h.insert("grpc-status", http::HeaderValue::from_static("3"));
+        h.insert("grpc-message", v);
     }
 }
 

@@ -5,11 +5,11 @@
 
 use crate::pipeline::grpc::RpcStatus;
 use crate::pipeline::payload::{Payload, Signal};
-use crate::pipeline::router::{Refusal, Router};
+use crate::pipeline::router::Router;
 use crate::pipeline::wire::validate_and_count;
 use crate::receiver::config::HttpConfig;
 use crate::receiver::json::json_to_protobuf;
-use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
+use crate::receiver::refusal::{ReceiverCounters, RefusalKind, Refused};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,12 +19,28 @@ use http_body_util::BodyExt;
 use prost::Message;
 use std::io::Read;
 use std::sync::Arc;
+use thiserror::Error;
 
 #[derive(Clone)]
 pub struct HttpReceiver {
     pub id: Arc<str>,
     pub router: Arc<Router>,
     pub max_body: usize,
+    /// this receiver's counters on the `http` transport
+    pub counters: Arc<ReceiverCounters>,
+}
+
+impl HttpReceiver {
+    /// Receiver `id` routing into `router`, refusing bodies over `max_body` bytes.
+    pub fn new(id: &str, router: Arc<Router>, max_body: usize) -> Self {
+        let counters = Arc::new(ReceiverCounters::new(router.metrics.clone(), id, "http"));
+        HttpReceiver {
+            id: id.into(),
+            router,
+            max_body,
+            counters,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -95,8 +111,19 @@ fn content_format(headers: &HeaderMap) -> Result<Format, String> {
     }
 }
 
-/// Reads at most `max` bytes of body; `Err(true)` when over the limit.
-async fn read_limited(body: Body, max: usize) -> Result<Bytes, Result<String, ()>> {
+/// Why a request body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BodyError {
+    /// Over the size limit (compressed or decompressed).
+    #[error("body larger than the limit")]
+    TooLarge,
+    /// Unreadable: a transport error or a corrupt compressed stream.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads at most `max` bytes of body.
+async fn read_limited(body: Body, max: usize) -> Result<Bytes, BodyError> {
     let limited = http_body_util::Limited::new(body, max);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -104,22 +131,24 @@ async fn read_limited(body: Body, max: usize) -> Result<Bytes, Result<String, ()
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                Err(Err(()))
+                Err(BodyError::TooLarge)
             } else {
-                Err(Ok(format!("error reading request body: {e}")))
+                Err(BodyError::Invalid(format!(
+                    "error reading request body: {e}"
+                )))
             }
         }
     }
 }
 
 /// gzip-decompresses with a hard output limit.
-pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, Result<String, ()>> {
+pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::with_capacity((data.len() * 4).min(max));
     let mut dec = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
     match dec.read_to_end(&mut out) {
-        Ok(_) if out.len() > max => Err(Err(())),
+        Ok(_) if out.len() > max => Err(BodyError::TooLarge),
         Ok(_) => Ok(out),
-        Err(e) => Err(Ok(format!("invalid gzip body: {e}"))),
+        Err(e) => Err(BodyError::Invalid(format!("invalid gzip body: {e}"))),
     }
 }
 
@@ -127,103 +156,18 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
     let fmt = match content_format(&headers) {
         Ok(f) => f,
         Err(m) => {
-            return refuse_bad(
+            return refuse(
                 &rx,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                signal,
                 Format::Protobuf,
-                &m,
+                Refused::new(RefusalKind::UnsupportedMediaType, m),
+                0,
             );
         }
     };
-    let too_large = format!(
-        "request body larger than max_request_body_size ({} bytes)",
-        rx.max_body
-    );
-    let raw = match read_limited(body, rx.max_body).await {
-        Ok(b) => b,
-        Err(Err(())) => return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large),
-        Err(Ok(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
-    };
-    let encoding = headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let data: Bytes = match encoding.as_str() {
-        "" | "identity" => raw,
-        "gzip" | "x-gzip" => match gunzip_limited(&raw, rx.max_body) {
-            Ok(v) => v.into(),
-            Err(Err(())) => {
-                return refuse_bad(
-                    &rx,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    fmt,
-                    &format!("decompressed {too_large}"),
-                );
-            }
-            Err(Ok(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
-        },
-        other => {
-            return refuse_bad(
-                &rx,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                fmt,
-                &format!("unsupported Content-Encoding {other:?} (use gzip or none)"),
-            );
-        }
-    };
-    let proto: Bytes = match fmt {
-        Format::Protobuf => data,
-        Format::Json => match json_to_protobuf(signal, &data) {
-            Ok(v) => v.into(),
-            Err(m) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
-        },
-    };
-    let items = match validate_and_count(signal, &proto) {
-        Ok(n) => n,
-        Err(e) => {
-            return refuse_bad(
-                &rx,
-                StatusCode::BAD_REQUEST,
-                fmt,
-                &format!("invalid {signal} request: {e}"),
-            );
-        }
-    };
-    let labels = ReceiverLabels {
-        receiver: rx.id.to_string(),
-        transport: "http".into(),
-    };
-    let metrics = &rx.router.metrics;
-    if items > 0 {
-        if let Err(r) = rx
-            .router
-            .consume(&rx.id, Payload::new(signal, proto, items))
-            .await
-        {
-            metrics.receiver_refused.inc(signal, &labels, items);
-            metrics
-                .receiver_refused_reason
-                .get_or_create(&RefusedLabels {
-                    receiver: rx.id.to_string(),
-                    transport: "http".into(),
-                    reason: r.reason().into(),
-                })
-                .inc();
-            let (status, retry) = match &r {
-                Refusal::MemoryLimit | Refusal::QueueFull(_) => {
-                    (StatusCode::TOO_MANY_REQUESTS, Some(1))
-                }
-                Refusal::ShuttingDown | Refusal::StorageUnavailable(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, Some(1))
-                }
-                Refusal::NoPipeline(_) => (StatusCode::NOT_FOUND, None),
-                Refusal::BadData(_) => (StatusCode::BAD_REQUEST, None),
-            };
-            return error_response(status, fmt, &r.to_string(), retry);
-        }
-        metrics.receiver_accepted.inc(signal, &labels, items);
+    match accept(&rx, signal, &headers, body, fmt).await {
+        Ok(()) => {}
+        Err((r, items)) => return refuse(&rx, signal, fmt, r, items),
     }
     // an empty Export*ServiceResponse
     match fmt {
@@ -242,22 +186,67 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
     }
 }
 
-fn refuse_bad(rx: &HttpReceiver, status: StatusCode, fmt: Format, message: &str) -> Response {
-    let reason = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        _ => "bad_data",
+/// Reads, decompresses, converts, validates and routes one request. A refusal comes with
+/// the number of items it held (0 when refused before they were counted).
+async fn accept(
+    rx: &HttpReceiver,
+    signal: Signal,
+    headers: &HeaderMap,
+    body: Body,
+    fmt: Format,
+) -> Result<(), (Refused, u64)> {
+    let bad = |m: String| (Refused::new(RefusalKind::BadData, m), 0);
+    let too_large = |prefix: &str| {
+        let m = format!(
+            "{prefix}request body larger than max_request_body_size ({} bytes)",
+            rx.max_body
+        );
+        (Refused::new(RefusalKind::TooLarge, m), 0)
     };
-    rx.router
-        .metrics
-        .receiver_refused_reason
-        .get_or_create(&RefusedLabels {
-            receiver: rx.id.to_string(),
-            transport: "http".into(),
-            reason: reason.into(),
-        })
-        .inc();
-    error_response(status, fmt, message, None)
+    let raw = match read_limited(body, rx.max_body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return Err(too_large("")),
+        Err(BodyError::Invalid(m)) => return Err(bad(m)),
+    };
+    let encoding = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let data: Bytes = match encoding.as_str() {
+        "" | "identity" => raw,
+        "gzip" | "x-gzip" => match gunzip_limited(&raw, rx.max_body) {
+            Ok(v) => v.into(),
+            Err(BodyError::TooLarge) => return Err(too_large("decompressed ")),
+            Err(BodyError::Invalid(m)) => return Err(bad(m)),
+        },
+        other => {
+            let m = format!("unsupported Content-Encoding {other:?} (use gzip or none)");
+            return Err((Refused::new(RefusalKind::UnsupportedMediaType, m), 0));
+        }
+    };
+    let proto: Bytes = match fmt {
+        Format::Protobuf => data,
+        Format::Json => json_to_protobuf(signal, &data).map_err(bad)?.into(),
+    };
+    let items = validate_and_count(signal, &proto)
+        .map_err(|e| bad(format!("invalid {signal} request: {e}")))?;
+    if items > 0 {
+        rx.router
+            .consume(&rx.id, Payload::new(signal, proto, items))
+            .await
+            .map_err(|r| (Refused::from(r), items))?;
+        rx.counters.accepted(signal, items);
+    }
+    Ok(())
+}
+
+/// Counts a refusal and answers it per the refusal table.
+fn refuse(rx: &HttpReceiver, signal: Signal, fmt: Format, r: Refused, items: u64) -> Response {
+    rx.counters.refused(r.kind, signal, items);
+    let a = r.kind.answer();
+    error_response(a.http, fmt, &r.message, a.retry_after.map(|d| d.as_secs()))
 }
 
 /// The axum router for the OTLP/HTTP receiver.

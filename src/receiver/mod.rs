@@ -6,4 +6,5 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod refusal;
 pub mod serve;
