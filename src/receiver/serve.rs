@@ -6,6 +6,8 @@ use crate::config::common::ServerTls;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -13,21 +15,18 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Loads a rustls server config from PEM files.
+/// Loads a rustls server config from PEM files (`tls.cert_file`: the certificate chain,
+/// `tls.key_file`: a PKCS#1, PKCS#8 or SEC1 private key), parsed by `rustls-pki-types`.
+/// Errors name the file and the problem.
 pub fn tls_acceptor(tls: &ServerTls) -> Result<TlsAcceptor, String> {
     crate::install_crypto_provider();
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(&tls.cert_file)
-            .map_err(|e| format!("tls.cert_file {}: {e}", tls.cert_file))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .map_err(|e| format!("tls.cert_file {}: {e}", tls.cert_file))?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(&tls.key_file)
-            .map_err(|e| format!("tls.key_file {}: {e}", tls.key_file))?,
-    ))
-    .map_err(|e| format!("tls.key_file {}: {e}", tls.key_file))?
-    .ok_or_else(|| format!("tls.key_file {}: no private key found", tls.key_file))?;
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls.cert_file {}: {e}", tls.cert_file))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| match e {
+        pem::Error::NoItemsFound => format!("tls.key_file {}: no private key found", tls.key_file),
+        e => format!("tls.key_file {}: {e}", tls.key_file),
+    })?;
     let mut cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
@@ -107,4 +106,34 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_files_are_read_as_pem_and_problems_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let path = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+        std::fs::write(path("c.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(path("k.pem"), cert.key_pair.serialize_pem()).unwrap();
+        let tls = |c: &str, k: &str| ServerTls {
+            cert_file: path(c),
+            key_file: path(k),
+        };
+        assert!(tls_acceptor(&tls("c.pem", "k.pem")).is_ok());
+        // a key file holding only a certificate
+        let err = tls_acceptor(&tls("c.pem", "c.pem")).err().unwrap();
+        assert!(
+            err.contains("no private key found") && err.contains("c.pem"),
+            "{err}"
+        );
+        let err = tls_acceptor(&tls("missing.pem", "k.pem")).err().unwrap();
+        assert!(
+            err.starts_with("tls.cert_file") && err.contains("missing.pem"),
+            "{err}"
+        );
+    }
 }
