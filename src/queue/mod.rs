@@ -112,10 +112,12 @@ impl Queue {
         }
     }
 
-    pub fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
+    /// Takes the next record of `signal` if one is queued, without waiting for one (a durable
+    /// queue may read its payload back from disk, on the blocking pool).
+    pub async fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
         match self {
             Queue::Memory(q) => q.try_pop_signal(signal).map(mem_popped),
-            Queue::Durable(q) => q.try_pop_signal(signal),
+            Queue::Durable(q) => q.pop_ready_signal(signal).await,
         }
     }
 

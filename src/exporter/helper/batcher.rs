@@ -73,7 +73,7 @@ impl Batcher {
             u64::MAX
         };
         while items < self.settings.send_batch_size {
-            let next = match queue.try_pop_signal(signal) {
+            let next = match queue.try_pop_signal(signal).await {
                 Some(p) => Some(p),
                 None if self.settings.timeout.is_zero() || *stopping.borrow() => None,
                 None => queue.pop_signal_until(signal, deadline).await,
