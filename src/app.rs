@@ -4,12 +4,12 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::exporter::worker::{BatchSettings, Exporter};
+use crate::extension::health_check::{Health, health_router, metrics_router};
 use crate::pipeline::payload::Signal;
 use crate::pipeline::router::{PipelineRt, Router};
 use crate::processor::attributes::Target;
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::receiver::{grpc, http, serve};
-use crate::telemetry::admin::{Health, health_router, metrics_router};
 use crate::telemetry::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod exporter;
+pub mod extension;
 pub mod pipeline;
 pub mod processor;
 pub mod proto;

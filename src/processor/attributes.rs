@@ -1,8 +1,11 @@
-//! `resource` and `attributes` processors: insert, update, upsert and delete attributes, with a
-//! literal `value` or `from_attribute`, as the Collector's processors do. `resource` edits
-//! resource attributes; `attributes` edits span, log record and data point attributes.
-//! Both work on a decoded request, once per pipeline, before fan-out.
+//! The `attributes` processor, and the attribute actions it shares with the `resource`
+//! processor ([`super::resource`]): insert, update, upsert and delete attributes, with a
+//! literal `value` or `from_attribute`, as the Collector's processors do. `attributes` edits
+//! span, log record and data point attributes; `resource` edits resource attributes. Both
+//! work on a decoded request, once per pipeline, before fan-out (ARCHITECTURE.md rule 2):
+//! [`apply_to_payload`] runs every step of a pipeline in one decode / re-encode.
 
+use super::resource::resource_attributes;
 use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -32,13 +35,7 @@ pub struct AttrAction {
     pub action: Action,
 }
 
-/// `resource` processor config.
-#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceConfig {
-    #[serde(default)]
-    pub attributes: Vec<AttrAction>,
-}
+pub use super::resource::ResourceConfig;
 
 /// `attributes` processor config.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
@@ -141,10 +138,7 @@ pub fn apply_to_payload(
             for rs in &mut req.resource_spans {
                 for (t, acts) in steps {
                     match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rs.resource.get_or_insert_with(Default::default).attributes,
-                        ),
+                        Target::Resource => apply(acts, resource_attributes(&mut rs.resource)),
                         Target::Records => rs
                             .scope_spans
                             .iter_mut()
@@ -160,10 +154,7 @@ pub fn apply_to_payload(
             for rl in &mut req.resource_logs {
                 for (t, acts) in steps {
                     match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rl.resource.get_or_insert_with(Default::default).attributes,
-                        ),
+                        Target::Resource => apply(acts, resource_attributes(&mut rl.resource)),
                         Target::Records => rl
                             .scope_logs
                             .iter_mut()
@@ -179,10 +170,7 @@ pub fn apply_to_payload(
             for rm in &mut req.resource_metrics {
                 for (t, acts) in steps {
                     match t {
-                        Target::Resource => apply(
-                            acts,
-                            &mut rm.resource.get_or_insert_with(Default::default).attributes,
-                        ),
+                        Target::Resource => apply(acts, resource_attributes(&mut rm.resource)),
                         Target::Records => {
                             for m in rm
                                 .scope_metrics

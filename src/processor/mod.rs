@@ -5,3 +5,4 @@
 pub mod attributes;
 pub mod batch;
 pub mod memory_limiter;
+pub mod resource;

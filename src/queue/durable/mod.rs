@@ -9,7 +9,9 @@
 //! the queue in order while new data is accepted ([`replay`]). The in-memory index keeps the
 //! payloads of recent records (up to a cache bound) and reads older ones back from disk.
 
-pub mod config;
+/// The `file_storage` settings live in [`crate::extension::file_storage`]; this path stays for
+/// code written against it.
+pub use crate::extension::file_storage as config;
 pub mod record;
 mod replay;
 mod writer;
