@@ -33,7 +33,7 @@ mod tests {
         let mut none: Option<Resource> = None;
         resource_attributes(&mut none).push(KeyValue {
             key: "deployment.environment".into(),
-            value: None,
+            ..Default::default()
         });
         assert_eq!(none.map(|r| r.attributes.len()), Some(1));
     }
