@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export WATCHTOWER_PYTHON := $(abspath $(PY))
 export WATCHTOWER_BIN := $(abspath target/debug/watchtower)
 
-.PHONY: build run test test-env test-rust test-py lint fmt
+.PHONY: build run test test-env test-rust test-py test-py-sdk-latest lint fmt
 
 build:
 	$(CARGO) build --release
@@ -22,13 +22,19 @@ test-env:
 
 test: test-env
 	$(CARGO) build --bins
-	$(MAKE) test-rust test-py fuzz-check
+	$(MAKE) test-rust test-py test-py-sdk-latest fuzz-check
 
 test-rust:
 	$(CARGO) nextest run --no-fail-fast
 
 test-py:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q tests/py
+
+# test-data/generate.py against the newest OpenTelemetry Python SDK too
+# (test-data/requirements-latest.txt, installed by test-env beside the pinned one).
+test-py-sdk-latest:
+	PATH="$(abspath $(VENV))/bin:$$PATH" PYTHONPATH="$(abspath $(VENV))/otel-sdk-latest" \
+		$(PY) -m pytest -q tests/py/test_generator.py tests/py/test_generator_sdk.py
 
 lint:
 	$(CARGO) fmt --check

@@ -43,3 +43,12 @@ if [ ! -f tests/node/node_modules/.package-lock.json ] \
   || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
   npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 fi
+# The newest OpenTelemetry Python SDK beside the pinned one, for the generator's
+# compatibility run (`make test-py-sdk-latest`): a --target directory inside the venv, put in
+# front of the venv's packages with PYTHONPATH. Reinstalled only when its requirements change.
+LATEST="$VENV/otel-sdk-latest"
+if ! cmp -s test-data/requirements-latest.txt "$LATEST/.requirements" 2>/dev/null; then
+  rm -rf "$LATEST"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --target "$LATEST" -r test-data/requirements-latest.txt
+  cp test-data/requirements-latest.txt "$LATEST/.requirements"
+fi

@@ -6,7 +6,7 @@ processes on free 127.0.0.1 ports, bounds every step in time, reads the gateway'
 (/proc/<pid>/stat utime+stime) and peak RSS (/proc/<pid>/status VmHWM), and writes
 target/bench/results.json and target/bench/results.md.
 
-Scenarios (issue 5): baseline, passthrough, durable_passthrough (issue 7), fanout3, filter, transform, prw, loki, slow_destination, steady_10k.
+Scenarios (BENCHMARKS.md): baseline, passthrough, durable_passthrough (docs/durable.md), fanout3, filter, transform, prw, loki, slow_destination, steady_10k.
 Environment: BENCH_DURATION (s, default 10), BENCH_STEADY_DURATION (default 30),
 BENCH_ONLY (comma list of scenario names), BENCH_BIN (default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build).
 """
@@ -125,7 +125,7 @@ class Sink:
 class Gateway:
     def __init__(self, name, exporters_yaml, pipelines_yaml, storage_dir=None, processors_yaml=""):
         self.grpc, self.http, self.health, self.metrics = (free_port() for _ in range(4))
-        # durable queues (issue 7): a file_storage extension on the real disk under target/
+        # durable queues (docs/durable.md): a file_storage extension on the real disk under target/
         storage = (f'\n  file_storage: {{ directory: "{storage_dir}", fsync: group }}'
                    if storage_dir else "")
         ext_names = "health_check, file_storage" if storage_dir else "health_check"

@@ -1,4 +1,4 @@
-//! `durable_passthrough` measurement (issue 7 "Benchmark"): the same OTLP/HTTP passthrough
+//! `durable_passthrough` measurement (docs/durable.md "Benchmark"): the same OTLP/HTTP passthrough
 //! load through an in-process gateway with a memory queue and with a durable queue
 //! (`fsync: group`), then the durable one paced at half the memory rate for its p99.
 //! Everything runs in one process on loopback (gateway, sink, load), so absolute figures are

@@ -7,7 +7,7 @@
 use watchtower::pipeline::payload::Signal;
 use watchtower::queue::durable::record;
 
-/// Protobuf validation and item counting: never panics, and (DESIGN.md rule 2) the
+/// Protobuf validation and item counting: never panics, and (ARCHITECTURE.md rule 2) the
 /// concatenation of two valid requests is valid with the summed count.
 pub fn wire(data: &[u8]) {
     for s in Signal::ALL {

@@ -1,4 +1,4 @@
-# Benchmarks (issue 5). `make bench`: release build, criterion micro-benchmarks (short), then the
+# Benchmarks (BENCHMARKS.md). `make bench`: release build, criterion micro-benchmarks (short), then the
 # end-to-end scenarios (benches/run.py: sinks, gateway and loadgen as child processes on
 # loopback), writing target/bench/results.json and target/bench/results.md. Each step is
 # bounded in time; the whole run takes about 5-10 minutes once the release build exists.

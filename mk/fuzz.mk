@@ -1,4 +1,4 @@
-# Fuzzing (issue 7 point 8). `make fuzz` runs every fuzz target for FUZZ_SECONDS each:
+# Fuzzing (docs/durable.md "Fuzzing"). `make fuzz` runs every fuzz target for FUZZ_SECONDS each:
 # with cargo-fuzz (nightly, AddressSanitizer) when it is installed, otherwise `fuzz-stable`:
 # the same libFuzzer targets built by the stable toolchain with SanitizerCoverage (coverage-
 # guided, debug assertions and overflow checks on, no ASan). `make fuzz-build` only builds

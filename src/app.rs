@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::exporter::worker::{BatchSettings, Exporter};
+use crate::extension::health_check::{Health, health_router, metrics_router};
 use crate::listener::{self, config::ListenerSettings, metrics::ListenerMetrics};
 use crate::pipeline::payload::Signal;
 use crate::pipeline::router::{PipelineRt, Router};
@@ -11,7 +12,6 @@ use crate::processor::attributes::Target;
 use crate::processor::chain::Edit;
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::receiver::{grpc, http, serve};
-use crate::telemetry::admin::{Health, health_router, metrics_router};
 use crate::telemetry::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -207,7 +207,7 @@ impl App {
         self.exporters.get(id)
     }
 
-    /// Graceful shutdown (DESIGN.md rule 7).
+    /// Graceful shutdown (ARCHITECTURE.md rule 7).
     pub async fn shutdown(self) -> ShutdownReport {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.health.set_draining();

@@ -32,7 +32,12 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogExporter, LogExportResult
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+try:  # SDK 1.45+: the log exporter interface is LogRecordExporter and returns LogRecordExportResult
+    from opentelemetry.sdk._logs.export import LogRecordExporter as LogExporter
+except ImportError:  # the pinned SDK (test-data/requirements.txt)
+    from opentelemetry.sdk._logs.export import LogExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -141,13 +146,20 @@ class ExportTally:
             return sum(c.get("failed", 0) for sigs in self.counts.values() for c in sigs.values())
 
 
+def succeeded(result) -> bool:
+    """True for an exporter's SUCCESS result, whatever the result's enum type: SDK 1.45 log
+    exporters return `LogRecordExportResult`, older ones `LogExportResult`, and the span and
+    metric exporters their own enums. All of them name the success member `SUCCESS`."""
+    return getattr(result, "name", None) == "SUCCESS"
+
+
 class CountingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, service: str, tally: ExportTally):
         self._inner, self._service, self._tally = inner, service, tally
 
     def export(self, spans: Sequence) -> SpanExportResult:
         result = self._inner.export(spans)
-        self._tally.add(self._service, "spans", result == SpanExportResult.SUCCESS, len(spans))
+        self._tally.add(self._service, "spans", succeeded(result), len(spans))
         return result
 
     def shutdown(self) -> None:
@@ -161,9 +173,9 @@ class CountingLogExporter(LogExporter):
     def __init__(self, inner: LogExporter, service: str, tally: ExportTally):
         self._inner, self._service, self._tally = inner, service, tally
 
-    def export(self, batch: Sequence) -> LogExportResult:
+    def export(self, batch: Sequence):
         result = self._inner.export(batch)
-        self._tally.add(self._service, "log_records", result == LogExportResult.SUCCESS, len(batch))
+        self._tally.add(self._service, "log_records", succeeded(result), len(batch))
         return result
 
     def shutdown(self):
@@ -189,7 +201,7 @@ class CountingMetricExporter(MetricExporter):
             for m in sm.metrics
         )
         result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        self._tally.add(self._service, "metric_points", result == MetricExportResult.SUCCESS, points)
+        self._tally.add(self._service, "metric_points", succeeded(result), points)
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

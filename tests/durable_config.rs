@@ -1,4 +1,4 @@
-//! Issue 7 point 1: the `file_storage` extension and `sending_queue.storage` in the
+//! Durable queues (docs/durable.md "Config"): the `file_storage` extension and `sending_queue.storage` in the
 //! Collector's shape, and the validation errors that name what is wrong.
 
 use watchtower::config::{ExtensionConfig, parse};

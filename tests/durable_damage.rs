@@ -1,4 +1,4 @@
-//! Issue 7: a segment truncated mid-record (a torn tail, as kill -9 during a write leaves it)
+//! Durable queues (docs/durable.md "Recovery"): a segment truncated mid-record (a torn tail, as kill -9 during a write leaves it)
 //! and a flipped byte inside another record: the restart works, both are counted, and every
 //! other acknowledged item is delivered.
 

@@ -1,4 +1,4 @@
-//! Issue 7: a tiny `max_bytes`. With `block`, clients get retryable refusals and nothing
+//! Durable queues (docs/durable.md "Semantics"): a tiny `max_bytes`. With `block`, clients get retryable refusals and nothing
 //! acknowledged is lost (nor anything refused delivered); with `drop_oldest`, every request
 //! is answered with success and the items pushed out are counted.
 

@@ -1,4 +1,4 @@
-//! Issue 7: two durable destinations, one dead for the whole test. The live one's delivered
+//! Durable queues (docs/durable.md "Semantics"): two durable destinations, one dead for the whole test. The live one's delivered
 //! count and request p99 latency match a run without the dead one (within noise: this
 //! machine is shared, so the bound is 2x + 15 ms).
 

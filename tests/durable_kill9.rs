@@ -1,4 +1,4 @@
-//! Issue 7: kill -9 of the gateway mid-load, restart on the same directory: every item whose
+//! Durable queues (docs/durable.md "Recovery"): kill -9 of the gateway mid-load, restart on the same directory: every item whose
 //! request got a success answer arrives; duplicates come only from what was in flight, and
 //! the restarted gateway counts what it replayed (the upper bound of duplicates).
 

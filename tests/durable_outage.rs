@@ -1,6 +1,6 @@
-//! Issue 7: a durable destination down under steady load, then up: every item whose request
+//! Durable queues (docs/durable.md "Semantics"): a durable destination down under steady load, then up: every item whose request
 //! got a success answer is delivered (exact span ids compared) and the retries are counted.
-//! The issue says 60 s down; this test uses 6 s with the same structure (steady load before,
+//! A real outage may last 60 s; this test uses 6 s with the same structure (steady load before,
 //! during and after the outage) to stay within the test budget.
 
 mod durable_support;

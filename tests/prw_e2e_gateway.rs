@@ -5,7 +5,7 @@
 //! values, `target_info`, `histogram_quantile` on classic and native histograms).
 //!
 //! Needs: `prometheus` (Debian package), a Python with opentelemetry-sdk 1.38 and the OTLP
-//! exporters (`WATCHTOWER_PYTHON`, else /work/main/.venv/bin/python, else `python3`), the
+//! exporters (`WATCHTOWER_PYTHON`, else the repository's .venv/bin/python, else `python3`), the
 //! gateway binary (`WATCHTOWER_BIN`, else the one Cargo built).
 
 mod prw_support;
@@ -61,7 +61,7 @@ fn python() -> String {
     if let Ok(p) = std::env::var("WATCHTOWER_PYTHON") {
         return p;
     }
-    let venv = "/work/main/.venv/bin/python";
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
     if std::path::Path::new(venv).exists() {
         venv.into()
     } else {

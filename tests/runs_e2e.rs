@@ -1,4 +1,4 @@
-//! End-to-end tests of test runs and the CD gate (issue 8): the gateway binary runs with an
+//! End-to-end tests of test runs and the CD gate (docs/runs.md): the gateway binary runs with an
 //! in-test OTLP/HTTP capture server as its destination plus the `runsummary` exporter, and
 //! `test-data/generate.py` (Python from WATCHTOWER_PYTHON) produces the traffic and a
 //! manifest of what it sent. Every check compares with the manifest.

@@ -146,7 +146,7 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// What a full queue does with a new request (DESIGN.md rule 4).
+/// What a full queue does with a new request (ARCHITECTURE.md rule 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum FullPolicy {

@@ -1,5 +1,5 @@
 //! Configuration: the OpenTelemetry Collector's YAML shape with Watchtower's component types
-//! (DESIGN.md "Config"). Loading never stops at the first problem: every component is parsed
+//! (docs/ARCHITECTURE.md). Loading never stops at the first problem: every component is parsed
 //! on its own and every error is reported with its key path and, where it can be found, its
 //! line. Unknown component types and unknown keys are errors that name them.
 

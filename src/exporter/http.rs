@@ -3,7 +3,7 @@
 //! success, retryable and permanent failures with `Retry-After` honoured.
 
 use crate::config::common::{BasicAuth, ClientTls, Headers};
-use crate::exporter::SendError;
+use crate::exporter::{SendError, retry};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::time::Duration;
@@ -73,55 +73,29 @@ pub fn header_map(
     Ok(map)
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date.
+/// `Retry-After` (RFC 9110 section 10.2.3) as delay-seconds or an HTTP date (all three date
+/// forms, parsed by the `httpdate` crate), as a wait from now: a date in the past is zero,
+/// and the wait is capped at [`retry::MAX_SERVER_DELAY`]. `None` when the header is absent or
+/// unreadable. The retry layer further honours it only up to `retry_on_failure.max_interval`.
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(3600)));
-    }
-    let when = httpdate_parse(v)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    retry_after_from(v, std::time::SystemTime::now())
+}
+
+/// A `Retry-After` value as a wait from `now`, capped at [`retry::MAX_SERVER_DELAY`].
+pub fn retry_after_from(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate_parse(v)?
+            .duration_since(now)
             .unwrap_or(Duration::ZERO),
-    )
+    };
+    Some(wait.min(retry::MAX_SERVER_DELAY))
 }
 
 fn httpdate_parse(v: &str) -> Option<std::time::SystemTime> {
-    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: u64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as u64
-        + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
-    if hms.len() != 3 {
-        return None;
-    }
-    // days from civil (Howard Hinnant's algorithm)
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
-    let secs = u64::try_from(secs).ok()?;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    httpdate::parse_http_date(v).ok()
 }
 
 /// Classifies a non-2xx answer. `body` is a prefix of the response body, used for the message
@@ -231,5 +205,38 @@ mod tests {
                 .as_secs(),
             784111777
         );
+    }
+
+    #[test]
+    fn retry_after_every_form_is_capped() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let in_90s = Some(Duration::from_secs(90));
+        // IMF-fixdate, the obsolete RFC 850 and asctime forms, and delay-seconds
+        assert_eq!(
+            retry_after_from("Sun, 06 Nov 1994 08:51:07 GMT", now),
+            in_90s
+        );
+        assert_eq!(
+            retry_after_from("Sunday, 06-Nov-94 08:51:07 GMT", now),
+            in_90s
+        );
+        assert_eq!(retry_after_from("Sun Nov  6 08:51:07 1994", now), in_90s);
+        assert_eq!(retry_after_from(" 90 ", now), in_90s);
+        // far future in both forms: capped, never a worker parked for years
+        assert_eq!(
+            retry_after_from("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(retry::MAX_SERVER_DELAY)
+        );
+        assert_eq!(
+            retry_after_from("99999999999", now),
+            Some(retry::MAX_SERVER_DELAY)
+        );
+        // past dates are "now"; garbage is no hint
+        assert_eq!(
+            retry_after_from("Sat, 05 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_from("soon", now), None);
+        assert_eq!(retry_after_from("-5", now), None);
     }
 }

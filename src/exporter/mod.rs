@@ -1,9 +1,10 @@
 //! Exporters: the destinations. Every exporter is a [`Sender`] (the protocol part: encode,
 //! send, classify the answer) wrapped by the same machinery in [`worker`]: its own bounded
-//! queue, batcher, workers, retry with backoff and self-metrics (DESIGN.md rule 3). A new
+//! queue, batcher, workers, retry with backoff and self-metrics (ARCHITECTURE.md rule 3). A new
 //! destination only implements `Sender`.
 
 pub mod debug;
+pub mod helper;
 pub mod http;
 pub mod loki;
 pub mod otlp;

@@ -6,6 +6,11 @@ use crate::config::common::RetrySettings;
 use rand::Rng;
 use std::time::Duration;
 
+/// The longest wait a server's hint (`Retry-After`, gRPC `RetryInfo`) is read as, whatever it
+/// says: one hour. The retry layer honours a hint only up to `max_interval` anyway; this bound
+/// keeps the parsed value sane wherever else it is shown.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(3600);
+
 /// The wait before attempt `attempt + 1` (attempt counts from 0).
 pub fn backoff(settings: &RetrySettings, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let initial = settings.initial_interval.0.as_secs_f64();

@@ -1,4 +1,4 @@
-//! Retry budget (issue 7 point 6): retries to one destination are limited to a fraction of
+//! Retry budget (docs/durable.md "Retry budget", ARCHITECTURE.md rule 5): retries to one destination are limited to a fraction of
 //! its recent successful sends plus a small floor, so that many workers retrying a backend
 //! that just came back do not multiply its load (collector#12699). A token bucket: every
 //! success adds `ratio` tokens, time adds `min_per_second`, a retry costs one; the bucket

@@ -112,10 +112,9 @@ pub fn retry_delay(status: &tonic::Status) -> Option<Duration> {
     let any = st.details.iter().find(|d| d.type_url == RETRY_INFO_TYPE)?;
     let d = RetryInfo::decode(&any.value[..]).ok()?.retry_delay?;
     let secs = u64::try_from(d.seconds).ok()?;
-    Some(
-        Duration::from_secs(secs.min(3600))
-            + Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
-    )
+    let wait = Duration::from_secs(secs)
+        .checked_add(Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)))?;
+    Some(wait.min(crate::exporter::retry::MAX_SERVER_DELAY))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The one canonical form of data after the receiver: encoded OTLP `Export*ServiceRequest`
-//! bytes plus the signal and the item count (DESIGN.md rule 1). Cloning is a refcount bump.
+//! bytes plus the signal and the item count (ARCHITECTURE.md rule 1). Cloning is a refcount bump.
 
 use bytes::Bytes;
 use std::fmt;

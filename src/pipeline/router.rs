@@ -1,7 +1,7 @@
 //! The pipeline router: for each request a receiver accepted, run the pipelines that take
 //! that receiver and signal, apply their data-changing processors (once, before fan-out),
 //! and hand the payload to every exporter's queue. Fan-out is a `Bytes` clone. Acceptance is
-//! all-or-nothing across `block` exporters (DESIGN.md rule 4): room is reserved in all of
+//! all-or-nothing across `block` exporters (ARCHITECTURE.md rule 4): room is reserved in all of
 //! them first; if any reservation fails, all are released and the request is refused, so a
 //! client's retry never duplicates data in a destination that took the first copy.
 
@@ -275,3 +275,7 @@ impl Router {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;

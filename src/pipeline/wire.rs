@@ -1,5 +1,5 @@
 //! Validation and item counting on the protobuf wire format, without decoding into structs
-//! (DESIGN.md rule 2). The walker knows the OTLP schema as a table of field kinds, checks
+//! (ARCHITECTURE.md rule 2). The walker knows the OTLP schema as a table of field kinds, checks
 //! every tag, length, wire type, UTF-8 string, id length and nesting depth that prost would
 //! check when decoding, and counts spans, metric data points and log records. Anything it
 //! accepts decodes with prost, so one client's bad request can never poison a batch that

@@ -1,7 +1,9 @@
-//! `resource` and `attributes` processors: insert, update, upsert and delete attributes, with a
-//! literal `value` or `from_attribute`, as the Collector's processors do. `resource` edits
-//! resource attributes; `attributes` edits span, log record and data point attributes.
-//! Both work on a decoded request, once per pipeline, before fan-out.
+//! The `attributes` processor, and the attribute actions it shares with the `resource`
+//! processor ([`super::resource`]): insert, update, upsert and delete attributes, with a
+//! literal `value` or `from_attribute`, as the Collector's processors do. `attributes` edits
+//! span, log record and data point attributes; `resource` edits resource attributes. Both
+//! work on a decoded request, once per pipeline, before fan-out (ARCHITECTURE.md rule 2):
+//! [`apply_to_payload`] runs every step of a pipeline in one decode / re-encode.
 
 use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -32,13 +34,7 @@ pub struct AttrAction {
     pub action: Action,
 }
 
-/// `resource` processor config.
-#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceConfig {
-    #[serde(default)]
-    pub attributes: Vec<AttrAction>,
-}
+pub use super::resource::ResourceConfig;
 
 /// `attributes` processor config.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]

@@ -11,4 +11,5 @@ pub mod deltatocumulative;
 pub mod filter;
 pub mod memory_limiter;
 pub mod ottl;
+pub mod resource;
 pub mod transform;

@@ -1,4 +1,4 @@
-//! Per-destination queues behind one small interface (DESIGN.md rule 4), so receivers, the
+//! Per-destination queues behind one small interface (ARCHITECTURE.md rule 4), so receivers, the
 //! router and exporter workers never know which kind they use. The router reserves room
 //! (all-or-nothing across `block` destinations), then commits, or offers under a drop policy.
 //! Exporter workers pop records, batch them, and report them [`Queue::done`] once the
@@ -112,10 +112,12 @@ impl Queue {
         }
     }
 
-    pub fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
+    /// Takes the next record of `signal` if one is queued, without waiting for one (a durable
+    /// queue may read its payload back from disk, on the blocking pool).
+    pub async fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
         match self {
             Queue::Memory(q) => q.try_pop_signal(signal).map(mem_popped),
-            Queue::Durable(q) => q.try_pop_signal(signal),
+            Queue::Durable(q) => q.pop_ready_signal(signal).await,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Test runs and the CD quality gate (issue 8). A CD pipeline opens a run over the control API
+//! Test runs and the CD quality gate (docs/runs.md). A CD pipeline opens a run over the control API
 //! (`POST /runs` on the health endpoint); while it is open the router stamps
 //! `test.run.id` on matching data before fan-out ([`stamp`]); the `runsummary` exporter
 //! ([`exporter`]) aggregates each run's data into a bounded [`summary::Summary`]

@@ -46,6 +46,12 @@ impl<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send +
     pub fn get(&self, signal: Signal, labels: &L) -> u64 {
         self.fams[signal as usize].get_or_create(labels).get()
     }
+
+    /// The counter of `signal` and `labels`, to be resolved once and incremented without a
+    /// label lookup (it shares its value with the registered series).
+    pub fn counter(&self, signal: Signal, labels: &L) -> Counter {
+        self.fams[signal as usize].get_or_create(labels).clone()
+    }
 }
 
 /// All self-metrics of one process.

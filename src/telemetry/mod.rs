@@ -1,5 +1,8 @@
-//! Self-observability: Collector-named metrics, process facts, and the health/admin endpoint.
-pub mod admin;
+//! Self-observability: Collector-named metrics and process facts (the health / metrics
+//! endpoint is the `health_check` extension, [`crate::extension::health_check`]).
+/// The health / self-metrics endpoint moved to [`crate::extension::health_check`]; this path
+/// stays for code written against it.
+pub use crate::extension::health_check as admin;
 pub mod allocator;
 pub mod labels;
 pub mod memory_metrics;

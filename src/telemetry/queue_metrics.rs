@@ -1,4 +1,4 @@
-//! Self-metrics of queues (issue 7 point 7), kept apart from the Collector-named ones in
+//! Self-metrics of queues (docs/durable.md "Self-metrics added"), kept apart from the Collector-named ones in
 //! `metrics.rs`: queued items per destination (memory and durable), and for durable queues
 //! replayed items, damaged records, write errors, fsync latency and the items that a refused
 //! request left in some durable queues; plus retry-budget refusals.

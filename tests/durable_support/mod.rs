@@ -1,4 +1,4 @@
-//! Harness of the durable-queue tests (issue 7): an in-test OTLP/HTTP trace destination that
+//! Harness of the durable-queue tests (docs/durable.md): an in-test OTLP/HTTP trace destination that
 //! records span ids and can be switched down (503) or made slow; trace requests whose span ids
 //! are counters; a load driver that remembers which ids got a success answer; the gateway
 //! in-process or as a child process (for kill -9).

@@ -3,7 +3,7 @@
 //! `Content-Type: application/x-protobuf`; `Content-Encoding` is optional for it (Loki
 //! accepts none or `snappy`), so none is sent, like Promtail.
 //!
-//! Answers (spec D): 2xx ok; 429 and 5xx retryable with `Retry-After`; 400 permanent, with
+//! Answers (docs/loki.md "Answers and retries"): 2xx ok; 429 and 5xx retryable with `Retry-After`; 400 permanent, with
 //! the reason read from Loki's message (`out_of_order`, `too_far_behind`, `too_old`,
 //! `line_too_long`, `too_many_labels`, `invalid_labels`, ...); other 4xx permanent.
 

@@ -9,7 +9,9 @@
 //! the queue in order while new data is accepted ([`replay`]). The in-memory index keeps the
 //! payloads of recent records (up to a cache bound) and reads older ones back from disk.
 
-pub mod config;
+/// The `file_storage` settings live in [`crate::extension::file_storage`]; this path stays for
+/// code written against it.
+pub use crate::extension::file_storage as config;
 pub mod record;
 mod replay;
 mod writer;
@@ -424,7 +426,7 @@ impl DurableQueue {
     pub async fn pop(&self) -> Option<Popped> {
         loop {
             let notified = self.shared.data.notified();
-            if let Some(p) = self.try_pop() {
+            if let Some(p) = self.take_async(None).await {
                 return Some(p);
             }
             if self.shared.state.lock().closed {
@@ -442,7 +444,7 @@ impl DurableQueue {
     ) -> Option<Popped> {
         loop {
             let notified = self.shared.data.notified();
-            if let Some(p) = self.try_pop_signal(signal) {
+            if let Some(p) = self.take_async(Some(signal)).await {
                 return Some(p);
             }
             if self.shared.state.lock().closed {
@@ -454,54 +456,84 @@ impl DurableQueue {
         }
     }
 
+    /// Takes the next record without waiting for one to be queued. A record whose payload is
+    /// only on disk is read back on the blocking pool, never on the async workers.
+    pub async fn pop_ready_signal(&self, signal: Signal) -> Option<Popped> {
+        self.take_async(Some(signal)).await
+    }
+
+    /// Takes the next record without waiting, reading a payload that is only on disk on the
+    /// calling thread (tests and blocking callers; async code uses [`Self::pop`]).
     pub fn try_pop(&self) -> Option<Popped> {
-        self.take(None)
-    }
-
-    pub fn try_pop_signal(&self, signal: Signal) -> Option<Popped> {
-        self.take(Some(signal))
-    }
-
-    fn take(&self, signal: Option<Signal>) -> Option<Popped> {
         loop {
-            let (e, file) = {
-                let mut st = self.shared.state.lock();
-                let e = st.take(signal)?;
-                let file = if e.payload.is_none() {
-                    st.segments.get(&e.seg).map(|s| s.file.clone())
-                } else {
-                    None
-                };
-                (e, file)
-            };
-            self.shared.room.notify_waiters();
-            let payload = match e.payload {
+            let (e, file) = self.take_entry(None)?;
+            let payload = match e.payload.clone() {
                 Some(b) => Some(b),
-                None => file.and_then(|f| read_back(&f, &e)),
+                None => file.and_then(|f| read_back(&f, Loc::of(&e))),
             };
-            match payload {
-                Some(bytes) => {
-                    return Some(Popped {
-                        payload: Payload::new(e.signal, bytes, e.items),
-                        ticket: Ticket {
-                            bytes: e.len,
-                            seq: Some(e.seq),
-                        },
-                    });
+            if let Some(p) = self.popped(e, payload) {
+                return Some(p);
+            }
+        }
+    }
+
+    async fn take_async(&self, signal: Option<Signal>) -> Option<Popped> {
+        loop {
+            let (e, file) = self.take_entry(signal)?;
+            let payload = match (e.payload.clone(), file) {
+                (Some(b), _) => Some(b),
+                (None, Some(f)) => {
+                    let loc = Loc::of(&e);
+                    tokio::task::spawn_blocking(move || read_back(&f, loc))
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                None => {
-                    // unreadable now although it was valid when indexed: skip it, counted
-                    tracing::error!(exporter = %self.shared.id, seq = e.seq, "durable queue record unreadable; skipped");
-                    self.shared.damage("corrupt_record", 1);
-                    self.shared.metrics.dropped(
-                        &self.shared.id,
-                        e.signal,
-                        "storage_corrupt",
-                        e.items,
-                    );
-                    self.shared.release(e.len, 0);
-                    self.ack(vec![e.seq]);
-                }
+                (None, None) => None,
+            };
+            if let Some(p) = self.popped(e, payload) {
+                return Some(p);
+            }
+        }
+    }
+
+    /// Removes the next entry (of `signal`) from the index, with its segment file when its
+    /// payload must be read back.
+    fn take_entry(&self, signal: Option<Signal>) -> Option<(Entry, Option<Arc<File>>)> {
+        let taken = {
+            let mut st = self.shared.state.lock();
+            let e = st.take(signal)?;
+            let file = if e.payload.is_none() {
+                st.segments.get(&e.seg).map(|s| s.file.clone())
+            } else {
+                None
+            };
+            (e, file)
+        };
+        self.shared.room.notify_waiters();
+        Some(taken)
+    }
+
+    /// The popped record, or `None` (counted, acked, skipped) when its payload could not be
+    /// read back although it was valid when indexed.
+    fn popped(&self, e: Entry, payload: Option<Bytes>) -> Option<Popped> {
+        match payload {
+            Some(bytes) => Some(Popped {
+                payload: Payload::new(e.signal, bytes, e.items),
+                ticket: Ticket {
+                    bytes: e.len,
+                    seq: Some(e.seq),
+                },
+            }),
+            None => {
+                tracing::error!(exporter = %self.shared.id, seq = e.seq, "durable queue record unreadable; skipped");
+                self.shared.damage("corrupt_record", 1);
+                self.shared
+                    .metrics
+                    .dropped(&self.shared.id, e.signal, "storage_corrupt", e.items);
+                self.shared.release(e.len, 0);
+                self.ack(vec![e.seq]);
+                None
             }
         }
     }
@@ -576,8 +608,27 @@ impl Drop for DurableQueue {
     }
 }
 
-/// Reads a record's payload back from its segment, checking its frame.
-fn read_back(file: &File, e: &Entry) -> Option<Bytes> {
+/// Where a record's frame is in its segment file.
+#[derive(Clone, Copy)]
+struct Loc {
+    seq: u64,
+    len: u64,
+    offset: u64,
+}
+
+impl Loc {
+    fn of(e: &Entry) -> Self {
+        Loc {
+            seq: e.seq,
+            len: e.len,
+            offset: e.offset,
+        }
+    }
+}
+
+/// Reads a record's payload back from its segment, checking its frame (a blocking pread,
+/// CRC check and copy).
+fn read_back(file: &File, e: Loc) -> Option<Bytes> {
     let len = record::HEADER_LEN + record::DATA_FIXED_LEN + usize::try_from(e.len).ok()?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, e.offset).ok()?;

@@ -1,5 +1,5 @@
 //! The `json` format: what the contrib `lokiexporter` and Alloy's `otelcol.exporter.loki`
-//! produce (spec E.1, contrib `pkg/translator/loki`), for users migrating from them without
+//! produce (docs/loki.md "format: json", contrib `pkg/translator/loki`), for users migrating from them without
 //! rewriting their LogQL.
 //!
 //! - Labels: `exporter="OTLP"`, `job` (`service.namespace/service.name` or `service.name`),

@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use std::borrow::Cow;
 
 /// Resource attributes promoted to index labels by default: Loki's own list
-/// (`DefaultOTLPResourceAttributesAsIndexLabels`, spec E.2) plus `test.run.id`, which
+/// (`DefaultOTLPResourceAttributesAsIndexLabels`, docs/loki.md) plus `test.run.id`, which
 /// Watchtower stamps during a test run (one value per run, so its cardinality is the number
 /// of runs) so that `{test_run_id="ID"}` selects a run's logs.
 pub const DEFAULT_INDEX_LABELS: &[&str] = &[
@@ -33,7 +33,7 @@ pub const DEFAULT_INDEX_LABELS: &[&str] = &[
 ];
 
 /// Label names Loki looks at, in this order, for a `service_name` when none is given
-/// (Loki `discover_service_name` default, spec D).
+/// (Loki `discover_service_name` default, docs/loki.md).
 pub const SERVICE_NAME_DISCOVERY: &[&str] = &[
     "service",
     "app",
@@ -57,7 +57,7 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 pub const LOKI_MAX_LABEL_NAMES: usize = 15;
 
 /// `NormalizeLabel`: every char outside `[A-Za-z0-9_]` becomes `_` (one per char, runs are not
-/// collapsed: the source does not collapse them, whatever the spec summary says); a leading
+/// collapsed: as Loki's own source does); a leading
 /// digit gets `key_`, a single leading `_` gets `key` (`__x` is kept). Borrowed when unchanged.
 pub fn normalize(name: &str) -> Cow<'_, str> {
     let valid = |c: char| c.is_ascii_alphanumeric() || c == '_';

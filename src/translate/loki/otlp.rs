@@ -1,4 +1,4 @@
-//! The `otlp` format: Loki's native OTLP ingestion mapping (spec E.2, Loki
+//! The `otlp` format: Loki's native OTLP ingestion mapping (docs/loki.md "format: otlp", Loki
 //! `pkg/loghttp/push/otlp.go`).
 //!
 //! - Stream labels: the configured resource attributes (`index_labels`), names normalized

@@ -1,7 +1,7 @@
 //! OTLP metrics -> Prometheus remote-write 1.0, as pure functions (no I/O). The rules follow
 //! Prometheus' own OTLP translator (`otlptranslator`, `storage/remote/otlptranslator`) and the
 //! Collector's `prometheusremotewrite` exporter, so that dashboards and alerts written against
-//! the Collector keep working; `/work/shared/specs/protocols.md` section C lists them with
+//! the Collector keep working; docs/prometheusremotewrite.md ("Translation") lists them with
 //! sources. Parts: [`naming`] (metric, unit and label names), [`labels`] (label sets),
 //! [`histogram`] (exponential -> native), [`series`] (merge, order, split, encode).
 //!

@@ -1,6 +1,6 @@
-//! Golden translation tests: every rule of issue 3 point 3 and the edge cases of
-//! specs/protocols.md section C, written as the exposition-style lines the translation must
-//! produce (`name{labels} value @ms`).
+//! Golden translation tests: every translation rule and edge case of
+//! docs/prometheusremotewrite.md ("Translation", "What is refused"), written as the
+//! exposition-style lines the translation must produce (`name{labels} value @ms`).
 
 use super::*;
 use crate::pipeline::payload::Signal;
