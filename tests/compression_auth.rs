@@ -385,9 +385,10 @@ async fn a_bomb_in_any_codec_is_refused_without_inflating_it() {
     assert_eq!(gw.refused("http", "too_large").await, http_bombs);
     assert_eq!(gw.refused("grpc", "too_large").await, grpc_bombs);
     // the process never held a bomb's decoded size (32 MiB) at once: its peak RSS grew by
-    // less than half of that (the 1 MiB limits, decoder windows and allocator slack)
+    // less than three quarters of that (the 1 MiB limits, decoder windows, and jemalloc's
+    // per-thread arenas and dirty pages, which it returns after `dirty_decay_ms`)
     let grown = peak_rss_kib(&gw) - before;
-    assert!(grown < 16 << 10, "peak RSS grew by {grown} KiB");
+    assert!(grown < 24 << 10, "peak RSS grew by {grown} KiB");
     assert_eq!(dest.requests(), 0);
 }
 
