@@ -155,6 +155,9 @@ impl App {
                     &metrics,
                     &exporters,
                     runs.as_ref(),
+                    auths
+                        .server(z.auth.as_ref())
+                        .map_err(|e| format!("extensions.{id}: {e}"))?,
                     &admin_rx,
                 )
                 .await

@@ -406,3 +406,76 @@ fn zpages_config_is_checked() {
     let cfg = watchtower::config::parse(&builtin, &|_| None).unwrap();
     assert!(cfg.service.extensions.iter().any(|e| e == "zpages"));
 }
+
+/// With `auth`, every zpages route (page, API, `/mcp`) needs the authenticator's credential:
+/// none or a wrong one is a 401 with `WWW-Authenticate`, the right one is served, and the
+/// `watchtower recent` command sends it from `WATCHTOWER_ZPAGES_AUTHORIZATION`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zpages_auth_requires_the_credential() {
+    let dest = Capture::http().await;
+    let text = format!(
+        "receivers:\n  otlp:\n    protocols:\n      http: {{ endpoint: 127.0.0.1:0 }}\n\
+exporters:\n  otlphttp/dest: {{ endpoint: {} }}\n\
+extensions:\n  bearertokenauth: {{ token: zp-secret-1 }}\n  zpages: {{ endpoint: 127.0.0.1:0, auth: {{ authenticator: bearertokenauth }} }}\n\
+service:\n  extensions: [bearertokenauth, zpages]\n  telemetry: {{ metrics: {{ address: \"\" }} }}\n  pipelines:\n    traces: {{ receivers: [otlp], exporters: [otlphttp/dest] }}\n",
+        dest.url()
+    );
+    let cfg = watchtower::config::parse(&text, &|_| None).expect("config");
+    let app = App::start(cfg).await.expect("start");
+    for path in [
+        "/",
+        "/api/v1/status",
+        "/api/v1/recent?signal=traces",
+        "/mcp",
+    ] {
+        for auth in [None, Some("Bearer wrong")] {
+            let mut req = client().get(zurl(&app, path));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.expect("get");
+            assert_eq!(r.status().as_u16(), 401, "{path} with {auth:?}");
+            assert!(r.headers().contains_key("www-authenticate"), "{path}");
+        }
+    }
+    let r = client()
+        .get(zurl(&app, "/api/v1/status"))
+        .header("authorization", "Bearer zp-secret-1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    let status: Value = serde_json::from_str(&r.text().await.expect("body")).expect("json");
+    assert!(
+        status["pipelines"].to_string().contains("otlphttp/dest"),
+        "{status}"
+    );
+    // the CLI: refused without the credential (exit 2), served with it (exit 0)
+    let addr = app.bound.zpages.expect("zpages bound").to_string();
+    let run = move |auth: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_watchtower"));
+        c.args(["recent", "--signal", "traces", "--endpoint", &addr]);
+        c.env_remove("WATCHTOWER_ZPAGES_AUTHORIZATION");
+        if let Some(a) = auth {
+            c.env("WATCHTOWER_ZPAGES_AUTHORIZATION", a);
+        }
+        c.output().expect("run watchtower recent")
+    };
+    let out = tokio::task::spawn_blocking(move || (run(None), run(Some("Bearer zp-secret-1"))))
+        .await
+        .expect("join");
+    assert_eq!(
+        out.0.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.0.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.0.stderr).contains("401"));
+    assert_eq!(
+        out.1.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.1.stderr)
+    );
+    app.shutdown().await;
+}

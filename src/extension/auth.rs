@@ -181,9 +181,12 @@ fn references(cfg: &Config) -> Vec<(String, &AuthRef, Role)> {
         }
     }
     for (id, x) in &cfg.extensions {
-        if let ExtensionConfig::Runs(c) = x
-            && let Some(r) = &c.auth
-        {
+        let r = match x {
+            ExtensionConfig::Runs(c) => c.auth.as_ref(),
+            ExtensionConfig::Zpages(c) => c.auth.as_ref(),
+            _ => None,
+        };
+        if let Some(r) = r {
             v.push((format!("extensions.{id}.auth"), r, Role::Server));
         }
     }

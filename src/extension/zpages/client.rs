@@ -17,6 +17,10 @@ pub struct FilterArgs {
     /// zpages endpoint (host:port or URL).
     #[arg(long, env = "WATCHTOWER_ZPAGES", default_value = "localhost:55679")]
     pub endpoint: String,
+    /// `Authorization` header value for a zpages endpoint with `auth` (e.g. `Bearer <token>`).
+    /// Read it from the environment rather than the command line, so it stays out of `ps`.
+    #[arg(long, env = "WATCHTOWER_ZPAGES_AUTHORIZATION", hide_env_values = true)]
+    pub authorization: Option<String>,
     /// Tap point: a receiver or exporter id (`otlp`, `exporter/otlphttp/tempo`); default all
     /// receivers.
     #[arg(long)]
@@ -160,8 +164,12 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn open(u: reqwest::Url) -> Result<reqwest::Response, String> {
-    let r = client().get(u.clone()).send().await.map_err(|e| {
+async fn open(u: reqwest::Url, authorization: Option<&str>) -> Result<reqwest::Response, String> {
+    let mut req = client().get(u.clone());
+    if let Some(a) = authorization {
+        req = req.header(http::header::AUTHORIZATION, a);
+    }
+    let r = req.send().await.map_err(|e| {
         format!(
             "cannot reach zpages at {}: {e}",
             u.origin().ascii_serialization()
@@ -218,7 +226,7 @@ pub async fn tap(a: TapArgs) -> ExitCode {
     }
     let run = async {
         let u = url(&a.filter, "/api/v1/tap", &extra)?;
-        let r = open(u).await?;
+        let r = open(u, a.filter.authorization.as_deref()).await?;
         let json = a.filter.json;
         let mut n = 0usize;
         stream(r, |v| {
@@ -245,7 +253,7 @@ pub async fn tap(a: TapArgs) -> ExitCode {
 pub async fn wait(a: WaitArgs) -> ExitCode {
     let run = async {
         let u = url(&a.filter, "/api/v1/tap", &[("limit", "1".into())])?;
-        let r = open(u).await?;
+        let r = open(u, a.filter.authorization.as_deref()).await?;
         let mut found = None;
         stream(r, |v| {
             found = Some(v.clone());
@@ -284,7 +292,11 @@ pub async fn recent(a: RecentArgs) -> ExitCode {
         extra.push(("since", s.clone()));
     }
     let res = async {
-        let r = open(url(&a.filter, "/api/v1/recent", &extra)?).await?;
+        let r = open(
+            url(&a.filter, "/api/v1/recent", &extra)?,
+            a.filter.authorization.as_deref(),
+        )
+        .await?;
         let v: Value = serde_json::from_str(&r.text().await.map_err(|e| e.to_string())?)
             .map_err(|e| format!("invalid answer: {e}"))?;
         Ok::<Value, String>(v)

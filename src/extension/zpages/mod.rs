@@ -29,9 +29,10 @@ pub struct ZpagesConfig {
     pub endpoint: String,
     pub recent: RecentConfig,
     pub tap: TapConfig,
-    /// Reserved for requiring the receivers' authentication (an authenticator extension id).
-    /// Not applied yet, so setting it is a config error rather than a silent no-op.
-    pub auth: Option<serde_yaml::Value>,
+    /// `auth: { authenticator: <extension id> }`: every page, API and `/mcp` request must
+    /// carry that authenticator's credential (401 with `WWW-Authenticate` otherwise), as the
+    /// receivers' `auth` does. `basicauth` suits the web page (browsers prompt for it).
+    pub auth: Option<crate::extension::auth::AuthRef>,
 }
 
 impl Default for ZpagesConfig {
@@ -91,11 +92,6 @@ impl ZpagesConfig {
     pub fn validate(&self) -> Result<(), String> {
         crate::receiver::config::check_endpoint(&self.endpoint)
             .map_err(|e| format!("endpoint: {e}"))?;
-        if self.auth.is_some() {
-            return Err(
-                "auth is not supported by zpages yet; keep the endpoint on loopback".into(),
-            );
-        }
         if self.tap.buffer_requests == 0 || self.tap.buffer_bytes.0 == 0 {
             return Err("tap.buffer_requests and tap.buffer_bytes must be positive".into());
         }
@@ -122,6 +118,7 @@ pub async fn start(
         std::sync::Arc<crate::exporter::worker::Exporter>,
     >,
     runs: Option<&std::sync::Arc<crate::runs::Registry>>,
+    auth: Option<std::sync::Arc<dyn crate::extension::auth::ServerAuthenticator>>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<(std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>), String> {
     use std::sync::Arc;
@@ -151,7 +148,10 @@ pub async fn start(
         tokio::spawn(crate::receiver::serve::serve(
             l,
             None,
-            api::router(state),
+            match auth {
+                Some(a) => crate::extension::auth::protect(api::router(state), a, "zpages"),
+                None => api::router(state),
+            },
             stop.clone(),
             std::time::Duration::from_secs(1),
         )),
