@@ -50,6 +50,7 @@ impl GrpcReceiver {
 /// RESOURCE_EXHAUSTED (too large), INVALID_ARGUMENT (corrupt).
 async fn prepare<B>(
     rx: &GrpcReceiver,
+    charged: &ChargeState,
     req: http::Request<B>,
 ) -> Result<http::Request<axum::body::Body>, http::Response<tonic::body::Body>>
 where
@@ -104,6 +105,10 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(rx.refuse("too_large", too_large()));
         }
+        // a frame refused by the admission budget: the caller answers and counts it
+        Err(_) if charged.lock().refused.is_some() => {
+            return Err(admission_status("admission budget").into_http());
+        }
         Err(e) => {
             return Err(rx.refuse(
                 "bad_data",
@@ -128,7 +133,20 @@ where
         message
     } else {
         match decompress(codec, &message, max) {
-            Ok(v) => v.into(),
+            Ok(v) => {
+                // the decompressed copy is charged to the admission budget too; a refusal is
+                // answered by the caller from `charged.refused`
+                match rx.budget.try_charge(v.len(), Transport::Grpc) {
+                    Ok(c) => charged.lock().charge.merge(c),
+                    Err(e) => {
+                        let m = e.to_string();
+                        let resp = admission_status(&m).into_http();
+                        charged.lock().refused = Some(m);
+                        return Err(resp);
+                    }
+                }
+                v.into()
+            }
             Err(DecodeError::TooLarge(_)) => return Err(rx.refuse("too_large", too_large())),
             Err(e) => {
                 return Err(rx.refuse("bad_data", tonic::Status::invalid_argument(e.to_string())));
@@ -301,12 +319,19 @@ macro_rules! otlp_service {
                             rx.max_recv_bytes,
                         )
                     });
-                    let req = match prepare(&rx, req).await {
+                    let req = match prepare(&rx, &charged, req).await {
                         Ok(r) => r,
                         Err(resp) => {
                             // a body cut by the admission budget is its refusal, not bad data
                             let refused = charged.lock().refused.take();
                             if let Some(m) = refused {
+                                crate::receiver::refusal::record(
+                                    &rx.router.metrics,
+                                    &rx.id,
+                                    "grpc",
+                                    "admission",
+                                    &m,
+                                );
                                 return Ok(admission_status(&m).into_http());
                             }
                             return Ok(resp);
@@ -344,6 +369,7 @@ macro_rules! otlp_service {
                     // the charge is released here, after the router took (or refused) the data
                     let refused = charged.lock().refused.take();
                     if let Some(m) = refused {
+                        crate::receiver::refusal::record(&metrics, &id, "grpc", "admission", &m);
                         return Ok(admission_status(&m).into_http());
                     }
                     Ok(res)
