@@ -15,7 +15,16 @@ Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH
 SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1),
 SIDECAR_WORKERS (tokio worker threads to compare, default "0,1": the default and one),
 SIDECAR_PIPELINES (default "passthrough,sidecar"), SIDECAR_ENV (extra gateway environment,
-"K=V,K=V"), SIDECAR_TAG (output file name, default "sidecar").
+"K=V,K=V"), SIDECAR_TAG (output file name, default "sidecar"), SIDECAR_BINS (gateway builds to
+compare, "label=path,label=path"; each case runs every build back to back, so A and B alternate
+in one session; default: BENCH_BIN alone).
+
+RSS is reported whole and split into anonymous memory (heap, stacks) and file-backed pages (the
+executable's code and read-only data mapped from the binary; RssAnon / RssFile of
+/proc/<pid>/status). The gateway runs from a private copy of its binary whose page cache is
+dropped before it starts, as when a new pod reads its image: how much of the executable a
+running process keeps mapped depends on how the file came into the page cache (pages read ahead
+or copied arrive in large folios, mapped whole), so a warm, shared cache gives other figures.
 """
 
 import json
@@ -34,6 +43,8 @@ ROUNDS = int(os.environ.get("SIDECAR_ROUNDS", "1"))
 WORKERS = [int(w) for w in os.environ.get("SIDECAR_WORKERS", "0,1").split(",")]
 # extra environment for the gateway, e.g. "MALLOC_ARENA_MAX=1" (comma-separated K=V)
 GATEWAY_ENV = dict(kv.split("=", 1) for kv in os.environ.get("SIDECAR_ENV", "").split(",") if "=" in kv)
+BINS = [tuple(kv.split("=", 1)) for kv in os.environ.get("SIDECAR_BINS", "").split(",") if "=" in kv] \
+    or [("", bench.BIN)]
 PIPELINE_NAMES = [p for p in os.environ.get("SIDECAR_PIPELINES", "passthrough,sidecar").split(",") if p]
 LOAD = ["--rate", "10000", "--connections", "1", "--items-per-request", "100",
         "--attributes", "8", "--services", "5", "--pool", "64"]
@@ -80,8 +91,21 @@ service:
 """
 
 
+def cold_copy(src, dst):
+    """Copies the gateway binary to `dst` and drops the copy's pages from the page cache."""
+    import shutil
+    shutil.copy2(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return dst
+
+
 class Gw:
-    def __init__(self, name, text_fn, workers):
+    def __init__(self, name, text_fn, workers, binary):
         self.grpc, self.http, self.health, self.metrics = (bench.free_port() for _ in range(4))
         self.config = os.path.join(bench.OUT, f"{name}.yaml")
         with open(self.config, "w") as f:
@@ -91,10 +115,11 @@ class Gw:
         extra = dict(GATEWAY_ENV)
         if workers:
             extra["TOKIO_WORKER_THREADS"] = str(workers)
+        binary = self.binary = cold_copy(binary, os.path.join(bench.OUT, f"{name}-watchtower"))
         saved = {k: os.environ.get(k) for k in extra}
         os.environ.update(extra)
         try:
-            self.proc = bench.spawn(f"{name}-gateway", [bench.BIN, "run", "--config", self.config])
+            self.proc = bench.spawn(f"{name}-gateway", [binary, "run", "--config", self.config])
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -109,16 +134,21 @@ class Gw:
     def rss(self):
         return bench.status_kib(self.proc.pid, "VmRSS")
 
+    def rss_split(self):
+        return bench.status_kib(self.proc.pid, "RssAnon"), bench.status_kib(self.proc.pid, "RssFile")
+
     def stop(self):
         bench.stop(self.proc, grace=10)
+        os.remove(self.binary)
 
 
-def measure(pipeline, protocol, workers, rnd):
-    name = f"sidecar-{pipeline}-{protocol}-w{workers or 'auto'}-{rnd}"
+def measure(pipeline, protocol, workers, rnd, build=("", None)):
+    label, binary = build
+    name = f"sidecar-{pipeline}-{protocol}-w{workers or 'auto'}-{rnd}" + (f"-{label}" if label else "")
     exp, pipes, procs = PIPELINES[pipeline]
     sink = bench.Sink(f"{name}-sink")
     try:
-        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports), workers)
+        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports), workers, binary or bench.BIN)
         try:
             # idle: nothing sent
             time.sleep(1.0)
@@ -126,6 +156,7 @@ def measure(pipeline, protocol, workers, rnd):
             time.sleep(IDLE)
             idle_cpu = 100.0 * (gw.cpu() - c0) / (time.monotonic() - t0)
             idle_rss = gw.rss()
+            idle_split = gw.rss_split()
             endpoint = f"127.0.0.1:{gw.grpc}" if protocol == "grpc" else f"http://127.0.0.1:{gw.http}"
             out = os.path.join(bench.OUT, f"{name}-loadgen.json")
             p = bench.spawn(f"{name}-loadgen", [bench.BIN, "loadgen", "--endpoint", endpoint, "--protocol",
@@ -134,22 +165,28 @@ def measure(pipeline, protocol, workers, rnd):
             # skip the first second (connection set-up), then measure
             time.sleep(1.0)
             c0, t0 = gw.cpu(), time.monotonic()
-            samples = []
+            samples, split = [], []
             while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
                 samples.append(gw.rss())
+                split.append(gw.rss_split())
                 time.sleep(0.5)
             cpu = 100.0 * (gw.cpu() - c0) / (time.monotonic() - t0)
             rep = bench.finish_loadgen(p, out, DURATION)
             got = bench.wait_delivered([sink], "traces", rep["items"]["accepted"])
+            idle_anon, idle_file = idle_split
             return {
-                "pipeline": pipeline, "protocol": protocol, "round": rnd,
+                "build": label, "pipeline": pipeline, "protocol": protocol, "round": rnd,
                 "workers": workers or os.cpu_count(),
                 "spans_per_s": round(rep["items_per_s"]["accepted"]),
                 "cpu_percent_of_core": round(cpu, 2),
                 "avg_rss_mib": bench.mib(sum(samples) / len(samples)) if samples else None,
+                "avg_rss_anon_mib": bench.mib(sum(a for a, _ in split) / len(split)) if split else None,
+                "avg_rss_file_mib": bench.mib(sum(f for _, f in split) / len(split)) if split else None,
                 "peak_rss_mib": bench.mib(bench.status_kib(gw.proc.pid, "VmHWM")),
                 "idle_cpu_percent": round(idle_cpu, 3),
                 "idle_rss_mib": bench.mib(idle_rss),
+                "idle_rss_anon_mib": bench.mib(idle_anon),
+                "idle_rss_file_mib": bench.mib(idle_file),
                 "lost": rep["items"]["accepted"] - got[0],
                 "refused_requests": rep["requests"]["refused"],
             }
@@ -166,18 +203,21 @@ def main():
         for pipeline in PIPELINE_NAMES:
             for workers in WORKERS:
                 for protocol in ("grpc", "http"):
-                    bench.log(f"{pipeline} over {protocol}, workers {workers or 'auto'} (round {rnd + 1})")
-                    r = measure(pipeline, protocol, workers, rnd + 1)
-                    bench.log(json.dumps(r))
-                    rows.append(r)
+                    for build in BINS:
+                        bench.log(f"{pipeline} over {protocol}, workers {workers or 'auto'} {build[0]} (round {rnd + 1})")
+                        r = measure(pipeline, protocol, workers, rnd + 1, build)
+                        bench.log(json.dumps(r))
+                        rows.append(r)
     tag = os.environ.get("SIDECAR_TAG", "sidecar")
     with open(os.path.join(bench.OUT, f"{tag}.json"), "w") as f:
-        json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "env": GATEWAY_ENV, "rows": rows}, f, indent=2)
-    lines = ["| pipeline | workers | protocol | spans/s | CPU % of a core | avg RSS MiB | peak RSS MiB | idle CPU % | idle RSS MiB | lost |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+        json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "env": GATEWAY_ENV,
+                   "builds": [{"label": lb, "path": p} for lb, p in BINS], "rows": rows}, f, indent=2)
+    lines = ["| build | pipeline | workers | protocol | spans/s | CPU % of a core | avg RSS MiB (anon + file) | peak RSS MiB | idle CPU % | idle RSS MiB (anon + file) | lost |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['pipeline']} | {r['workers']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
-                     f"{r['avg_rss_mib']} | {r['peak_rss_mib']} | {r['idle_cpu_percent']} | {r['idle_rss_mib']} | {r['lost']} |")
+        lines.append(f"| {r['build'] or '-'} | {r['pipeline']} | {r['workers']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
+                     f"{r['avg_rss_mib']} ({r['avg_rss_anon_mib']} + {r['avg_rss_file_mib']}) | {r['peak_rss_mib']} | {r['idle_cpu_percent']} | "
+                     f"{r['idle_rss_mib']} ({r['idle_rss_anon_mib']} + {r['idle_rss_file_mib']}) | {r['lost']} |")
     with open(os.path.join(bench.OUT, f"{tag}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

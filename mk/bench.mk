@@ -29,3 +29,12 @@ bench-sidecar:
 bench-runs:
 	$(CARGO) build --release --bin watchtower
 	timeout 300 $(BENCH_PYTHON) benches/runs_stamping.py
+
+# The link order of the steady-state code (build/symbol-order.txt, read by build.rs for release
+# builds; docs/ARCHITECTURE.md "Resident memory"): runs the release gateway under valgrind's
+# callgrind while loadgen sends every signal over both protocols (~3 minutes).
+.PHONY: symbol-order
+symbol-order:
+	$(CARGO) build --release --bin watchtower
+	command -v valgrind >/dev/null || apt-get install -y valgrind
+	timeout 900 $(BENCH_PYTHON) benches/symbol_order.py

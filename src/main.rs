@@ -99,6 +99,12 @@ async fn run(path: Option<String>) -> ExitCode {
         }
     };
     tracing::info!(grpc = ?app.bound.grpc, http = ?app.bound.http, health = ?app.bound.health, metrics = ?app.bound.metrics, zpages = ?app.bound.zpages, "watchtower {} ready", env!("CARGO_PKG_VERSION"));
+    let released = watchtower::telemetry::startup_pages::release();
+    tracing::debug!(
+        mappings = released.mappings,
+        kib = released.bytes / 1024,
+        "start-up code pages released from the resident set"
+    );
     wait_for_signal().await;
     tracing::info!("shutting down: draining queues");
     let report = app.shutdown().await;
@@ -133,6 +139,7 @@ async fn wait_for_signal() {
 
 fn main() -> ExitCode {
     watchtower::telemetry::allocator::declare_jemalloc_global();
+    watchtower::telemetry::startup_pages::advise_random();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

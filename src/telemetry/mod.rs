@@ -11,3 +11,4 @@ pub mod process;
 pub mod queue_metrics;
 pub mod readiness;
 pub mod redact;
+pub mod startup_pages;
