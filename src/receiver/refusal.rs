@@ -23,7 +23,7 @@ use tonic::Code;
 
 /// Every reason the `otlp` receiver refuses a request, at the edge or in the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RefusalKind {
+pub(crate) enum RefusalKind {
     /// No accepted credential (`protocols.*.auth`); checked before the body is read.
     Unauthenticated,
     /// An HTTP `Content-Type` other than protobuf or JSON.
@@ -55,14 +55,14 @@ pub enum RefusalKind {
 
 /// What a refusal answers on each transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The OTLP/HTTP status.
-    pub http: StatusCode,
+    pub(crate) http: StatusCode,
     /// The OTLP/gRPC status code.
-    pub grpc: Code,
+    pub(crate) grpc: Code,
     /// `Retry-After` (HTTP, whole seconds) and `RetryInfo.retry_delay` (gRPC) for the
     /// retryable refusals; `None` tells the client not to retry.
-    pub retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// The delay retryable refusals ask for.
@@ -70,7 +70,7 @@ const RETRY: Option<Duration> = Some(Duration::from_secs(1));
 
 impl RefusalKind {
     /// Every kind, in declaration order (the index of a kind's counter).
-    pub const ALL: [RefusalKind; 13] = [
+    pub(crate) const ALL: [RefusalKind; 13] = [
         RefusalKind::Unauthenticated,
         RefusalKind::UnsupportedMediaType,
         RefusalKind::UnsupportedEncoding,
@@ -87,7 +87,7 @@ impl RefusalKind {
     ];
 
     /// The table: this kind's HTTP status, gRPC code and retry hint.
-    pub const fn answer(self) -> Answer {
+    pub(crate) const fn answer(self) -> Answer {
         use RefusalKind::*;
         let (http, grpc, retry_after) = match self {
             Unauthenticated => (StatusCode::UNAUTHORIZED, Code::Unauthenticated, None),
@@ -127,7 +127,7 @@ impl RefusalKind {
     }
 
     /// Whether the client should retry (the table has a retry hint for it).
-    pub const fn retryable(self) -> bool {
+    pub(crate) const fn retryable(self) -> bool {
         self.answer().retry_after.is_some()
     }
 
@@ -135,7 +135,7 @@ impl RefusalKind {
     /// (`google/rpc/code.proto`) is this kind's HTTP status, so the body agrees with the status
     /// line (413 and 415, which `code.proto` does not name, are RESOURCE_EXHAUSTED and
     /// INVALID_ARGUMENT).
-    pub const fn http_body_code(self) -> Code {
+    pub(crate) const fn http_body_code(self) -> Code {
         match self.answer().http {
             StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => {
@@ -150,7 +150,7 @@ impl RefusalKind {
 
     /// The `reason` label of `watchtower_receiver_refused_requests_total` (low cardinality;
     /// the router's kinds use [`Refusal::reason`]'s names).
-    pub const fn reason(self) -> &'static str {
+    pub(crate) const fn reason(self) -> &'static str {
         use RefusalKind::*;
         match self {
             Unauthenticated => "unauthenticated",
@@ -170,7 +170,7 @@ impl RefusalKind {
     }
 
     /// The kind of a router refusal.
-    pub const fn of(r: &Refusal) -> Self {
+    pub(crate) const fn of(r: &Refusal) -> Self {
         match r {
             Refusal::MemoryLimit => RefusalKind::MemoryLimit,
             Refusal::QueueFull(_) => RefusalKind::QueueFull,
@@ -191,16 +191,16 @@ impl RefusalKind {
 /// (which names the problem and never carries a credential).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{message}")]
-pub struct Refused {
+pub(crate) struct Refused {
     /// Which row of the table answers it.
-    pub kind: RefusalKind,
+    pub(crate) kind: RefusalKind,
     /// What was wrong, for the client and the log.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Refused {
     /// A refusal of `kind` with `message`.
-    pub fn new(kind: RefusalKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: RefusalKind, message: impl Into<String>) -> Self {
         Refused {
             kind,
             message: message.into(),
@@ -208,7 +208,7 @@ impl Refused {
     }
 
     /// The gRPC status: the table's code, with `RetryInfo` when the row has a retry hint.
-    pub fn grpc_status(&self) -> tonic::Status {
+    pub(crate) fn grpc_status(&self) -> tonic::Status {
         let a = self.kind.answer();
         match a.retry_after {
             Some(d) => status_with_retry(a.grpc, &self.message, d),
@@ -243,7 +243,7 @@ impl From<crate::receiver::json::JsonError> for Refused {
 /// One receiver's counters on one transport. Each series is resolved from its family once, on
 /// first use (so the exposition lists only series that happened, as before), and then
 /// incremented without building or hashing a label set.
-pub struct ReceiverCounters {
+pub(crate) struct ReceiverCounters {
     metrics: Arc<Metrics>,
     labels: ReceiverLabels,
     /// `otelcol_receiver_accepted_{spans,metric_points,log_records}`, by [`Signal`]
@@ -257,7 +257,7 @@ pub struct ReceiverCounters {
 impl ReceiverCounters {
     /// The counters of receiver `receiver` (its config id, e.g. `otlp`) on `transport`
     /// (`grpc` or `http`).
-    pub fn new(metrics: Arc<Metrics>, receiver: &str, transport: &str) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, receiver: &str, transport: &str) -> Self {
         ReceiverCounters {
             metrics,
             labels: ReceiverLabels {
@@ -271,12 +271,12 @@ impl ReceiverCounters {
     }
 
     /// [`ReceiverCounters::new`], shared by the clones of a receiver's state.
-    pub fn shared(metrics: &Arc<Metrics>, receiver: &str, transport: &str) -> Arc<Self> {
+    pub(crate) fn shared(metrics: &Arc<Metrics>, receiver: &str, transport: &str) -> Arc<Self> {
         Arc::new(ReceiverCounters::new(metrics.clone(), receiver, transport))
     }
 
     /// Counts `items` (spans, data points or log records) accepted by the router.
-    pub fn accepted(&self, signal: Signal, items: u64) {
+    pub(crate) fn accepted(&self, signal: Signal, items: u64) {
         if items > 0 {
             self.accepted[signal as usize]
                 .get_or_init(|| self.metrics.receiver_accepted.counter(signal, &self.labels))
@@ -285,7 +285,7 @@ impl ReceiverCounters {
     }
 
     /// Counts the `items` of a request the router refused (`otelcol_receiver_refused_*`).
-    pub fn refused_items(&self, signal: Signal, items: u64) {
+    pub(crate) fn refused_items(&self, signal: Signal, items: u64) {
         if items > 0 {
             self.refused_items[signal as usize]
                 .get_or_init(|| self.metrics.receiver_refused.counter(signal, &self.labels))
@@ -295,7 +295,7 @@ impl ReceiverCounters {
 
     /// Counts one refused request under its reason, and logs it at `info` unless it is
     /// backpressure (retryable).
-    pub fn refused(&self, r: &Refused) {
+    pub(crate) fn refused(&self, r: &Refused) {
         let kind = r.kind;
         self.refused[kind.index()]
             .get_or_init(|| {
