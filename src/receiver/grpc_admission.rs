@@ -11,8 +11,8 @@
 //!   would let half-sent messages commit memory unaccounted. A message that does not fit is
 //!   refused by admission control (RESOURCE_EXHAUSTED with `RetryInfo`).
 //!
-//! The first refused message ends the body with an error and leaves its [`Refused`] in the
-//! request's [`ChargeState`]; the service answers that refusal from the table in
+//! The first refused message ends the body with an error and leaves its `Refused` in the
+//! request's `ChargeState`; the service answers that refusal from the table in
 //! [`crate::receiver::refusal`] instead of the decode error tonic would report.
 
 use crate::receiver::admission::{Budget, Charge, Transport};

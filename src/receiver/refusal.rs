@@ -1,11 +1,11 @@
 //! Why the `otlp` receiver refuses a request, and what each refusal answers. One table maps a
-//! [`RefusalKind`] to its OTLP/HTTP status, its OTLP/gRPC code and its retry hint
+//! `RefusalKind` to its OTLP/HTTP status, its OTLP/gRPC code and its retry hint
 //! (`Retry-After` / `RetryInfo`); both transports answer through it, so a refusal means the
 //! same thing to an HTTP client and to a gRPC client. The retryable rows follow the OTLP
 //! specification, "Failures" of "OTLP/gRPC" and "OTLP/HTTP": HTTP 429/502/503/504 are
 //! retryable, gRPC `UNAVAILABLE` is, and `RESOURCE_EXHAUSTED` is only with `RetryInfo`.
 //!
-//! Also the receiver's counters ([`ReceiverCounters`]): every refused request is counted in
+//! Also the receiver's counters (`ReceiverCounters`): every refused request is counted in
 //! `watchtower_receiver_refused_requests_total{receiver, transport, reason}`; a refusal that is
 //! the client's fault (not retryable) is logged at `info` with the same fields and the answer's
 //! message, while backpressure (retryable) is only counted, so an overload does not flood the
