@@ -492,6 +492,11 @@ async fn start_receivers(
                 auth: auths
                     .server(g.auth.as_ref())
                     .map_err(|e| format!("receivers.{id}.protocols.grpc: {e}"))?,
+                counters: crate::receiver::refusal::ReceiverCounters::shared(
+                    &router.metrics,
+                    id,
+                    "grpc",
+                ),
             };
             let settings = ListenerSettings::grpc(
                 &format!("{id}/grpc"),
@@ -526,6 +531,11 @@ async fn start_receivers(
                 auth: auths
                     .server(h.auth.as_ref())
                     .map_err(|e| format!("receivers.{id}.protocols.http: {e}"))?,
+                counters: crate::receiver::refusal::ReceiverCounters::shared(
+                    &router.metrics,
+                    id,
+                    "http",
+                ),
             };
             receiver_tasks.push(tokio::spawn(listener::serve(
                 l,

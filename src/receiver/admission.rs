@@ -28,8 +28,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionConfig {
+    /// MiB of request bodies in flight per receiver (default 64; 0 disables admission control).
     pub request_limit_mib: u64,
+    /// MiB of requests allowed to wait for room (default 16).
     pub waiting_limit_mib: u64,
+    /// The longest a request waits for room (default 1 s).
     pub waiting_timeout: Dur,
 }
 
@@ -53,28 +56,32 @@ impl AdmissionConfig {
     }
 }
 
-/// Why a charge was refused.
+/// Why a charge was refused (answered as [`crate::receiver::refusal::RefusalKind::Admission`]).
 #[derive(Debug, Error, PartialEq)]
-pub enum Refused {
+pub(crate) enum Refused {
+    /// No room within `request_limit_mib`, or none freed within `waiting_timeout`.
     #[error(
         "admission control: receiver {receiver} has {in_flight} bytes in flight of request_limit_mib {limit_mib}; retry later"
     )]
     Full {
+        /// The receiver's config id.
         receiver: String,
+        /// Bytes charged when the request was refused.
         in_flight: u64,
+        /// `request_limit_mib`.
         limit_mib: u64,
     },
 }
 
 /// Bytes charged to a budget; released when dropped.
-pub struct Charge {
+pub(crate) struct Charge {
     permit: Option<OwnedSemaphorePermit>,
     gauge: Gauge<u64, AtomicU64>,
 }
 
 impl Charge {
     /// Adds `other` to this charge (both released together).
-    pub fn merge(&mut self, mut other: Charge) {
+    pub(crate) fn merge(&mut self, mut other: Charge) {
         match (&mut self.permit, other.permit.take()) {
             (Some(a), Some(b)) => a.merge(b),
             (a @ None, b) => *a = b,
@@ -83,7 +90,8 @@ impl Charge {
     }
 
     /// Bytes held.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
 }
@@ -97,7 +105,7 @@ impl Drop for Charge {
 }
 
 /// One receiver's budget.
-pub struct Budget {
+pub(crate) struct Budget {
     receiver: String,
     /// None: admission control disabled
     sem: Option<Arc<Semaphore>>,
@@ -114,14 +122,16 @@ pub struct Budget {
 
 /// Which transport asked, for the refusal counter.
 #[derive(Clone, Copy, Debug)]
-pub enum Transport {
+pub(crate) enum Transport {
+    /// OTLP/HTTP.
     Http,
+    /// OTLP/gRPC.
     Grpc,
 }
 
 impl Budget {
     /// A budget for `receiver`.
-    pub fn new(
+    pub(crate) fn new(
         receiver: &str,
         cfg: &AdmissionConfig,
         metrics: &MemoryMetrics,
@@ -164,7 +174,7 @@ impl Budget {
     }
 
     /// An empty charge (for merging into).
-    pub fn none(&self) -> Charge {
+    pub(crate) fn none(&self) -> Charge {
         self.charge(None)
     }
 
@@ -190,7 +200,7 @@ impl Budget {
     }
 
     /// Charges `n` bytes now or refuses; never waits. Used as bytes stream in.
-    pub fn try_charge(&self, n: usize, t: Transport) -> Result<Charge, Refused> {
+    pub(crate) fn try_charge(&self, n: usize, t: Transport) -> Result<Charge, Refused> {
         let Some(sem) = &self.sem else {
             return Ok(self.none());
         };
@@ -208,7 +218,7 @@ impl Budget {
 
     /// Charges `n` bytes, waiting up to `waiting_timeout` for room when the waiting
     /// requests' bytes stay within `waiting_limit_mib`; otherwise refuses at once.
-    pub async fn charge_or_wait(&self, n: usize, t: Transport) -> Result<Charge, Refused> {
+    pub(crate) async fn charge_or_wait(&self, n: usize, t: Transport) -> Result<Charge, Refused> {
         let Some(sem) = &self.sem else {
             return Ok(self.none());
         };

@@ -13,7 +13,7 @@ use crate::pipeline::wire::validate_and_count;
 use crate::receiver::admission::{Budget, Charge, Transport};
 use crate::receiver::config::HttpConfig;
 use crate::receiver::json::json_to_protobuf;
-use crate::telemetry::metrics::{ReceiverLabels, RefusedLabels};
+use crate::receiver::refusal::{ReceiverCounters, RefusalKind, Refused};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,18 +21,22 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use prost::Message;
-use std::io::Read;
 use std::sync::Arc;
 
+/// Shared state of the HTTP receiver.
 #[derive(Clone)]
-pub struct HttpReceiver {
-    pub id: Arc<str>,
+pub(crate) struct HttpReceiver {
+    /// The receiver's config id (`otlp`, `otlp/2`).
+    pub(crate) id: Arc<str>,
     /// Admission control budget of this receiver (shared with its gRPC server).
-    pub budget: Arc<Budget>,
-    pub router: Arc<Router>,
-    pub max_body: usize,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) router: Arc<Router>,
+    /// `max_request_body_size` in bytes, compressed or decompressed.
+    pub(crate) max_body: usize,
     /// `protocols.http.auth`: checked before the body is read.
-    pub auth: Option<Arc<dyn crate::extension::auth::ServerAuthenticator>>,
+    pub(crate) auth: Option<Arc<dyn crate::extension::auth::ServerAuthenticator>>,
+    /// This receiver's counters on the `http` transport.
+    pub(crate) counters: Arc<ReceiverCounters>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,49 +45,40 @@ enum Format {
     Json,
 }
 
-/// An error answer in the request's format.
-fn error_response(
-    status: StatusCode,
-    format: Format,
-    message: &str,
-    retry_after: Option<u64>,
-) -> Response {
-    let code = match status {
-        StatusCode::BAD_REQUEST => 3,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => 8,
-        StatusCode::SERVICE_UNAVAILABLE => 14,
-        StatusCode::NOT_FOUND => 5,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
-        StatusCode::UNAUTHORIZED => 16,
-        _ => 2,
-    };
+/// The answer to a refusal, from the table: its status, a `google.rpc.Status` body in the
+/// request's format, and `Retry-After` (whole seconds) when retryable.
+fn error_response(r: &Refused, format: Format) -> Response {
+    let answer = r.kind.answer();
+    let code = r.kind.http_body_code() as i32;
     let mut resp = match format {
         Format::Protobuf => (
-            status,
+            answer.http,
             [(http::header::CONTENT_TYPE, "application/x-protobuf")],
             RpcStatus {
                 code,
-                message: message.to_string(),
+                message: r.message.clone(),
                 details: vec![],
             }
             .encode_to_vec(),
         )
             .into_response(),
         Format::Json => (
-            status,
+            answer.http,
             [(http::header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "code": code, "message": message }).to_string(),
+            serde_json::json!({ "code": code, "message": r.message }).to_string(),
         )
             .into_response(),
     };
-    if let Some(s) = retry_after {
-        resp.headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(s));
+    if let Some(d) = answer.retry_after {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(d.as_secs()),
+        );
     }
     resp
 }
 
-fn content_format(headers: &HeaderMap) -> Result<Format, String> {
+fn content_format(headers: &HeaderMap) -> Result<Format, Refused> {
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -94,144 +89,112 @@ fn content_format(headers: &HeaderMap) -> Result<Format, String> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    let unsupported = |m: String| Refused::new(RefusalKind::UnsupportedMediaType, m);
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
-        "" => Err("missing Content-Type (use application/x-protobuf or application/json)".into()),
-        other => Err(format!(
-            "unsupported Content-Type {other:?} (use application/x-protobuf or application/json)"
+        "" => Err(unsupported(
+            "missing Content-Type (use application/x-protobuf or application/json)".into(),
         )),
+        other => Err(unsupported(format!(
+            "unsupported Content-Type {other:?} (use application/x-protobuf or application/json)"
+        ))),
     }
 }
 
-/// Why a body could not be read.
-enum ReadError {
-    /// over `max_request_body_size` (413)
-    TooLarge,
-    /// admission control refused the bytes as they streamed in (429)
-    Refused(String),
-    /// the body itself failed (400)
-    Bad(String),
+/// The refusal of a body over `max_request_body_size` (`max` bytes); `what` qualifies it
+/// ("" or "decompressed ").
+fn too_large(what: &str, max: usize) -> Refused {
+    Refused::new(
+        RefusalKind::TooLarge,
+        format!("{what}request body larger than max_request_body_size ({max} bytes)"),
+    )
 }
 
 /// Reads at most `max` bytes of body. With `charge_frames` (no `Content-Length` was
 /// charged up front) every frame is charged to the budget as it arrives, and the read
-/// stops at the first frame that does not fit.
+/// stops at the first frame that does not fit. Errors: too large, admission, bad data (the
+/// body failed).
 async fn read_charged(
     mut body: Body,
     max: usize,
     budget: &Budget,
     charge: &mut Charge,
     charge_frames: bool,
-) -> Result<Bytes, ReadError> {
+) -> Result<Bytes, Refused> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ReadError::Bad(format!("error reading request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            Refused::new(
+                RefusalKind::BadData,
+                format!("error reading request body: {e}"),
+            )
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         if buf.len() + data.len() > max {
-            return Err(ReadError::TooLarge);
+            return Err(too_large("", max));
         }
         if charge_frames {
-            charge.merge(
-                budget
-                    .try_charge(data.len(), Transport::Http)
-                    .map_err(|e| ReadError::Refused(e.to_string()))?,
-            );
+            charge.merge(budget.try_charge(data.len(), Transport::Http)?);
         }
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
 }
 
-/// gzip-decompresses with a hard output limit.
-pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, Result<String, ()>> {
-    gunzip_charged(data, max, &mut |_| true).map_err(|e| match e {
-        ReadError::TooLarge | ReadError::Refused(_) => Err(()),
-        ReadError::Bad(m) => Ok(m),
-    })
-}
-
-/// gzip-decompresses with a hard output limit, asking `charge` for every 64 KiB of output
-/// before it is kept (false: refused by admission control).
-fn gunzip_charged(
-    data: &[u8],
-    max: usize,
-    charge: &mut dyn FnMut(usize) -> bool,
-) -> Result<Vec<u8>, ReadError> {
-    const STEP: usize = 64 << 10;
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(data);
-    let mut chunk = vec![0u8; STEP];
-    loop {
-        let n = match dec.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReadError::Bad(format!("invalid gzip body: {e}"))),
-        };
-        if out.len() + n > max {
-            return Err(ReadError::TooLarge);
-        }
-        if !charge(n) {
-            return Err(ReadError::Refused(
-                "admission control: decompressed body does not fit request_limit_mib; retry later"
-                    .into(),
-            ));
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// A retryable refusal before or while reading a body: 429 with `Retry-After`.
-fn refuse_retryable(rx: &HttpReceiver, fmt: Format, reason: &str, message: &str) -> Response {
-    rx.router
-        .metrics
-        .receiver_refused_reason
-        .get_or_create(&RefusedLabels {
-            receiver: rx.id.to_string(),
-            transport: "http".into(),
-            reason: reason.into(),
-        })
-        .inc();
-    error_response(StatusCode::TOO_MANY_REQUESTS, fmt, message, Some(1))
+/// gzip-decompresses `data` (members concatenated, RFC 1952) into at most `max` bytes.
+/// Errors: [`DecodeError::TooLarge`] past `max` (after inflating at most `max + 1` bytes,
+/// whatever the ratio), [`DecodeError::Corrupt`] for invalid gzip.
+pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+    decompress(Codec::Gzip, data, max)
 }
 
 async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body) -> Response {
-    if let Some(auth) = &rx.auth
-        && let Err(e) = crate::extension::auth::check(auth.as_ref(), &headers)
-    {
-        let fmt = content_format(&headers).unwrap_or(Format::Protobuf);
-        let msg = e.to_string();
-        crate::receiver::refusal::record(
-            &rx.router.metrics,
-            &rx.id,
-            "http",
-            "unauthenticated",
-            &msg,
-        );
-        let mut resp = error_response(StatusCode::UNAUTHORIZED, fmt, &msg, None);
-        resp.headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, auth.challenge());
-        return resp;
-    }
-    let fmt = match content_format(&headers) {
-        Ok(f) => f,
-        Err(m) => {
-            return refuse_bad(
-                &rx,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Format::Protobuf,
-                &m,
-            );
+    match receive(&rx, signal, &headers, body).await {
+        // an empty Export*ServiceResponse
+        Ok(Format::Protobuf) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/x-protobuf")],
+            Bytes::new(),
+        )
+            .into_response(),
+        Ok(Format::Json) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
+        Err(r) => {
+            rx.counters.refused(&r);
+            let fmt = content_format(&headers).unwrap_or(Format::Protobuf);
+            let mut resp = error_response(&r, fmt);
+            if r.kind == RefusalKind::Unauthenticated
+                && let Some(auth) = &rx.auth
+            {
+                resp.headers_mut()
+                    .insert(http::header::WWW_AUTHENTICATE, auth.challenge());
+            }
+            resp
         }
-    };
-    let too_large = format!(
-        "request body larger than max_request_body_size ({} bytes)",
-        rx.max_body
-    );
+    }
+}
+
+/// Reads, decodes, validates and routes one request; returns its format, or the refusal to
+/// answer (the router's refusals with their items already counted).
+async fn receive(
+    rx: &HttpReceiver,
+    signal: Signal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Format, Refused> {
+    if let Some(auth) = &rx.auth
+        && let Err(e) = crate::extension::auth::check(auth.as_ref(), headers)
+    {
+        return Err(Refused::new(RefusalKind::Unauthenticated, e.to_string()));
+    }
+    let fmt = content_format(headers)?;
     let content_length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -242,175 +205,79 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body
         .memory_has_room(&rx.id, signal, content_length.unwrap_or(0) as u64)
     {
         rx.router.metrics.memory_limiter_refusals.inc();
-        return refuse_retryable(
-            &rx,
-            fmt,
-            "memory_limit",
-            &crate::pipeline::router::Refusal::MemoryLimit.to_string(),
-        );
+        return Err(Refusal::MemoryLimit.into());
     }
     let mut charge = match content_length {
-        Some(n) if n > rx.max_body => {
-            return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large);
-        }
-        Some(n) => match rx.budget.charge_or_wait(n, Transport::Http).await {
-            Ok(c) => c,
-            Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
-        },
+        Some(n) if n > rx.max_body => return Err(too_large("", rx.max_body)),
+        Some(n) => rx.budget.charge_or_wait(n, Transport::Http).await?,
         None => rx.budget.none(),
     };
-    let raw = match read_charged(
+    let raw = read_charged(
         body,
         rx.max_body,
         &rx.budget,
         &mut charge,
         content_length.is_none(),
     )
-    .await
-    {
-        Ok(b) => b,
-        Err(ReadError::TooLarge) => {
-            return refuse_bad(&rx, StatusCode::PAYLOAD_TOO_LARGE, fmt, &too_large);
-        }
-        Err(ReadError::Refused(m)) => return refuse_retryable(&rx, fmt, "admission", &m),
-        Err(ReadError::Bad(m)) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &m),
-    };
+    .await?;
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    let data: Bytes = match Codec::from_http(&encoding) {
-        Ok(None) => raw,
-        Ok(Some(codec)) => match decompress(codec, &raw, rx.max_body) {
+    let codec = Codec::from_http(&encoding).map_err(|_| {
+        Refused::new(
+            RefusalKind::UnsupportedEncoding,
+            format!(
+                "unsupported Content-Encoding {:?} (supported: {HTTP_ENCODINGS}, or none)",
+                encoding.trim()
+            ),
+        )
+    })?;
+    let data: Bytes = match codec {
+        None => raw,
+        Some(codec) => match decompress(codec, &raw, rx.max_body) {
             Ok(v) => {
                 // the decompressed body is charged too (its size is bounded by max_body)
-                match rx.budget.try_charge(v.len(), Transport::Http) {
-                    Ok(c) => charge.merge(c),
-                    Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
-                }
+                charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
                 v.into()
             }
-            Err(DecodeError::TooLarge(_)) => {
-                return refuse_bad(
-                    &rx,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    fmt,
-                    &format!("decompressed {too_large}"),
-                );
+            Err(DecodeError::TooLarge(_)) => return Err(too_large("decompressed ", rx.max_body)),
+            Err(e @ DecodeError::Corrupt { .. }) => {
+                return Err(Refused::new(RefusalKind::BadData, e.to_string()));
             }
-            Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
         },
-        Err(_) => {
-            return refuse_with(
-                &rx,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                fmt,
-                "unsupported_encoding",
-                &format!(
-                    "unsupported Content-Encoding {:?} (supported: {HTTP_ENCODINGS}, or none)",
-                    encoding.trim()
-                ),
-            );
-        }
     };
     let proto: Bytes = match fmt {
         Format::Protobuf => data,
-        Format::Json => match json_to_protobuf(signal, &data) {
-            Ok(v) => {
-                // the translation buffer is charged too
-                match rx.budget.try_charge(v.len(), Transport::Http) {
-                    Ok(c) => charge.merge(c),
-                    Err(e) => return refuse_retryable(&rx, fmt, "admission", &e.to_string()),
-                }
-                v.into()
-            }
-            Err(e) => return refuse_bad(&rx, StatusCode::BAD_REQUEST, fmt, &e.to_string()),
-        },
-    };
-    let items = match validate_and_count(signal, &proto) {
-        Ok(n) => n,
-        Err(e) => {
-            return refuse_bad(
-                &rx,
-                StatusCode::BAD_REQUEST,
-                fmt,
-                &format!("invalid {signal} request: {e}"),
-            );
+        Format::Json => {
+            let v = json_to_protobuf(signal, &data)?;
+            // the translation buffer is charged too
+            charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
+            v.into()
         }
     };
-    let labels = ReceiverLabels {
-        receiver: rx.id.to_string(),
-        transport: "http".into(),
-    };
-    let metrics = &rx.router.metrics;
+    let items = validate_and_count(signal, &proto).map_err(|e| {
+        Refused::new(
+            RefusalKind::BadData,
+            format!("invalid {signal} request: {e}"),
+        )
+    })?;
     if items > 0 {
         if let Err(r) = rx
             .router
             .consume(&rx.id, Payload::new(signal, proto, items))
             .await
         {
-            metrics.receiver_refused.inc(signal, &labels, items);
-            metrics
-                .receiver_refused_reason
-                .get_or_create(&RefusedLabels {
-                    receiver: rx.id.to_string(),
-                    transport: "http".into(),
-                    reason: r.reason().into(),
-                })
-                .inc();
-            let (status, retry) = match &r {
-                Refusal::MemoryLimit | Refusal::QueueFull(_) => {
-                    (StatusCode::TOO_MANY_REQUESTS, Some(1))
-                }
-                Refusal::ShuttingDown | Refusal::StorageUnavailable(_) => {
-                    (StatusCode::SERVICE_UNAVAILABLE, Some(1))
-                }
-                Refusal::NoPipeline(_) => (StatusCode::NOT_FOUND, None),
-                Refusal::BadData(_) => (StatusCode::BAD_REQUEST, None),
-            };
-            return error_response(status, fmt, &r.to_string(), retry);
+            rx.counters.refused_items(signal, items);
+            return Err(r.into());
         }
-        metrics.receiver_accepted.inc(signal, &labels, items);
+        rx.counters.accepted(signal, items);
     }
-    // an empty Export*ServiceResponse
-    match fmt {
-        Format::Protobuf => (
-            StatusCode::OK,
-            [(http::header::CONTENT_TYPE, "application/x-protobuf")],
-            Bytes::new(),
-        )
-            .into_response(),
-        Format::Json => (
-            StatusCode::OK,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            "{}",
-        )
-            .into_response(),
-    }
-}
-
-fn refuse_bad(rx: &HttpReceiver, status: StatusCode, fmt: Format, message: &str) -> Response {
-    let reason = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        _ => "bad_data",
-    };
-    refuse_with(rx, status, fmt, reason, message)
-}
-
-fn refuse_with(
-    rx: &HttpReceiver,
-    status: StatusCode,
-    fmt: Format,
-    reason: &str,
-    message: &str,
-) -> Response {
-    crate::receiver::refusal::record(&rx.router.metrics, &rx.id, "http", reason, message);
-    error_response(status, fmt, message, None)
+    Ok(fmt)
 }
 
 /// The axum router for the OTLP/HTTP receiver.
-pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
+pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
     use axum::routing::post;
     let mut app = axum::Router::new();
     for (path, signal) in [
@@ -427,7 +294,7 @@ pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
             )
             .fallback(|| async {
                 (
-                    StatusCode::METHOD_NOT_ALLOWED,
+                    RefusalKind::MethodNotAllowed.answer().http,
                     [(http::header::ALLOW, "POST")],
                     "method not allowed: use POST",
                 )
@@ -438,7 +305,7 @@ pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
     let mut app = app
         .fallback(|uri: http::Uri| async move {
             (
-                StatusCode::NOT_FOUND,
+                RefusalKind::UnknownEndpoint.answer().http,
                 format!(
                     "no OTLP endpoint at {} (use /v1/traces, /v1/metrics or /v1/logs)",
                     uri.path()
@@ -480,4 +347,183 @@ pub fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
         app = app.layer(layer);
     }
     app
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receiver::admission::AdmissionConfig;
+    use crate::telemetry::metrics::{Metrics, RefusedLabels};
+
+    fn receiver(max_body: usize) -> HttpReceiver {
+        let router = Arc::new(Router::new(Arc::new(Metrics::new())));
+        let budget = Budget::new(
+            "otlp",
+            &AdmissionConfig::default(),
+            &router.memory,
+            router.pressure.clone(),
+        );
+        HttpReceiver {
+            id: "otlp".into(),
+            budget,
+            counters: ReceiverCounters::shared(&router.metrics, "otlp", "http"),
+            router,
+            max_body,
+            auth: None,
+        }
+    }
+
+    fn refused_count(rx: &HttpReceiver, kind: RefusalKind) -> u64 {
+        rx.router
+            .metrics
+            .receiver_refused_reason
+            .get_or_create(&RefusedLabels {
+                receiver: "otlp".into(),
+                transport: "http".into(),
+                reason: kind.reason().into(),
+            })
+            .get()
+    }
+
+    /// Posts `body` with the given headers and checks that the answer is `kind`'s row of the
+    /// table (status, `Retry-After`, body code) and that it was counted under its reason.
+    async fn assert_refused(
+        rx: &HttpReceiver,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        kind: RefusalKind,
+    ) {
+        let before = refused_count(rx, kind);
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let json = headers.contains(&("content-type", "application/json"));
+        let resp = handle(rx.clone(), Signal::Traces, h, Body::from(body)).await;
+        let answer = kind.answer();
+        assert_eq!(resp.status(), answer.http, "{kind:?}");
+        assert_eq!(
+            resp.headers()
+                .get(http::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_string()),
+            answer.retry_after.map(|d| d.as_secs().to_string()),
+            "{kind:?}"
+        );
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let code = if json {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            v["code"].as_i64().unwrap() as i32
+        } else {
+            RpcStatus::decode(&bytes[..]).unwrap().code
+        };
+        assert_eq!(code, kind.http_body_code() as i32, "{kind:?}");
+        assert_eq!(refused_count(rx, kind), before + 1, "{kind:?} counted");
+    }
+
+    const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    /// A trace request with one span (ids of the right lengths).
+    fn one_span() -> Vec<u8> {
+        use crate::proto::otlp_json::opentelemetry::proto::{collector, trace};
+        collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![trace::v1::ResourceSpans {
+                scope_spans: vec![trace::v1::ScopeSpans {
+                    spans: vec![trace::v1::Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "op".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[tokio::test]
+    async fn every_refusal_is_answered_from_the_table_and_counted() {
+        let rx = receiver(64);
+        assert_refused(
+            &rx,
+            &[("content-type", "text/plain")],
+            vec![],
+            RefusalKind::UnsupportedMediaType,
+        )
+        .await;
+        assert_refused(
+            &rx,
+            &[PROTOBUF, ("content-length", "65")],
+            vec![0; 65],
+            RefusalKind::TooLarge,
+        )
+        .await;
+        assert_refused(&rx, &[PROTOBUF], vec![0; 65], RefusalKind::TooLarge).await;
+        assert_refused(
+            &rx,
+            &[PROTOBUF, ("content-encoding", "br")],
+            vec![1],
+            RefusalKind::UnsupportedEncoding,
+        )
+        .await;
+        assert_refused(
+            &rx,
+            &[PROTOBUF, ("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+            RefusalKind::BadData,
+        )
+        .await;
+        let bomb = crate::compression::compress(Codec::Gzip, &[0; 4096]);
+        assert_refused(
+            &rx,
+            &[JSON, ("content-encoding", "gzip")],
+            bomb,
+            RefusalKind::TooLarge,
+        )
+        .await;
+        assert_refused(
+            &rx,
+            &[PROTOBUF],
+            b"\xff\xff\xff".to_vec(),
+            RefusalKind::BadData,
+        )
+        .await;
+        assert_refused(
+            &rx,
+            &[JSON],
+            b"{\"resourceSpans\":1}".to_vec(),
+            RefusalKind::BadData,
+        )
+        .await;
+        // the router's refusals: no pipeline takes traces from this receiver, then draining
+        let rx = receiver(1 << 20);
+        assert_refused(&rx, &[PROTOBUF], one_span(), RefusalKind::NoPipeline).await;
+        assert_refused(&rx, &[JSON], b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"eee19b7ec3c1b174\",\"name\":\"op\"}]}]}]}".to_vec(), RefusalKind::NoPipeline).await;
+        rx.router.start_draining();
+        assert_refused(&rx, &[PROTOBUF], one_span(), RefusalKind::ShuttingDown).await;
+        let items = rx.router.metrics.receiver_refused.get(
+            Signal::Traces,
+            &crate::telemetry::metrics::ReceiverLabels {
+                receiver: "otlp".into(),
+                transport: "http".into(),
+            },
+        );
+        assert_eq!(items, 3, "the spans of the router's refusals are counted");
+    }
+
+    #[test]
+    fn gunzip_limited_errors_are_typed() {
+        let z = crate::compression::compress(Codec::Gzip, &[7; 100]);
+        assert_eq!(gunzip_limited(&z, 100).unwrap(), vec![7; 100]);
+        assert_eq!(gunzip_limited(&z, 99), Err(DecodeError::TooLarge(99)));
+        assert!(matches!(
+            gunzip_limited(b"not gzip", 100),
+            Err(DecodeError::Corrupt { codec: "gzip", .. })
+        ));
+    }
 }

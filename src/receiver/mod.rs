@@ -6,7 +6,6 @@ pub mod admission;
 pub mod config;
 pub mod grpc;
 pub mod grpc_admission;
-pub mod grpc_framing;
 pub mod http;
 pub mod json;
 pub mod refusal;

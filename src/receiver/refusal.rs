@@ -1,19 +1,325 @@
-//! Requests a receiver refuses before they reach the router (bad coding, bad credentials, too
-//! large, undecodable): each is counted in `watchtower_receiver_refused_requests_total
-//! {receiver, transport, reason}` and logged at `info` with the same fields and the answer's
-//! message. Messages never carry a credential: callers pass only their own wording.
+//! Why the `otlp` receiver refuses a request, and what each refusal answers. One table maps a
+//! `RefusalKind` to its OTLP/HTTP status, its OTLP/gRPC code and its retry hint
+//! (`Retry-After` / `RetryInfo`); both transports answer through it, so a refusal means the
+//! same thing to an HTTP client and to a gRPC client. The retryable rows follow the OTLP
+//! specification, "Failures" of "OTLP/gRPC" and "OTLP/HTTP": HTTP 429/502/503/504 are
+//! retryable, gRPC `UNAVAILABLE` is, and `RESOURCE_EXHAUSTED` is only with `RetryInfo`.
+//!
+//! Also the receiver's counters (`ReceiverCounters`): every refused request is counted in
+//! `watchtower_receiver_refused_requests_total{receiver, transport, reason}`; a refusal that is
+//! the client's fault (not retryable) is logged at `info` with the same fields and the answer's
+//! message, while backpressure (retryable) is only counted, so an overload does not flood the
+//! log. Messages never carry a credential: callers pass only their own wording.
 
-use crate::telemetry::metrics::{Metrics, RefusedLabels};
+use crate::pipeline::grpc::status_with_retry;
+use crate::pipeline::payload::Signal;
+use crate::pipeline::router::Refusal;
+use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusedLabels};
+use http::StatusCode;
+use prometheus_client::metrics::counter::Counter;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tonic::Code;
 
-/// Counts and logs one refused request.
-pub fn record(metrics: &Metrics, receiver: &str, transport: &str, reason: &str, message: &str) {
-    metrics
-        .receiver_refused_reason
-        .get_or_create(&RefusedLabels {
-            receiver: receiver.to_string(),
-            transport: transport.to_string(),
-            reason: reason.to_string(),
-        })
-        .inc();
-    tracing::info!(receiver, transport, reason, message, "request refused");
+/// Every reason the `otlp` receiver refuses a request, at the edge or in the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum RefusalKind {
+    /// No accepted credential (`protocols.*.auth`); checked before the body is read.
+    Unauthenticated,
+    /// An HTTP `Content-Type` other than protobuf or JSON.
+    UnsupportedMediaType,
+    /// A `Content-Encoding` / `grpc-encoding` the receiver does not decode.
+    UnsupportedEncoding,
+    /// Over `max_request_body_size` / `max_recv_msg_size_mib`, compressed or decompressed.
+    TooLarge,
+    /// Undecodable: bad protobuf, JSON, compression or gRPC framing, or a processor refused it.
+    BadData,
+    /// Admission control (`admission.request_limit_mib`) has no room for the bytes now.
+    Admission,
+    /// A `memory_limiter` refused it.
+    MemoryLimit,
+    /// A `block` exporter's sending queue had no room within `block_timeout`.
+    QueueFull,
+    /// A durable queue could not write it.
+    StorageUnavailable,
+    /// The gateway is draining.
+    ShuttingDown,
+    /// No pipeline takes this signal from this receiver.
+    NoPipeline,
+    /// No OTLP endpoint at this HTTP path or gRPC method (answered, not counted: it names no
+    /// signal).
+    UnknownEndpoint,
+    /// An OTLP/HTTP path asked with a method other than `POST` (answered, not counted).
+    MethodNotAllowed,
 }
+
+/// What a refusal answers on each transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The OTLP/HTTP status.
+    pub(crate) http: StatusCode,
+    /// The OTLP/gRPC status code.
+    pub(crate) grpc: Code,
+    /// `Retry-After` (HTTP, whole seconds) and `RetryInfo.retry_delay` (gRPC) for the
+    /// retryable refusals; `None` tells the client not to retry.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// The delay retryable refusals ask for.
+const RETRY: Option<Duration> = Some(Duration::from_secs(1));
+
+impl RefusalKind {
+    /// Every kind, in declaration order (the index of a kind's counter).
+    pub(crate) const ALL: [RefusalKind; 13] = [
+        RefusalKind::Unauthenticated,
+        RefusalKind::UnsupportedMediaType,
+        RefusalKind::UnsupportedEncoding,
+        RefusalKind::TooLarge,
+        RefusalKind::BadData,
+        RefusalKind::Admission,
+        RefusalKind::MemoryLimit,
+        RefusalKind::QueueFull,
+        RefusalKind::StorageUnavailable,
+        RefusalKind::ShuttingDown,
+        RefusalKind::NoPipeline,
+        RefusalKind::UnknownEndpoint,
+        RefusalKind::MethodNotAllowed,
+    ];
+
+    /// The table: this kind's HTTP status, gRPC code and retry hint.
+    pub(crate) const fn answer(self) -> Answer {
+        use RefusalKind::*;
+        let (http, grpc, retry_after) = match self {
+            Unauthenticated => (StatusCode::UNAUTHORIZED, Code::Unauthenticated, None),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::InvalidArgument,
+                None,
+            ),
+            // gRPC over HTTP/2 "Compression": an unknown grpc-encoding is UNIMPLEMENTED,
+            // answered with grpc-accept-encoding
+            UnsupportedEncoding => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::Unimplemented,
+                None,
+            ),
+            // RESOURCE_EXHAUSTED without RetryInfo: OTLP clients do not retry it
+            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted, None),
+            BadData => (StatusCode::BAD_REQUEST, Code::InvalidArgument, None),
+            Admission | MemoryLimit => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::ResourceExhausted,
+                RETRY,
+            ),
+            QueueFull => (StatusCode::TOO_MANY_REQUESTS, Code::Unavailable, RETRY),
+            StorageUnavailable | ShuttingDown => {
+                (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, RETRY)
+            }
+            NoPipeline => (StatusCode::NOT_FOUND, Code::Unimplemented, None),
+            UnknownEndpoint => (StatusCode::NOT_FOUND, Code::Unimplemented, None),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, None),
+        };
+        Answer {
+            http,
+            grpc,
+            retry_after,
+        }
+    }
+
+    /// Whether the client should retry (the table has a retry hint for it).
+    pub(crate) const fn retryable(self) -> bool {
+        self.answer().retry_after.is_some()
+    }
+
+    /// The `google.rpc.Status.code` of an OTLP/HTTP error body: the code whose HTTP mapping
+    /// (`google/rpc/code.proto`) is this kind's HTTP status, so the body agrees with the status
+    /// line (413 and 415, which `code.proto` does not name, are RESOURCE_EXHAUSTED and
+    /// INVALID_ARGUMENT).
+    pub(crate) const fn http_body_code(self) -> Code {
+        match self.answer().http {
+            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => {
+                Code::ResourceExhausted
+            }
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            _ => Code::Unknown,
+        }
+    }
+
+    /// The `reason` label of `watchtower_receiver_refused_requests_total` (low cardinality;
+    /// the router's kinds use [`Refusal::reason`]'s names).
+    pub(crate) const fn reason(self) -> &'static str {
+        use RefusalKind::*;
+        match self {
+            Unauthenticated => "unauthenticated",
+            UnsupportedMediaType => "unsupported_media_type",
+            UnsupportedEncoding => "unsupported_encoding",
+            TooLarge => "too_large",
+            BadData => "bad_data",
+            Admission => "admission",
+            MemoryLimit => "memory_limit",
+            QueueFull => "queue_full",
+            StorageUnavailable => "storage_unavailable",
+            ShuttingDown => "shutting_down",
+            NoPipeline => "no_pipeline",
+            UnknownEndpoint => "unknown_endpoint",
+            MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// The kind of a router refusal.
+    pub(crate) const fn of(r: &Refusal) -> Self {
+        match r {
+            Refusal::MemoryLimit => RefusalKind::MemoryLimit,
+            Refusal::QueueFull(_) => RefusalKind::QueueFull,
+            Refusal::StorageUnavailable(_) => RefusalKind::StorageUnavailable,
+            Refusal::ShuttingDown => RefusalKind::ShuttingDown,
+            Refusal::NoPipeline(_) => RefusalKind::NoPipeline,
+            Refusal::BadData(_) => RefusalKind::BadData,
+        }
+    }
+
+    /// Position in [`RefusalKind::ALL`].
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A refused request: the row of the table that answers it and the message for the client
+/// (which names the problem and never carries a credential).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{message}")]
+pub(crate) struct Refused {
+    /// Which row of the table answers it.
+    pub(crate) kind: RefusalKind,
+    /// What was wrong, for the client and the log.
+    pub(crate) message: String,
+}
+
+impl Refused {
+    /// A refusal of `kind` with `message`.
+    pub(crate) fn new(kind: RefusalKind, message: impl Into<String>) -> Self {
+        Refused {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The gRPC status: the table's code, with `RetryInfo` when the row has a retry hint.
+    pub(crate) fn grpc_status(&self) -> tonic::Status {
+        let a = self.kind.answer();
+        match a.retry_after {
+            Some(d) => status_with_retry(a.grpc, &self.message, d),
+            None => tonic::Status::new(a.grpc, self.message.clone()),
+        }
+    }
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Self {
+        let kind = RefusalKind::of(&r);
+        let message = match r {
+            Refusal::BadData(m) => m,
+            other => other.to_string(),
+        };
+        Refused { kind, message }
+    }
+}
+
+impl From<crate::receiver::admission::Refused> for Refused {
+    fn from(e: crate::receiver::admission::Refused) -> Self {
+        Refused::new(RefusalKind::Admission, e.to_string())
+    }
+}
+
+impl From<crate::receiver::json::JsonError> for Refused {
+    fn from(e: crate::receiver::json::JsonError) -> Self {
+        Refused::new(RefusalKind::BadData, e.to_string())
+    }
+}
+
+/// One receiver's counters on one transport. Each series is resolved from its family once, on
+/// first use (so the exposition lists only series that happened, as before), and then
+/// incremented without building or hashing a label set.
+pub(crate) struct ReceiverCounters {
+    metrics: Arc<Metrics>,
+    labels: ReceiverLabels,
+    /// `otelcol_receiver_accepted_{spans,metric_points,log_records}`, by [`Signal`]
+    accepted: [OnceLock<Counter>; 3],
+    /// `otelcol_receiver_refused_*`, by [`Signal`]
+    refused_items: [OnceLock<Counter>; 3],
+    /// `watchtower_receiver_refused_requests`, by [`RefusalKind::index`]
+    refused: [OnceLock<Counter>; RefusalKind::ALL.len()],
+}
+
+impl ReceiverCounters {
+    /// The counters of receiver `receiver` (its config id, e.g. `otlp`) on `transport`
+    /// (`grpc` or `http`).
+    pub(crate) fn new(metrics: Arc<Metrics>, receiver: &str, transport: &str) -> Self {
+        ReceiverCounters {
+            metrics,
+            labels: ReceiverLabels {
+                receiver: receiver.to_string(),
+                transport: transport.to_string(),
+            },
+            accepted: Default::default(),
+            refused_items: Default::default(),
+            refused: Default::default(),
+        }
+    }
+
+    /// [`ReceiverCounters::new`], shared by the clones of a receiver's state.
+    pub(crate) fn shared(metrics: &Arc<Metrics>, receiver: &str, transport: &str) -> Arc<Self> {
+        Arc::new(ReceiverCounters::new(metrics.clone(), receiver, transport))
+    }
+
+    /// Counts `items` (spans, data points or log records) accepted by the router.
+    pub(crate) fn accepted(&self, signal: Signal, items: u64) {
+        if items > 0 {
+            self.accepted[signal as usize]
+                .get_or_init(|| self.metrics.receiver_accepted.counter(signal, &self.labels))
+                .inc_by(items);
+        }
+    }
+
+    /// Counts the `items` of a request the router refused (`otelcol_receiver_refused_*`).
+    pub(crate) fn refused_items(&self, signal: Signal, items: u64) {
+        if items > 0 {
+            self.refused_items[signal as usize]
+                .get_or_init(|| self.metrics.receiver_refused.counter(signal, &self.labels))
+                .inc_by(items);
+        }
+    }
+
+    /// Counts one refused request under its reason, and logs it at `info` unless it is
+    /// backpressure (retryable).
+    pub(crate) fn refused(&self, r: &Refused) {
+        let kind = r.kind;
+        self.refused[kind.index()]
+            .get_or_init(|| {
+                self.metrics
+                    .receiver_refused_reason
+                    .get_or_create(&RefusedLabels {
+                        receiver: self.labels.receiver.clone(),
+                        transport: self.labels.transport.clone(),
+                        reason: kind.reason().into(),
+                    })
+                    .clone()
+            })
+            .inc();
+        if !kind.retryable() {
+            tracing::info!(
+                receiver = self.labels.receiver.as_str(),
+                transport = self.labels.transport.as_str(),
+                reason = kind.reason(),
+                message = r.message.as_str(),
+                "request refused"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
