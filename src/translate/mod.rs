@@ -2,6 +2,7 @@
 //! exporters call these inside their own workers, off the receivers' path.
 
 pub mod loki;
+pub mod otlp_json;
 pub mod prometheus;
 pub mod protowire;
 pub mod snappy;
