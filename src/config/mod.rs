@@ -7,6 +7,7 @@ pub mod address;
 pub mod common;
 pub mod default;
 pub mod env;
+mod keypath;
 mod locate;
 pub mod memory_budget;
 
@@ -24,17 +25,25 @@ use std::fmt;
 pub struct ConfigError {
     /// Key path, e.g. `exporters.otlphttp/tempo.sending_queue`.
     pub path: String,
+    /// 1-based line of the problem in the config file, when it could be found.
     pub line: Option<usize>,
+    /// 1-based column of the bad value on `line`, when the YAML parser gave it.
+    pub column: Option<usize>,
+    /// What is wrong, e.g. `unknown unit "x" in duration "5x" (use ns, us, ms, s, m, h)`.
     pub message: String,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.path.is_empty()) {
-            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
-            (Some(l), true) => write!(f, "line {l}: {}", self.message),
-            (None, false) => write!(f, "{}: {}", self.path, self.message),
-            (None, true) => write!(f, "{}", self.message),
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l} column {c}: ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            (None, _) => {}
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
         }
     }
 }
@@ -350,6 +359,7 @@ impl Loader<'_> {
         self.errors.push(ConfigError {
             path: path.join("."),
             line,
+            column: None,
             message,
         });
     }
@@ -373,23 +383,32 @@ impl Loader<'_> {
             self.errors.push(ConfigError {
                 path: format!("{}.{}", path.join("."), e.key),
                 line,
+                column: None,
                 message: format!("{:?}: {}", e.text, e.error),
             });
         }
     }
 
     fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
-        let v = if v.is_null() {
-            serde_yaml::Value::Mapping(Default::default())
-        } else {
-            v.clone()
-        };
-        match serde_yaml::from_value::<T>(v) {
+        match keypath::parse::<T>(self.text, path, v) {
             Ok(t) => Some(t),
-            Err(e) => {
-                let msg = e.to_string();
-                // serde_yaml prefixes nested paths like "sending_queue: unknown field ..."
-                self.err(path, msg);
+            Err(errs) => {
+                for e in errs {
+                    let mut full: Vec<&str> = path.to_vec();
+                    let below = keypath::display(&e.path);
+                    if !below.is_empty() {
+                        full.push(&below);
+                    }
+                    self.errors.push(ConfigError {
+                        path: full.join("."),
+                        line: e
+                            .position
+                            .map(|p| p.0)
+                            .or_else(|| locate::find(self.text, path)),
+                        column: e.position.map(|p| p.1),
+                        message: e.message,
+                    });
+                }
                 None
             }
         }
@@ -428,6 +447,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 .map(|e| ConfigError {
                     path: String::new(),
                     line: Some(e.line),
+                    column: None,
                     message: e.message,
                 })
                 .collect(),
@@ -437,6 +457,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: e.location().map(|l| l.line()),
+            column: e.location().map(|l| l.column()),
             message: format!("invalid YAML: {e}"),
         }])
     })?;
@@ -452,6 +473,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             return Err(ConfigErrors(vec![ConfigError {
                 path: String::new(),
                 line: Some(1),
+                column: None,
                 message: "the config must be a YAML mapping".into(),
             }]));
         }
@@ -882,6 +904,7 @@ pub fn load_file(path: &str) -> Result<Config, ConfigErrors> {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: None,
+            column: None,
             message: format!("cannot read {path}: {e}"),
         }])
     })?;
