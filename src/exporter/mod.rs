@@ -3,15 +3,15 @@
 //! queue, batcher, workers, retry with backoff and self-metrics (ARCHITECTURE.md rule 3). A new
 //! destination only implements `Sender`.
 
-pub mod debug;
-pub mod helper;
-pub mod http;
+pub(crate) mod debug;
+pub(crate) mod helper;
+pub(crate) mod http;
 pub mod loki;
 pub mod otlp;
-pub mod otlphttp;
+pub(crate) mod otlphttp;
 pub mod prometheusremotewrite;
-pub mod retry;
-pub mod retry_budget;
+pub(crate) mod retry;
+pub(crate) mod retry_budget;
 pub mod worker;
 
 use crate::pipeline::payload::Payload;

@@ -6,13 +6,13 @@
 //! ([`write_timeout`]). The file-descriptor limit is raised at start ([`fd_limit`]).
 //! Settings and defaults are in [`config`]; docs/listeners.md lists them.
 
-pub mod body;
-pub mod config;
-pub mod conn;
-pub mod fd_limit;
-pub mod metrics;
-pub mod tracker;
-pub mod write_timeout;
+pub(crate) mod body;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub(crate) mod fd_limit;
+pub(crate) mod metrics;
+pub(crate) mod tracker;
+pub(crate) mod write_timeout;
 
 use self::body::{BodyLimits, TimedBody};
 use self::config::{BODY_RATE_WINDOW, ListenerSettings};

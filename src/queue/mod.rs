@@ -8,7 +8,7 @@
 //! returns only once the record is durable, and whose records leave only when acked).
 
 pub mod durable;
-pub mod memory;
+pub(crate) mod memory;
 
 use crate::config::common::FullPolicy;
 use crate::pipeline::payload::{Payload, Signal};

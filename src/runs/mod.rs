@@ -5,20 +5,20 @@
 //! held by the [`registry::Registry`] (persisted by [`persist`]); `watchtower gate`
 //! ([`gate`], [`client`]) compares a run with a baseline and exits 0/1/2.
 
-pub mod api;
+pub(crate) mod api;
 pub mod client;
-pub mod exporter;
-pub mod fingerprint;
-pub mod gate;
-pub mod limits;
-pub mod matcher;
-pub mod peers;
-pub mod persist;
+pub(crate) mod exporter;
+pub(crate) mod fingerprint;
+pub(crate) mod gate;
+pub(crate) mod limits;
+pub(crate) mod matcher;
+pub(crate) mod peers;
+pub(crate) mod persist;
 pub mod registry;
-pub mod replicas;
-pub mod sketch;
-pub mod stamp;
-pub mod summary;
+pub(crate) mod replicas;
+pub(crate) mod sketch;
+pub(crate) mod stamp;
+pub(crate) mod summary;
 
 use crate::config::common::Dur;
 use serde::Deserialize;

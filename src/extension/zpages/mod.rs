@@ -7,16 +7,16 @@
 //! [`items`] decodes requests into items for viewers; [`filter`] parses the shared query
 //! filters; [`status`] builds the status document; [`api`] and [`pages`] are the HTTP side.
 
-pub mod api;
+pub(crate) mod api;
 pub mod client;
-pub mod filter;
-pub mod items;
-pub mod mcp;
-pub mod observe;
-pub mod pages;
-pub mod recent;
-pub mod status;
-pub mod tap;
+pub(crate) mod filter;
+pub(crate) mod items;
+pub(crate) mod mcp;
+pub(crate) mod observe;
+pub(crate) mod pages;
+pub(crate) mod recent;
+pub(crate) mod status;
+pub(crate) mod tap;
 
 use crate::config::common::ByteSize;
 use serde::Deserialize;

@@ -27,15 +27,15 @@
 //! so the output is deterministic.
 
 pub mod builder;
-pub mod encode;
+pub(crate) mod encode;
 pub mod fast;
-pub mod json_fast;
-pub mod json_format;
-pub mod labels;
-pub mod otlp;
-pub mod otlp_fast;
+pub(crate) mod json_fast;
+pub(crate) mod json_format;
+pub(crate) mod labels;
+pub(crate) mod otlp;
+pub(crate) mod otlp_fast;
 pub mod reader;
-pub mod value;
+pub(crate) mod value;
 
 pub use reader::ReadError;
 

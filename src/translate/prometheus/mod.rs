@@ -13,12 +13,12 @@
 //! - metrics whose name sanitizes to nothing are refused (`invalid_metric_name`);
 //! - exponential histograms with scale < -4 are refused (`unsupported_scale`).
 
-pub mod hash;
-pub mod histogram;
-pub mod labels;
-pub mod naming;
-pub mod points;
-pub mod series;
+pub(crate) mod hash;
+pub(crate) mod histogram;
+pub(crate) mod labels;
+pub(crate) mod naming;
+pub(crate) mod points;
+pub(crate) mod series;
 
 #[cfg(test)]
 mod tests;
