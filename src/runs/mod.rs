@@ -97,6 +97,11 @@ impl Default for RunsConfig {
 }
 
 impl RunsConfig {
+    /// Checks the settings serde cannot: durations and bounds must be positive, peer entries
+    /// well formed.
+    ///
+    /// # Errors
+    /// A message naming the first bad setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_duration.0.is_zero() {
             return Err("max_duration must be positive".into());
@@ -125,12 +130,16 @@ impl RunsConfig {
 /// Errors of the runs API and registry.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RunsError {
+    /// No run with this id (HTTP 404).
     #[error("run {0:?} not found")]
     NotFound(String),
+    /// A run with this id already exists (HTTP 409).
     #[error("run {0:?} already exists")]
     Conflict(String),
+    /// A bad request: id, query parameter, body or duration (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// `max_runs` runs are already open (HTTP 429).
     #[error("too many runs are open (max_runs {0})")]
     TooMany(usize),
 }

@@ -39,9 +39,12 @@ use tokio::sync::{Notify, oneshot};
 pub enum OpenError {
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory the operation failed on.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Another process holds the directory's lock file (the directory).
     #[error("queue directory {0} is locked by another running process")]
     Locked(String),
 }
@@ -296,6 +299,7 @@ impl DurableQueue {
         }))
     }
 
+    /// The queue's bounds (bytes and records, as configured by `sending_queue`).
     pub fn limits(&self) -> Limits {
         self.shared.limits
     }
@@ -548,6 +552,8 @@ impl DurableQueue {
         }
     }
 
+    /// Stops accepting; consumers drain what is queued (reading it back from disk), then see
+    /// `None`. Records not acked stay in the log for the next start.
     pub fn close(&self) {
         self.shared.state.lock().closed = true;
         self.shared.data.notify_waiters();
