@@ -40,6 +40,8 @@ pub struct PushBuilder {
 }
 
 impl PushBuilder {
+    /// An empty request whose entry buffer starts with room for `bytes` bytes (about 1.5x the
+    /// OTLP input is typical).
     pub fn with_capacity(bytes: usize) -> Self {
         PushBuilder {
             arena: Vec::with_capacity(bytes),
@@ -120,6 +122,8 @@ impl PushBuilder {
         self.end_entry(stream, e.ts, start);
     }
 
+    /// Sorts entries by time within each stream (stable) and streams by selector, and encodes the
+    /// `logproto.PushRequest`.
     pub fn finish(mut self) -> Translated {
         self.streams.sort_by(|a, b| a.selector.cmp(&b.selector));
         let mut entries = 0u64;

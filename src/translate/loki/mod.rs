@@ -52,8 +52,12 @@ use std::collections::HashMap;
 /// Which mapping to apply.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
+    /// `otlp`: Loki's native OTLP ingestion mapping (index labels from resource attributes,
+    /// structured metadata, the body as the line).
     #[default]
     Otlp,
+    /// `json`: the contrib lokiexporter's mapping (`exporter`/`job`/`instance` labels, the record
+    /// as a JSON line).
     Json,
 }
 
@@ -84,10 +88,12 @@ impl Default for DefaultLabels {
 /// Translation settings, built once from the exporter config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
+    /// The mapping (`format:` of the exporter); default `otlp`.
     pub format: Format,
     /// Resource attribute names promoted to stream labels (`otlp` format), in precedence
     /// order: when two of them normalize to the same label name, the earlier one wins.
     pub index_labels: Vec<String>,
+    /// Labels the `json` format adds; all on by default.
     pub default_labels: DefaultLabels,
 }
 

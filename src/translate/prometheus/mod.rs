@@ -104,14 +104,21 @@ impl Settings {
 /// Why data points were not translated (a low-cardinality reason for self-metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
+    /// A delta sum or histogram (remote-write carries cumulative values); the
+    /// `deltatocumulative` processor turns them into cumulative ones first.
     DeltaTemporality,
+    /// A sum or histogram with `AGGREGATION_TEMPORALITY_UNSPECIFIED`.
     UnspecifiedTemporality,
+    /// A metric whose name leaves nothing but underscores once made a valid Prometheus name.
     InvalidMetricName,
+    /// An exponential histogram with a scale below the lowest native-histogram schema (-4).
     UnsupportedScale,
+    /// A data point with `time_unix_nano` 0.
     ZeroTimestamp,
 }
 
 impl DropReason {
+    /// The `reason` label value (`delta_temporality`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::DeltaTemporality => "delta_temporality",
@@ -126,7 +133,9 @@ impl DropReason {
 /// The result of translating one OTLP request, with series already encoded (hot path).
 #[derive(Debug, Default)]
 pub struct Encoded {
+    /// Series with their samples, histograms and exemplars, ready to encode.
     pub series: Finished,
+    /// One `MetricMetadata` (type, help, unit) per metric family.
     pub metadata: Vec<MetricMetadata>,
     /// Data points refused, by reason (sorted by reason).
     pub dropped: Vec<(DropReason, u64)>,
@@ -144,7 +153,9 @@ impl Encoded {
 /// The result of translating one OTLP request, as generated types (tests, debugging).
 #[derive(Debug, Default)]
 pub struct Translation {
+    /// The `TimeSeries` of the request.
     pub series: Vec<TimeSeries>,
+    /// One `MetricMetadata` (type, help, unit) per metric family.
     pub metadata: Vec<MetricMetadata>,
     /// Data points refused, by reason (sorted by reason).
     pub dropped: Vec<(DropReason, u64)>,
@@ -153,6 +164,7 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// Data points refused, all reasons together.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(|(_, n)| n).sum()
     }
