@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 /// One running destination.
 pub struct Exporter {
+    /// The exporter's component id (`otlphttp/tempo`).
     pub id: String,
     queue: Queue,
     policy: FullPolicy,
@@ -137,6 +138,7 @@ impl Exporter {
         exp
     }
 
+    /// What a full queue does with a new request (`sending_queue.full_policy`).
     pub fn policy(&self) -> FullPolicy {
         self.policy
     }

@@ -4,7 +4,7 @@
 //! retries are the generic exporter machinery's job.
 
 pub mod config;
-pub mod sink;
+pub(crate) mod sink;
 
 pub use config::{Config, DefaultLabelsEnabled, LokiFormat};
 

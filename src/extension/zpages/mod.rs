@@ -27,7 +27,9 @@ use serde::Deserialize;
 pub struct ZpagesConfig {
     /// Listen address; loopback by default (the pages show data and config).
     pub endpoint: String,
+    /// The recent-data ring (`recent:`).
     pub recent: RecentConfig,
+    /// Bounds of each tap stream (`tap:`).
     pub tap: TapConfig,
     /// `auth: { authenticator: <extension id> }`: every page, API and `/mcp` request must
     /// carry that authenticator's credential (401 with `WWW-Authenticate` otherwise), as the
@@ -50,6 +52,7 @@ impl Default for ZpagesConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecentConfig {
+    /// Keep recent data; default true.
     pub enabled: bool,
     /// Payload bytes kept, all signals together (a third each).
     pub max_bytes: ByteSize,
@@ -98,6 +101,7 @@ impl ZpagesConfig {
         Ok(())
     }
 
+    /// The per-stream buffer bounds of a tap (requests and bytes), from `tap:`.
     pub fn bounds(&self) -> tap::Bounds {
         tap::Bounds {
             requests: self.tap.buffer_requests,

@@ -37,6 +37,7 @@ use tokio::sync::{Notify, oneshot};
 /// Why a durable queue could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
+    /// A file or directory operation failed.
     #[error("{path}: {source}")]
     Io {
         /// The file or directory the operation failed on.
