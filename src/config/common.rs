@@ -273,7 +273,7 @@ impl Default for RetrySettings {
     }
 }
 
-/// Client TLS for https destinations. System roots are used unless `ca_file` is given.
+/// Client TLS for https destinations. The system roots are trusted; `ca_file` adds to them.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTls {

@@ -52,8 +52,10 @@ impl SendOk {
 /// `message` is the human detail for logs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendError {
-    /// True: retry with backoff (5xx, 429, timeouts, connection errors); false: drop the batch,
-    /// counted (4xx other than 429, data the destination refuses for good).
+    /// True: retry with backoff; false: drop the batch, counted. Which answers are retryable
+    /// is per protocol (OTLP/HTTP: 429, 502, 503, 504 as the OTLP specification's "Failures"
+    /// section says; remote-write and Loki: 429 and every 5xx; transport errors and timeouts
+    /// always).
     pub retryable: bool,
     /// The wait the destination asked for (`Retry-After`, gRPC `RetryInfo`); it counts as one
     /// backoff step, honoured up to `retry_on_failure.max_interval`.

@@ -67,7 +67,7 @@ pub struct Config {
     /// (collector#2315). Set it higher only with out-of-order ingestion enabled.
     #[serde(default = "ordered_queue", deserialize_with = "ordered_queue_de")]
     pub sending_queue: QueueSettings,
-    /// Retries of failed requests (5xx, 429, connection errors).
+    /// Retries of failed requests (429, 5xx, connection errors and timeouts).
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
 }
