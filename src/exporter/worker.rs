@@ -1,5 +1,5 @@
 //! One running destination: its queue and the workers of the exporter helper
-//! ([`crate::exporter::helper`]: queue consumer, batcher, retry, observability) around its
+//! (`crate::exporter::helper`: queue consumer, batcher, retry, observability) around its
 //! [`Sender`] (ARCHITECTURE.md rules 3-5). Nothing here is awaited by a receiver except the
 //! bounded reservation in [`Exporter::reserve`].
 

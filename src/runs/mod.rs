@@ -1,9 +1,9 @@
 //! Test runs and the CD quality gate (docs/runs.md). A CD pipeline opens a run over the control API
 //! (`POST /runs` on the health endpoint); while it is open the router stamps
-//! `test.run.id` on matching data before fan-out ([`stamp`]); the `runsummary` exporter
-//! ([`exporter`]) aggregates each run's data into a bounded [`summary::Summary`]
-//! held by the [`registry::Registry`] (persisted by [`persist`]); `watchtower gate`
-//! ([`gate`], [`client`]) compares a run with a baseline and exits 0/1/2.
+//! `test.run.id` on matching data before fan-out (`stamp`); the `runsummary` exporter
+//! (`exporter`) aggregates each run's data into a bounded `summary::Summary`
+//! held by the [`registry::Registry`] (persisted by `persist`); `watchtower gate`
+//! (`gate`, [`client`]) compares a run with a baseline and exits 0/1/2.
 
 pub(crate) mod api;
 pub mod client;

@@ -1,5 +1,5 @@
 //! `loki` exporter: OTLP logs -> Loki push API (snappy-compressed `logproto.PushRequest`).
-//! [`config`] holds the YAML keys, [`sink`] the [`Sender`]: decode the batch, translate with
+//! [`config`] holds the YAML keys, `sink` the [`Sender`]: decode the batch, translate with
 //! `crate::translate::loki`, compress, POST, classify Loki's answer. Queueing, batching and
 //! retries are the generic exporter machinery's job.
 

@@ -3,9 +3,9 @@
 //! and rates, a live tap of items (NDJSON), recent data, the Collector's `/debug/*z` pages,
 //! the effective config with secrets masked, and a web page at `/`.
 //!
-//! Layout: [`tap`] and [`recent`] are fed by the data path through [`observe::Observe`];
-//! [`items`] decodes requests into items for viewers; [`filter`] parses the shared query
-//! filters; [`status`] builds the status document; [`api`] and [`pages`] are the HTTP side.
+//! Layout: `tap` and `recent` are fed by the data path through `observe::Observe`;
+//! `items` decodes requests into items for viewers; `filter` parses the shared query
+//! filters; `status` builds the status document; `api` and `pages` are the HTTP side.
 
 pub(crate) mod api;
 pub mod client;

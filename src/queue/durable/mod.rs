@@ -5,8 +5,8 @@
 //!
 //! Layout: `<file_storage.directory>/<exporter dir>/` holds `NNNNNNNNNNNNNNNNNNNN.seg` segment
 //! files (named by the first sequence number they may hold), `acks.log` and `lock`. One writer
-//! thread owns the files ([`writer`]); a replay thread feeds the backlog of a previous run into
-//! the queue in order while new data is accepted ([`replay`]). The in-memory index keeps the
+//! thread owns the files (`writer`); a replay thread feeds the backlog of a previous run into
+//! the queue in order while new data is accepted (`replay`). The in-memory index keeps the
 //! payloads of recent records (up to a cache bound) and reads older ones back from disk.
 
 /// The `file_storage` settings live in [`crate::extension::file_storage`]; this path stays for

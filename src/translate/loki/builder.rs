@@ -6,7 +6,7 @@
 //! a byte or two in the rare other cases). [`PushBuilder::finish`] sorts streams by selector
 //! and entries by time (stable) and writes the `PushRequest` in one pass, copying entries
 //! that lie back to back in the arena in one go; byte-for-byte what
-//! [`super::encode::encode_push_request`] produces for the same streams.
+//! `super::encode::encode_push_request` produces for the same streams.
 
 use super::Translated;
 use super::encode::{Entry, ld_len, put_entry_payload, put_ld, put_str, put_timestamp, varint_len};

@@ -4,11 +4,11 @@
 //!
 //! Two implementations with the same output:
 //! - the fast path ([`translate_encoded`]): a zero-copy wire reader ([`reader`], driven by
-//!   [`fast`]) feeds per-format mappers ([`otlp_fast`], [`json_fast`]) that encode entries
+//!   [`fast`]) feeds per-format mappers (`otlp_fast`, `json_fast`) that encode entries
 //!   straight into the output buffer ([`builder`]); no prost decode of log records, no
 //!   per-record allocation in the common case;
 //! - the reference path ([`translate_reference`]): prost decode into owned structs, then
-//!   [`otlp`] / [`json_format`] build entries that [`encode`] writes. It defines the mapping;
+//!   `otlp` / `json_format` build entries that `encode` writes. It defines the mapping;
 //!   the fast path reuses its per-resource code and falls back to its per-record code for rare
 //!   record shapes (map or array values, `loki.*.labels` hints), and tests check that both
 //!   paths agree byte for byte.
@@ -17,10 +17,10 @@
 //! - `otlp` (default): the same as Loki's native OTLP ingestion (`pkg/loghttp/push/otlp.go`),
 //!   so dashboards written for OTLP-in-Loki work unchanged: a configurable list of resource
 //!   attributes becomes index labels, everything else becomes structured metadata, the body is
-//!   the line. See [`otlp`].
+//!   the line. See `otlp`.
 //! - `json`: the contrib `lokiexporter` / Alloy `otelcol.exporter.loki` format for users
 //!   migrating from it: `exporter`/`job`/`instance` labels, `loki.*.labels` hints, the record
-//!   as a JSON line. See [`json_format`].
+//!   as a JSON line. See `json_format`.
 //!
 //! Both group entries per stream (one stream per distinct label set), sort entries by time
 //! within a stream (stable: equal timestamps keep arrival order) and sort streams by selector,

@@ -2,8 +2,8 @@
 //! Prometheus' own OTLP translator (`otlptranslator`, `storage/remote/otlptranslator`) and the
 //! Collector's `prometheusremotewrite` exporter, so that dashboards and alerts written against
 //! the Collector keep working; docs/prometheusremotewrite.md ("Translation") lists them with
-//! sources. Parts: [`naming`] (metric, unit and label names), [`labels`] (label sets),
-//! [`histogram`] (exponential -> native), [`series`] (merge, order, split, encode).
+//! sources. Parts: `naming` (metric, unit and label names), `labels` (label sets),
+//! `histogram` (exponential -> native), `series` (merge, order, split, encode).
 //!
 //! Choices where the references leave room (documented in docs/prometheusremotewrite.md):
 //! - delta (and unspecified) temporality sums and histograms are refused and counted
