@@ -23,9 +23,13 @@ use tokio::task::JoinHandle;
 /// Addresses the listeners actually bound (useful with port 0).
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
+    /// OTLP/gRPC listener of each receiver id.
     pub grpc: BTreeMap<String, SocketAddr>,
+    /// OTLP/HTTP listener of each receiver id.
     pub http: BTreeMap<String, SocketAddr>,
+    /// The health_check extension's listener (health, readiness, runs API).
     pub health: Option<SocketAddr>,
+    /// The self-metrics listener (`service.telemetry.metrics.address`).
     pub metrics: Option<SocketAddr>,
     /// The zpages extension's listener.
     pub zpages: Option<SocketAddr>,
@@ -44,9 +48,13 @@ fn durable_storage<'c>(
 
 /// A running gateway.
 pub struct App {
+    /// Where the listeners are.
     pub bound: Bound,
+    /// Self-metrics (Collector-named counters and gauges).
     pub metrics: Arc<Metrics>,
+    /// Readiness state (what the health endpoint answers).
     pub health: Arc<Health>,
+    /// Fans accepted requests out to the exporters' queues.
     pub router: Arc<Router>,
     /// Test runs (the `runs` extension / `runsummary` exporter), if configured.
     pub runs: Option<Arc<crate::runs::Registry>>,
@@ -92,6 +100,8 @@ fn runs_registry(
 /// What shutdown could not deliver, per exporter.
 #[derive(Debug, Default)]
 pub struct ShutdownReport {
+    /// Items still queued or in flight when `service.shutdown_timeout` ran out, by exporter id
+    /// (durable queues keep them for the next start).
     pub undelivered: BTreeMap<String, u64>,
 }
 
@@ -206,6 +216,7 @@ impl App {
         })
     }
 
+    /// The running exporter `id` (its queue and metrics); `None` for an unknown id.
     pub fn exporter(&self, id: &str) -> Option<&Arc<Exporter>> {
         self.exporters.get(id)
     }

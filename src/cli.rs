@@ -3,17 +3,21 @@
 
 use clap::{Parser, Subcommand};
 
+/// The `watchtower` command line (clap): one subcommand.
 #[derive(Parser, Debug)]
 #[command(
+    long_about = None,
     name = "watchtower",
     version,
     about = "A native Rust OTLP gateway: receive OTLP once, fan out to Tempo, Prometheus/Mimir, Loki and any OTLP endpoint."
 )]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands; their help text is each variant's doc comment.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway (built-in default config unless --config is given).

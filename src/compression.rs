@@ -88,7 +88,9 @@ pub enum DecodeError {
     /// The body is not valid in its coding.
     #[error("invalid {codec} body: {message}")]
     Corrupt {
+        /// The coding's name (`gzip`, `zstd`, ...).
         codec: &'static str,
+        /// The decoder's message.
         message: String,
     },
 }

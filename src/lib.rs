@@ -4,21 +4,25 @@
 //! `queue` -> `exporter` (workers, retry, protocols) with `translate` holding the pure
 //! OTLP -> Prometheus / Loki functions; `config`, `processor`, `telemetry` and `app` wire it.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod cli;
 pub mod compression;
 pub mod config;
-pub mod connector;
+pub(crate) mod connector;
 pub mod exporter;
 pub mod extension;
 pub mod listener;
 pub mod pipeline;
-pub mod processor;
+pub(crate) mod processor;
 pub mod proto;
 pub mod queue;
+#[allow(missing_docs)] // being reworked on another branch; docs follow after the merge
 pub mod receiver;
 pub mod runs;
 pub mod telemetry;
+#[allow(missing_docs)] // moving to the benchmark crate on another branch
 pub mod tools;
 pub mod translate;
 

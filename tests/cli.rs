@@ -66,6 +66,27 @@ fn validate_reports_every_error_with_location() {
 }
 
 #[test]
+fn validate_names_the_key_path_of_every_bad_value_in_a_component() {
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: } } }\nexporters:\n  otlp/x:\n    endpoint: backup:4317\n    retry_on_failure:\n      max_interval: 5x\n      initial_interval: 1s\n    timeout: forever\nservice: { pipelines: { traces: { receivers: [otlp], exporters: [otlp/x] } } }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per bad value: {out}");
+    assert!(
+        lines[0].starts_with(
+            "line 6 column 21: exporters.otlp/x.retry_on_failure.max_interval: unknown unit \"x\" in duration \"5x\""
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("line 8 column 14: exporters.otlp/x.timeout: "),
+        "{out}"
+    );
+}
+
+#[test]
 fn validate_without_config_checks_the_built_in_default() {
     let (code, out) = wt(&["validate"]);
     assert_eq!((code, out.trim()), (0, "ok"));

@@ -14,9 +14,11 @@ use std::time::Duration;
 pub struct Dur(pub Duration);
 
 impl Dur {
+    /// `s` seconds.
     pub const fn secs(s: u64) -> Self {
         Dur(Duration::from_secs(s))
     }
+    /// `ms` milliseconds.
     pub const fn millis(ms: u64) -> Self {
         Dur(Duration::from_millis(ms))
     }
@@ -97,6 +99,12 @@ impl<'de> Deserialize<'de> for Dur {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ByteSize(pub u64);
 
+/// Parses a byte size: a plain integer (bytes) or a number with a unit, `KB`/`MB`/`GB` (powers
+/// of 1000) or `KiB`/`MiB`/`GiB` (powers of 1024). Returns bytes.
+///
+/// # Errors
+/// A message naming the text when the number or the unit is not recognised (a size above
+/// `u64::MAX` bytes saturates).
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s
@@ -163,12 +171,16 @@ pub enum FullPolicy {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueSettings {
+    /// `false`: the queue holds one request and one consumer sends it (the Collector's
+    /// synchronous mode). Default `true`.
     pub enabled: bool,
     /// Maximum number of queued requests (the Collector's unit).
     pub queue_size: usize,
     /// Byte bound of the queue (encoded OTLP bytes, in flight included).
     pub max_bytes: ByteSize,
+    /// Workers sending from this queue at once; default 4.
     pub num_consumers: usize,
+    /// What a full queue does with a new request; default `block`.
     pub full_policy: FullPolicy,
     /// The Collector's switch; `true` is the same as `full_policy: block`.
     pub block_on_overflow: Option<bool>,
@@ -207,12 +219,18 @@ impl QueueSettings {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
+    /// `false`: a failed send is not retried. Default `true`.
     pub enabled: bool,
+    /// Wait before the first retry; default 5 s.
     pub initial_interval: Dur,
+    /// Longest wait between retries (a server's Retry-After is honoured up to it); default 30 s.
     pub max_interval: Dur,
     /// Give up after this long (0 = never give up).
     pub max_elapsed_time: Dur,
+    /// Growth of the wait per attempt (at least 1, checked when the config loads); default 1.5.
     pub multiplier: f64,
+    /// Jitter: each wait is drawn from `wait x (1 +/- factor)`, factor clamped to 0..=1;
+    /// default 0.5.
     pub randomization_factor: f64,
     /// Caps retries to a fraction of recent successes (see `exporter::retry_budget`).
     pub retry_budget: RetryBudgetSettings,
@@ -223,8 +241,11 @@ pub struct RetrySettings {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryBudgetSettings {
+    /// `false`: retries are not capped. Default `true`.
     pub enabled: bool,
+    /// Retries allowed per successful send; default 0.1.
     pub ratio: f64,
+    /// Retries always allowed per second, whatever the success count; default 1.
     pub min_per_second: f64,
 }
 
@@ -252,15 +273,22 @@ impl Default for RetrySettings {
     }
 }
 
-/// Client TLS for https destinations. System roots are used unless `ca_file` is given.
+/// Client TLS for https destinations. The system roots are trusted; `ca_file` adds to them.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTls {
+    /// gRPC (`otlp`): a `host:port` endpoint is plaintext instead of TLS.
     pub insecure: bool,
+    /// Accept any server certificate (HTTP exporters only; for testing).
     pub insecure_skip_verify: bool,
+    /// PEM file of CA certificates trusted for the server (added to the system roots).
     pub ca_file: Option<String>,
+    /// Client certificate (PEM) for mutual TLS; needs `key_file`.
     pub cert_file: Option<String>,
+    /// Private key (PEM) of `cert_file`.
     pub key_file: Option<String>,
+    /// gRPC (`otlp`): the name checked against the server's certificate (and sent as SNI)
+    /// instead of the endpoint's host.
     pub server_name_override: Option<String>,
 }
 
@@ -268,7 +296,9 @@ pub struct ClientTls {
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTls {
+    /// Server certificate chain (PEM file).
     pub cert_file: String,
+    /// Private key (PEM file) of `cert_file`.
     pub key_file: String,
     /// CA bundle (PEM) for mutual TLS: when set, clients must present a certificate that
     /// chains to it, or the handshake fails.
@@ -280,7 +310,9 @@ pub struct ServerTls {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
+    /// User name sent in the `Authorization: Basic` header.
     pub username: String,
+    /// Password sent with `username`; default empty.
     #[serde(default)]
     pub password: String,
 }
@@ -289,8 +321,10 @@ pub struct BasicAuth {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
+    /// gzip (the default, as in the Collector).
     #[default]
     Gzip,
+    /// Sent uncompressed.
     None,
     /// Zstandard.
     Zstd,

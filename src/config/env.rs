@@ -4,7 +4,9 @@
 /// An interpolation problem, with its 1-based line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvError {
+    /// 1-based line of the reference.
     pub line: usize,
+    /// What is wrong, naming the variable.
     pub message: String,
 }
 

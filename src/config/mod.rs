@@ -7,6 +7,7 @@ pub mod address;
 pub mod common;
 pub mod default;
 pub mod env;
+mod keypath;
 mod locate;
 pub mod memory_budget;
 
@@ -24,17 +25,25 @@ use std::fmt;
 pub struct ConfigError {
     /// Key path, e.g. `exporters.otlphttp/tempo.sending_queue`.
     pub path: String,
+    /// 1-based line of the problem in the config file, when it could be found.
     pub line: Option<usize>,
+    /// 1-based column of the bad value on `line`, when the YAML parser gave it.
+    pub column: Option<usize>,
+    /// What is wrong, e.g. `unknown unit "x" in duration "5x" (use ns, us, ms, s, m, h)`.
     pub message: String,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.path.is_empty()) {
-            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
-            (Some(l), true) => write!(f, "line {l}: {}", self.message),
-            (None, false) => write!(f, "{}: {}", self.path, self.message),
-            (None, true) => write!(f, "{}", self.message),
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l} column {c}: ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            (None, _) => {}
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
         }
     }
 }
@@ -57,29 +66,47 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A configured receiver (`receivers:` entry), by component type.
 #[derive(Clone, Debug)]
 pub enum ReceiverConfig {
+    /// `otlp`: OTLP over gRPC and/or HTTP (`protocols.grpc`, `protocols.http`).
     Otlp(OtlpConfig),
 }
 
+/// A configured processor (`processors:` entry), by component type. `filter` and `transform`
+/// hold their compiled OTTL statements, shared by every pipeline that lists them.
 #[derive(Clone, Debug)]
 pub enum ProcessorConfig {
+    /// `memory_limiter`: refuses data while the process is over its memory limit.
     MemoryLimiter(processor::memory_limiter::Config),
+    /// `batch`: batch size and timeout, applied in each exporter's worker (not a shared stage).
     Batch(processor::batch::Config),
+    /// `resource`: attribute actions on each request's resources.
     Resource(processor::attributes::ResourceConfig),
+    /// `attributes`: attribute actions on spans, log records and data points.
     Attributes(processor::attributes::AttributesConfig),
+    /// `filter`: drops the items its OTTL conditions match.
     Filter(std::sync::Arc<processor::filter::Filter>),
+    /// `transform`: OTTL statements that edit items.
     Transform(std::sync::Arc<processor::transform::Transform>),
+    /// `deltatocumulative`: delta sums and histograms turned into cumulative ones.
     DeltaToCumulative(processor::deltatocumulative::Config),
 }
 
+/// A configured exporter (`exporters:` entry), by component type.
 #[derive(Clone, Debug)]
 pub enum ExporterConfig {
+    /// `otlp`: OTLP/gRPC.
     Otlp(exporter::otlp::Config),
+    /// `otlphttp`: OTLP/HTTP (protobuf, or JSON with `encoding: json`).
     OtlpHttp(exporter::otlphttp::Config),
+    /// `debug`: one line per batch to stdout, or the batch as OTLP/JSON (`verbosity`).
     Debug(exporter::debug::Config),
+    /// `prometheusremotewrite`: metrics as Prometheus remote-write 1.0.
     PrometheusRemoteWrite(exporter::prometheusremotewrite::Config),
+    /// `loki`: logs through Loki's push API.
     Loki(exporter::loki::Config),
+    /// `runsummary`: feeds the `runs` extension's per-run totals.
     RunSummary(crate::runs::exporter::Config),
 }
 
@@ -93,6 +120,7 @@ impl ExporterConfig {
         }
     }
 
+    /// This exporter's `sending_queue` settings.
     pub fn queue(&self) -> &common::QueueSettings {
         match self {
             ExporterConfig::Otlp(c) => &c.sending_queue,
@@ -104,6 +132,7 @@ impl ExporterConfig {
         }
     }
 
+    /// This exporter's `retry_on_failure` settings.
     pub fn retry(&self) -> &common::RetrySettings {
         match self {
             ExporterConfig::Otlp(c) => &c.retry_on_failure,
@@ -146,25 +175,35 @@ impl ExporterConfig {
     }
 }
 
+/// `extensions: health_check` settings: the health, readiness and self-metrics listener
+/// (the Collector's `healthcheckextension` keys plus Watchtower's listener limits).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
+    /// `host:port` to listen on; default `0.0.0.0:13133`.
     #[serde(default = "default_health")]
     pub endpoint: String,
+    /// URL path of the health answer; default `/`.
     #[serde(default = "default_health_path")]
     pub path: String,
     /// confighttp's timeouts and Watchtower's `min_body_rate` / `max_connections` for this
     /// listener, which also serves the runs API (docs/listeners.md).
     #[serde(default = "crate::listener::config::defaults::read_header_timeout")]
     pub read_header_timeout: common::Dur,
+    /// Longest time to receive a whole request body; `0` (the default) turns it off.
     #[serde(default)]
     pub read_timeout: common::Dur,
+    /// Longest stall of a write to the client (no progress) before the connection is closed.
     #[serde(default = "crate::listener::config::defaults::write_timeout")]
     pub write_timeout: common::Dur,
+    /// How long a connection with no open request stays open.
     #[serde(default = "crate::listener::config::defaults::idle_timeout")]
     pub idle_timeout: common::Dur,
+    /// Slowest accepted request body, in bytes per second (over 10 s windows); `0` turns it off.
     #[serde(default = "crate::listener::config::defaults::min_body_rate")]
     pub min_body_rate: common::ByteSize,
+    /// Most connections open at once; at the cap the longest-idle one is closed to make room,
+    /// or the new one is refused when all are busy.
     #[serde(default = "crate::listener::config::defaults::admin_max_connections")]
     pub max_connections: usize,
 }
@@ -205,11 +244,14 @@ impl Default for HealthCheckConfig {
     }
 }
 
+/// A configured extension (`extensions:` entry), by component type.
 #[derive(Clone, Debug)]
 pub enum ExtensionConfig {
+    /// `health_check`: health, readiness, self-metrics and the runs API.
     HealthCheck(HealthCheckConfig),
     /// Durable queues' directory and fsync mode (`sending_queue.storage` names it).
     FileStorage(crate::queue::durable::FileStorageConfig),
+    /// `runs`: test runs (stamping and per-run totals).
     Runs(crate::runs::RunsConfig),
     /// Bearer-token authenticator (server and client roles).
     BearerTokenAuth(crate::extension::bearertokenauth::Config),
@@ -219,21 +261,29 @@ pub enum ExtensionConfig {
     Zpages(crate::extension::zpages::ZpagesConfig),
 }
 
+/// One `service.pipelines` entry: component ids, in order.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
+    /// Receiver (or connector) ids feeding this pipeline.
     #[serde(default)]
     pub receivers: Vec<String>,
+    /// Processor ids, applied in this order.
     #[serde(default)]
     pub processors: Vec<String>,
+    /// Exporter (or connector) ids every accepted request goes to.
     #[serde(default)]
     pub exporters: Vec<String>,
 }
 
+/// `service.telemetry.metrics`: where Watchtower's own Prometheus metrics are served.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsTelemetry {
+    /// `host:port` of the self-metrics endpoint; default `0.0.0.0:8888`.
     pub address: String,
+    /// Collector metrics level; `none` turns the endpoint off, any other value serves every
+    /// metric. Default `normal`.
     pub level: String,
 }
 
@@ -246,6 +296,7 @@ impl Default for MetricsTelemetry {
     }
 }
 
+/// `service.telemetry.logs`: Watchtower's own log settings.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsTelemetry {
@@ -256,18 +307,25 @@ pub struct LogsTelemetry {
     pub secret_path_prefixes: Vec<String>,
 }
 
+/// `service.telemetry`: Watchtower's own metrics and logs.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Telemetry {
+    /// Self-metrics endpoint.
     pub metrics: MetricsTelemetry,
+    /// Log level and masking.
     pub logs: LogsTelemetry,
 }
 
+/// The `service:` section: which extensions run, self-telemetry, the pipelines.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
+    /// Extension ids to start (an extension configured but not listed does not run).
     pub extensions: Vec<String>,
+    /// Self-telemetry settings.
     pub telemetry: Telemetry,
+    /// Pipelines by id (`traces`, `metrics/backup`, ...); the type part names the signal.
     pub pipelines: BTreeMap<String, PipelineConfig>,
     /// How long SIGTERM waits for queues to drain.
     pub shutdown_timeout: common::Dur,
@@ -287,11 +345,17 @@ impl Default for ServiceConfig {
 /// A loaded, validated configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
+    /// Receivers by component id (`otlp`, `otlp/internal`).
     pub receivers: BTreeMap<String, ReceiverConfig>,
+    /// Processors by component id.
     pub processors: BTreeMap<String, ProcessorConfig>,
+    /// Exporters by component id.
     pub exporters: BTreeMap<String, ExporterConfig>,
+    /// Extensions by component id (configured; `service.extensions` says which run).
     pub extensions: BTreeMap<String, ExtensionConfig>,
+    /// Connectors by component id.
     pub connectors: BTreeMap<String, ConnectorConfig>,
+    /// The `service:` section.
     pub service: ServiceConfig,
     /// The config tree as loaded (env references expanded), for the zpages config view,
     /// which shows it with secrets masked.
@@ -301,6 +365,7 @@ pub struct Config {
 /// A connector (exporter of one pipeline, receiver of others).
 #[derive(Clone, Debug)]
 pub enum ConnectorConfig {
+    /// `routing`: sends each request to the pipelines whose OTTL condition matches it.
     Routing(crate::connector::routing::Config),
 }
 
@@ -350,6 +415,7 @@ impl Loader<'_> {
         self.errors.push(ConfigError {
             path: path.join("."),
             line,
+            column: None,
             message,
         });
     }
@@ -373,23 +439,32 @@ impl Loader<'_> {
             self.errors.push(ConfigError {
                 path: format!("{}.{}", path.join("."), e.key),
                 line,
+                column: None,
                 message: format!("{:?}: {}", e.text, e.error),
             });
         }
     }
 
     fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
-        let v = if v.is_null() {
-            serde_yaml::Value::Mapping(Default::default())
-        } else {
-            v.clone()
-        };
-        match serde_yaml::from_value::<T>(v) {
+        match keypath::parse::<T>(self.text, path, v) {
             Ok(t) => Some(t),
-            Err(e) => {
-                let msg = e.to_string();
-                // serde_yaml prefixes nested paths like "sending_queue: unknown field ..."
-                self.err(path, msg);
+            Err(errs) => {
+                for e in errs {
+                    let mut full: Vec<&str> = path.to_vec();
+                    let below = keypath::display(&e.path);
+                    if !below.is_empty() {
+                        full.push(&below);
+                    }
+                    self.errors.push(ConfigError {
+                        path: full.join("."),
+                        line: e
+                            .position
+                            .map(|p| p.0)
+                            .or_else(|| locate::find(self.text, path)),
+                        column: e.position.map(|p| p.1),
+                        message: e.message,
+                    });
+                }
                 None
             }
         }
@@ -428,6 +503,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 .map(|e| ConfigError {
                     path: String::new(),
                     line: Some(e.line),
+                    column: None,
                     message: e.message,
                 })
                 .collect(),
@@ -437,6 +513,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: e.location().map(|l| l.line()),
+            column: e.location().map(|l| l.column()),
             message: format!("invalid YAML: {e}"),
         }])
     })?;
@@ -452,6 +529,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             return Err(ConfigErrors(vec![ConfigError {
                 path: String::new(),
                 line: Some(1),
+                column: None,
                 message: "the config must be a YAML mapping".into(),
             }]));
         }
@@ -882,6 +960,7 @@ pub fn load_file(path: &str) -> Result<Config, ConfigErrors> {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: None,
+            column: None,
             message: format!("cannot read {path}: {e}"),
         }])
     })?;

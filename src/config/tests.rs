@@ -284,3 +284,16 @@ service:
     );
     assert!(errs.iter().any(|e| e.contains("schema")), "{errs:?}");
 }
+
+#[test]
+fn bad_values_inside_a_component_name_their_key_path_line_and_column() {
+    let text = "receivers: { otlp: { protocols: { grpc: } } }\nexporters:\n  otlp/x:\n    endpoint: backup:4317\n    retry_on_failure:\n      max_interval: 5x\n    sending_queue:\n      queue_size: lots\nservice: { pipelines: { traces: { receivers: [otlp], exporters: [otlp/x] } } }\n";
+    let errs = errors(text);
+    assert_eq!(
+        errs,
+        [
+            "line 6 column 21: exporters.otlp/x.retry_on_failure.max_interval: unknown unit \"x\" in duration \"5x\" (use ns, us, ms, s, m, h)",
+            "line 8 column 19: exporters.otlp/x.sending_queue.queue_size: invalid type: string \"lots\", expected usize",
+        ],
+    );
+}

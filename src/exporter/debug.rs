@@ -4,6 +4,7 @@
 use crate::config::common::{QueueSettings, RetrySettings};
 use crate::exporter::{SendFuture, SendOk, Sender};
 use crate::pipeline::payload::{Payload, Signal};
+use crate::translate::otlp_json;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -74,27 +75,21 @@ pub fn summarize(
             req.resource_spans
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            with_json
-                .then(|| serde_json::to_string(&req).ok())
-                .flatten()
+            with_json.then(|| otlp_json::to_string(&req).ok()).flatten()
         }
         Signal::Metrics => {
             let req = ExportMetricsServiceRequest::decode(batch.bytes.clone())?;
             req.resource_metrics
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            with_json
-                .then(|| serde_json::to_string(&req).ok())
-                .flatten()
+            with_json.then(|| otlp_json::to_string(&req).ok()).flatten()
         }
         Signal::Logs => {
             let req = ExportLogsServiceRequest::decode(batch.bytes.clone())?;
             req.resource_logs
                 .iter()
                 .for_each(|r| service_name(&r.resource, &mut services));
-            with_json
-                .then(|| serde_json::to_string(&req).ok())
-                .flatten()
+            with_json.then(|| otlp_json::to_string(&req).ok()).flatten()
         }
     };
     let list: Vec<_> = services.into_iter().collect();
@@ -133,5 +128,48 @@ impl Sender for DebugSender {
             }
             Ok(SendOk::all())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+
+    #[test]
+    fn detailed_json_writes_non_finite_doubles_as_protojson_strings() {
+        let point = |v: f64| NumberDataPoint {
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "g".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![
+                                point(f64::NAN),
+                                point(f64::INFINITY),
+                                point(f64::NEG_INFINITY),
+                            ],
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let batch = Payload::new(Signal::Metrics, req.encode_to_vec().into(), 3);
+        let (line, json) = summarize(&batch, true).unwrap();
+        assert!(line.starts_with("metrics: 3 "), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&json.unwrap()).unwrap();
+        let dps = &v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"];
+        assert_eq!(dps[0]["asDouble"], "NaN", "{dps}");
+        assert_eq!(dps[1]["asDouble"], "Infinity", "{dps}");
+        assert_eq!(dps[2]["asDouble"], "-Infinity", "{dps}");
     }
 }

@@ -3,15 +3,15 @@
 //! queue, batcher, workers, retry with backoff and self-metrics (ARCHITECTURE.md rule 3). A new
 //! destination only implements `Sender`.
 
-pub mod debug;
-pub mod helper;
-pub mod http;
+pub(crate) mod debug;
+pub(crate) mod helper;
+pub(crate) mod http;
 pub mod loki;
 pub mod otlp;
-pub mod otlphttp;
+pub(crate) mod otlphttp;
 pub mod prometheusremotewrite;
-pub mod retry;
-pub mod retry_budget;
+pub(crate) mod retry;
+pub(crate) mod retry_budget;
 pub mod worker;
 
 use crate::pipeline::payload::Payload;
@@ -26,6 +26,8 @@ pub type SendFuture = Pin<Box<dyn Future<Output = Result<SendOk, SendError>> + S
 /// export requests of one signal) and reports what the destination did with it. It is called
 /// by the exporter's own workers, never by a receiver, and may be called concurrently.
 pub trait Sender: Send + Sync + 'static {
+    /// Sends one batch. `Ok` once the destination accepted it (whole or with counted drops);
+    /// `Err` with the retry decision otherwise.
     fn send(&self, batch: Payload) -> SendFuture;
 }
 
@@ -34,10 +36,12 @@ pub trait Sender: Send + Sync + 'static {
 /// by the remote-write translator, ...). They are counted, never retried.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SendOk {
+    /// (reason, items) accepted but not written.
     pub dropped: Vec<(String, u64)>,
 }
 
 impl SendOk {
+    /// Every item written.
     pub fn all() -> Self {
         SendOk::default()
     }
@@ -48,13 +52,22 @@ impl SendOk {
 /// `message` is the human detail for logs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendError {
+    /// True: retry with backoff; false: drop the batch, counted. Which answers are retryable
+    /// is per protocol (OTLP/HTTP: 429, 502, 503, 504 as the OTLP specification's "Failures"
+    /// section says; remote-write and Loki: 429 and every 5xx; transport errors and timeouts
+    /// always).
     pub retryable: bool,
+    /// The wait the destination asked for (`Retry-After`, gRPC `RetryInfo`); it counts as one
+    /// backoff step, honoured up to `retry_on_failure.max_interval`.
     pub retry_after: Option<Duration>,
+    /// Low-cardinality label for the failure metrics, e.g. `http_503`.
     pub reason: String,
+    /// Human-readable detail for logs.
     pub message: String,
 }
 
 impl SendError {
+    /// A failure worth retrying.
     pub fn retryable(reason: impl Into<String>, message: impl Into<String>) -> Self {
         SendError {
             retryable: true,
@@ -64,6 +77,7 @@ impl SendError {
         }
     }
 
+    /// A failure that retrying cannot fix: the batch is dropped and counted.
     pub fn permanent(reason: impl Into<String>, message: impl Into<String>) -> Self {
         SendError {
             retryable: false,
@@ -73,6 +87,7 @@ impl SendError {
         }
     }
 
+    /// The same error with the destination's requested wait.
     pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
         self.retry_after = after;
         self

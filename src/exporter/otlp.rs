@@ -20,21 +20,30 @@ use std::time::Duration;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+/// `exporters: otlp[/name]` settings (OTLP/gRPC), in the Collector's otlpexporter spelling.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `host:port` or a URL (`http://`, `https://`).
     pub endpoint: String,
+    /// gRPC metadata added to every export call.
     pub headers: Headers,
+    /// HTTP Basic credentials sent as `authorization` metadata.
     pub basic_auth: Option<BasicAuth>,
+    /// Sent as `authorization: Bearer <token>` metadata.
     pub bearer_token: Option<String>,
     /// `auth: { authenticator: <extension id> }`: the extension's credential is added to
     /// every request.
     pub auth: Option<crate::extension::auth::AuthRef>,
+    /// Message compression; default gzip.
     pub compression: Compression,
+    /// Per-call deadline; default 30 s.
     pub timeout: Option<Dur>,
+    /// Client TLS (`insecure: true` for plaintext to a `host:port` endpoint).
     pub tls: ClientTls,
+    /// The exporter's queue.
     pub sending_queue: QueueSettings,
+    /// Retries of failed calls.
     pub retry_on_failure: RetrySettings,
 }
 
@@ -50,6 +59,10 @@ impl Config {
         }
     }
 
+    /// Checks what serde cannot: an endpoint is set and parses as a URI.
+    ///
+    /// # Errors
+    /// A message naming the bad key.
     pub fn validate(&self) -> Result<(), String> {
         if self.endpoint.is_empty() {
             return Err("endpoint is required".into());
@@ -186,6 +199,8 @@ async fn unary_snappy(
     }
 }
 
+/// The OTLP/gRPC method path of `signal`'s Export call
+/// (`/opentelemetry.proto.collector.<signal>.v1.<Signal>Service/Export`).
 pub fn grpc_path(signal: Signal) -> &'static str {
     match signal {
         Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",

@@ -13,7 +13,6 @@ use crate::exporter::{SendFuture, SendOk, Sender};
 use crate::extension::auth::ClientAuthenticator;
 use crate::pipeline::payload::{Payload, Signal};
 use serde::Deserialize;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,16 +135,6 @@ struct OtlpHttpSender {
     urls: [Option<String>; 3],
     codec: Option<Codec>,
     auth: Option<Arc<dyn ClientAuthenticator>>,
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    // writing to a Vec cannot fail
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
 }
 
 impl Sender for OtlpHttpSender {

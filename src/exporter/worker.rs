@@ -1,5 +1,5 @@
 //! One running destination: its queue and the workers of the exporter helper
-//! ([`crate::exporter::helper`]: queue consumer, batcher, retry, observability) around its
+//! (`crate::exporter::helper`: queue consumer, batcher, retry, observability) around its
 //! [`Sender`] (ARCHITECTURE.md rules 3-5). Nothing here is awaited by a receiver except the
 //! bounded reservation in [`Exporter::reserve`].
 
@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 /// One running destination.
 pub struct Exporter {
+    /// The exporter's component id (`otlphttp/tempo`).
     pub id: String,
     queue: Queue,
     policy: FullPolicy,
@@ -137,6 +138,7 @@ impl Exporter {
         exp
     }
 
+    /// What a full queue does with a new request (`sending_queue.full_policy`).
     pub fn policy(&self) -> FullPolicy {
         self.policy
     }

@@ -26,6 +26,7 @@ pub enum FsyncMode {
 pub struct FileStorageConfig {
     /// Each exporter using this extension gets its own subdirectory here.
     pub directory: String,
+    /// When writes reach the disk (see [`FsyncMode`]); default `group`.
     pub fsync: FsyncMode,
     /// Flush period of `fsync: interval`; also how often ack files are flushed.
     pub fsync_interval: Dur,
@@ -48,6 +49,11 @@ impl Default for FileStorageConfig {
 }
 
 impl FileStorageConfig {
+    /// Checks what serde cannot: a directory is set, segments are at least 4 KiB, an `interval`
+    /// mode has a positive period.
+    ///
+    /// # Errors
+    /// A message naming the bad key.
     pub fn validate(&self) -> Result<(), String> {
         if self.directory.trim().is_empty() {
             return Err("directory must not be empty".into());

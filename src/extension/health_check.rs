@@ -25,12 +25,15 @@ impl Health {
     const READY: u8 = 1;
     const DRAINING: u8 = 2;
 
+    /// Everything started: readiness answers 200 (unless refusing under pressure).
     pub fn set_ready(&self) {
         self.0.store(Self::READY, Ordering::SeqCst);
     }
+    /// Shutdown began: readiness answers 503 so load balancers stop sending.
     pub fn set_draining(&self) {
         self.0.store(Self::DRAINING, Ordering::SeqCst);
     }
+    /// True between [`Self::set_ready`] and [`Self::set_draining`].
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst) == Self::READY
     }

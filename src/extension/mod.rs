@@ -4,9 +4,9 @@
 //! `basicauth`) and `zpages` (status pages, tap, recent data, MCP). The `runs` extension lives
 //! in `src/runs/` (see docs/ARCHITECTURE.md).
 
-pub mod auth;
-pub mod basicauth;
-pub mod bearertokenauth;
+pub(crate) mod auth;
+pub(crate) mod basicauth;
+pub(crate) mod bearertokenauth;
 pub mod file_storage;
 pub mod health_check;
 pub mod zpages;

@@ -1,18 +1,18 @@
 //! Timeouts and limits on every listener (OTLP gRPC and HTTP, health_check with the runs
-//! API, self-metrics): one accept loop that caps connections ([`tracker`]), drives each
+//! API, self-metrics): one accept loop that caps connections (`tracker`), drives each
 //! connection through hyper-util's connection builder with a timer (HTTP/1 header timeout,
 //! HTTP/2 keepalive PINGs, `max_concurrent_streams`), closes it gracefully (GOAWAY) when idle
-//! or too old ([`conn`]), bounds body reads in time ([`body`]) and stalled writes
-//! ([`write_timeout`]). The file-descriptor limit is raised at start ([`fd_limit`]).
-//! Settings and defaults are in [`config`]; docs/listeners.md lists them.
+//! or too old (`conn`), bounds body reads in time (`body`) and stalled writes
+//! (`write_timeout`). The file-descriptor limit is raised at start (`fd_limit`).
+//! Settings and defaults are in `config`; docs/listeners.md lists them.
 
-pub mod body;
-pub mod config;
-pub mod conn;
-pub mod fd_limit;
-pub mod metrics;
-pub mod tracker;
-pub mod write_timeout;
+pub(crate) mod body;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub(crate) mod fd_limit;
+pub(crate) mod metrics;
+pub(crate) mod tracker;
+pub(crate) mod write_timeout;
 
 use self::body::{BodyLimits, TimedBody};
 use self::config::{BODY_RATE_WINDOW, ListenerSettings};

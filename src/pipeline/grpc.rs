@@ -10,9 +10,11 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawCodec;
 
+/// [`RawCodec`]'s encoder: writes the bytes as they are.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawEncoder;
 
+/// [`RawCodec`]'s decoder: hands out the message bytes as they are.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawDecoder;
 
@@ -50,10 +52,13 @@ impl Codec for RawCodec {
 /// `google.rpc.Status`
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RpcStatus {
+    /// gRPC status code (`google.rpc.Code`).
     #[prost(int32, tag = "1")]
     pub code: i32,
+    /// Developer-facing message.
     #[prost(string, tag = "2")]
     pub message: String,
+    /// Typed details, e.g. [`RetryInfo`].
     #[prost(message, repeated, tag = "3")]
     pub details: Vec<ProtoAny>,
 }
@@ -61,8 +66,10 @@ pub struct RpcStatus {
 /// `google.protobuf.Any`
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ProtoAny {
+    /// Type of `value`, e.g. [`RETRY_INFO_TYPE`].
     #[prost(string, tag = "1")]
     pub type_url: String,
+    /// The encoded message.
     #[prost(bytes = "vec", tag = "2")]
     pub value: Vec<u8>,
 }
@@ -70,6 +77,7 @@ pub struct ProtoAny {
 /// `google.rpc.RetryInfo`
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RetryInfo {
+    /// How long the client should wait before retrying.
     #[prost(message, optional, tag = "1")]
     pub retry_delay: Option<ProtoDuration>,
 }
@@ -77,12 +85,15 @@ pub struct RetryInfo {
 /// `google.protobuf.Duration`
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ProtoDuration {
+    /// Whole seconds.
     #[prost(int64, tag = "1")]
     pub seconds: i64,
+    /// Nanoseconds, 0 to 999,999,999 (same sign as `seconds`).
     #[prost(int32, tag = "2")]
     pub nanos: i32,
 }
 
+/// `Any.type_url` of [`RetryInfo`] (OTLP specification, "OTLP/gRPC Throttling").
 pub const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
 /// A retryable refusal carrying RetryInfo, as OTLP clients expect for backpressure.

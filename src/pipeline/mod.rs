@@ -1,5 +1,6 @@
 //! The data path between receivers and exporters.
 pub mod grpc;
 pub mod payload;
-pub mod router;
+pub(crate) mod router;
+#[allow(missing_docs)] // being reworked on another branch; docs follow after the merge
 pub mod wire;

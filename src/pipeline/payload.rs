@@ -7,12 +7,16 @@ use std::fmt;
 /// The three OTLP signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
+    /// Spans (`ExportTraceServiceRequest`).
     Traces,
+    /// Metric data points (`ExportMetricsServiceRequest`).
     Metrics,
+    /// Log records (`ExportLogsServiceRequest`).
     Logs,
 }
 
 impl Signal {
+    /// Every signal, in index order (`signal as usize` indexes per-signal arrays).
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
     /// Pipeline-name form: `traces`, `metrics`, `logs`.
@@ -33,6 +37,7 @@ impl Signal {
         }
     }
 
+    /// The signal named `traces`, `metrics` or `logs`; `None` for anything else.
     pub fn parse(s: &str) -> Option<Signal> {
         match s {
             "traces" => Some(Signal::Traces),
@@ -54,12 +59,16 @@ impl fmt::Display for Signal {
 /// valid payload: the request message has a single repeated field.
 #[derive(Clone, Debug)]
 pub struct Payload {
+    /// Which request message `bytes` holds.
     pub signal: Signal,
+    /// The encoded request (protobuf).
     pub bytes: Bytes,
+    /// Spans, metric data points or log records in it.
     pub items: u64,
 }
 
 impl Payload {
+    /// A payload of `items` items; `bytes` must already be a valid request of `signal`.
     pub fn new(signal: Signal, bytes: Bytes, items: u64) -> Self {
         Payload {
             signal,
@@ -68,10 +77,12 @@ impl Payload {
         }
     }
 
+    /// Encoded size, in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// True when the encoding is empty (a request with no resources).
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

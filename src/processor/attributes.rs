@@ -3,15 +3,13 @@
 //! literal `value` or `from_attribute`, as the Collector's processors do. `attributes` edits
 //! span, log record and data point attributes; `resource` edits resource attributes. Both
 //! work on a decoded request, once per pipeline, before fan-out (ARCHITECTURE.md rule 2):
-//! [`apply_to_payload`] runs every step of a pipeline in one decode / re-encode.
+//! [`super::chain`] runs every step of a pipeline in one decode / re-encode.
 
-use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric;
-use prost::Message;
 use serde::Deserialize;
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -126,40 +124,14 @@ pub enum Target {
     Records,
 }
 
-/// Decodes, edits and re-encodes a payload. The item count does not change.
-pub fn apply_to_payload(
-    payload: &Payload,
-    steps: &[(Target, &[AttrAction])],
-) -> Result<Payload, prost::DecodeError> {
-    let bytes = match payload.signal {
-        Signal::Traces => {
-            let mut req = ExportTraceServiceRequest::decode(payload.bytes.clone())?;
-            apply_traces(&mut req, steps);
-            req.encode_to_vec()
-        }
-        Signal::Logs => {
-            let mut req = ExportLogsServiceRequest::decode(payload.bytes.clone())?;
-            apply_logs(&mut req, steps);
-            req.encode_to_vec()
-        }
-        Signal::Metrics => {
-            let mut req = ExportMetricsServiceRequest::decode(payload.bytes.clone())?;
-            apply_metrics(&mut req, steps);
-            req.encode_to_vec()
-        }
-    };
-    Ok(Payload::new(payload.signal, bytes.into(), payload.items))
-}
-
 /// Applies the steps to a decoded traces request.
 pub fn apply_traces(req: &mut ExportTraceServiceRequest, steps: &[(Target, &[AttrAction])]) {
     for rs in &mut req.resource_spans {
         for (t, acts) in steps {
             match t {
-                Target::Resource => apply(
-                    acts,
-                    &mut rs.resource.get_or_insert_with(Default::default).attributes,
-                ),
+                Target::Resource => {
+                    apply(acts, super::resource::resource_attributes(&mut rs.resource))
+                }
                 Target::Records => rs
                     .scope_spans
                     .iter_mut()
@@ -175,10 +147,9 @@ pub fn apply_logs(req: &mut ExportLogsServiceRequest, steps: &[(Target, &[AttrAc
     for rl in &mut req.resource_logs {
         for (t, acts) in steps {
             match t {
-                Target::Resource => apply(
-                    acts,
-                    &mut rl.resource.get_or_insert_with(Default::default).attributes,
-                ),
+                Target::Resource => {
+                    apply(acts, super::resource::resource_attributes(&mut rl.resource))
+                }
                 Target::Records => rl
                     .scope_logs
                     .iter_mut()
@@ -194,10 +165,9 @@ pub fn apply_metrics(req: &mut ExportMetricsServiceRequest, steps: &[(Target, &[
     for rm in &mut req.resource_metrics {
         for (t, acts) in steps {
             match t {
-                Target::Resource => apply(
-                    acts,
-                    &mut rm.resource.get_or_insert_with(Default::default).attributes,
-                ),
+                Target::Resource => {
+                    apply(acts, super::resource::resource_attributes(&mut rm.resource))
+                }
                 Target::Records => {
                     for m in rm
                         .scope_metrics

@@ -1,7 +1,7 @@
 //! The `resource` processor: the Collector's attribute actions (insert, update, upsert,
 //! delete; [`super::attributes::AttrAction`]) applied to the resource of every
 //! `Resource{Spans,Metrics,Logs}` of a request. It runs in the same single decode / re-encode
-//! as the pipeline's `attributes` processors ([`super::attributes::apply_to_payload`]).
+//! as the pipeline's `attributes` processors ([`super::chain`]).
 
 use super::attributes::AttrAction;
 use opentelemetry_proto::tonic::common::v1::KeyValue;

@@ -92,6 +92,7 @@ impl Drop for Reservation {
 }
 
 impl MemoryQueue {
+    /// An empty queue bounded by `limits` (bytes and requests).
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(MemoryQueue {
             limits,
@@ -101,6 +102,7 @@ impl MemoryQueue {
         })
     }
 
+    /// The queue's bounds.
     pub fn limits(&self) -> Limits {
         self.limits
     }

@@ -8,7 +8,7 @@
 //! returns only once the record is durable, and whose records leave only when acked).
 
 pub mod durable;
-pub mod memory;
+pub(crate) mod memory;
 
 use crate::config::common::FullPolicy;
 use crate::pipeline::payload::{Payload, Signal};
@@ -21,19 +21,24 @@ use thiserror::Error;
 /// What happened to a payload offered under a drop policy.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offer {
+    /// Queued without dropping anything.
     Queued,
     /// The new payload was dropped (`drop_newest`, or nothing old left to evict).
     DroppedNew {
+        /// Items (spans, data points, log records) in the dropped payload.
         items: u64,
     },
     /// Queued after evicting older payloads.
     QueuedAfterDropping {
+        /// Items in the evicted payloads.
         items: u64,
     },
     /// A durable queue could not write it (disk full, I/O error): dropped, after evicting
     /// `evicted` older items.
     Failed {
+        /// Items in the payload that could not be written.
         items: u64,
+        /// Items in the older payloads evicted before the write failed.
         evicted: u64,
     },
 }
@@ -41,8 +46,10 @@ pub enum Offer {
 /// Why a commit failed. Always retryable for the client.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum QueueError {
+    /// The durable queue's write-ahead log could not be written (the I/O error's text).
     #[error("durable queue write failed: {0}")]
     Storage(String),
+    /// The queue is shutting down.
     #[error("queue closed")]
     Closed,
 }
@@ -51,35 +58,46 @@ pub enum QueueError {
 /// sequence number (what the ack names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
+    /// Encoded size of the record's payload, in bytes (what it holds of the queue's `max_bytes`).
     pub bytes: u64,
+    /// Sequence number in a durable queue's log; `None` in a memory queue.
     pub seq: Option<u64>,
 }
 
 /// A record taken by a worker.
 #[derive(Debug)]
 pub struct Popped {
+    /// The request as queued.
     pub payload: Payload,
+    /// What to hand back to [`Queue::done`].
     pub ticket: Ticket,
 }
 
 /// A destination's queue.
 #[derive(Clone)]
 pub enum Queue {
+    /// In memory: lost on restart.
     Memory(Arc<MemoryQueue>),
+    /// On disk (`sending_queue.storage`): survives a restart.
     Durable(Arc<DurableQueue>),
 }
 
 /// Room reserved for one request. Dropping it releases the room.
 pub enum Reservation {
+    /// Room in a memory queue.
     Memory(memory::Reservation),
+    /// Room in a durable queue.
     Durable(durable::DurableReservation),
 }
 
 impl Queue {
+    /// True for a queue on disk.
     pub fn is_durable(&self) -> bool {
         matches!(self, Queue::Durable(_))
     }
 
+    /// Reserves room for one request of `bytes` encoded bytes, waiting up to `wait` for room to
+    /// free up; `None` when there is still none (the queue is full) or the queue is closed.
     pub async fn reserve(&self, bytes: u64, wait: Duration) -> Option<Reservation> {
         match self {
             Queue::Memory(q) => q.reserve(bytes, wait).await.map(Reservation::Memory),
@@ -98,6 +116,8 @@ impl Queue {
         }
     }
 
+    /// Queues `payload` without waiting, applying `policy` (`drop_newest` / `drop_oldest`) when
+    /// the queue is full.
     pub async fn offer(&self, payload: Payload, policy: FullPolicy) -> Offer {
         match self {
             Queue::Memory(q) => q.offer(payload, policy),
@@ -105,6 +125,8 @@ impl Queue {
         }
     }
 
+    /// Takes the next record of any signal, waiting for one; `None` once the queue is closed and
+    /// empty. Its bytes stay counted until [`Queue::done`].
     pub async fn pop(&self) -> Option<Popped> {
         match self {
             Queue::Memory(q) => q.pop().await.map(mem_popped),
@@ -142,6 +164,7 @@ impl Queue {
         }
     }
 
+    /// Stops accepting; consumers drain what is queued, then see `None`.
     pub fn close(&self) {
         match self {
             Queue::Memory(q) => q.close(),

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Which gateway to talk to (`--url`, or `WATCHTOWER_URL`).
 #[derive(Args, Debug, Clone)]
 pub struct Target {
     /// Watchtower's health/admin endpoint.
@@ -17,8 +18,10 @@ pub struct Target {
     pub url: String,
 }
 
+/// `watchtower run-start` arguments.
 #[derive(Args, Debug)]
 pub struct RunStartArgs {
+    /// The gateway's health_check endpoint.
     #[command(flatten)]
     pub target: Target,
     /// Run id (default: generated and printed).
@@ -35,40 +38,54 @@ pub struct RunStartArgs {
     pub max_duration: Option<String>,
 }
 
+/// `watchtower run-end` arguments.
 #[derive(Args, Debug)]
 pub struct RunEndArgs {
+    /// The gateway's health_check endpoint.
     #[command(flatten)]
     pub target: Target,
+    /// The run to end.
     #[arg(long)]
     pub id: String,
 }
 
+/// `watchtower runs show|list`.
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
     /// Print a run's summary as tables (or JSON with --json).
     Show {
+        /// The gateway's health_check endpoint.
         #[command(flatten)]
         target: Target,
+        /// The run to show.
         id: String,
+        /// Print the summary as JSON instead of tables.
         #[arg(long)]
         json: bool,
     },
     /// List runs.
     List {
+        /// The gateway's health_check endpoint.
         #[command(flatten)]
         target: Target,
     },
 }
 
+/// How `gate` prints its report.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 pub enum Format {
+    /// Markdown (for a pull-request comment).
     Md,
+    /// The report as JSON.
     Json,
+    /// Plain text for a terminal.
     Text,
 }
 
+/// `watchtower gate` arguments; thresholds given here override the config file's `block`.
 #[derive(Args, Debug)]
 pub struct GateArgs {
+    /// The gateway's health_check endpoint.
     #[command(flatten)]
     pub target: Target,
     /// The run to judge.
@@ -89,6 +106,7 @@ pub struct GateArgs {
     /// Never block: what would block only warns (exit 1).
     #[arg(long)]
     pub warn_only: bool,
+    /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Thresholds file (gate.yaml); flags override its `block` values.
@@ -96,8 +114,9 @@ pub struct GateArgs {
     pub config: Option<String>,
 }
 
+/// Why a call to the runs API failed (printed on stderr; the command exits 2).
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("{0}")]
     Usage(String),
     #[error("cannot reach {url}: {err}")]
@@ -183,7 +202,8 @@ fn base(t: &Target) -> String {
     t.url.trim_end_matches('/').to_string()
 }
 
-pub async fn fetch_summary(t: &Target, id: &str) -> Result<Summary, ClientError> {
+/// `GET /runs/{id}`: the run's summary, indexes rebuilt.
+pub(crate) async fn fetch_summary(t: &Target, id: &str) -> Result<Summary, ClientError> {
     let mut s: Summary = call(
         reqwest::Method::GET,
         format!("{}/runs/{}", base(t), path_id(id)),
@@ -199,6 +219,7 @@ fn fail(e: ClientError) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `run-start`: `POST /runs`; prints the run's id. Exit 0, or 2 with the error on stderr.
 pub async fn run_start(a: RunStartArgs) -> ExitCode {
     let req = match (kv_list(&a.labels, "label"), kv_list(&a.matchers, "match")) {
         (Ok(labels), Ok(matchers)) => StartRequest {
@@ -236,6 +257,8 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
     }
 }
 
+/// `run-end`: `POST /runs/{id}/end`; prints the run's totals. Exit 0, or 2 with the error on
+/// stderr.
 pub async fn run_end(a: RunEndArgs) -> ExitCode {
     let url = format!("{}/runs/{}/end", base(&a.target), path_id(&a.id));
     match call::<Summary>(reqwest::Method::POST, url, None).await {
@@ -350,6 +373,8 @@ pub fn render_table(s: &Summary) -> String {
     o
 }
 
+/// `runs show|list`: prints a summary or the list of runs. Exit 0, or 2 with the error on
+/// stderr.
 pub async fn runs(cmd: RunsCommand) -> ExitCode {
     match cmd {
         RunsCommand::Show { target, id, json } => match fetch_summary(&target, &id).await {
@@ -388,7 +413,7 @@ pub async fn runs(cmd: RunsCommand) -> ExitCode {
 }
 
 /// Every run, following `next_page_token` (at most 1,000 pages).
-pub async fn list_all(t: &Target) -> Result<Vec<RunInfo>, ClientError> {
+pub(crate) async fn list_all(t: &Target) -> Result<Vec<RunInfo>, ClientError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..1000 {
@@ -406,6 +431,8 @@ pub async fn list_all(t: &Target) -> Result<Vec<RunInfo>, ClientError> {
     Ok(out)
 }
 
+/// `gate`: judges a run against its baseline and thresholds and prints the report. Exit 0
+/// pass, 1 warn, 2 block (also when a summary cannot be fetched).
 pub async fn gate(a: GateArgs) -> ExitCode {
     let mut cfg = match &a.config {
         Some(p) => match std::fs::read_to_string(p)

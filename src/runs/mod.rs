@@ -1,24 +1,24 @@
 //! Test runs and the CD quality gate (docs/runs.md). A CD pipeline opens a run over the control API
 //! (`POST /runs` on the health endpoint); while it is open the router stamps
-//! `test.run.id` on matching data before fan-out ([`stamp`]); the `runsummary` exporter
-//! ([`exporter`]) aggregates each run's data into a bounded [`summary::Summary`]
-//! held by the [`registry::Registry`] (persisted by [`persist`]); `watchtower gate`
-//! ([`gate`], [`client`]) compares a run with a baseline and exits 0/1/2.
+//! `test.run.id` on matching data before fan-out (`stamp`); the `runsummary` exporter
+//! (`exporter`) aggregates each run's data into a bounded `summary::Summary`
+//! held by the [`registry::Registry`] (persisted by `persist`); `watchtower gate`
+//! (`gate`, [`client`]) compares a run with a baseline and exits 0/1/2.
 
-pub mod api;
+pub(crate) mod api;
 pub mod client;
-pub mod exporter;
-pub mod fingerprint;
-pub mod gate;
-pub mod limits;
-pub mod matcher;
-pub mod peers;
-pub mod persist;
+pub(crate) mod exporter;
+pub(crate) mod fingerprint;
+pub(crate) mod gate;
+pub(crate) mod limits;
+pub(crate) mod matcher;
+pub(crate) mod peers;
+pub(crate) mod persist;
 pub mod registry;
-pub mod replicas;
-pub mod sketch;
-pub mod stamp;
-pub mod summary;
+pub(crate) mod replicas;
+pub(crate) mod sketch;
+pub(crate) mod stamp;
+pub(crate) mod summary;
 
 use crate::config::common::Dur;
 use serde::Deserialize;
@@ -97,6 +97,11 @@ impl Default for RunsConfig {
 }
 
 impl RunsConfig {
+    /// Checks the settings serde cannot: durations and bounds must be positive, peer entries
+    /// well formed.
+    ///
+    /// # Errors
+    /// A message naming the first bad setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_duration.0.is_zero() {
             return Err("max_duration must be positive".into());
@@ -125,12 +130,16 @@ impl RunsConfig {
 /// Errors of the runs API and registry.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RunsError {
+    /// No run with this id (HTTP 404).
     #[error("run {0:?} not found")]
     NotFound(String),
+    /// A run with this id already exists (HTTP 409).
     #[error("run {0:?} already exists")]
     Conflict(String),
+    /// A bad request: id, query parameter, body or duration (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// `max_runs` runs are already open (HTTP 429).
     #[error("too many runs are open (max_runs {0})")]
     TooMany(usize),
 }

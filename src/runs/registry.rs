@@ -26,8 +26,12 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StartRequest {
+    /// Run id; generated (`run-<unix ms>-<4 hex digits>`) when absent.
     pub id: Option<String>,
+    /// Free-form labels stored with the run and shown in its summary.
     pub labels: BTreeMap<String, String>,
+    /// Resource attributes (JSON key `match`) data must carry, all of them, to be stamped with
+    /// this run; empty: all data while the run is open.
     #[serde(rename = "match")]
     pub matchers: BTreeMap<String, String>,
     /// overrides the extension's max_duration for this run, e.g. "30m"
@@ -45,17 +49,28 @@ pub struct StartRequest {
 /// One line of `GET /runs`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct RunInfo {
+    /// Run id.
     pub id: String,
+    /// Open, ended or expired.
     pub state: RunState,
+    /// How the run began (API call or a `test.run.id` attribute seen in data).
     pub source: RunSource,
+    /// Labels given at start.
     pub labels: BTreeMap<String, String>,
+    /// Resource attribute matchers given at start (JSON key `match`).
     #[serde(rename = "match")]
     pub matchers: BTreeMap<String, String>,
+    /// Start time, Unix milliseconds.
     pub started_unix_ms: u64,
+    /// End time, Unix milliseconds; absent while open.
     pub ended_unix_ms: Option<u64>,
+    /// Spans counted for the run so far.
     pub spans: u64,
+    /// Log records counted for the run so far.
     pub log_records: u64,
+    /// Exceptions counted for the run so far.
     pub exceptions: u64,
+    /// When an open run expires (`max_duration` after its start), Unix milliseconds.
     #[serde(default)]
     pub expires_unix_ms: u64,
 }
@@ -82,16 +97,19 @@ pub fn generate_id() -> String {
     format!("run-{}-{:04x}", now_ms(), rand::random::<u16>())
 }
 
-/// Default and largest page size of `GET /runs`.
+/// Default page size of `GET /runs`.
 pub const DEFAULT_PAGE: usize = 100;
+/// Largest page size of `GET /runs` (`limit`).
 pub const MAX_PAGE: usize = 1000;
 
 /// What `GET /runs` asks for: `?limit=N&page_token=T&state=open`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PageRequest {
+    /// Most runs in the page, 1 to [`MAX_PAGE`].
     pub limit: usize,
     /// continue after the run with this (started_unix_ms, id)
     pub after: Option<(u64, String)>,
+    /// Only runs in this state; all states when absent.
     pub state: Option<RunState>,
 }
 
@@ -167,6 +185,7 @@ fn parse_token(t: &str) -> Option<(u64, String)> {
 /// One page of `GET /runs`.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Page {
+    /// The page's runs, newest first.
     pub runs: Vec<RunInfo>,
     /// present when more runs follow: pass it as `page_token`
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +193,7 @@ pub struct Page {
     /// true when replicas of the tier did not answer (their runs and counts are missing)
     #[serde(default)]
     pub partial: bool,
+    /// The peers that did not answer, when `partial`.
     #[serde(default)]
     pub missing_replicas: Vec<String>,
 }
@@ -208,6 +228,9 @@ struct Entry {
     ending: bool,
 }
 
+/// The runs of this replica: open runs (stamped into matching data), ended and expired
+/// summaries kept for reading, persisted under `directory` when set.
+/// Shared by the runs API, the stamping in the receivers and the `runsummary` exporter.
 pub struct Registry {
     cfg: RunsConfig,
     limits: Limits,
@@ -417,6 +440,11 @@ impl Registry {
         }
     }
 
+    /// Opens a run and returns its (empty) summary.
+    ///
+    /// # Errors
+    /// [`RunsError::Invalid`] for a bad id or `max_duration`, [`RunsError::Conflict`] when
+    /// the id is taken, [`RunsError::TooMany`] when `max_runs` runs are open.
     pub fn start(&self, req: StartRequest) -> Result<Summary, RunsError> {
         let id = req.id.clone().unwrap_or_else(generate_id);
         valid_id(&id)?;
@@ -588,6 +616,7 @@ impl Registry {
         }
     }
 
+    /// The current summary of run `id` (counts so far for an open run); `None` when unknown.
     pub fn get(&self, id: &str) -> Option<Summary> {
         let now = self.drop_counts();
         let runs = self.runs.lock();

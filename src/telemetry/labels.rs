@@ -15,12 +15,6 @@ pub struct ExporterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExporterSignalLabels {
-    pub exporter: String,
-    pub data_type: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub exporter: String,
     pub data_type: String,

@@ -11,9 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-pub use super::labels::{
-    ExporterLabels, ExporterSignalLabels, ReasonLabels, ReceiverLabels, RefusedLabels,
-};
+pub use super::labels::{ExporterLabels, ReasonLabels, ReceiverLabels, RefusedLabels};
 
 type Fam<L> = Family<L, Counter>;
 

@@ -4,11 +4,11 @@
 /// stays for code written against it.
 pub use crate::extension::health_check as admin;
 pub mod allocator;
-pub mod labels;
-pub mod memory_metrics;
-pub mod metrics;
-pub mod process;
-pub mod queue_metrics;
-pub mod readiness;
+pub(crate) mod labels;
+pub(crate) mod memory_metrics;
+pub(crate) mod metrics;
+pub(crate) mod process;
+pub(crate) mod queue_metrics;
+pub(crate) mod readiness;
 pub mod redact;
 pub mod startup_pages;

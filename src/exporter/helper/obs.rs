@@ -34,11 +34,6 @@ impl Obs {
         }
     }
 
-    /// The exporter's config name.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// The process-wide metrics this handle records into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

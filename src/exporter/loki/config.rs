@@ -8,6 +8,7 @@ use std::time::Duration;
 /// Default request timeout (the Collector's HTTP client default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `exporters: loki[/name]` settings.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -17,16 +18,22 @@ pub struct Config {
     /// mixes tenants).
     #[serde(default)]
     pub headers: Headers,
+    /// HTTP Basic credentials sent with every push.
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// Sent as `Authorization: Bearer <token>` with every push.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// Per-request timeout; default 30 s ([`DEFAULT_TIMEOUT`]).
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Client TLS for an `https` endpoint.
     #[serde(default)]
     pub tls: ClientTls,
+    /// The exporter's queue.
     #[serde(default)]
     pub sending_queue: QueueSettings,
+    /// Retries of failed pushes.
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
     /// `json` format only: which default labels to add.
@@ -35,6 +42,7 @@ pub struct Config {
     /// `otlp` format: resource attributes promoted to stream labels. Default: Loki's list.
     #[serde(default)]
     pub index_labels: Option<Vec<String>>,
+    /// The mapping of a log record to a Loki entry; default `otlp`.
     #[serde(default)]
     pub format: LokiFormat,
 }
@@ -43,8 +51,10 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LokiFormat {
+    /// Loki's native OTLP mapping.
     #[default]
     Otlp,
+    /// The contrib lokiexporter's JSON line format.
     Json,
 }
 
@@ -52,9 +62,13 @@ pub enum LokiFormat {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DefaultLabelsEnabled {
+    /// `exporter="OTLP"`.
     pub exporter: bool,
+    /// `job` from `service.namespace`/`service.name`.
     pub job: bool,
+    /// `instance` from `service.instance.id`.
     pub instance: bool,
+    /// `level` from the record's severity.
     pub level: bool,
 }
 
@@ -70,6 +84,7 @@ impl Default for DefaultLabelsEnabled {
 }
 
 impl Config {
+    /// The per-request timeout: `timeout`, else [`DEFAULT_TIMEOUT`].
     pub fn timeout(&self) -> Duration {
         self.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT)
     }

@@ -1,10 +1,10 @@
 //! `loki` exporter: OTLP logs -> Loki push API (snappy-compressed `logproto.PushRequest`).
-//! [`config`] holds the YAML keys, [`sink`] the [`Sender`]: decode the batch, translate with
+//! [`config`] holds the YAML keys, `sink` the [`Sender`]: decode the batch, translate with
 //! `crate::translate::loki`, compress, POST, classify Loki's answer. Queueing, batching and
 //! retries are the generic exporter machinery's job.
 
 pub mod config;
-pub mod sink;
+pub(crate) mod sink;
 
 pub use config::{Config, DefaultLabelsEnabled, LokiFormat};
 

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Sender for one `loki` exporter.
 pub struct LokiSink {
     inner: Arc<Inner>,
 }
@@ -30,6 +31,7 @@ struct Inner {
 }
 
 impl LokiSink {
+    /// The sender for `cfg`: validates it and builds the HTTP client and headers (no I/O).
     pub fn new(cfg: &Config) -> Result<Self, String> {
         let (opts, warnings) = cfg.validate()?;
         for w in warnings {
@@ -65,8 +67,10 @@ impl LokiSink {
 /// Errors turning a batch into a push body (all permanent: retrying cannot fix the data).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EncodeError {
+    /// The batch is not logs.
     #[error("loki exporter got a {0} batch; it only takes logs")]
     WrongSignal(Signal),
+    /// The bytes are not an `ExportLogsServiceRequest` (the decoder's message).
     #[error("batch is not a valid ExportLogsServiceRequest: {0}")]
     Decode(String),
 }

@@ -16,6 +16,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Enabled {
+    /// Whether the feature is on.
     pub enabled: bool,
 }
 
@@ -52,10 +53,13 @@ pub struct Config {
     /// HTTP request timeout (default 5s).
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Client TLS for an `https` endpoint.
     #[serde(default)]
     pub tls: ClientTls,
+    /// HTTP Basic credentials (not together with `bearer_token`).
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
+    /// Sent as `Authorization: Bearer <token>`.
     #[serde(default)]
     pub bearer_token: Option<String>,
     /// Like every exporter's, except that `num_consumers` defaults to 1: concurrent sends
@@ -63,6 +67,7 @@ pub struct Config {
     /// (collector#2315). Set it higher only with out-of-order ingestion enabled.
     #[serde(default = "ordered_queue", deserialize_with = "ordered_queue_de")]
     pub sending_queue: QueueSettings,
+    /// Retries of failed requests (429, 5xx, connection errors and timeouts).
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
 }
@@ -72,19 +77,24 @@ fn yes() -> bool {
 }
 
 impl Config {
+    /// The HTTP request timeout: `timeout`, else [`DEFAULT_TIMEOUT`].
     pub fn timeout(&self) -> Duration {
         self.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT)
     }
 
+    /// Largest uncompressed request, in bytes: `max_batch_size_bytes`, else
+    /// [`DEFAULT_MAX_BATCH_SIZE_BYTES`].
     pub fn max_batch_size_bytes(&self) -> usize {
         self.max_batch_size_bytes
             .unwrap_or(DEFAULT_MAX_BATCH_SIZE_BYTES)
     }
 
+    /// Whether `target_info` series are written (default true).
     pub fn target_info_enabled(&self) -> bool {
         self.target_info.as_ref().is_none_or(|t| t.enabled)
     }
 
+    /// Whether resource attributes are copied onto every series (default false).
     pub fn resource_to_telemetry_enabled(&self) -> bool {
         self.resource_to_telemetry_conversion
             .as_ref()

@@ -25,8 +25,11 @@ pub const REMOTE_WRITE_VERSION: &str = "0.1.0";
 /// translator.
 #[derive(Debug, Default)]
 pub struct Prepared {
+    /// Snappy-compressed `WriteRequest`s, each under `max_batch_size_bytes` before compression.
     pub bodies: Vec<Vec<u8>>,
+    /// (reason, data points) the translator refused.
     pub dropped: Vec<(String, u64)>,
+    /// Data points written into `bodies`.
     pub points: u64,
 }
 
@@ -45,6 +48,10 @@ pub struct PrwSender {
 }
 
 impl PrwSender {
+    /// The sender for `cfg`: validates it and builds the HTTP client and headers (no I/O).
+    ///
+    /// # Errors
+    /// The config's problem, or a TLS file that cannot be read.
     pub fn new(cfg: &Config) -> Result<Self, String> {
         cfg.validate()?;
         let mut headers = header_map(

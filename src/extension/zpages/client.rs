@@ -51,6 +51,7 @@ pub struct FilterArgs {
 /// `watchtower tap`.
 #[derive(Args, Debug, Clone)]
 pub struct TapArgs {
+    /// Which items to show.
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Stop after N items.
@@ -64,6 +65,7 @@ pub struct TapArgs {
 /// `watchtower wait`.
 #[derive(Args, Debug, Clone)]
 pub struct WaitArgs {
+    /// Which item to wait for.
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Give up after this long (exit 1).
@@ -74,6 +76,7 @@ pub struct WaitArgs {
 /// `watchtower recent`.
 #[derive(Args, Debug, Clone)]
 pub struct RecentArgs {
+    /// Which items to show.
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Hex trace id.

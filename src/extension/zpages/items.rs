@@ -4,6 +4,7 @@
 //! viewers, never on the data path.
 
 use crate::pipeline::payload::{Payload, Signal};
+use crate::translate::otlp_json;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -67,7 +68,7 @@ fn resource_facts(r: &Option<Resource>) -> (String, String) {
 fn body_text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
     let s = match v.as_ref().and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(other) => serde_json::to_string(other).unwrap_or_default(),
+        Some(other) => otlp_json::to_string(other).unwrap_or_default(),
         None => String::new(),
     };
     s.chars().take(200).collect()
@@ -125,7 +126,7 @@ pub fn decode(p: &Payload, seen: &Seen) -> Vec<Item> {
                                 schema_url: rs.schema_url.clone(),
                             }],
                         };
-                        it.otlp = serde_json::to_value(&one).unwrap_or_default();
+                        it.otlp = otlp_json::to_value(&one).unwrap_or_default();
                         out.push(it);
                     }
                 }
@@ -164,7 +165,7 @@ pub fn decode(p: &Payload, seen: &Seen) -> Vec<Item> {
                                 schema_url: rl.schema_url.clone(),
                             }],
                         };
-                        it.otlp = serde_json::to_value(&one).unwrap_or_default();
+                        it.otlp = otlp_json::to_value(&one).unwrap_or_default();
                         out.push(it);
                     }
                 }
@@ -193,7 +194,7 @@ pub fn decode(p: &Payload, seen: &Seen) -> Vec<Item> {
                                 schema_url: rm.schema_url.clone(),
                             }],
                         };
-                        it.otlp = serde_json::to_value(&one).unwrap_or_default();
+                        it.otlp = otlp_json::to_value(&one).unwrap_or_default();
                         out.push(it);
                     }
                 }
@@ -201,4 +202,60 @@ pub fn decode(p: &Payload, seen: &Seen) -> Vec<Item> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+    #[test]
+    fn item_json_writes_non_finite_doubles_as_protojson_strings() {
+        let double = |v: f64| AnyValue {
+            value: Some(any_value::Value::DoubleValue(v)),
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        body: Some(double(f64::NAN)),
+                        attributes: vec![
+                            KeyValue {
+                                key: "up".into(),
+                                value: Some(double(f64::INFINITY)),
+                                ..Default::default()
+                            },
+                            KeyValue {
+                                key: "down".into(),
+                                value: Some(double(f64::NEG_INFINITY)),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let p = Payload::new(Signal::Logs, req.encode_to_vec().into(), 1);
+        let seen = Seen {
+            component: "receiver/otlp",
+            observed_time_unix_nano: 1,
+        };
+        let items = decode(&p, &seen);
+        assert_eq!(items.len(), 1);
+        let rec = &items[0].otlp["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(rec["body"]["doubleValue"], "NaN", "{rec}");
+        assert_eq!(
+            rec["attributes"][0]["value"]["doubleValue"], "Infinity",
+            "{rec}"
+        );
+        assert_eq!(
+            rec["attributes"][1]["value"]["doubleValue"], "-Infinity",
+            "{rec}"
+        );
+        assert_eq!(items[0].name, r#"{"doubleValue":"NaN"}"#);
+    }
 }

@@ -3,20 +3,20 @@
 //! and rates, a live tap of items (NDJSON), recent data, the Collector's `/debug/*z` pages,
 //! the effective config with secrets masked, and a web page at `/`.
 //!
-//! Layout: [`tap`] and [`recent`] are fed by the data path through [`observe::Observe`];
-//! [`items`] decodes requests into items for viewers; [`filter`] parses the shared query
-//! filters; [`status`] builds the status document; [`api`] and [`pages`] are the HTTP side.
+//! Layout: `tap` and `recent` are fed by the data path through `observe::Observe`;
+//! `items` decodes requests into items for viewers; `filter` parses the shared query
+//! filters; `status` builds the status document; `api` and `pages` are the HTTP side.
 
-pub mod api;
+pub(crate) mod api;
 pub mod client;
-pub mod filter;
-pub mod items;
-pub mod mcp;
-pub mod observe;
-pub mod pages;
-pub mod recent;
-pub mod status;
-pub mod tap;
+pub(crate) mod filter;
+pub(crate) mod items;
+pub(crate) mod mcp;
+pub(crate) mod observe;
+pub(crate) mod pages;
+pub(crate) mod recent;
+pub(crate) mod status;
+pub(crate) mod tap;
 
 use crate::config::common::ByteSize;
 use serde::Deserialize;
@@ -27,7 +27,9 @@ use serde::Deserialize;
 pub struct ZpagesConfig {
     /// Listen address; loopback by default (the pages show data and config).
     pub endpoint: String,
+    /// The recent-data ring (`recent:`).
     pub recent: RecentConfig,
+    /// Bounds of each tap stream (`tap:`).
     pub tap: TapConfig,
     /// `auth: { authenticator: <extension id> }`: every page, API and `/mcp` request must
     /// carry that authenticator's credential (401 with `WWW-Authenticate` otherwise), as the
@@ -50,6 +52,7 @@ impl Default for ZpagesConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecentConfig {
+    /// Keep recent data; default true.
     pub enabled: bool,
     /// Payload bytes kept, all signals together (a third each).
     pub max_bytes: ByteSize,
@@ -98,6 +101,7 @@ impl ZpagesConfig {
         Ok(())
     }
 
+    /// The per-stream buffer bounds of a tap (requests and bytes), from `tap:`.
     pub fn bounds(&self) -> tap::Bounds {
         tap::Bounds {
             requests: self.tap.buffer_requests,

@@ -5,8 +5,8 @@
 //!
 //! Layout: `<file_storage.directory>/<exporter dir>/` holds `NNNNNNNNNNNNNNNNNNNN.seg` segment
 //! files (named by the first sequence number they may hold), `acks.log` and `lock`. One writer
-//! thread owns the files ([`writer`]); a replay thread feeds the backlog of a previous run into
-//! the queue in order while new data is accepted ([`replay`]). The in-memory index keeps the
+//! thread owns the files (`writer`); a replay thread feeds the backlog of a previous run into
+//! the queue in order while new data is accepted (`replay`). The in-memory index keeps the
 //! payloads of recent records (up to a cache bound) and reads older ones back from disk.
 
 /// The `file_storage` settings live in [`crate::extension::file_storage`]; this path stays for
@@ -37,11 +37,15 @@ use tokio::sync::{Notify, oneshot};
 /// Why a durable queue could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
+    /// A file or directory operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory the operation failed on.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Another process holds the directory's lock file (the directory).
     #[error("queue directory {0} is locked by another running process")]
     Locked(String),
 }
@@ -296,6 +300,7 @@ impl DurableQueue {
         }))
     }
 
+    /// The queue's bounds (bytes and records, as configured by `sending_queue`).
     pub fn limits(&self) -> Limits {
         self.shared.limits
     }
@@ -548,6 +553,8 @@ impl DurableQueue {
         }
     }
 
+    /// Stops accepting; consumers drain what is queued (reading it back from disk), then see
+    /// `None`. Records not acked stay in the log for the next start.
     pub fn close(&self) {
         self.shared.state.lock().closed = true;
         self.shared.data.notify_waiters();

@@ -14,7 +14,9 @@ pub const DATA_FIXED_LEN: usize = 1 + 8 + 1 + 8;
 /// Largest body the reader accepts (bigger lengths are damage, not records).
 pub const MAX_BODY_LEN: usize = 256 << 20;
 
+/// Kind byte of a data body.
 pub const KIND_DATA: u8 = 1;
+/// Kind byte of an ack body.
 pub const KIND_ACK: u8 = 2;
 
 /// Appends one data frame to `out`.
@@ -71,12 +73,18 @@ pub fn encode_acks(out: &mut Vec<u8>, seqs: &[u64]) {
 /// A decoded record body.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Body<'a> {
+    /// One queued request.
     Data {
+        /// Its sequence number (what an ack names).
         seq: u64,
+        /// Its signal.
         signal: Signal,
+        /// Spans, data points or log records in it.
         items: u64,
+        /// The encoded OTLP request.
         payload: &'a [u8],
     },
+    /// Sequence numbers of records delivered (or dropped for good): not to be replayed.
     Acks(Vec<u64>),
 }
 
@@ -117,16 +125,41 @@ pub fn decode_body(body: &[u8]) -> Option<Body<'_>> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Item<'a> {
     /// A frame whose CRC matched and whose body decodes. `offset` is where the frame starts.
-    Record { offset: usize, body: Body<'a> },
+    Record {
+        /// Byte offset of the frame in the file.
+        offset: usize,
+        /// The decoded body.
+        body: Body<'a>,
+    },
     /// Bytes that are not a valid frame but are followed by one: skipped.
-    Corrupt { offset: usize, len: usize },
+    Corrupt {
+        /// Byte offset of the damage.
+        offset: usize,
+        /// Bytes skipped.
+        len: usize,
+    },
     /// Bytes at the end that are not a valid frame (a write cut short): to be truncated.
-    TornTail { offset: usize, len: usize },
+    TornTail {
+        /// Byte offset of the cut-short frame.
+        offset: usize,
+        /// Bytes from there to the end.
+        len: usize,
+    },
     /// Only zero bytes from here to the end: the unused part of a preallocated (pre-zeroed)
     /// segment. Not damage; may be truncated.
-    Padding { offset: usize, len: usize },
+    Padding {
+        /// Byte offset of the first zero byte.
+        offset: usize,
+        /// Zero bytes to the end.
+        len: usize,
+    },
     /// The rest of a recycled segment (see [`segment_items`]): not damage; may be truncated.
-    Recycled { offset: usize, len: usize },
+    Recycled {
+        /// Byte offset of the first record of the previous life.
+        offset: usize,
+        /// Bytes from there to the end.
+        len: usize,
+    },
 }
 
 /// The items of the segment file whose first sequence number is `first`. A segment may be a
@@ -191,6 +224,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader over one file's whole contents `buf`, from offset 0.
     pub fn new(buf: &'a [u8]) -> Self {
         let zeros_from = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         Reader {

@@ -6,7 +6,7 @@
 //! a byte or two in the rare other cases). [`PushBuilder::finish`] sorts streams by selector
 //! and entries by time (stable) and writes the `PushRequest` in one pass, copying entries
 //! that lie back to back in the arena in one go; byte-for-byte what
-//! [`super::encode::encode_push_request`] produces for the same streams.
+//! `super::encode::encode_push_request` produces for the same streams.
 
 use super::Translated;
 use super::encode::{Entry, ld_len, put_entry_payload, put_ld, put_str, put_timestamp, varint_len};
@@ -40,6 +40,8 @@ pub struct PushBuilder {
 }
 
 impl PushBuilder {
+    /// An empty request whose entry buffer starts with room for `bytes` bytes (about 1.5x the
+    /// OTLP input is typical).
     pub fn with_capacity(bytes: usize) -> Self {
         PushBuilder {
             arena: Vec::with_capacity(bytes),
@@ -120,6 +122,8 @@ impl PushBuilder {
         self.end_entry(stream, e.ts, start);
     }
 
+    /// Sorts entries by time within each stream (stable) and streams by selector, and encodes the
+    /// `logproto.PushRequest`.
     pub fn finish(mut self) -> Translated {
         self.streams.sort_by(|a, b| a.selector.cmp(&b.selector));
         let mut entries = 0u64;

@@ -148,10 +148,6 @@ impl LabelSet {
         self.get(name).is_some()
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

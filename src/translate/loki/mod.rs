@@ -4,11 +4,11 @@
 //!
 //! Two implementations with the same output:
 //! - the fast path ([`translate_encoded`]): a zero-copy wire reader ([`reader`], driven by
-//!   [`fast`]) feeds per-format mappers ([`otlp_fast`], [`json_fast`]) that encode entries
+//!   [`fast`]) feeds per-format mappers (`otlp_fast`, `json_fast`) that encode entries
 //!   straight into the output buffer ([`builder`]); no prost decode of log records, no
 //!   per-record allocation in the common case;
 //! - the reference path ([`translate_reference`]): prost decode into owned structs, then
-//!   [`otlp`] / [`json_format`] build entries that [`encode`] writes. It defines the mapping;
+//!   `otlp` / `json_format` build entries that `encode` writes. It defines the mapping;
 //!   the fast path reuses its per-resource code and falls back to its per-record code for rare
 //!   record shapes (map or array values, `loki.*.labels` hints), and tests check that both
 //!   paths agree byte for byte.
@@ -17,25 +17,25 @@
 //! - `otlp` (default): the same as Loki's native OTLP ingestion (`pkg/loghttp/push/otlp.go`),
 //!   so dashboards written for OTLP-in-Loki work unchanged: a configurable list of resource
 //!   attributes becomes index labels, everything else becomes structured metadata, the body is
-//!   the line. See [`otlp`].
+//!   the line. See `otlp`.
 //! - `json`: the contrib `lokiexporter` / Alloy `otelcol.exporter.loki` format for users
 //!   migrating from it: `exporter`/`job`/`instance` labels, `loki.*.labels` hints, the record
-//!   as a JSON line. See [`json_format`].
+//!   as a JSON line. See `json_format`.
 //!
 //! Both group entries per stream (one stream per distinct label set), sort entries by time
 //! within a stream (stable: equal timestamps keep arrival order) and sort streams by selector,
 //! so the output is deterministic.
 
 pub mod builder;
-pub mod encode;
+pub(crate) mod encode;
 pub mod fast;
-pub mod json_fast;
-pub mod json_format;
-pub mod labels;
-pub mod otlp;
-pub mod otlp_fast;
+pub(crate) mod json_fast;
+pub(crate) mod json_format;
+pub(crate) mod labels;
+pub(crate) mod otlp;
+pub(crate) mod otlp_fast;
 pub mod reader;
-pub mod value;
+pub(crate) mod value;
 
 pub use reader::ReadError;
 
@@ -52,8 +52,12 @@ use std::collections::HashMap;
 /// Which mapping to apply.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
+    /// `otlp`: Loki's native OTLP ingestion mapping (index labels from resource attributes,
+    /// structured metadata, the body as the line).
     #[default]
     Otlp,
+    /// `json`: the contrib lokiexporter's mapping (`exporter`/`job`/`instance` labels, the record
+    /// as a JSON line).
     Json,
 }
 
@@ -84,10 +88,12 @@ impl Default for DefaultLabels {
 /// Translation settings, built once from the exporter config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
+    /// The mapping (`format:` of the exporter); default `otlp`.
     pub format: Format,
     /// Resource attribute names promoted to stream labels (`otlp` format), in precedence
     /// order: when two of them normalize to the same label name, the earlier one wins.
     pub index_labels: Vec<String>,
+    /// Labels the `json` format adds; all on by default.
     pub default_labels: DefaultLabels,
 }
 

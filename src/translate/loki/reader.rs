@@ -19,32 +19,49 @@ pub enum Val<'a> {
     Missing,
     /// An `AnyValue` with no value set.
     Empty,
+    /// `stringValue` (UTF-8 checked).
     Str(&'a str),
+    /// `boolValue`.
     Bool(bool),
+    /// `intValue`.
     Int(i64),
+    /// `doubleValue`.
     Double(f64),
+    /// `bytesValue`, raw bytes.
     Bytes(&'a [u8]),
 }
 
 /// One attribute.
 #[derive(Clone, Copy, Debug)]
 pub struct Kv<'a> {
+    /// Attribute key.
     pub key: &'a str,
+    /// Attribute value.
     pub value: Val<'a>,
 }
 
 /// The fields of one log record the translators use; its attributes go to a separate vector.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
+    /// `time_unix_nano`: when the event happened, Unix nanoseconds; 0 when unset.
     pub time: u64,
+    /// `observed_time_unix_nano`: when it was collected, Unix nanoseconds; 0 when unset.
     pub observed: u64,
+    /// `severity_number` (OTLP logs data model: 1-24, 0 unspecified).
     pub severity_number: i32,
+    /// `severity_text` as sent (`INFO`, `warn`, ...).
     pub severity_text: &'a str,
+    /// The record's body.
     pub body: Val<'a>,
+    /// Attributes the sender dropped.
     pub dropped_attributes_count: u32,
+    /// W3C trace flags (low byte: sampled bit).
     pub flags: u32,
+    /// Trace id bytes (16 when set, empty when not).
     pub trace_id: &'a [u8],
+    /// Span id bytes (8 when set, empty when not).
     pub span_id: &'a [u8],
+    /// `event_name` (empty when not an event).
     pub event_name: &'a str,
 }
 
@@ -64,6 +81,7 @@ impl Record<'_> {
 
 /// A log record read from the wire.
 pub enum Parsed<'a> {
+    /// Read completely here, without prost.
     Simple(Record<'a>),
     /// Needs prost's merge semantics: decode this record with prost (see module docs).
     Complex,

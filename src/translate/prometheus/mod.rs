@@ -2,8 +2,8 @@
 //! Prometheus' own OTLP translator (`otlptranslator`, `storage/remote/otlptranslator`) and the
 //! Collector's `prometheusremotewrite` exporter, so that dashboards and alerts written against
 //! the Collector keep working; docs/prometheusremotewrite.md ("Translation") lists them with
-//! sources. Parts: [`naming`] (metric, unit and label names), [`labels`] (label sets),
-//! [`histogram`] (exponential -> native), [`series`] (merge, order, split, encode).
+//! sources. Parts: `naming` (metric, unit and label names), `labels` (label sets),
+//! `histogram` (exponential -> native), `series` (merge, order, split, encode).
 //!
 //! Choices where the references leave room (documented in docs/prometheusremotewrite.md):
 //! - delta (and unspecified) temporality sums and histograms are refused and counted
@@ -13,12 +13,12 @@
 //! - metrics whose name sanitizes to nothing are refused (`invalid_metric_name`);
 //! - exponential histograms with scale < -4 are refused (`unsupported_scale`).
 
-pub mod hash;
-pub mod histogram;
-pub mod labels;
-pub mod naming;
-pub mod points;
-pub mod series;
+pub(crate) mod hash;
+pub(crate) mod histogram;
+pub(crate) mod labels;
+pub(crate) mod naming;
+pub(crate) mod points;
+pub(crate) mod series;
 
 #[cfg(test)]
 mod tests;
@@ -104,14 +104,21 @@ impl Settings {
 /// Why data points were not translated (a low-cardinality reason for self-metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
+    /// A delta sum or histogram (remote-write carries cumulative values); the
+    /// `deltatocumulative` processor turns them into cumulative ones first.
     DeltaTemporality,
+    /// A sum or histogram with `AGGREGATION_TEMPORALITY_UNSPECIFIED`.
     UnspecifiedTemporality,
+    /// A metric whose name leaves nothing but underscores once made a valid Prometheus name.
     InvalidMetricName,
+    /// An exponential histogram with a scale below the lowest native-histogram schema (-4).
     UnsupportedScale,
+    /// A data point with `time_unix_nano` 0.
     ZeroTimestamp,
 }
 
 impl DropReason {
+    /// The `reason` label value (`delta_temporality`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::DeltaTemporality => "delta_temporality",
@@ -126,7 +133,9 @@ impl DropReason {
 /// The result of translating one OTLP request, with series already encoded (hot path).
 #[derive(Debug, Default)]
 pub struct Encoded {
+    /// Series with their samples, histograms and exemplars, ready to encode.
     pub series: Finished,
+    /// One `MetricMetadata` (type, help, unit) per metric family.
     pub metadata: Vec<MetricMetadata>,
     /// Data points refused, by reason (sorted by reason).
     pub dropped: Vec<(DropReason, u64)>,
@@ -144,7 +153,9 @@ impl Encoded {
 /// The result of translating one OTLP request, as generated types (tests, debugging).
 #[derive(Debug, Default)]
 pub struct Translation {
+    /// The `TimeSeries` of the request.
     pub series: Vec<TimeSeries>,
+    /// One `MetricMetadata` (type, help, unit) per metric family.
     pub metadata: Vec<MetricMetadata>,
     /// Data points refused, by reason (sorted by reason).
     pub dropped: Vec<(DropReason, u64)>,
@@ -153,6 +164,7 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// Data points refused, all reasons together.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(|(_, n)| n).sum()
     }

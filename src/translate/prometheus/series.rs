@@ -109,7 +109,10 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn new(base: &[Lbl<'_>], extra_name: Option<&str>) -> Template {
+    /// A template for `base` labels plus, when `extra_name` is given, one more label of that
+    /// name (tests build templates directly; the translator reuses one via [`Self::reset`]).
+    #[cfg(test)]
+    pub(crate) fn new(base: &[Lbl<'_>], extra_name: Option<&str>) -> Template {
         let mut t = Template::default();
         t.reset(base, extra_name);
         t
@@ -297,12 +300,10 @@ impl SeriesSet {
         self.series[i].exemplars.extend(ex);
     }
 
-    pub fn len(&self) -> usize {
+    /// Number of distinct series so far.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.series.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 
     /// The series with samples, histograms and exemplars in timestamp order; for equal
@@ -413,12 +414,9 @@ fn sample_len(s: &Sample) -> usize {
 }
 
 impl Finished {
-    pub fn len(&self) -> usize {
+    /// Number of series.
+    pub(crate) fn len(&self) -> usize {
         self.series.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 
     /// Encoded length of series `i`'s TimeSeries message body.

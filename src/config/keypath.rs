@@ -1,0 +1,336 @@
+//! Typed parsing of one component's settings that reports every bad value by its key path
+//! (`retry_on_failure.max_interval`) and the line and column of that value, instead of the
+//! first error at the component's line.
+//!
+//! serde stops at the first error, so after each one the offending key is removed from a copy
+//! of the component's YAML tree and parsing is tried again (up to [`MAX_ERRORS`] times): a
+//! component with three bad values gets three errors. serde_path_to_error names the key path;
+//! the YAML library gives the position: the path is walked once more over the config text with
+//! a `DeserializeSeed` that fails on the value it reaches, and the YAML deserializer marks that
+//! failure with the value's line and column.
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
+use std::fmt;
+
+/// Most errors reported for one component (a file of garbage stays readable).
+pub const MAX_ERRORS: usize = 20;
+
+/// One step of a key path: a mapping key or a sequence index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A mapping key.
+    Key(String),
+    /// A 0-based sequence index.
+    Index(usize),
+}
+
+/// One bad value inside a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    /// The path below the component (empty for the component's own value).
+    pub path: Vec<Step>,
+    /// What serde or the setting's parser said.
+    pub message: String,
+    /// 1-based line and column of the value in the config text, when the walk found it.
+    pub position: Option<(usize, usize)>,
+}
+
+/// `a.b[2].c` (keys joined by `.`, indexes in brackets).
+pub fn display(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Parses the settings `value` found at `base` (e.g. `["exporters", "otlp/x"]`) of the config
+/// `text`. A YAML null stands for "all defaults" (`debug:` with nothing after it).
+///
+/// # Errors
+/// Every bad value found (at most [`MAX_ERRORS`]), each with its path below `base` and, when
+/// the value is found in `text`, its 1-based line and column.
+pub fn parse<T: DeserializeOwned>(
+    text: &str,
+    base: &[&str],
+    value: &serde_yaml::Value,
+) -> Result<T, Vec<ValueError>> {
+    let mut cur = if value.is_null() {
+        serde_yaml::Value::Mapping(Default::default())
+    } else {
+        value.clone()
+    };
+    let mut errors = Vec::new();
+    let mut removed: Vec<Vec<Step>> = Vec::new();
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(cur.clone()) {
+            Ok(t) if errors.is_empty() => return Ok(t),
+            Ok(_) => return Err(errors),
+            Err(e) => e,
+        };
+        let mut path = steps(e.path());
+        let message = e.into_inner().to_string();
+        // A key this loop removed and the type requires: not a problem of the file.
+        if let Some(field) = quoted_field(&message, "missing field `") {
+            let mut p = path.clone();
+            p.push(Step::Key(field.to_string()));
+            if removed.contains(&p) {
+                return Err(errors);
+            }
+        }
+        // serde names an unknown key in the message, at its parent's path: point at the key.
+        if let Some(field) = quoted_field(&message, "unknown field `")
+            && path.last() != Some(&Step::Key(field.to_string()))
+        {
+            path.push(Step::Key(field.to_string()));
+        }
+        let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
+        full.extend(path.iter().cloned());
+        errors.push(ValueError {
+            position: position(text, &full),
+            path: path.clone(),
+            message,
+        });
+        if errors.len() >= MAX_ERRORS || !remove(&mut cur, &path) {
+            return Err(errors);
+        }
+        removed.push(path);
+    }
+}
+
+fn quoted_field<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Removes the mapping key at `path` from `v`; false when `path` is empty, goes through a
+/// sequence (removing an element would renumber the later ones) or is not there.
+fn remove(v: &mut serde_yaml::Value, path: &[Step]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut at = v;
+    for step in parents {
+        at = match (step, at) {
+            (Step::Key(k), serde_yaml::Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, at) {
+        (Step::Key(k), serde_yaml::Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        _ => false,
+    }
+}
+
+/// The message the walk fails with on reaching its value.
+const HERE: &str = "watchtower: value reached";
+
+/// 1-based (line, column) of the value at `path` in `text`, from the YAML deserializer's
+/// own position marks.
+pub fn position(text: &str, path: &[Step]) -> Option<(usize, usize)> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    match Walk(path).deserialize(de) {
+        Err(e) if e.to_string().contains(HERE) => e.location().map(|l| (l.line(), l.column())),
+        _ => None,
+    }
+}
+
+/// Walks down `path`, skipping everything else; fails on the value it reaches.
+struct Walk<'p>(&'p [Step]);
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((Step::Key(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
+            let matches = match &key {
+                serde_yaml::Value::String(s) => s == want,
+                serde_yaml::Value::Number(n) => n.to_string() == *want,
+                serde_yaml::Value::Bool(b) => b.to_string() == *want,
+                _ => false,
+            };
+            if matches {
+                return map.next_value_seed(Walk(rest));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((Step::Index(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        for _ in 0..*want {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Walk(rest)).map(|_| ())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.scalar()
+    }
+}
+
+impl Walk<'_> {
+    /// A scalar is the target when the path ends here; a path going on below it is not found.
+    fn scalar<E: de::Error>(&self) -> Result<(), E> {
+        if self.0.is_empty() {
+            Err(E::custom(HERE))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Retry {
+        #[serde(default)]
+        max_interval: Option<crate::config::common::Dur>,
+        #[serde(default)]
+        initial_interval: Option<crate::config::common::Dur>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Exp {
+        endpoint: String,
+        #[serde(default)]
+        retry_on_failure: Option<Retry>,
+        #[serde(default)]
+        headers: Vec<String>,
+    }
+
+    fn run(text: &str) -> Result<Exp, Vec<ValueError>> {
+        let root: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        parse::<Exp>(text, &["exporters", "otlp/x"], &root["exporters"]["otlp/x"])
+    }
+
+    #[test]
+    fn every_bad_value_has_its_path_line_and_column() {
+        let text = "exporters:\n  otlp/x:\n    endpoint: http://x\n    retry_on_failure:\n      max_interval: 5x\n      initial_interval: soon\n    endpont: typo\n";
+        let errs = run(text).unwrap_err();
+        let got: Vec<(String, Option<(usize, usize)>)> = errs
+            .iter()
+            .map(|e| (display(&e.path), e.position))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("retry_on_failure.max_interval".to_string(), Some((5, 21))),
+                (
+                    "retry_on_failure.initial_interval".to_string(),
+                    Some((6, 25))
+                ),
+                ("endpont".to_string(), Some((7, 14))),
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("\"5x\""), "{errs:?}");
+        assert!(
+            errs[2].message.starts_with("unknown field `endpont`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn flow_style_and_sequences_are_found() {
+        let text = "exporters: { otlp/x: { endpoint: http://x, headers: [a, {b: 1}] } }\n";
+        let errs = run(text).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(display(&errs[0].path), "headers[1]");
+        assert_eq!(errs[0].position, Some((1, 57)), "{errs:?}");
+    }
+
+    #[test]
+    fn a_removed_required_key_is_not_reported_again() {
+        let text = "exporters:\n  otlp/x:\n    endpoint: [1]\n";
+        let errs = run(text).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(display(&errs[0].path), "endpoint");
+        assert_eq!(errs[0].position, Some((3, 15)));
+    }
+
+    #[test]
+    fn good_settings_and_null_parse() {
+        let ok = run("exporters:\n  otlp/x:\n    endpoint: http://x\n").unwrap();
+        assert_eq!(ok.endpoint, "http://x");
+        let text = "exporters:\n  otlp/x:\n";
+        let errs = run(text).unwrap_err();
+        assert!(
+            errs[0].message.contains("missing field `endpoint`"),
+            "{errs:?}"
+        );
+    }
+}
