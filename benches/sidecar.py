@@ -8,16 +8,18 @@ one core, its average and peak RSS, and its idle cost (CPU % and RSS over an idl
 start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately in one session:
 
   passthrough  otlp receiver -> batch -> otlp exporter (the testbed's pipeline)
-  sidecar      the sidecar example's pipeline (helm/examples/sidecar.yaml): memory_limiter,
-               resource (stamps two attributes: decode + re-encode), batch -> otlphttp
+  sidecar      the sidecar example's pipeline and environment (helm/examples/sidecar.yaml):
+               memory_limiter, resource (stamps two attributes: decode + re-encode), batch ->
+               otlphttp; the allocator without per-thread caches
 
 Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH_BIN,
 SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1),
 SIDECAR_WORKERS (tokio worker threads to compare, default "0,1": the default and one),
 SIDECAR_PIPELINES (default "passthrough,sidecar"), SIDECAR_ENV (extra gateway environment,
 "K=V,K=V"), SIDECAR_TAG (output file name, default "sidecar"), SIDECAR_BINS (gateway builds to
-compare, "label=path,label=path"; each case runs every build back to back, so A and B alternate
-in one session; default: BENCH_BIN alone).
+compare, "label=path,label=path"; a path may end in "|K=V;K=V" for environment of that build
+alone, e.g. "lean=target/release/watchtower|_RJEM_MALLOC_CONF=tcache:false"; each case runs
+every build back to back, so A and B alternate in one session; default: BENCH_BIN alone).
 
 RSS is reported whole and split into anonymous memory (heap, stacks) and file-backed pages (the
 executable's code and read-only data mapped from the binary; RssAnon / RssFile of
@@ -54,6 +56,7 @@ PIPELINES = {
         lambda s: f'  otlp/sink: {{ endpoint: "127.0.0.1:{s.grpc}", tls: {{ insecure: true }}, compression: none }}',
         "    traces: { receivers: [otlp], processors: [batch], exporters: [otlp/sink] }",
         "",
+        {},
     ),
     "sidecar": (
         lambda s: f'  otlphttp/gateway: {{ endpoint: "http://127.0.0.1:{s.http}", compression: none }}',
@@ -64,15 +67,19 @@ PIPELINES = {
       - { key: deployment.environment.name, value: staging, action: upsert }
       - { key: service.namespace, value: shop, action: insert }
 """,
+        # the example's container environment
+        {"_RJEM_MALLOC_CONF": "tcache:false"},
     ),
 }
 
 
 def config_text(name, exporters_yaml, pipelines_yaml, processors_yaml, ports):
     grpc, http, health, metrics = ports
+    # as helm/examples/sidecar.yaml: admission budgets below the memory_limiter's soft limit
+    admission = "    admission: { request_limit_mib: 32, waiting_limit_mib: 8 }\n" if "memory_limiter" in processors_yaml else ""
     return f"""receivers:
   otlp:
-    protocols:
+{admission}    protocols:
       grpc: {{ endpoint: "127.0.0.1:{grpc}" }}
       http: {{ endpoint: "127.0.0.1:{http}" }}
 processors:
@@ -105,14 +112,16 @@ def cold_copy(src, dst):
 
 
 class Gw:
-    def __init__(self, name, text_fn, workers, binary):
+    def __init__(self, name, text_fn, workers, binary, env=None):
         self.grpc, self.http, self.health, self.metrics = (bench.free_port() for _ in range(4))
         self.config = os.path.join(bench.OUT, f"{name}.yaml")
         with open(self.config, "w") as f:
             f.write(text_fn((self.grpc, self.http, self.health, self.metrics)))
         # tokio reads TOKIO_WORKER_THREADS; in a pod with a CPU limit below one core the
         # runtime already sizes itself to 1 worker (available_parallelism follows cgroup cpu.max)
-        extra = dict(GATEWAY_ENV)
+        extra = dict(GATEWAY_ENV, **(env or {}))
+        binary, _, own_env = binary.partition("|")
+        extra.update(kv.split("=", 1) for kv in own_env.split(";") if "=" in kv)
         if workers:
             extra["TOKIO_WORKER_THREADS"] = str(workers)
         binary = self.binary = cold_copy(binary, os.path.join(bench.OUT, f"{name}-watchtower"))
@@ -145,10 +154,10 @@ class Gw:
 def measure(pipeline, protocol, workers, rnd, build=("", None)):
     label, binary = build
     name = f"sidecar-{pipeline}-{protocol}-w{workers or 'auto'}-{rnd}" + (f"-{label}" if label else "")
-    exp, pipes, procs = PIPELINES[pipeline]
+    exp, pipes, procs, env = PIPELINES[pipeline]
     sink = bench.Sink(f"{name}-sink")
     try:
-        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports), workers, binary or bench.BIN)
+        gw = Gw(name, lambda ports: config_text(name, exp(sink), pipes, procs, ports), workers, binary or bench.BIN, env)
         try:
             # idle: nothing sent
             time.sleep(1.0)
