@@ -19,7 +19,6 @@ pub mod queue;
 pub mod receiver;
 pub mod runs;
 pub mod telemetry;
-pub mod tools;
 pub mod translate;
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).
