@@ -6,10 +6,17 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use watchtower_bench::{loadgen, sink};
 
-/// jemalloc, as the gateway uses: the sink and the load generator allocate per request, and the
-/// benchmarks compare them with the gateway under the same allocator.
+/// jemalloc, as the gateway uses: the sink and the load generator allocate per request, and
+/// their CPU figures (BENCHMARKS.md) were taken with the gateway's allocator and options.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The gateway binary's jemalloc start-up options (src/main.rs), so the instruments behave as
+/// they did when they were subcommands of that binary. `_RJEM_MALLOC_CONF` overrides them.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr() });
 
 #[derive(Parser, Debug)]
 #[command(

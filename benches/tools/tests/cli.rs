@@ -16,6 +16,11 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
+/// Command-line words of `s`, split at spaces.
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(' ')
+}
+
 /// Waits up to 10 s for `child` to exit, killing it past that.
 fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
     let t0 = Instant::now();
@@ -54,8 +59,10 @@ fn sink_and_loadgen_subcommands_count_the_same_items() {
     ] {
         let out = Command::new(BIN)
             .args(["loadgen", "--endpoint", &endpoint, "--protocol", protocol])
-            .args(["--signal", signal, "--requests", "12", "--items-per-request", "25"])
-            .args(["--connections", "2", "--duration", "30", "--json", "-", "--quiet"])
+            .args(["--signal", signal])
+            .args(words("--requests 12 --items-per-request 25"))
+            .args(words("--connections 2"))
+            .args(words("--duration 30 --json - --quiet"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{protocol}: {out:?}");
@@ -72,7 +79,8 @@ fn sink_and_loadgen_subcommands_count_the_same_items() {
     assert!(term.success());
     assert!(wait_bounded(&mut sink).success());
     let mut err = String::new();
-    sink.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let mut stderr = sink.stderr.take().unwrap();
+    stderr.read_to_string(&mut err).unwrap();
     let counts: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
     assert_eq!(counts["traces"]["items"], 300, "{counts}");
     assert_eq!(counts["logs"]["items"], 300, "{counts}");
@@ -90,8 +98,8 @@ fn loadgen_that_cannot_deliver_exits_non_zero() {
         .port();
     let out = Command::new(BIN)
         .args(["loadgen", "--endpoint", &format!("http://127.0.0.1:{port}")])
-        .args(["--protocol", "http", "--requests", "3", "--connections", "1"])
-        .args(["--timeout", "2", "--duration", "20", "--json", "-", "--quiet"])
+        .args(words("--protocol http --requests 3 --connections 1"))
+        .args(words("--timeout 2 --duration 20 --json - --quiet"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
