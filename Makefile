@@ -24,8 +24,9 @@ test: test-env
 	$(CARGO) build --bins
 	$(MAKE) test-rust test-py test-py-sdk-latest fuzz-check
 
+# --workspace: the gateway's tests and the benchmark tools' own (benches/tools/tests)
 test-rust:
-	$(CARGO) nextest run --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast
 
 test-py:
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q tests/py
@@ -37,10 +38,10 @@ test-py-sdk-latest:
 		$(PY) -m pytest -q tests/py/test_generator.py tests/py/test_generator_sdk.py
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 -include mk/*.mk

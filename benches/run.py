@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """End-to-end benchmark driver for `make bench` (Python 3 standard library only).
 
-Starts `watchtower sink`(s), the gateway (release build) and `watchtower loadgen` as child
-processes on free 127.0.0.1 ports, bounds every step in time, reads the gateway's CPU time
+Starts `watchtower-bench sink`(s), the gateway (release build) and `watchtower-bench loadgen` as
+child processes on free 127.0.0.1 ports, bounds every step in time, reads the gateway's CPU time
 (/proc/<pid>/stat utime+stime) and peak RSS (/proc/<pid>/status VmHWM), and writes
 target/bench/results.json and target/bench/results.md.
 
 Scenarios (BENCHMARKS.md): baseline, passthrough, durable_passthrough (docs/durable.md), fanout3, filter, transform, prw, loki, slow_destination, steady_10k.
 Environment: BENCH_DURATION (s, default 10), BENCH_STEADY_DURATION (default 30),
-BENCH_ONLY (comma list of scenario names), BENCH_BIN (default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build).
+BENCH_ONLY (comma list of scenario names), BENCH_BIN (the gateway, default target/release/watchtower; not WATCHTOWER_BIN, which the top Makefile points at the debug build), BENCH_TOOLS_BIN (sink and loadgen, default target/release/watchtower-bench: the benches/tools crate).
 """
 
 import json
@@ -23,6 +23,7 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.environ.get("BENCH_BIN", os.path.join(ROOT, "target/release/watchtower"))
+TOOLS_BIN = os.environ.get("BENCH_TOOLS_BIN", os.path.join(ROOT, "target/release/watchtower-bench"))
 OUT = os.path.join(ROOT, "target/bench")
 LOGS = os.path.join(OUT, "logs")
 DURATION = float(os.environ.get("BENCH_DURATION", "10"))
@@ -107,7 +108,7 @@ class Sink:
     def __init__(self, name, latency_ms=0):
         self.name = name
         self.grpc, self.http, self.prw, self.loki, self.stats = (free_port() for _ in range(5))
-        args = [BIN, "sink", "--grpc", f"127.0.0.1:{self.grpc}", "--http", f"127.0.0.1:{self.http}",
+        args = [TOOLS_BIN, "sink", "--grpc", f"127.0.0.1:{self.grpc}", "--http", f"127.0.0.1:{self.http}",
                 "--prw", f"127.0.0.1:{self.prw}", "--loki", f"127.0.0.1:{self.loki}",
                 "--stats", f"127.0.0.1:{self.stats}", "--quiet"]
         if latency_ms:
@@ -180,7 +181,7 @@ class Unsupported(Exception):
 
 def loadgen(name, endpoint, signal_, duration, extra):
     out = os.path.join(OUT, f"{name}-loadgen.json")
-    args = [BIN, "loadgen", "--endpoint", endpoint, "--signal", signal_, "--duration",
+    args = [TOOLS_BIN, "loadgen", "--endpoint", endpoint, "--signal", signal_, "--duration",
             str(duration), "--json", out, "--quiet"] + extra
     p = spawn(f"{name}-loadgen", args)
     return p, out
@@ -616,6 +617,8 @@ def main():
     os.makedirs(LOGS, exist_ok=True)
     if not os.access(BIN, os.X_OK):
         sys.exit(f"{BIN} not found: run `cargo build --release` first")
+    if not os.access(TOOLS_BIN, os.X_OK):
+        sys.exit(f"{TOOLS_BIN} not found: run `cargo build --release -p watchtower-bench` first")
     res = {"machine": machine(), "settings": {"duration_s": DURATION, "steady_duration_s": STEADY_DURATION,
                                                "load": " ".join(MAX_LOAD), "protocol": "grpc"},
            "scenarios": []}

@@ -2,8 +2,8 @@
 """Sidecar efficiency benchmark (`make bench-sidecar`; Python 3 standard library only).
 
 The Collector testbed's Trace10kSPS shape: 10,000 spans/s in requests of 100 spans over ONE
-connection, for 30 s, sent by `watchtower loadgen` to a gateway that forwards to a
-`watchtower sink`. Measured from /proc: the gateway's CPU time over the load window as % of
+connection, for 30 s, sent by `watchtower-bench loadgen` to a gateway that forwards to a
+`watchtower-bench sink`. Measured from /proc: the gateway's CPU time over the load window as % of
 one core, its average and peak RSS, and its idle cost (CPU % and RSS over an idle window after
 start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately in one session:
 
@@ -13,6 +13,7 @@ start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately i
                otlphttp; the allocator without per-thread caches
 
 Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH_BIN,
+BENCH_TOOLS_BIN (as for benches/run.py),
 SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1),
 SIDECAR_WORKERS (tokio worker threads to compare, default "0,1": the default and one),
 SIDECAR_PIPELINES (default "passthrough,sidecar"), SIDECAR_ENV (extra gateway environment,
@@ -168,9 +169,9 @@ def measure(pipeline, protocol, workers, rnd, build=("", None)):
             idle_split = gw.rss_split()
             endpoint = f"127.0.0.1:{gw.grpc}" if protocol == "grpc" else f"http://127.0.0.1:{gw.http}"
             out = os.path.join(bench.OUT, f"{name}-loadgen.json")
-            p = bench.spawn(f"{name}-loadgen", [bench.BIN, "loadgen", "--endpoint", endpoint, "--protocol",
-                                                protocol, "--signal", "traces", "--duration", str(DURATION),
-                                                "--json", out, "--quiet"] + LOAD)
+            p = bench.spawn(f"{name}-loadgen", [bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint,
+                                                "--protocol", protocol, "--signal", "traces",
+                                                "--duration", str(DURATION), "--json", out, "--quiet"] + LOAD)
             # skip the first second (connection set-up), then measure
             time.sleep(1.0)
             c0, t0 = gw.cpu(), time.monotonic()

@@ -138,14 +138,14 @@ def main():
                 "--attributes", "8", "--services", "5", "--pool", "64", "--quiet"]
         # connections and first-use set-up happen before instrumentation is on
         for proto, endpoint in (("grpc", f"127.0.0.1:{ports[0]}"), ("http", f"http://127.0.0.1:{ports[1]}")):
-            subprocess.run([bench.BIN, "loadgen", "--endpoint", endpoint, "--protocol", proto,
+            subprocess.run([bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint, "--protocol", proto,
                             "--signal", "traces", "--duration", "2"] + load, check=True,
                            stdout=subprocess.DEVNULL)
         subprocess.run(["callgrind_control", "-i", "on", str(gw.pid)], check=True, stdout=subprocess.DEVNULL)
         for sig in ("traces", "metrics", "logs"):
             for proto, endpoint in (("grpc", f"127.0.0.1:{ports[0]}"), ("http", f"http://127.0.0.1:{ports[1]}")):
                 bench.log(f"{sig} over {proto}")
-                subprocess.run([bench.BIN, "loadgen", "--endpoint", endpoint, "--protocol", proto,
+                subprocess.run([bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint, "--protocol", proto,
                                 "--signal", sig, "--duration", str(SECONDS)] + load, check=True,
                                stdout=subprocess.DEVNULL)
         time.sleep(1.0)

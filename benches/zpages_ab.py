@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Passthrough with and without zpages, alternating in one session (run after `make bench`
-has built target/release/watchtower; uses benches/run.py's sink, loadgen and scenario code).
+has built target/release/watchtower and target/release/watchtower-bench; uses benches/run.py's
+sink, loadgen and scenario code).
 
 Variants, each a 1-sink passthrough at max rate (benches/run.py MAX_LOAD), run in rounds
 A, B, C, A, B, C, ...:

@@ -1,5 +1,6 @@
-//! Command-line interface: `run`, `validate`, `default-config` (and the tools that live in the
-//! same binary). Subcommand handlers stay thin; the work is in the library modules.
+//! Command-line interface: `run`, `validate`, `default-config`, the test-run and zpages clients.
+//! Subcommand handlers stay thin; the work is in the library modules. The benchmark
+//! instruments (`loadgen`, `sink`) are the separate `watchtower-bench` binary (benches/tools).
 
 use clap::{Parser, Subcommand};
 
@@ -50,8 +51,4 @@ pub enum Command {
     Wait(crate::extension::zpages::client::WaitArgs),
     /// Print the recent items a running gateway kept (zpages recent data).
     Recent(crate::extension::zpages::client::RecentArgs),
-    /// Generate OTLP load (benchmarks, tests): traces, metrics or logs over gRPC or HTTP.
-    Loadgen(crate::tools::loadgen::Args),
-    /// A counting OTLP / remote-write / Loki receiver for benchmarks and tests.
-    Sink(crate::tools::sink::Args),
 }

@@ -18,12 +18,9 @@ pub mod pipeline;
 pub(crate) mod processor;
 pub mod proto;
 pub mod queue;
-#[allow(missing_docs)] // being reworked on another branch; docs follow after the merge
 pub mod receiver;
 pub mod runs;
 pub mod telemetry;
-#[allow(missing_docs)] // moving to the benchmark crate on another branch
-pub mod tools;
 pub mod translate;
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).

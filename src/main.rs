@@ -182,8 +182,6 @@ fn main() -> ExitCode {
         Command::Tap(a) => rt.block_on(watchtower::extension::zpages::client::tap(a)),
         Command::Wait(a) => rt.block_on(watchtower::extension::zpages::client::wait(a)),
         Command::Recent(a) => rt.block_on(watchtower::extension::zpages::client::recent(a)),
-        Command::Loadgen(args) => rt.block_on(watchtower::tools::loadgen::main(args)),
-        Command::Sink(args) => rt.block_on(watchtower::tools::sink::main(args)),
         Command::DefaultConfig => {
             print!("{}", default_config(&env_lookup));
             ExitCode::SUCCESS

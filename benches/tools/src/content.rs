@@ -2,7 +2,6 @@
 //! traces of nested spans, gauges / cumulative sums / histograms with buckets, log records
 //! with bodies. Requests are built (and encoded) up front so that sending them is cheap.
 
-use crate::pipeline::payload::Signal;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -18,6 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use watchtower::pipeline::payload::Signal;
 
 /// What to generate.
 #[derive(Clone, Debug)]

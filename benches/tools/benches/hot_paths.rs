@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the data path's hot spots: receive-side wire validation and item
 //! counting, batching by concatenation, OTLP/JSON -> protobuf at the edge, and the sink's
 //! prost decode (what a full decode of the same request costs, for comparison).
-//! `cargo bench --bench hot_paths` (add `-- --quick` for a short run).
+//! `cargo bench -p watchtower-bench --bench hot_paths` (add `-- --quick` for a short run).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -9,14 +9,14 @@ use watchtower::exporter::worker::concat;
 use watchtower::pipeline::payload::{Payload, Signal};
 use watchtower::pipeline::wire::validate_and_count;
 use watchtower::receiver::json::json_to_protobuf;
-use watchtower::tools::content::{GenOpts, pool};
-use watchtower::tools::sink::count_otlp;
+use watchtower_bench::content::{GenOpts, pool};
+use watchtower_bench::sink::count_otlp;
 
 fn requests(
     signal: Signal,
     items: usize,
     json: bool,
-) -> Vec<watchtower::tools::content::GenRequest> {
+) -> Vec<watchtower_bench::content::GenRequest> {
     pool(
         &GenOpts {
             signal,

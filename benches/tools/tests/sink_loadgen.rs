@@ -1,12 +1,12 @@
-//! `watchtower loadgen` and `watchtower sink` agree on exact counts: directly, and through a
-//! gateway for each signal (gRPC, HTTP protobuf and HTTP JSON in; OTLP gRPC and OTLP HTTP
-//! out). Everything binds 127.0.0.1:0 and runs in-process; a few thousand items per case.
+//! `watchtower-bench loadgen` and `watchtower-bench sink` agree on exact counts: directly, and
+//! through a gateway for each signal (gRPC, HTTP protobuf and HTTP JSON in; OTLP gRPC and OTLP
+//! HTTP out). Everything binds 127.0.0.1:0 and runs in-process; a few thousand items per case.
 
 use prost::Message;
 use std::time::{Duration, Instant};
 use watchtower::app::App;
-use watchtower::tools::loadgen::{self, Protocol, SignalArg};
-use watchtower::tools::sink::{self, Snapshot};
+use watchtower_bench::loadgen::{self, Protocol, SignalArg};
+use watchtower_bench::sink::{self, Snapshot};
 
 fn sink_args() -> sink::Args {
     sink::Args {

@@ -1,7 +1,8 @@
 //! OTLP/JSON decode throughput: the receiver's `json_to_protobuf` (pbjson-generated ProtoJSON
 //! mapping) against the converter it replaced (serde_json `Value` + snake_case rewrite +
 //! opentelemetry-proto's serde impls), measured alternately in one process so both see the
-//! same machine load. `cargo bench --bench otlp_json` prints items/s per signal and the ratio.
+//! same machine load. `cargo bench -p watchtower-bench --bench otlp_json` prints items/s per
+//! signal and the ratio.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -12,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use watchtower::pipeline::payload::Signal;
 use watchtower::receiver::json::json_to_protobuf;
-use watchtower::tools::content::{GenOpts, pool};
+use watchtower_bench::content::{GenOpts, pool};
 
 /// The previous converter, kept here only as the baseline.
 mod baseline {

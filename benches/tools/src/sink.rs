@@ -1,12 +1,9 @@
-//! `watchtower sink`: the receiving end of benchmarks and tests. Accepts OTLP/gRPC, OTLP/HTTP
+//! `watchtower-bench sink`: the receiving end of benchmarks and tests. Accepts OTLP/gRPC, OTLP/HTTP
 //! (protobuf or JSON, gzip or not), Prometheus remote-write (snappy protobuf) and Loki push
 //! (snappy protobuf) on their own ports, counts items and bytes per signal exactly by decoding
 //! every request with prost, can add latency and fail a fraction of requests with a given
 //! status, and serves its counts as JSON on `GET /counts` (`POST /reset` zeroes them).
 
-use crate::pipeline::grpc::{RawCodec, status_with_retry};
-use crate::pipeline::payload::Signal;
-use crate::proto::{logproto, prometheus};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,8 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use watchtower::pipeline::grpc::{RawCodec, status_with_retry};
+use watchtower::pipeline::payload::Signal;
+use watchtower::proto::{logproto, prometheus};
 
-/// `watchtower sink` options. Every listener is optional; give `127.0.0.1:0` for a free port.
+/// `watchtower-bench sink` options. Every listener is optional; give `127.0.0.1:0` for a free
+/// port.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Args {
     /// OTLP/gRPC listen address.
@@ -492,7 +493,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<(Bytes, u64), Stri
         .to_ascii_lowercase();
     match enc.as_str() {
         "" | "identity" => Ok((raw, wire)),
-        "gzip" | "x-gzip" => crate::receiver::http::gunzip_limited(&raw, 512 << 20)
+        "gzip" | "x-gzip" => watchtower::receiver::http::gunzip_limited(&raw, 512 << 20)
             .map(|v| (Bytes::from(v), wire))
             .map_err(|e| format!("bad gzip body: {e:?}")),
         "snappy" => snap::raw::Decoder::new()
@@ -536,7 +537,7 @@ async fn otlp_http(sh: Arc<Shared>, signal: Signal, headers: HeaderMap, body: Bo
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let items = if json {
-        match crate::receiver::json::json_to_protobuf(signal, &data)
+        match watchtower::receiver::json::json_to_protobuf(signal, &data)
             .map_err(|e| e.to_string())
             .and_then(|p| count_otlp(signal, &p, true))
         {
@@ -694,8 +695,8 @@ impl Sink {
 
 /// Binds every configured listener and serves until [`Sink::stop`].
 pub async fn start(args: &Args) -> Result<Sink, String> {
-    use crate::receiver::serve::{bind, serve};
     use axum::routing::{any, get, post};
+    use watchtower::receiver::serve::{bind, serve};
     let shared = Arc::new(Shared {
         counts: Arc::new(Counts::default()),
         started: Instant::now(),

@@ -1,20 +1,20 @@
-//! `watchtower loadgen`: sends OTLP traces, metrics or logs over gRPC or HTTP (protobuf or
+//! `watchtower-bench loadgen`: sends OTLP traces, metrics or logs over gRPC or HTTP (protobuf or
 //! JSON) at a fixed rate or as fast as possible, over N connections, from a pool of requests
 //! encoded up front. Refusals (HTTP 429/503, gRPC RESOURCE_EXHAUSTED/UNAVAILABLE) are
 //! counted, backed off (honouring Retry-After / RetryInfo) and retried; other errors are
 //! counted as failed. Reports items/s and bytes/s accepted, refused and failed, and request
 //! latency percentiles, on stdout and as JSON with `--json`.
 
-use crate::pipeline::grpc::{RawCodec, retry_delay};
-use crate::pipeline::payload::Signal;
-use crate::tools::content::{GenOpts, GenRequest, pool};
-use crate::tools::stats::{Latencies, Summary};
+use crate::content::{GenOpts, GenRequest, pool};
+use crate::stats::{Latencies, Summary};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use watchtower::pipeline::grpc::{RawCodec, retry_delay};
+use watchtower::pipeline::payload::Signal;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -53,7 +53,7 @@ impl From<SignalArg> for Signal {
     }
 }
 
-/// `watchtower loadgen` options.
+/// `watchtower-bench loadgen` options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Target: `host:port` (gRPC) or a base URL `http://host:port` (HTTP; `/v1/<signal>` is added).
@@ -175,7 +175,7 @@ enum Client {
 }
 
 fn grpc_path(signal: Signal) -> &'static str {
-    crate::exporter::otlp::grpc_path(signal)
+    watchtower::exporter::otlp::grpc_path(signal)
 }
 
 impl Client {
@@ -293,7 +293,7 @@ impl Client {
                             Outcome::Failed(format!(
                                 "HTTP {}: {}",
                                 status.as_u16(),
-                                crate::exporter::otlp::status_message(&body)
+                                watchtower::exporter::otlp::status_message(&body)
                             ))
                         }
                     }
