@@ -14,9 +14,12 @@ where
     Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
+/// `receivers.otlp` (the Collector's `otlpreceiver` `Config`): the transports to serve and
+/// the admission budget they share.
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpConfig {
+    /// `protocols`: which transports are served; at least one must be present.
     #[serde(default)]
     pub protocols: Protocols,
     /// Byte budget for request bodies in flight (see `receiver::admission`).
@@ -26,19 +29,29 @@ pub struct OtlpConfig {
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
+/// `protocols`: a present section enables its transport (an empty `grpc:` means the
+/// defaults); an absent one is not served.
 pub struct Protocols {
+    /// `protocols.grpc`: OTLP/gRPC (default endpoint `0.0.0.0:4317`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub grpc: Option<GrpcConfig>,
+    /// `protocols.http`: OTLP/HTTP, protobuf and JSON (default endpoint `0.0.0.0:4318`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub http: Option<HttpConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `protocols.grpc`, configgrpc's `ServerConfig` keys.
 pub struct GrpcConfig {
+    /// `host:port` to listen on (default `0.0.0.0:4317`).
     pub endpoint: String,
+    /// Largest message accepted, in MiB, after decompression (default 4, as the Collector);
+    /// a larger one is refused with RESOURCE_EXHAUSTED without `RetryInfo`.
     pub max_recv_msg_size_mib: u64,
+    /// HTTP/2 streams per connection (default: the listener's 100).
     pub max_concurrent_streams: Option<u32>,
+    /// Server TLS (`cert_file`, `key_file`, optional `client_ca_file`); plaintext when absent.
     pub tls: Option<ServerTls>,
     /// configgrpc's `keepalive` (docs/listeners.md).
     pub keepalive: Option<KeepaliveServerConfig>,
@@ -65,30 +78,47 @@ impl Default for GrpcConfig {
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
+/// `protocols.http.cors`, confighttp's `CORSConfig`: browsers may send from these origins.
 pub struct Cors {
+    /// Origins allowed (`*` wildcards as in the Collector); empty means CORS off.
     pub allowed_origins: Vec<String>,
+    /// Request headers allowed beyond the CORS-safelisted ones.
     pub allowed_headers: Vec<String>,
+    /// `Access-Control-Max-Age`, seconds a preflight answer may be cached.
     pub max_age: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+/// `protocols.http`, confighttp's `ServerConfig` keys plus the OTLP URL paths.
 pub struct HttpConfig {
+    /// `host:port` to listen on (default `0.0.0.0:4318`).
     pub endpoint: String,
     /// Limit on the decompressed body (20 MiB by default, as the Collector).
     pub max_request_body_size: ByteSize,
+    /// Cross-origin settings for browser clients; none when absent.
     pub cors: Option<Cors>,
+    /// Server TLS (`cert_file`, `key_file`, optional `client_ca_file`); plaintext when absent.
     pub tls: Option<ServerTls>,
+    /// Path of trace exports (default `/v1/traces`, OTLP/HTTP "Request").
     pub traces_url_path: String,
+    /// Path of metric exports (default `/v1/metrics`).
     pub metrics_url_path: String,
+    /// Path of log exports (default `/v1/logs`).
     pub logs_url_path: String,
     /// confighttp's timeouts and Watchtower's `min_body_rate` / `max_connections`
     /// (docs/listeners.md).
     pub read_header_timeout: Dur,
+    /// Time to read a whole request, headers and body (default 0: off; `min_body_rate`
+    /// bounds slow bodies instead).
     pub read_timeout: Dur,
+    /// Time a response write may stall before the connection is closed (default 30 s).
     pub write_timeout: Dur,
+    /// Time a keep-alive connection may sit idle between requests (default 1 m).
     pub idle_timeout: Dur,
+    /// Slowest request body accepted, bytes per second (default 1 KiB/s).
     pub min_body_rate: ByteSize,
+    /// Open connections on this listener (default 4096); the longest-idle one is closed first.
     pub max_connections: usize,
     /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
     /// get 401 with `WWW-Authenticate`.
@@ -131,6 +161,9 @@ impl Default for HttpConfig {
 }
 
 impl OtlpConfig {
+    /// Checks the settings together: at least one transport, positive limits, `max_connections`
+    /// in range, and no body limit above `admission.request_limit_mib` (such a request could
+    /// never be admitted). The error names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             return Err(
