@@ -15,6 +15,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod processor;
 pub mod proto;
+pub mod protowire;
 pub mod queue;
 pub mod receiver;
 pub mod runs;

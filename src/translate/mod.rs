@@ -3,5 +3,4 @@
 
 pub mod loki;
 pub mod prometheus;
-pub mod protowire;
 pub mod snappy;
