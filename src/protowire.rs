@@ -65,9 +65,11 @@ pub enum ReadError {
     /// A field key with field number 0, which protobuf reserves.
     #[error("invalid protobuf: field number 0 in {0}")]
     FieldZero(&'static str),
-    /// A known field encoded with a wire type its declared type does not use (`got` is the
-    /// wire type number, `want` the name of the expected one).
-    #[error("invalid protobuf: field {field} of {msg} has wire type {got}, expected {want}")]
+    /// A known field encoded with a wire type its declared type does not use.
+    #[error(
+        "invalid protobuf: field {field} of {msg} has wire type {got}, expected {}",
+        wire_type_name(*want)
+    )]
     WireType {
         /// The message holding the field.
         msg: &'static str,
@@ -75,9 +77,8 @@ pub enum ReadError {
         field: u32,
         /// The wire type found (0 to 7).
         got: u8,
-        /// The expected wire type's name (`"varint"`, `"fixed64"`, `"length-delimited"`,
-        /// `"fixed32"`).
-        want: &'static str,
+        /// The wire type the field is declared with (0, 1, 2 or 5).
+        want: u8,
     },
     /// A wire type this reader does not read where it occurs: 3 and 4 (groups) or the
     /// undefined 6 and 7.
@@ -106,16 +107,14 @@ pub enum ReadError {
     },
     /// An OTLP trace or span id that is neither empty nor of its fixed length (16 bytes for
     /// `trace_id`, 8 for `span_id`): the Collector's pdata refuses such a request.
-    #[error("{msg}.{name} must be {want} bytes or empty, got {got}")]
+    #[error("{id} must be {want} bytes or empty, got {got}")]
     IdLength {
-        /// The message holding the id.
-        msg: &'static str,
-        /// The id field's name (`trace_id`, `span_id`, `parent_span_id`).
-        name: &'static str,
+        /// The id as `Message.field`, e.g. `"Span.trace_id"`, `"Span.Link.span_id"`.
+        id: &'static str,
         /// The required length in bytes.
-        want: usize,
-        /// The length found, in bytes.
-        got: usize,
+        want: u8,
+        /// The length found, in bytes (saturating at `u32::MAX`).
+        got: u32,
     },
     /// Messages nested deeper than [`MAX_DEPTH`] levels.
     #[error("message nesting deeper than {MAX_DEPTH} levels")]
@@ -165,7 +164,7 @@ impl<'a> Field<'a> {
             msg,
             field,
             got: self.wire_type(),
-            want: wire_type_name(want),
+            want,
         }
     }
 
@@ -529,7 +528,7 @@ mod tests {
                 msg: "M",
                 field: 1,
                 got: 0,
-                want: "length-delimited",
+                want: LEN,
             })
         );
         for cut in 1..buf.len() {
@@ -607,6 +606,13 @@ mod tests {
         let mut f = fields(&[0x0b, 0x08, 0x01, 0x0c], "M");
         assert!(matches!(f.next(), Some(Ok((1, Field::Group)))));
         assert!(f.next().is_none());
+    }
+
+    #[test]
+    fn errors_stay_small() {
+        // Every reading call returns `Result<_, ReadError>`: a larger error makes every one of
+        // them move more bytes on the hot paths.
+        assert!(std::mem::size_of::<ReadError>() <= 32);
     }
 
     #[test]

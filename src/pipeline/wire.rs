@@ -8,7 +8,7 @@
 
 use crate::pipeline::payload::Signal;
 use crate::protowire::{
-    Field, Fields, I32, I64, LEN, MAX_DEPTH, ReadError, VARINT, check_packed, utf8, wire_type_name,
+    Field, Fields, I32, I64, LEN, MAX_DEPTH, ReadError, VARINT, check_packed, utf8,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +96,9 @@ enum Kind {
     Message(Msg, bool),
     Str,
     Bytes,
-    /// Bytes that must be empty or exactly this long (trace and span ids).
-    Id(usize, &'static str),
+    /// Bytes that must be empty or exactly this many bytes long (trace and span ids), and
+    /// the id's name as `Message.field` for the error.
+    Id(u8, &'static str),
     Varint,
     Fixed64,
     Fixed32,
@@ -124,10 +125,10 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::ScopeLogs, 2) => Message(M::LogRecord, true),
         (M::ScopeSpans | M::ScopeMetrics | M::ScopeLogs, 3) => Str,
         // trace
-        (M::Span, 1) => Id(16, "trace_id"),
-        (M::Span, 2) => Id(8, "span_id"),
+        (M::Span, 1) => Id(16, "Span.trace_id"),
+        (M::Span, 2) => Id(8, "Span.span_id"),
         (M::Span, 3) => Str,
-        (M::Span, 4) => Id(8, "parent_span_id"),
+        (M::Span, 4) => Id(8, "Span.parent_span_id"),
         (M::Span, 5) => Str,
         (M::Span, 6 | 10 | 12 | 14) => Varint,
         (M::Span, 7 | 8) => Fixed64,
@@ -140,8 +141,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Event, 2) => Str,
         (M::Event, 3) => Message(M::KeyValue, false),
         (M::Event, 4) => Varint,
-        (M::Link, 1) => Id(16, "trace_id"),
-        (M::Link, 2) => Id(8, "span_id"),
+        (M::Link, 1) => Id(16, "Span.Link.trace_id"),
+        (M::Link, 2) => Id(8, "Span.Link.span_id"),
         (M::Link, 3) => Str,
         (M::Link, 4) => Message(M::KeyValue, false),
         (M::Link, 5) => Varint,
@@ -187,8 +188,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Quantile, 1 | 2) => Fixed64,
         (M::Exemplar, 7) => Message(M::KeyValue, false),
         (M::Exemplar, 2 | 3 | 6) => Fixed64,
-        (M::Exemplar, 4) => Id(8, "span_id"),
-        (M::Exemplar, 5) => Id(16, "trace_id"),
+        (M::Exemplar, 4) => Id(8, "Exemplar.span_id"),
+        (M::Exemplar, 5) => Id(16, "Exemplar.trace_id"),
         // logs
         (M::LogRecord, 1 | 11) => Fixed64,
         (M::LogRecord, 2 | 7) => Varint,
@@ -196,8 +197,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::LogRecord, 5) => Message(M::AnyValue, false),
         (M::LogRecord, 6) => Message(M::KeyValue, false),
         (M::LogRecord, 8) => Fixed32,
-        (M::LogRecord, 9) => Id(16, "trace_id"),
-        (M::LogRecord, 10) => Id(8, "span_id"),
+        (M::LogRecord, 9) => Id(16, "LogRecord.trace_id"),
+        (M::LogRecord, 10) => Id(8, "LogRecord.span_id"),
         // common
         (M::Resource, 1) => Message(M::KeyValue, false),
         (M::Resource, 2) => Varint,
@@ -248,7 +249,7 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
                 msg: name,
                 field,
                 got: wt,
-                want: wire_type_name(want),
+                want,
             });
         }
         let body = match f.payload(wt)? {
@@ -264,12 +265,11 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
             Kind::Str if utf8(body).is_none() => {
                 return Err(ReadError::Utf8 { msg: name, field });
             }
-            Kind::Id(want, id) if !body.is_empty() && body.len() != want => {
+            Kind::Id(want, id) if !body.is_empty() && usize::from(want) != body.len() => {
                 return Err(ReadError::IdLength {
-                    msg: name,
-                    name: id,
+                    id,
                     want,
-                    got: body.len(),
+                    got: u32::try_from(body.len()).unwrap_or(u32::MAX),
                 });
             }
             Kind::Packed(elem) => check_packed(body, elem, name)?,
