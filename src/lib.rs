@@ -17,6 +17,7 @@ pub mod listener;
 pub mod pipeline;
 pub(crate) mod processor;
 pub mod proto;
+pub mod protowire;
 pub mod queue;
 pub mod receiver;
 pub mod runs;

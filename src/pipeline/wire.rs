@@ -3,40 +3,13 @@
 //! every tag, length, wire type, UTF-8 string, id length and nesting depth that prost would
 //! check when decoding, and counts spans, metric data points and log records. Anything it
 //! accepts decodes with prost, so one client's bad request can never poison a batch that
-//! other clients' data shares downstream.
+//! other clients' data shares downstream. Keys, varints and payloads are read with
+//! [`crate::protowire`], the reader the translators use too; this module holds the schema.
 
 use crate::pipeline::payload::Signal;
-use thiserror::Error;
-
-/// Maximum nesting depth of messages (AnyValue inside AnyValue ...). prost's own limit is
-/// 100; staying below it keeps "accepted here" implying "decodable there".
-pub const MAX_DEPTH: u32 = 64;
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum WireError {
-    #[error("truncated protobuf: {0} ends early")]
-    Truncated(&'static str),
-    #[error("invalid protobuf: {0}")]
-    Invalid(String),
-    #[error("invalid protobuf: field {field} of {msg} has wire type {got}, expected {want}")]
-    WireType {
-        msg: &'static str,
-        field: u32,
-        got: u8,
-        want: &'static str,
-    },
-    #[error("invalid UTF-8 in string field {field} of {msg}")]
-    Utf8 { msg: &'static str, field: u32 },
-    #[error("{msg}.{name} must be {want} bytes or empty, got {got}")]
-    IdLength {
-        msg: &'static str,
-        name: &'static str,
-        want: usize,
-        got: usize,
-    },
-    #[error("message nesting deeper than {MAX_DEPTH} levels")]
-    TooDeep,
-}
+use crate::protowire::{
+    Field, Fields, I32, I64, LEN, MAX_DEPTH, ReadError, VARINT, check_packed, utf8,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Msg {
@@ -123,8 +96,9 @@ enum Kind {
     Message(Msg, bool),
     Str,
     Bytes,
-    /// Bytes that must be empty or exactly this long (trace and span ids).
-    Id(usize, &'static str),
+    /// Bytes that must be empty or exactly this many bytes long (trace and span ids), and
+    /// the id's name as `Message.field` for the error.
+    Id(u8, &'static str),
     Varint,
     Fixed64,
     Fixed32,
@@ -132,11 +106,6 @@ enum Kind {
     Packed(u8),
     Unknown,
 }
-
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
-const I32: u8 = 5;
 
 fn kind(msg: Msg, field: u32) -> Kind {
     use Kind::*;
@@ -156,10 +125,10 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::ScopeLogs, 2) => Message(M::LogRecord, true),
         (M::ScopeSpans | M::ScopeMetrics | M::ScopeLogs, 3) => Str,
         // trace
-        (M::Span, 1) => Id(16, "trace_id"),
-        (M::Span, 2) => Id(8, "span_id"),
+        (M::Span, 1) => Id(16, "Span.trace_id"),
+        (M::Span, 2) => Id(8, "Span.span_id"),
         (M::Span, 3) => Str,
-        (M::Span, 4) => Id(8, "parent_span_id"),
+        (M::Span, 4) => Id(8, "Span.parent_span_id"),
         (M::Span, 5) => Str,
         (M::Span, 6 | 10 | 12 | 14) => Varint,
         (M::Span, 7 | 8) => Fixed64,
@@ -172,8 +141,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Event, 2) => Str,
         (M::Event, 3) => Message(M::KeyValue, false),
         (M::Event, 4) => Varint,
-        (M::Link, 1) => Id(16, "trace_id"),
-        (M::Link, 2) => Id(8, "span_id"),
+        (M::Link, 1) => Id(16, "Span.Link.trace_id"),
+        (M::Link, 2) => Id(8, "Span.Link.span_id"),
         (M::Link, 3) => Str,
         (M::Link, 4) => Message(M::KeyValue, false),
         (M::Link, 5) => Varint,
@@ -219,8 +188,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::Quantile, 1 | 2) => Fixed64,
         (M::Exemplar, 7) => Message(M::KeyValue, false),
         (M::Exemplar, 2 | 3 | 6) => Fixed64,
-        (M::Exemplar, 4) => Id(8, "span_id"),
-        (M::Exemplar, 5) => Id(16, "trace_id"),
+        (M::Exemplar, 4) => Id(8, "Exemplar.span_id"),
+        (M::Exemplar, 5) => Id(16, "Exemplar.trace_id"),
         // logs
         (M::LogRecord, 1 | 11) => Fixed64,
         (M::LogRecord, 2 | 7) => Varint,
@@ -228,8 +197,8 @@ fn kind(msg: Msg, field: u32) -> Kind {
         (M::LogRecord, 5) => Message(M::AnyValue, false),
         (M::LogRecord, 6) => Message(M::KeyValue, false),
         (M::LogRecord, 8) => Fixed32,
-        (M::LogRecord, 9) => Id(16, "trace_id"),
-        (M::LogRecord, 10) => Id(8, "span_id"),
+        (M::LogRecord, 9) => Id(16, "LogRecord.trace_id"),
+        (M::LogRecord, 10) => Id(8, "LogRecord.span_id"),
         // common
         (M::Resource, 1) => Message(M::KeyValue, false),
         (M::Resource, 2) => Varint,
@@ -252,180 +221,67 @@ fn kind(msg: Msg, field: u32) -> Kind {
     }
 }
 
-#[inline(always)]
-fn read_varint(buf: &[u8], pos: &mut usize, msg: Msg) -> Result<u64, WireError> {
-    // fast path: most tags and lengths are one byte
-    match buf.get(*pos) {
-        Some(&b) if b < 0x80 => {
-            *pos += 1;
-            Ok(u64::from(b))
-        }
-        Some(_) => read_varint_slow(buf, pos, msg),
-        None => Err(WireError::Truncated(msg.name())),
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn varint_overflow(msg: Msg) -> WireError {
-    WireError::Invalid(format!("varint overflow in {}", msg.name()))
-}
-
-fn read_varint_slow(buf: &[u8], pos: &mut usize, msg: Msg) -> Result<u64, WireError> {
-    let mut result = 0u64;
-    for i in 0..10 {
-        let Some(&b) = buf.get(*pos) else {
-            return Err(WireError::Truncated(msg.name()));
-        };
-        *pos += 1;
-        if i == 9 && b > 1 {
-            return Err(varint_overflow(msg));
-        }
-        result |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Ok(result);
-        }
-    }
-    Err(varint_overflow(msg))
-}
-
-fn wire_name(w: u8) -> &'static str {
-    match w {
-        VARINT => "varint",
-        I64 => "fixed64",
-        LEN => "length-delimited",
-        I32 => "fixed32",
-        _ => "group",
-    }
-}
-
-/// Walks one message; returns the items counted inside it.
-fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, WireError> {
+/// Walks one message; returns the items counted inside it. Every key is checked against the
+/// schema's field kind before its payload is read, so a field of the wrong wire type is
+/// reported as such even when its payload is also cut short.
+fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
     if depth > MAX_DEPTH {
-        return Err(WireError::TooDeep);
+        return Err(ReadError::TooDeep);
     }
-    let mut pos = 0usize;
+    let name = msg.name();
+    let mut f = Fields::new(buf, name);
     let mut items = 0u64;
-    while pos < buf.len() {
-        let key = read_varint(buf, &mut pos, msg)?;
-        // prost refuses keys above u32::MAX ("invalid key value"); so must we, or an accepted
-        // request could fail to decode at a destination (found by the `prw` fuzz target).
-        if key > u64::from(u32::MAX) {
-            return Err(WireError::Invalid(format!(
-                "invalid field key in {}",
-                msg.name()
-            )));
-        }
-        let field = (key >> 3) as u32;
-        let wt = (key & 7) as u8;
-        if field == 0 {
-            return Err(WireError::Invalid(format!(
-                "field number 0 in {}",
-                msg.name()
-            )));
-        }
+    while let Some((field, wt)) = f.next_key()? {
         let k = kind(msg, field);
-        let expected: Option<(u8, &'static str)> = match k {
-            Kind::Message(..) | Kind::Str | Kind::Bytes | Kind::Id(..) => {
-                Some((LEN, "length-delimited"))
-            }
-            Kind::Varint => Some((VARINT, "varint")),
-            Kind::Fixed64 => Some((I64, "fixed64")),
-            Kind::Fixed32 => Some((I32, "fixed32")),
+        let want = match k {
+            Kind::Message(..) | Kind::Str | Kind::Bytes | Kind::Id(..) => Some(LEN),
+            Kind::Varint => Some(VARINT),
+            Kind::Fixed64 => Some(I64),
+            Kind::Fixed32 => Some(I32),
             Kind::Packed(elem) if wt == elem => None,
-            Kind::Packed(_) => Some((LEN, "length-delimited")),
+            Kind::Packed(_) => Some(LEN),
             Kind::Unknown => None,
         };
-        if let Some((want, want_name)) = expected
+        if let Some(want) = want
             && wt != want
         {
-            return Err(WireError::WireType {
-                msg: msg.name(),
+            return Err(ReadError::WireType {
+                msg: name,
                 field,
                 got: wt,
-                want: want_name,
+                want,
             });
         }
-        match wt {
-            VARINT => {
-                read_varint(buf, &mut pos, msg)?;
+        let body = match f.payload(wt)? {
+            Field::Len(body) => body,
+            Field::Group => return Err(ReadError::UnsupportedWireType { msg: name, got: wt }),
+            Field::Varint(_) | Field::I64(_) | Field::I32(_) => continue,
+        };
+        match k {
+            Kind::Message(sub, counted) => {
+                let inner = walk(body, sub, depth + 1)?;
+                items += inner + u64::from(counted);
             }
-            I64 => {
-                if buf.len() - pos < 8 {
-                    return Err(WireError::Truncated(msg.name()));
-                }
-                pos += 8;
+            Kind::Str if utf8(body).is_none() => {
+                return Err(ReadError::Utf8 { msg: name, field });
             }
-            I32 => {
-                if buf.len() - pos < 4 {
-                    return Err(WireError::Truncated(msg.name()));
-                }
-                pos += 4;
+            Kind::Id(want, id) if !body.is_empty() && usize::from(want) != body.len() => {
+                return Err(ReadError::IdLength {
+                    id,
+                    want,
+                    got: u32::try_from(body.len()).unwrap_or(u32::MAX),
+                });
             }
-            LEN => {
-                let len = read_varint(buf, &mut pos, msg)?;
-                if len > (buf.len() - pos) as u64 {
-                    return Err(WireError::Truncated(msg.name()));
-                }
-                let len = len as usize;
-                let body = &buf[pos..pos + len];
-                pos += len;
-                match k {
-                    Kind::Message(sub, counted) => {
-                        let inner = walk(body, sub, depth + 1)?;
-                        items += inner + u64::from(counted);
-                    }
-                    Kind::Str if simdutf8::basic::from_utf8(body).is_err() => {
-                        return Err(WireError::Utf8 {
-                            msg: msg.name(),
-                            field,
-                        });
-                    }
-                    Kind::Id(want, name) if !body.is_empty() && body.len() != want => {
-                        return Err(WireError::IdLength {
-                            msg: msg.name(),
-                            name,
-                            want,
-                            got: body.len(),
-                        });
-                    }
-                    Kind::Packed(elem) => check_packed(body, elem, msg)?,
-                    _ => {}
-                }
-            }
-            _ => {
-                return Err(WireError::Invalid(format!(
-                    "unsupported wire type {wt} ({}) in {}",
-                    wire_name(wt),
-                    msg.name()
-                )));
-            }
+            Kind::Packed(elem) => check_packed(body, elem, name)?,
+            _ => {}
         }
     }
     Ok(items)
 }
 
-fn check_packed(body: &[u8], elem: u8, msg: Msg) -> Result<(), WireError> {
-    match elem {
-        I64 if body.len() % 8 != 0 => Err(WireError::Invalid(format!(
-            "packed fixed64 field of {} has {} bytes",
-            msg.name(),
-            body.len()
-        ))),
-        VARINT => {
-            let mut p = 0;
-            while p < body.len() {
-                read_varint(body, &mut p, msg)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Validates an encoded `Export{Trace,Metrics,Logs}ServiceRequest` and counts its items
 /// (spans, metric data points, log records).
-pub fn validate_and_count(signal: Signal, buf: &[u8]) -> Result<u64, WireError> {
+pub fn validate_and_count(signal: Signal, buf: &[u8]) -> Result<u64, ReadError> {
     let root = match signal {
         Signal::Traces => Msg::TraceReq,
         Signal::Metrics => Msg::MetricsReq,
@@ -597,7 +453,7 @@ mod tests {
         req.extend(rs);
         assert!(matches!(
             validate_and_count(Signal::Traces, &req),
-            Err(WireError::Utf8 { .. })
+            Err(ReadError::Utf8 { .. })
         ));
         assert!(ExportTraceServiceRequest::decode(&req[..]).is_err());
     }
@@ -628,7 +484,7 @@ mod tests {
         };
         assert_eq!(
             validate_and_count(Signal::Logs, &req.encode_to_vec()),
-            Err(WireError::TooDeep)
+            Err(ReadError::TooDeep)
         );
     }
 

@@ -4,6 +4,4 @@
 pub mod loki;
 pub mod otlp_json;
 pub mod prometheus;
-#[allow(missing_docs)] // being reworked on another branch; docs follow after the merge
-pub mod protowire;
 pub mod snappy;

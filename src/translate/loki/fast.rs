@@ -5,7 +5,8 @@
 //! with the zero-copy [`super::reader`].
 
 use super::builder::PushBuilder;
-use super::reader::{Field, Fields, ReadError};
+use super::reader::ReadError;
+use crate::protowire::{Field, Fields};
 
 const REQUEST: &str = "ExportLogsServiceRequest";
 const RESOURCE_LOGS: &str = "ResourceLogs";

@@ -10,7 +10,8 @@
 //! group-encoded unknown field) are not interpreted here: the record is reported as
 //! [`Parsed::Complex`] and the caller decodes just that record with prost.
 
-pub use crate::translate::protowire::{Field, Fields, ReadError};
+pub use crate::protowire::ReadError;
+use crate::protowire::{Field, Fields};
 
 /// A scalar attribute or body value (`AnyValue` without maps and arrays).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -23,10 +23,10 @@ pub(crate) mod series;
 #[cfg(test)]
 mod tests;
 
-use super::protowire::{ReadError, fields};
 use crate::proto::prometheus::{
     Exemplar, Label, MetricMetadata, Sample, TimeSeries, metric_metadata::MetricType,
 };
+use crate::protowire::{ReadError, fields};
 use labels::{Context, Lbl, NameCache};
 use naming::NameKind;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

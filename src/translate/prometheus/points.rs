@@ -3,7 +3,7 @@
 //! borrowed views, reused from point to point, so the translator never builds the owned prost
 //! tree of a batch (that decode alone cost more than the whole translation).
 
-use crate::translate::protowire::{Field, ReadError, fields, push_fixed64s, push_varints};
+use crate::protowire::{Field, ReadError, fields, push_fixed64s, push_varints};
 
 const ANY_VALUE: &str = "AnyValue";
 const KEY_VALUE: &str = "KeyValue";
