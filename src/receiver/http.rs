@@ -302,14 +302,16 @@ pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
             }),
         );
     }
+    // the configured paths, named in the 404 so a client with a wrong path sees the right ones
+    let paths = format!(
+        "{}, {} or {}",
+        cfg.traces_url_path, cfg.metrics_url_path, cfg.logs_url_path
+    );
     let mut app = app
         .fallback(|uri: http::Uri| async move {
             (
                 RefusalKind::UnknownEndpoint.answer().http,
-                format!(
-                    "no OTLP endpoint at {} (use /v1/traces, /v1/metrics or /v1/logs)",
-                    uri.path()
-                ),
+                format!("no OTLP endpoint at {} (use {paths})", uri.path()),
             )
         })
         .with_state(rx);
@@ -421,6 +423,29 @@ mod tests {
         };
         assert_eq!(code, kind.http_body_code() as i32, "{kind:?}");
         assert_eq!(refused_count(rx, kind), before + 1, "{kind:?} counted");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_path_is_answered_with_the_configured_paths() {
+        use tower::ServiceExt;
+        let cfg = HttpConfig {
+            traces_url_path: "/otlp/traces".into(),
+            ..HttpConfig::default()
+        };
+        let app = router(receiver(64), &cfg);
+        let req = http::Request::post("/v1/traces")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), RefusalKind::UnknownEndpoint.answer().http);
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            text.contains("no OTLP endpoint at /v1/traces")
+                && text.contains("/otlp/traces, /v1/metrics or /v1/logs"),
+            "{text}"
+        );
     }
 
     const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
