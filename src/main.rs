@@ -137,14 +137,38 @@ async fn wait_for_signal() {
     }
 }
 
+/// How many threads run async tasks: `TOKIO_WORKER_THREADS` when set to a positive number
+/// (tokio's own variable), else the CPUs this process may use (`available_parallelism`, which
+/// follows the container's CPU quota: a pod limited to less than one core gets 1).
+fn worker_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+}
+
+/// The runtime for `workers` threads. One thread gets tokio's current-thread scheduler, which
+/// runs every task on the main thread without the work-stealing machinery (queues shared
+/// between workers, wake-ups of idle workers) that buys nothing with a single worker: a sidecar
+/// with a fraction of a core pays less per request. More threads get the multi-thread
+/// scheduler with that many workers. Blocking work goes to the blocking pool either way.
+fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    }
+}
+
 fn main() -> ExitCode {
     watchtower::telemetry::allocator::declare_jemalloc_global();
     watchtower::telemetry::startup_pages::advise_random();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime_builder(worker_threads()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -97,6 +97,10 @@ fn check_destination(dest: &Capture, sent: &Sent, tag: &str) {
 }
 
 async fn run(proto: &'static str) {
+    run_with_env(proto, &[]).await
+}
+
+async fn run_with_env(proto: &'static str, env: &[(&str, &str)]) {
     let http_dest = Capture::http().await;
     let grpc_dest = Capture::grpc().await;
     let body = format!(
@@ -104,7 +108,7 @@ async fn run(proto: &'static str) {
         http_dest.url(),
         grpc_dest.addr
     );
-    let gw = Gateway::start(&body, &pipelines("", "otlphttp/a, otlp/b")).await;
+    let gw = Gateway::start_with_env(&body, &pipelines("", "otlphttp/a, otlp/b"), "", env).await;
     let endpoint = if proto == "grpc" {
         gw.grpc_url()
     } else {
@@ -166,4 +170,12 @@ async fn python_sdk_grpc_fans_out_to_http_and_grpc_destinations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_http_fans_out_to_http_and_grpc_destinations() {
     run("http").await;
+}
+
+/// A gateway limited to one thread (a sidecar with less than a core) runs tokio's
+/// current-thread scheduler: the same traffic arrives, counted, on both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_thread_gateway_fans_out_both_protocols() {
+    run_with_env("grpc", &[("TOKIO_WORKER_THREADS", "1")]).await;
+    run_with_env("http", &[("TOKIO_WORKER_THREADS", "1")]).await;
 }

@@ -90,6 +90,13 @@ pub fn prepare_process(cfg: &crate::config::Config) {
 /// How long a TLS handshake may take at most (less when `read_header_timeout` is shorter).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest HTTP/2 frame a client may send us (`SETTINGS_MAX_FRAME_SIZE`, RFC 9113 6.5.2),
+/// in bytes. HTTP/2's default, 16 KiB, cuts a typical OTLP request (tens of KiB) into several
+/// DATA frames, each one more frame to parse and flow-control and often one more read; 64 KiB
+/// carries most requests in one frame. A frame is buffered whole before it is handled, so this
+/// is also what one connection can make the server hold for a frame in flight.
+const H2_MAX_FRAME_SIZE: u32 = 64 * 1024;
+
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
 fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
@@ -99,6 +106,7 @@ fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(s.max_concurrent_streams)
+        .max_frame_size(H2_MAX_FRAME_SIZE)
         .adaptive_window(true)
         .keep_alive_interval(s.keepalive_time)
         .keep_alive_timeout(s.keepalive_timeout);

@@ -1,10 +1,12 @@
-//! OTLP/gRPC receiver: the three `Export` methods, served with a raw-bytes codec so requests
-//! are validated and counted on the wire format and forwarded without being decoded.
-//! Authentication, `grpc-encoding` and each message's length prefix are handled before tonic
-//! sees the request (tonic only knows gzip/deflate/zstd and does not bound the decompressed
-//! size); every refusal is answered from the table in [`crate::receiver::refusal`].
+//! OTLP/gRPC receiver: the three unary `Export` methods, served directly on hyper's HTTP/2
+//! streams so requests are validated and counted on the wire format and forwarded without
+//! being decoded. The gRPC layer of a unary OTLP call is small (one length-prefixed message
+//! in, one empty message and `grpc-status` out), so it is done here rather than through a
+//! generic gRPC server: authentication, `grpc-encoding` (every codec of
+//! [`crate::compression`], with the decompressed size bounded), each message's length prefix
+//! and the admission budget are checked as the body arrives, and every refusal is answered
+//! from the table in [`crate::receiver::refusal`].
 
-use crate::pipeline::grpc::RawCodec;
 use crate::pipeline::payload::{Payload, Signal};
 use crate::pipeline::router::{Refusal, Router};
 use crate::pipeline::wire::validate_and_count;
@@ -12,10 +14,9 @@ use crate::receiver::admission::Transport;
 use crate::receiver::grpc_admission::{self, ChargeState, ChargedBody};
 use crate::receiver::refusal::{ReceiverCounters, RefusalKind, Refused};
 use bytes::Bytes;
+use futures::FutureExt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
-use tonic::server::NamedService;
 
 /// Shared state of the gRPC receiver.
 #[derive(Clone)]
@@ -36,9 +37,9 @@ pub(crate) struct GrpcReceiver {
 impl GrpcReceiver {
     /// Counts and logs a refusal, and answers it from the table: its code, `RetryInfo` when
     /// retryable, and `grpc-accept-encoding` for an unsupported `grpc-encoding`.
-    fn refuse(&self, r: &Refused) -> http::Response<tonic::body::Body> {
+    fn refuse(&self, r: &Refused) -> http::Response<axum::body::Body> {
         self.counters.refused(r);
-        let mut resp = r.grpc_status().into_http();
+        let mut resp = r.grpc_status().into_http::<axum::body::Body>();
         if r.kind == RefusalKind::UnsupportedEncoding {
             resp.headers_mut().insert(
                 "grpc-accept-encoding",
@@ -49,16 +50,16 @@ impl GrpcReceiver {
     }
 }
 
-/// Gives tonic an uncompressed request whose body checks every message's prefix
-/// ([`ChargedBody`]): a message with a `grpc-encoding` is decompressed here (every codec of
-/// [`crate::compression`], with the `max_recv_msg_size_mib` limit on the decompressed size)
-/// and re-framed without compression. Errors are the refusals: unauthenticated, unsupported
-/// encoding, too large, admission, bad data.
-async fn prepare<B>(
+/// Reads the request's one gRPC message (uncompressed), checking each message prefix as it
+/// arrives ([`ChargedBody`]): a message with a `grpc-encoding` is decompressed here (every
+/// codec of [`crate::compression`], with the `max_recv_msg_size_mib` limit on the decompressed
+/// size). Errors are the refusals: unauthenticated, unsupported encoding, too large,
+/// admission, bad data (a body that is not exactly one length-prefixed message).
+async fn read_message<B>(
     rx: &GrpcReceiver,
     charged: &ChargeState,
     req: http::Request<B>,
-) -> Result<http::Request<axum::body::Body>, Refused>
+) -> Result<Bytes, Refused>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -70,27 +71,27 @@ where
     {
         return Err(Refused::new(RefusalKind::Unauthenticated, e.to_string()));
     }
-    let name = req
-        .headers()
-        .get("grpc-encoding")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let codec = Codec::from_grpc(&name).map_err(|_| {
-        Refused::new(
-            RefusalKind::UnsupportedEncoding,
-            format!(
-                "grpc-encoding {:?} is not supported (supported: {GRPC_ENCODINGS}, identity)",
-                name.trim()
-            ),
-        )
-    })?;
-    let max = rx.max_recv_bytes;
-    let req =
-        req.map(|b| ChargedBody::new(b, rx.budget.clone(), charged.clone(), max, codec.is_some()));
-    let Some(codec) = codec else {
-        return Ok(req.map(axum::body::Body::new));
+    let codec = match req.headers().get("grpc-encoding") {
+        None => None,
+        Some(v) => Codec::from_grpc(&String::from_utf8_lossy(v.as_bytes())).map_err(|_| {
+            Refused::new(
+                RefusalKind::UnsupportedEncoding,
+                format!(
+                    "grpc-encoding {:?} is not supported (supported: {GRPC_ENCODINGS}, identity)",
+                    String::from_utf8_lossy(v.as_bytes()).trim()
+                ),
+            )
+        })?,
     };
-    let (mut parts, body) = req.into_parts();
+    let max = rx.max_recv_bytes;
+    let body = ChargedBody::new(
+        req.into_body(),
+        rx.budget.clone(),
+        charged.clone(),
+        max,
+        codec.is_some(),
+    );
+    // messages over the limit are refused at their prefix; the limit here is a backstop
     let raw = match http_body_util::Limited::new(body, max.saturating_add(5))
         .collect()
         .await
@@ -121,37 +122,27 @@ where
             "a unary request must hold exactly one gRPC message",
         ));
     };
-    let plain: Bytes = if flag == 0 {
-        message
-    } else {
-        match decompress(codec, &message, max) {
-            Ok(v) => {
-                // the decompressed copy is charged to the admission budget too
-                let c = rx.budget.try_charge(v.len(), Transport::Grpc)?;
-                charged.lock().charge.merge(c);
-                v.into()
-            }
-            Err(DecodeError::TooLarge(_)) => return Err(grpc_admission::too_large(max)),
-            Err(e @ DecodeError::Corrupt { .. }) => {
-                return Err(Refused::new(RefusalKind::BadData, e.to_string()));
-            }
-        }
+    // the prefix check allowed flag 1 only with a supported grpc-encoding
+    let (1, Some(codec)) = (flag, codec) else {
+        return Ok(message);
     };
-    let mut framed = Vec::with_capacity(plain.len() + 5);
-    framed.push(0);
-    framed.extend_from_slice(&(plain.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&plain);
-    parts.headers.remove("grpc-encoding");
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    Ok(http::Request::from_parts(
-        parts,
-        axum::body::Body::from(framed),
-    ))
+    match decompress(codec, &message, max) {
+        Ok(v) => {
+            // the decompressed copy is charged to the admission budget too
+            let c = rx.budget.try_charge(v.len(), Transport::Grpc)?;
+            charged.lock().charge.merge(c);
+            Ok(v.into())
+        }
+        Err(DecodeError::TooLarge(_)) => Err(grpc_admission::too_large(max)),
+        Err(e @ DecodeError::Corrupt { .. }) => {
+            Err(Refused::new(RefusalKind::BadData, e.to_string()))
+        }
+    }
 }
 
 /// Handles one decoded-to-bytes request: validate, count, route. Errors are the refusals
 /// (bad data, or the router's), already counted.
-async fn export(rx: &GrpcReceiver, signal: Signal, body: Bytes) -> Result<Bytes, Refused> {
+async fn export(rx: &GrpcReceiver, signal: Signal, body: Bytes) -> Result<(), Refused> {
     let items = validate_and_count(signal, &body).map_err(|e| {
         let r = Refused::new(
             RefusalKind::BadData,
@@ -161,7 +152,7 @@ async fn export(rx: &GrpcReceiver, signal: Signal, body: Bytes) -> Result<Bytes,
         r
     })?;
     if items == 0 {
-        return Ok(Bytes::new());
+        return Ok(());
     }
     match rx
         .router
@@ -170,7 +161,7 @@ async fn export(rx: &GrpcReceiver, signal: Signal, body: Bytes) -> Result<Bytes,
     {
         Ok(()) => {
             rx.counters.accepted(signal, items);
-            Ok(Bytes::new())
+            Ok(())
         }
         Err(r) => {
             rx.counters.refused_items(signal, items);
@@ -181,144 +172,109 @@ async fn export(rx: &GrpcReceiver, signal: Signal, body: Bytes) -> Result<Bytes,
     }
 }
 
-struct ExportSvc {
-    rx: GrpcReceiver,
-    signal: Signal,
-    charged: ChargeState,
+/// The `:path` of each OTLP `Export` method (`/<package>.<Service>/Export`, opentelemetry-proto
+/// `opentelemetry/proto/collector/*/v1/*_service.proto`) and the signal it carries.
+const EXPORT_PATHS: [(&str, Signal); 3] = [
+    (
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Traces,
+    ),
+    (
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Metrics,
+    ),
+    (
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Logs,
+    ),
+];
+
+/// The answer to a successful `Export`: HTTP 200, `content-type: application/grpc`, one
+/// empty `Export*ServiceResponse` message (a 5-byte prefix announcing 0 bytes: no
+/// `partial_success`, every item was accepted) and the trailer `grpc-status: 0` (gRPC over
+/// HTTP/2, "Responses").
+fn exported() -> http::Response<axum::body::Body> {
+    use http_body_util::BodyExt;
+    const EMPTY_MESSAGE: [u8; 5] = [0; 5];
+    let mut trailers = http::HeaderMap::with_capacity(1);
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let body = http_body_util::Full::new(Bytes::from_static(&EMPTY_MESSAGE))
+        .with_trailers(std::future::ready(Some(Ok(trailers))));
+    let mut resp = http::Response::new(axum::body::Body::new(body));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    resp
 }
 
-impl tonic::server::UnaryService<Bytes> for ExportSvc {
-    type Response = Bytes;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<tonic::Response<Bytes>, tonic::Status>> + Send>,
-    >;
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let rx = self.rx.clone();
-        let signal = self.signal;
-        let charged = self.charged.clone();
-        Box::pin(async move {
-            // a compressed message was charged as it arrived; its decompressed form too
-            if request.metadata().get("grpc-encoding").is_some() {
-                let n = request.get_ref().len();
-                match rx.budget.try_charge(n, Transport::Grpc) {
-                    Ok(c) => charged.lock().charge.merge(c),
-                    Err(e) => {
-                        // answered and counted from `charged` once tonic returns
-                        let r = Refused::from(e);
-                        let status = r.grpc_status();
-                        charged.lock().refused = Some(r);
-                        return Err(status);
-                    }
-                }
-            }
-            export(&rx, signal, request.into_inner())
-                .await
-                .map(tonic::Response::new)
-                .map_err(|r| r.grpc_status())
-        })
+/// The OTLP/gRPC service: the three unary `Export` methods, answered by path. Requests are
+/// read, checked and answered here, on the wire format: no protobuf decoding, no codec or
+/// framework layer between hyper's HTTP/2 stream and the router (each message's prefix is
+/// checked by [`ChargedBody`], the answer is a fixed empty message). Any other path is
+/// refused as an unknown endpoint (UNIMPLEMENTED, naming the path).
+#[derive(Clone)]
+pub(crate) struct OtlpGrpcService(pub(crate) GrpcReceiver);
+
+impl OtlpGrpcService {
+    async fn handle<B>(self, req: http::Request<B>) -> http::Response<axum::body::Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    {
+        let rx = self.0;
+        let path = req.uri().path();
+        let Some(&(_, signal)) = EXPORT_PATHS.iter().find(|(p, _)| *p == path) else {
+            return rx.refuse(&Refused::new(
+                RefusalKind::UnknownEndpoint,
+                format!(
+                    "unknown gRPC method {path}: this receiver serves Export of {}",
+                    "opentelemetry.proto.collector.{trace.v1.TraceService, metrics.v1.MetricsService, logs.v1.LogsService}"
+                ),
+            ));
+        };
+        // refused before the message is read: the memory limiter, then the budget
+        if !rx.router.memory_has_room(&rx.id, signal, 0) {
+            rx.router.metrics.memory_limiter_refusals.inc();
+            return rx.refuse(&Refused::from(Refusal::MemoryLimit));
+        }
+        // the request's charge is held until the router took (or refused) the data
+        let charged = grpc_admission::state(&rx.budget);
+        let message = match read_message(&rx, &charged, req).await {
+            Ok(m) => m,
+            Err(r) => return rx.refuse(&r),
+        };
+        match export(&rx, signal, message).await {
+            Ok(()) => exported(),
+            // counted by `export`
+            Err(r) => r.grpc_status().into_http::<axum::body::Body>(),
+        }
     }
 }
 
-macro_rules! otlp_service {
-    ($name:ident, $svc:literal, $signal:expr) => {
-        /// tower service for one OTLP gRPC service.
-        #[derive(Clone)]
-        pub(crate) struct $name(pub(crate) GrpcReceiver);
+impl<B> tower::Service<http::Request<B>> for OtlpGrpcService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<axum::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
-        impl NamedService for $name {
-            const NAME: &'static str = $svc;
-        }
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
 
-        impl<B> tower::Service<http::Request<B>> for $name
-        where
-            B: http_body::Body<Data = Bytes> + Send + 'static,
-            B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-        {
-            type Response = http::Response<tonic::body::Body>;
-            type Error = std::convert::Infallible;
-            type Future = std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-            >;
-
-            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn call(&mut self, req: http::Request<B>) -> Self::Future {
-                let rx = self.0.clone();
-                Box::pin(async move {
-                    if !req.uri().path().ends_with("/Export") {
-                        // not counted: no signal's request
-                        let r = Refused::new(
-                            RefusalKind::UnknownEndpoint,
-                            format!("unknown method {}", req.uri().path()),
-                        );
-                        return Ok(r.grpc_status().into_http());
-                    }
-                    // refused before the message is read: the memory limiter, then the budget
-                    if !rx.router.memory_has_room(&rx.id, $signal, 0) {
-                        rx.router.metrics.memory_limiter_refusals.inc();
-                        return Ok(rx.refuse(&Refused::from(Refusal::MemoryLimit)));
-                    }
-                    let charged = grpc_admission::state(&rx.budget);
-                    let req = match prepare(&rx, &charged, req).await {
-                        Ok(r) => r,
-                        Err(r) => return Ok(rx.refuse(&r)),
-                    };
-                    // requests arrive uncompressed from `prepare`; answers may be gzipped.
-                    // Messages over the limit were refused at their prefix; tonic's own limit
-                    // is a backstop
-                    let mut send = EnabledCompressionEncodings::default();
-                    send.enable(CompressionEncoding::Gzip);
-                    let mut grpc = tonic::server::Grpc::new(RawCodec)
-                        .apply_compression_config(EnabledCompressionEncodings::default(), send)
-                        .apply_max_message_size_config(Some(rx.max_recv_bytes), None);
-                    let res = grpc
-                        .unary(
-                            ExportSvc {
-                                rx: rx.clone(),
-                                signal: $signal,
-                                charged: charged.clone(),
-                            },
-                            req,
-                        )
-                        .await;
-                    // a message refused by its prefix ends the body: tonic's answer to that
-                    // is replaced by the refusal's. The charge is released here, after the
-                    // router took (or refused) the data
-                    let refused = charged.lock().refused.take();
-                    if let Some(r) = refused {
-                        return Ok(rx.refuse(&r));
-                    }
-                    Ok(res)
-                })
-            }
-        }
-    };
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        Box::pin(self.clone().handle(req).map(Ok))
+    }
 }
 
-otlp_service!(
-    TraceService,
-    "opentelemetry.proto.collector.trace.v1.TraceService",
-    Signal::Traces
-);
-otlp_service!(
-    MetricsService,
-    "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    Signal::Metrics
-);
-otlp_service!(
-    LogsService,
-    "opentelemetry.proto.collector.logs.v1.LogsService",
-    Signal::Logs
-);
-
-/// The axum router serving all three services.
+/// The axum router serving the OTLP/gRPC service on every path.
 pub(crate) fn router(rx: GrpcReceiver) -> axum::Router {
-    tonic::service::Routes::new(TraceService(rx.clone()))
-        .add_service(MetricsService(rx.clone()))
-        .add_service(LogsService(rx))
-        .into_axum_router()
+    axum::Router::new().fallback_service(OtlpGrpcService(rx))
 }
 
 #[cfg(test)]
@@ -374,7 +330,7 @@ mod tests {
         encoding: Option<&str>,
         body: Vec<u8>,
         kind: RefusalKind,
-    ) -> http::Response<tonic::body::Body> {
+    ) -> http::Response<axum::body::Body> {
         let before = refused_count(rx, kind);
         let mut req = http::Request::post(
             "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -385,7 +341,7 @@ mod tests {
             req = req.header("grpc-encoding", e);
         }
         let req = req.body(Full::new(Bytes::from(body))).unwrap();
-        let resp = TraceService(rx.clone()).call(req).await.unwrap();
+        let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
         let status = tonic::Status::from_header_map(resp.headers())
             .unwrap_or_else(|| panic!("{kind:?}: no status in {:?}", resp.headers()));
         let answer = kind.answer();
@@ -418,6 +374,50 @@ mod tests {
             }],
         }
         .encode_to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_method_or_service_is_unimplemented_naming_it_and_counted() {
+        let rx = receiver(1 << 20);
+        for path in [
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Send",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            let before = refused_count(&rx, RefusalKind::UnknownEndpoint);
+            let req = http::Request::post(format!("http://gw{path}"))
+                .header("content-type", "application/grpc")
+                .body(Full::new(Bytes::from(framed(0, &one_span()))))
+                .unwrap();
+            let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
+            let status = tonic::Status::from_header_map(resp.headers()).expect("a status");
+            assert_eq!(status.code(), tonic::Code::Unimplemented, "{path}");
+            assert!(status.message().contains(path), "{path}: {status:?}");
+            assert_eq!(
+                refused_count(&rx, RefusalKind::UnknownEndpoint),
+                before + 1,
+                "{path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_accepted_export_answers_one_empty_message_then_grpc_status_ok() {
+        use http_body_util::BodyExt;
+        let rx = receiver(1 << 20);
+        // no pipeline takes traces here, so an empty request (no items) is what is accepted
+        let req = http::Request::post(
+            "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        )
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from(framed(0, &[]))))
+        .unwrap();
+        let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/grpc");
+        let body = resp.into_body().collect().await.unwrap();
+        let trailers = body.trailers().cloned().expect("trailers");
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(&body.to_bytes()[..], &[0, 0, 0, 0, 0]);
     }
 
     #[tokio::test]

@@ -292,11 +292,16 @@ pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
                     handle(rx, signal, headers, body)
                 },
             )
-            .fallback(|| async {
-                (
-                    RefusalKind::MethodNotAllowed.answer().http,
-                    [(http::header::ALLOW, "POST")],
+            .fallback(|State(rx): State<HttpReceiver>| async move {
+                let r = Refused::new(
+                    RefusalKind::MethodNotAllowed,
                     "method not allowed: use POST",
+                );
+                rx.counters.refused(&r);
+                (
+                    r.kind.answer().http,
+                    [(http::header::ALLOW, "POST")],
+                    r.message,
                 )
                     .into_response()
             }),
@@ -308,12 +313,16 @@ pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
         cfg.traces_url_path, cfg.metrics_url_path, cfg.logs_url_path
     );
     let mut app = app
-        .fallback(|uri: http::Uri| async move {
-            (
-                RefusalKind::UnknownEndpoint.answer().http,
-                format!("no OTLP endpoint at {} (use {paths})", uri.path()),
-            )
-        })
+        .fallback(
+            |State(rx): State<HttpReceiver>, uri: http::Uri| async move {
+                let r = Refused::new(
+                    RefusalKind::UnknownEndpoint,
+                    format!("no OTLP endpoint at {} (use {paths})", uri.path()),
+                );
+                rx.counters.refused(&r);
+                (r.kind.answer().http, r.message)
+            },
+        )
         .with_state(rx);
     if let Some(cors) = &cfg.cors
         && !cors.allowed_origins.is_empty()
@@ -432,13 +441,26 @@ mod tests {
             traces_url_path: "/otlp/traces".into(),
             ..HttpConfig::default()
         };
-        let app = router(receiver(64), &cfg);
+        let rx = receiver(64);
+        let app = router(rx.clone(), &cfg);
         let req = http::Request::post("/v1/traces")
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .unwrap();
-        let resp = app.oneshot(req).await.unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.status(), RefusalKind::UnknownEndpoint.answer().http);
+        assert_eq!(refused_count(&rx, RefusalKind::UnknownEndpoint), 1);
+        // a configured path asked with GET: 405 naming POST, counted under its own reason
+        let get = http::Request::get("/otlp/traces")
+            .body(Body::empty())
+            .unwrap();
+        let wrong_method = app.oneshot(get).await.unwrap();
+        assert_eq!(
+            wrong_method.status(),
+            RefusalKind::MethodNotAllowed.answer().http
+        );
+        assert_eq!(wrong_method.headers()["allow"], "POST");
+        assert_eq!(refused_count(&rx, RefusalKind::MethodNotAllowed), 1);
         let text = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&text);
         assert!(

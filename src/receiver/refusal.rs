@@ -46,10 +46,10 @@ pub(crate) enum RefusalKind {
     ShuttingDown,
     /// No pipeline takes this signal from this receiver.
     NoPipeline,
-    /// No OTLP endpoint at this HTTP path or gRPC method (answered, not counted: it names no
-    /// signal).
+    /// No OTLP endpoint at this HTTP path or gRPC method (counted under the receiver and
+    /// transport; it names no signal).
     UnknownEndpoint,
-    /// An OTLP/HTTP path asked with a method other than `POST` (answered, not counted).
+    /// An OTLP/HTTP path asked with a method other than `POST`.
     MethodNotAllowed,
 }
 

@@ -33,6 +33,16 @@ impl Gateway {
     }
 
     pub async fn start_with(body: &str, pipelines: &str, service_extra: &str) -> Gateway {
+        Self::start_with_env(body, pipelines, service_extra, &[]).await
+    }
+
+    /// [`Self::start_with`] with extra environment variables for the gateway process.
+    pub async fn start_with_env(
+        body: &str,
+        pipelines: &str,
+        service_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         // free ports are picked then released, so another process may take one first: a
         // gateway that exits during startup is retried on new ports
         let mut last_cfg = String::new();
@@ -52,6 +62,7 @@ impl Gateway {
                     "RUST_LOG",
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
                 )
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
