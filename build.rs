@@ -34,6 +34,7 @@ fn symbol_order() -> Result<(), Box<dyn std::error::Error>> {
             path.display()
         );
         println!("cargo:rustc-link-arg-bin=watchtower=-Wl,--no-warn-symbol-ordering");
+        println!("cargo:rustc-link-arg-bin=watchtower=-no-pie");
     }
     Ok(())
 }
