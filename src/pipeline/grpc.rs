@@ -1,6 +1,7 @@
-//! gRPC plumbing shared by the OTLP receiver and the OTLP gRPC exporter: a codec that moves
-//! raw message bytes (so OTLP is never decoded just to be forwarded), and `google.rpc.Status`
-//! / `RetryInfo` details for retryable refusals.
+//! gRPC plumbing of the OTLP gRPC exporter (and the bench tools' client and sink): a tonic
+//! codec that moves raw message bytes (so OTLP is never decoded just to be forwarded), and
+//! `google.rpc.Status` / `RetryInfo` details for retryable refusals, which the receiver's
+//! refusals carry too.
 
 use bytes::{Buf, BufMut, Bytes};
 use std::time::Duration;

@@ -424,7 +424,7 @@ mod tests {
     async fn every_refusal_is_answered_from_the_table_and_counted() {
         use crate::compression::{Codec, compress};
         let rx = receiver(64);
-        // refused at the prefix, before tonic buffers the message
+        // refused at the prefix, before the message is buffered
         assert_refused(&rx, None, framed(0, &[0; 65]), RefusalKind::TooLarge).await;
         assert_refused(&rx, None, framed(2, &one_span()), RefusalKind::BadData).await;
         assert_refused(&rx, None, framed(1, &one_span()), RefusalKind::BadData).await;

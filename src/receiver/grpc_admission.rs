@@ -1,19 +1,19 @@
 //! Admission control and framing checks for OTLP/gRPC: the request body is wrapped so every
 //! message is checked when its 5-byte length prefix arrives (gRPC over HTTP/2,
-//! "Length-Prefixed-Message"), before tonic buffers it:
+//! "Length-Prefixed-Message"), before the message is buffered:
 //!
 //! - a compressed-flag other than 0/1, or 1 without a supported `grpc-encoding`, is bad data
 //!   (INVALID_ARGUMENT), as is a stream that ends inside a message;
 //! - a message announcing more than `max_recv_msg_size_mib` is too large (RESOURCE_EXHAUSTED
 //!   without `RetryInfo`);
 //! - otherwise the message is charged to the receiver's budget for the length it announces:
-//!   tonic reserves a buffer of that size at once, so charging the bytes as they trickle in
+//!   a reader reserves a buffer of that size at once, so charging the bytes as they trickle in
 //!   would let half-sent messages commit memory unaccounted. A message that does not fit is
 //!   refused by admission control (RESOURCE_EXHAUSTED with `RetryInfo`).
 //!
 //! The first refused message ends the body with an error and leaves its `Refused` in the
 //! request's `ChargeState`; the service answers that refusal from the table in
-//! [`crate::receiver::refusal`] instead of the decode error tonic would report.
+//! [`crate::receiver::refusal`] instead of a generic body error.
 
 use crate::receiver::admission::{Budget, Charge, Transport};
 use crate::receiver::refusal::{RefusalKind, Refused};
