@@ -20,7 +20,8 @@ stale file costs resident memory, never correctness. Regenerate it after large c
 request path, and compare with `make bench-sidecar`.
 
 Environment: BENCH_BIN (the release gateway), SYMBOL_ORDER_SECONDS (load per protocol and
-signal, default 6), SYMBOL_ORDER_OUT (default build/symbol-order.txt).
+signal, default 4), SYMBOL_ORDER_WORKERS (tokio worker threads of each profiled run, default
+"1,0": a sidecar's one thread, then the default), SYMBOL_ORDER_OUT (default build/symbol-order.txt).
 """
 
 import collections
@@ -35,7 +36,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import run as bench  # noqa: E402  (the shared process helpers of `make bench`)
 
-SECONDS = float(os.environ.get("SYMBOL_ORDER_SECONDS", "6"))
+SECONDS = float(os.environ.get("SYMBOL_ORDER_SECONDS", "4"))
+# tokio worker threads of each profiled run, in order: 1 = a sidecar (current-thread
+# scheduler), 0 = the default (one worker per CPU)
+WORKERS = [int(w) for w in os.environ.get("SYMBOL_ORDER_WORKERS", "1,0").split(",") if w.strip()]
 OUT = os.environ.get("SYMBOL_ORDER_OUT", os.path.join(bench.ROOT, "build/symbol-order.txt"))
 
 
@@ -115,10 +119,9 @@ def executed_functions(path, obj):
     return out
 
 
-def main():
-    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
-        sys.exit("symbol_order: needs valgrind (apt-get install -y valgrind)")
-    os.makedirs(bench.LOGS, exist_ok=True)
+def profile(workers):
+    """Runs the gateway under callgrind with `workers` tokio threads (0: the default) while
+    loadgen sends; returns the executable's functions that ran, most expensive first."""
     work = tempfile.mkdtemp(prefix="symbol-order-")
     # a private copy: callgrind names objects by path, and the sink must not share it
     exe = os.path.join(work, "watchtower")
@@ -129,9 +132,17 @@ def main():
     with open(cfg, "w") as f:
         f.write(config(ports, sink))
     out_file = os.path.join(work, "callgrind.out")
-    gw = bench.spawn("symbol-order-gateway", [
-        "valgrind", "--tool=callgrind", "--demangle=no", "--instr-atstart=no",
-        f"--callgrind-out-file={out_file}", exe, "run", "--config", cfg])
+    saved = os.environ.pop("TOKIO_WORKER_THREADS", None)
+    if workers:
+        os.environ["TOKIO_WORKER_THREADS"] = str(workers)
+    try:
+        gw = bench.spawn(f"symbol-order-gateway-w{workers}", [
+            "valgrind", "--tool=callgrind", "--demangle=no", "--instr-atstart=no",
+            f"--callgrind-out-file={out_file}", exe, "run", "--config", cfg])
+    finally:
+        os.environ.pop("TOKIO_WORKER_THREADS", None)
+        if saved is not None:
+            os.environ["TOKIO_WORKER_THREADS"] = saved
     try:
         bench.wait_http(f"http://127.0.0.1:{ports[2]}/", gw, timeout=120)
         load = ["--rate", "1000", "--connections", "1", "--items-per-request", "100",
@@ -144,7 +155,7 @@ def main():
         subprocess.run(["callgrind_control", "-i", "on", str(gw.pid)], check=True, stdout=subprocess.DEVNULL)
         for sig in ("traces", "metrics", "logs"):
             for proto, endpoint in (("grpc", f"127.0.0.1:{ports[0]}"), ("http", f"http://127.0.0.1:{ports[1]}")):
-                bench.log(f"{sig} over {proto}")
+                bench.log(f"{sig} over {proto}, {workers or 'default'} worker threads")
                 subprocess.run([bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint, "--protocol", proto,
                                 "--signal", sig, "--duration", str(SECONDS)] + load, check=True,
                                stdout=subprocess.DEVNULL)
@@ -162,12 +173,27 @@ def main():
         for n in executed_functions(os.path.join(work, d), exe):
             if n not in names:
                 names.append(n)
+    shutil.rmtree(work, ignore_errors=True)
+    bench.log(f"{len(names)} functions ran with {workers or 'default'} worker threads")
+    return names
+
+
+def main():
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        sys.exit("symbol_order: needs valgrind (apt-get install -y valgrind)")
+    os.makedirs(bench.LOGS, exist_ok=True)
+    names = []
+    # the sidecar's shape first (one thread: the current-thread scheduler), then a gateway's
+    # (worker threads): the second run adds only the code the first did not run
+    for workers in WORKERS:
+        for n in profile(workers):
+            if n not in names:
+                names.append(n)
     if len(names) < 200:
         sys.exit(f"symbol_order: only {len(names)} functions ran; is the load reaching the gateway?")
     with open(OUT, "w") as f:
         f.write("\n".join(names) + "\n")
     bench.log(f"{len(names)} functions written to {os.path.relpath(OUT, bench.ROOT)}")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
