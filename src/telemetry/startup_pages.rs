@@ -13,9 +13,7 @@
 //! stops counting. Only mappings that are read-only **and** hold no private (copy-on-write)
 //! page are released: for those, every resident page is the file's own content, so mapping it
 //! back gives the same bytes. The relocated RELRO segment and the data segments, which hold
-//! private pages, are never touched. The executable's cached pages that no process maps are
-//! then dropped from the page cache, so that later faults do not map cold neighbours back in.
-//! The hot code is kept dense by the link order in
+//! private pages, are never touched. The hot code is kept dense by the link order in
 //! `build/symbol-order.txt` (docs/ARCHITECTURE.md, "Resident memory"), so what the steady
 //! state maps back stays small.
 
@@ -28,9 +26,6 @@ pub struct Released {
     pub mappings: usize,
     /// Resident bytes those mappings held before the release (`Rss:` of /proc/self/smaps).
     pub bytes: u64,
-    /// Whether the executable's page cache was told to drop the pages no process maps
-    /// (`posix_fadvise(POSIX_FADV_DONTNEED)`).
-    pub cache_dropped: bool,
 }
 
 /// One mapping of /proc/self/smaps: its address range, permissions, path and the two sizes
@@ -166,30 +161,7 @@ pub fn release() -> Released {
             done.bytes += m.rss;
         }
     }
-    done.cache_dropped = done.mappings > 0 && drop_unmapped_cache();
     done
-}
-
-/// Asks the kernel to drop the executable's cached pages that no process maps
-/// (`posix_fadvise(POSIX_FADV_DONTNEED)` on /proc/self/exe). Without it, the start-up code
-/// just released stays in the page cache, and every later fault in the text maps its cached
-/// neighbours too (the kernel's fault-around maps up to 64 KiB of cached pages around a
-/// fault), so the resident set grows back towards what start-up touched. Pages mapped by this
-/// or any other process (other sidecars of the same image) are kept; a dropped page that runs
-/// again is read back from the file, alone (see [`advise_random`]). True when the advice was
-/// given.
-fn drop_unmapped_cache() -> bool {
-    drop_unmapped_cache_of(std::path::Path::new("/proc/self/exe"))
-}
-
-/// [`drop_unmapped_cache`] for the file at `path`.
-fn drop_unmapped_cache_of(path: &std::path::Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = fs::File::open(path) else {
-        return false;
-    };
-    // SAFETY: advice on a file descriptor this function owns; no memory is touched.
-    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) == 0 }
 }
 
 #[cfg(test)]
@@ -272,62 +244,5 @@ Anonymous:           500 kB
         // the released code runs again (mapped back on use)
         let again = parse_smaps(SMAPS);
         assert_eq!(again.len(), 6);
-        assert!(r.cache_dropped, "{r:?}");
-    }
-
-    /// Which pages of `len` bytes mapped at `addr` are in the page cache (`mincore`).
-    fn cached(addr: *mut libc::c_void, len: usize) -> Vec<bool> {
-        let mut vec = vec![0u8; len.div_ceil(4096)];
-        // SAFETY: `addr..addr+len` is a mapping owned by the caller; one byte per page.
-        let rc = unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) };
-        assert_eq!(rc, 0, "mincore");
-        vec.iter().map(|b| b & 1 == 1).collect()
-    }
-
-    #[test]
-    fn dropping_the_cache_keeps_mapped_pages_and_drops_the_others() {
-        use std::io::Write;
-        use std::os::fd::AsRawFd;
-        // a file on disk beside the test binary (a tmpfs page could not be dropped)
-        let dir = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-            .expect("test binary directory");
-        let path = dir.join(format!("startup-pages-{}.bin", std::process::id()));
-        // large enough that the pages kept for the mapped ones (the kernel keeps a large
-        // folio whole while any of its pages is mapped) are a small part of it
-        let len = 2048 * 4096;
-        let mut f = fs::File::create(&path).expect("create");
-        f.write_all(&vec![7u8; len]).expect("write");
-        f.sync_all().expect("sync");
-        let f = fs::File::open(&path).expect("open");
-        // SAFETY: a fresh read-only shared mapping of a file this test owns, unmapped below.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(addr, libc::MAP_FAILED);
-        // the whole file in the page cache; the first 16 pages mapped by this process
-        let _ = fs::read(&path).expect("read");
-        for i in 0..16 {
-            // SAFETY: inside the mapping.
-            let b = unsafe { std::ptr::read_volatile((addr as *const u8).add(i * 4096)) };
-            assert_eq!(b, 7);
-        }
-        assert!(cached(addr, len).iter().all(|c| *c), "all cached first");
-        assert!(drop_unmapped_cache_of(&path));
-        let after = cached(addr, len);
-        // SAFETY: unmapping the mapping made above.
-        unsafe { libc::munmap(addr, len) };
-        let _ = fs::remove_file(&path);
-        assert!(after[..16].iter().all(|c| *c), "mapped pages kept");
-        let dropped = after[16..].iter().filter(|c| !**c).count();
-        assert!(dropped >= 1024, "unmapped pages dropped: {dropped} of 2032");
     }
 }
