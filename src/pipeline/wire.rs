@@ -107,7 +107,7 @@ enum Kind {
     Unknown,
 }
 
-fn kind(msg: Msg, field: u32) -> Kind {
+const fn kind(msg: Msg, field: u32) -> Kind {
     use Kind::*;
     use Msg as M;
     match (msg, field) {
@@ -221,62 +221,311 @@ fn kind(msg: Msg, field: u32) -> Kind {
     }
 }
 
+/// Every message of the schema, in declaration order: `ALL_MSGS[m as usize] == m`, which
+/// [`build_ops`] asserts at compile time.
+const ALL_MSGS: [Msg; 34] = [
+    Msg::TraceReq,
+    Msg::ResourceSpans,
+    Msg::ScopeSpans,
+    Msg::Span,
+    Msg::Event,
+    Msg::Link,
+    Msg::Status,
+    Msg::MetricsReq,
+    Msg::ResourceMetrics,
+    Msg::ScopeMetrics,
+    Msg::Metric,
+    Msg::Gauge,
+    Msg::Sum,
+    Msg::Histogram,
+    Msg::ExpHistogram,
+    Msg::Summary,
+    Msg::NumberDp,
+    Msg::HistogramDp,
+    Msg::ExpHistogramDp,
+    Msg::Buckets,
+    Msg::SummaryDp,
+    Msg::Quantile,
+    Msg::Exemplar,
+    Msg::LogsReq,
+    Msg::ResourceLogs,
+    Msg::ScopeLogs,
+    Msg::LogRecord,
+    Msg::Resource,
+    Msg::EntityRef,
+    Msg::Scope,
+    Msg::KeyValue,
+    Msg::AnyValue,
+    Msg::ArrayValue,
+    Msg::KvList,
+];
+
+/// What [`walk`] does for a one-byte key (field numbers 1 to 15 with a wire type), folded from
+/// [`kind`] and the wire-type check at compile time into [`OPS`]. Only keys whose wire type fits
+/// the field (or unknown fields of a skippable wire type) get a fast op; everything else is
+/// [`Op::Slow`], which runs the full per-field checks and so reports exactly what they report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// Field number 0, a wire type that does not fit the field, a group or wire types 4, 6, 7:
+    /// read the field with [`slow_field`].
+    Slow,
+    /// A varint to skip (a known varint field or an unknown one).
+    Varint,
+    /// 8 bytes to skip.
+    Fixed64,
+    /// 4 bytes to skip.
+    Fixed32,
+    /// A length-delimited payload to skip (`bytes`, or an unknown field).
+    Skip,
+    /// A `string`: the payload must be UTF-8.
+    Str,
+    /// A trace or span id of this length (or empty).
+    Id(u8),
+    /// A packed repeated `fixed64` / `double`.
+    PackedI64,
+    /// A packed repeated varint.
+    PackedVarint,
+    /// A sub-message; `true` when each occurrence is one counted item.
+    Sub(Msg, bool),
+}
+
+/// [`Op`] for field `field` of `msg` read with wire type `wt`: the same decision as the
+/// wire-type check in [`slow_field`], made once at compile time.
+const fn op_for(msg: Msg, field: u32, wt: u8) -> Op {
+    let k = kind(msg, field);
+    let want = match k {
+        Kind::Message(..) | Kind::Str | Kind::Bytes | Kind::Id(..) => LEN,
+        Kind::Varint => VARINT,
+        Kind::Fixed64 => I64,
+        Kind::Fixed32 => I32,
+        Kind::Packed(elem) if wt == elem => elem,
+        Kind::Packed(_) => LEN,
+        Kind::Unknown => wt,
+    };
+    if wt != want {
+        return Op::Slow;
+    }
+    match wt {
+        VARINT => Op::Varint,
+        I64 => Op::Fixed64,
+        I32 => Op::Fixed32,
+        LEN => match k {
+            Kind::Message(sub, counted) => Op::Sub(sub, counted),
+            Kind::Str => Op::Str,
+            Kind::Id(want, _) => Op::Id(want),
+            Kind::Packed(I64) => Op::PackedI64,
+            Kind::Packed(VARINT) => Op::PackedVarint,
+            Kind::Bytes | Kind::Unknown | Kind::Packed(_) => Op::Skip,
+            Kind::Varint | Kind::Fixed64 | Kind::Fixed32 => Op::Slow,
+        },
+        // groups and the undefined wire types
+        _ => Op::Slow,
+    }
+}
+
+/// `OPS[msg as usize][key]`: the [`Op`] for each one-byte key (below 0x80) of each message.
+static OPS: [[Op; 128]; ALL_MSGS.len()] = build_ops();
+
+const fn build_ops() -> [[Op; 128]; ALL_MSGS.len()] {
+    let mut t = [[Op::Slow; 128]; ALL_MSGS.len()];
+    let mut m = 0;
+    while m < ALL_MSGS.len() {
+        assert!(
+            ALL_MSGS[m] as usize == m,
+            "ALL_MSGS out of declaration order"
+        );
+        // keys 0 to 7 carry field number 0 and stay Slow (FieldZero)
+        let mut key = 8;
+        while key < 128 {
+            t[m][key] = op_for(ALL_MSGS[m], (key >> 3) as u32, (key & 7) as u8);
+            key += 1;
+        }
+        m += 1;
+    }
+    t
+}
+
 /// Walks one message; returns the items counted inside it. Every key is checked against the
 /// schema's field kind before its payload is read, so a field of the wrong wire type is
 /// reported as such even when its payload is also cut short.
+///
+/// One-byte keys (nearly every OTLP field) take one lookup in [`OPS`], which holds the
+/// wire-type check and the field's kind together; every other key, and every key the table
+/// sends to [`Op::Slow`], goes through [`slow_field`], the full per-field check.
 fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
     if depth > MAX_DEPTH {
         return Err(ReadError::TooDeep);
     }
-    let name = msg.name();
-    let mut f = Fields::new(buf, name);
+    walk_fields(Fields::new(buf, msg.name()), msg, depth)
+}
+
+/// The loop of [`walk`], from `f`'s position on (`f` reads `msg`, at nesting depth `depth`).
+fn walk_fields(mut f: Fields<'_>, msg: Msg, depth: u32) -> Result<u64, ReadError> {
+    let ops = &OPS[msg as usize];
     let mut items = 0u64;
-    while let Some((field, wt)) = f.next_key()? {
-        let k = kind(msg, field);
-        let want = match k {
-            Kind::Message(..) | Kind::Str | Kind::Bytes | Kind::Id(..) => Some(LEN),
-            Kind::Varint => Some(VARINT),
-            Kind::Fixed64 => Some(I64),
-            Kind::Fixed32 => Some(I32),
-            Kind::Packed(elem) if wt == elem => None,
-            Kind::Packed(_) => Some(LEN),
-            Kind::Unknown => None,
-        };
-        if let Some(want) = want
-            && wt != want
-        {
-            return Err(ReadError::WireType {
-                msg: name,
-                field,
-                got: wt,
-                want,
-            });
-        }
-        let body = match f.payload(wt)? {
-            Field::Len(body) => body,
-            Field::Group => return Err(ReadError::UnsupportedWireType { msg: name, got: wt }),
-            Field::Varint(_) | Field::I64(_) | Field::I32(_) => continue,
-        };
-        match k {
-            Kind::Message(sub, counted) => {
-                let inner = walk(body, sub, depth + 1)?;
-                items += inner + u64::from(counted);
+    while let Some(key) = f.peek_key() {
+        let op = ops.get(usize::from(key)).copied().unwrap_or(Op::Slow);
+        match op {
+            Op::Varint => {
+                f.after_key_varint()?;
             }
-            Kind::Str if utf8(body).is_none() => {
-                return Err(ReadError::Utf8 { msg: name, field });
+            Op::Fixed64 => {
+                f.after_key_fixed64()?;
             }
-            Kind::Id(want, id) if !body.is_empty() && usize::from(want) != body.len() => {
-                return Err(ReadError::IdLength {
-                    id,
-                    want,
-                    got: u32::try_from(body.len()).unwrap_or(u32::MAX),
-                });
+            Op::Fixed32 => {
+                f.after_key_fixed32()?;
             }
-            Kind::Packed(elem) => check_packed(body, elem, name)?,
-            _ => {}
+            Op::Skip => {
+                f.after_key_len()?;
+            }
+            Op::Str => {
+                f.after_key_str(u32::from(key >> 3))?;
+            }
+            Op::Id(want) => {
+                let body = f.after_key_len()?;
+                if !body.is_empty() && body.len() != usize::from(want) {
+                    return Err(id_length(msg, u32::from(key >> 3), body.len()));
+                }
+            }
+            Op::PackedI64 => check_packed(f.after_key_len()?, I64, msg.name())?,
+            Op::PackedVarint => check_packed(f.after_key_len()?, VARINT, msg.name())?,
+            Op::Sub(Msg::KeyValue, false) => {
+                items += walk_key_value(f.after_key_len()?, depth + 1)?;
+            }
+            Op::Sub(Msg::AnyValue, false) => {
+                items += walk_any_value(f.after_key_len()?, depth + 1)?;
+            }
+            Op::Sub(sub, counted) => {
+                let body = f.after_key_len()?;
+                items += walk(body, sub, depth + 1)? + u64::from(counted);
+            }
+            Op::Slow => items += slow_field(&mut f, msg, depth)?,
         }
     }
     Ok(items)
+}
+
+/// The one-byte key of field `field` (1 to 15) with wire type `wt`.
+const fn key(field: u8, wt: u8) -> u8 {
+    (field << 3) | wt
+}
+
+/// [`walk`] for a `KeyValue` (attributes: the most frequent message of all), with its usual
+/// shape read inline: `key` (field 1, string) and `value` (field 2, an `AnyValue`). Any other
+/// key is left to [`walk_fields`], which goes on from there with every check.
+#[inline(always)]
+fn walk_key_value(buf: &[u8], depth: u32) -> Result<u64, ReadError> {
+    const KEY: u8 = key(1, LEN);
+    const VALUE: u8 = key(2, LEN);
+    if depth > MAX_DEPTH {
+        return Err(ReadError::TooDeep);
+    }
+    let mut f = Fields::new(buf, Msg::KeyValue.name());
+    let mut items = 0;
+    while let Some(k) = f.peek_key() {
+        match k {
+            KEY => {
+                f.after_key_str(1)?;
+            }
+            VALUE => items += walk_any_value(f.after_key_len()?, depth + 1)?,
+            _ => return Ok(items + walk_fields(f, Msg::KeyValue, depth)?),
+        }
+    }
+    Ok(items)
+}
+
+/// [`walk`] for an `AnyValue`, its scalar cases read inline (`string_value`, `bool_value`,
+/// `int_value`, `double_value`); an array, a key-value list, bytes or any other key is left
+/// to [`walk_fields`].
+#[inline(always)]
+fn walk_any_value(buf: &[u8], depth: u32) -> Result<u64, ReadError> {
+    const STRING: u8 = key(1, LEN);
+    const BOOL: u8 = key(2, VARINT);
+    const INT: u8 = key(3, VARINT);
+    const DOUBLE: u8 = key(4, I64);
+    if depth > MAX_DEPTH {
+        return Err(ReadError::TooDeep);
+    }
+    let mut f = Fields::new(buf, Msg::AnyValue.name());
+    while let Some(k) = f.peek_key() {
+        match k {
+            STRING => {
+                f.after_key_str(1)?;
+            }
+            BOOL | INT => {
+                f.after_key_varint()?;
+            }
+            DOUBLE => {
+                f.after_key_fixed64()?;
+            }
+            _ => return walk_fields(f, Msg::AnyValue, depth),
+        }
+    }
+    Ok(0)
+}
+
+/// The [`ReadError::IdLength`] for id field `field` of `msg`, found `len` bytes long.
+#[cold]
+#[inline(never)]
+fn id_length(msg: Msg, field: u32, len: usize) -> ReadError {
+    match kind(msg, field) {
+        Kind::Id(want, id) => ReadError::IdLength {
+            id,
+            want,
+            got: u32::try_from(len).unwrap_or(u32::MAX),
+        },
+        // OPS gives Op::Id only for id fields
+        _ => unreachable!("id_length called for a field that is not an id"),
+    }
+}
+
+/// Reads one field of `msg` (the next key must exist) with every check: the key (varint
+/// length, above `u32::MAX`, field number 0), its wire type against the field's kind, the
+/// payload, then the kind's own check. Returns the items counted inside it.
+#[inline(never)]
+fn slow_field(f: &mut Fields<'_>, msg: Msg, depth: u32) -> Result<u64, ReadError> {
+    let name = msg.name();
+    let Some((field, wt)) = f.next_key()? else {
+        return Ok(0);
+    };
+    let k = kind(msg, field);
+    let want = match k {
+        Kind::Message(..) | Kind::Str | Kind::Bytes | Kind::Id(..) => Some(LEN),
+        Kind::Varint => Some(VARINT),
+        Kind::Fixed64 => Some(I64),
+        Kind::Fixed32 => Some(I32),
+        Kind::Packed(elem) if wt == elem => None,
+        Kind::Packed(_) => Some(LEN),
+        Kind::Unknown => None,
+    };
+    if let Some(want) = want
+        && wt != want
+    {
+        return Err(ReadError::WireType {
+            msg: name,
+            field,
+            got: wt,
+            want,
+        });
+    }
+    let body = match f.payload(wt)? {
+        Field::Len(body) => body,
+        Field::Group => return Err(ReadError::UnsupportedWireType { msg: name, got: wt }),
+        Field::Varint(_) | Field::I64(_) | Field::I32(_) => return Ok(0),
+    };
+    match k {
+        Kind::Message(sub, counted) => Ok(walk(body, sub, depth + 1)? + u64::from(counted)),
+        Kind::Str if utf8(body).is_none() => Err(ReadError::Utf8 { msg: name, field }),
+        Kind::Id(want, id) if !body.is_empty() && usize::from(want) != body.len() => {
+            Err(ReadError::IdLength {
+                id,
+                want,
+                got: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            })
+        }
+        Kind::Packed(elem) => check_packed(body, elem, name).map(|()| 0),
+        _ => Ok(0),
+    }
 }
 
 /// Validates an encoded `Export{Trace,Metrics,Logs}ServiceRequest` and counts its items
