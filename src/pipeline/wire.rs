@@ -355,12 +355,16 @@ const fn build_ops() -> [[Op; 128]; ALL_MSGS.len()] {
 ///
 /// One-byte keys (nearly every OTLP field) take one lookup in [`OPS`], which holds the
 /// wire-type check and the field's kind together; every other key, and every key the table
-/// sends to [`Op::Slow`], goes through [`slow_field`], the full per-field check.
+/// sends to [`Op::Slow`], goes through [`slow_field`], the full per-field check. `KeyValue`
+/// and `AnyValue`, most of the messages of a request, have inline readers for their usual
+/// keys ([`walk_key_value`], [`walk_any_value`]) that hand anything else to the table.
 fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
-    if depth > MAX_DEPTH {
-        return Err(ReadError::TooDeep);
+    match msg {
+        Msg::KeyValue => walk_key_value(buf, depth),
+        Msg::AnyValue => walk_any_value(buf, depth),
+        _ if depth > MAX_DEPTH => Err(ReadError::TooDeep),
+        _ => walk_fields(Fields::new(buf, msg.name()), msg, depth),
     }
-    walk_fields(Fields::new(buf, msg.name()), msg, depth)
 }
 
 /// The loop of [`walk`], from `f`'s position on (`f` reads `msg`, at nesting depth `depth`).
