@@ -226,7 +226,8 @@ const fn kind(msg: Msg, field: u32) -> Kind {
 }
 
 /// Every message of the schema, in declaration order: `ALL_MSGS[m as usize] == m`, which
-/// [`build_ops`] asserts at compile time.
+/// [`build_ops`] asserts at compile time. A message missing at the end would only lose its
+/// fast path: [`walk_fields`] reads it field by field with [`slow_field`].
 const ALL_MSGS: [Msg; 34] = [
     Msg::TraceReq,
     Msg::ResourceSpans,
@@ -369,7 +370,7 @@ fn walk(buf: &[u8], msg: Msg, depth: u32) -> Result<u64, ReadError> {
 
 /// The loop of [`walk`], from `f`'s position on (`f` reads `msg`, at nesting depth `depth`).
 fn walk_fields(mut f: Fields<'_>, msg: Msg, depth: u32) -> Result<u64, ReadError> {
-    let ops = &OPS[msg as usize];
+    let ops = OPS.get(msg as usize).unwrap_or(&[Op::Slow; 128]);
     let mut items = 0u64;
     while let Some(key) = f.peek_key() {
         let op = ops.get(usize::from(key)).copied().unwrap_or(Op::Slow);
@@ -392,7 +393,7 @@ fn walk_fields(mut f: Fields<'_>, msg: Msg, depth: u32) -> Result<u64, ReadError
             Op::Id(want) => {
                 let body = f.after_key_len()?;
                 if !body.is_empty() && body.len() != usize::from(want) {
-                    return Err(id_length(msg, u32::from(key >> 3), body.len()));
+                    return Err(id_length(msg, u32::from(key >> 3), want, body.len()));
                 }
             }
             Op::PackedI64 => check_packed(f.after_key_len()?, I64, msg.name())?,
@@ -472,18 +473,19 @@ fn walk_any_value(buf: &[u8], depth: u32) -> Result<u64, ReadError> {
     Ok(0)
 }
 
-/// The [`ReadError::IdLength`] for id field `field` of `msg`, found `len` bytes long.
+/// The [`ReadError::IdLength`] for id field `field` of `msg` (declared `want` bytes long),
+/// found `len` bytes long.
 #[cold]
 #[inline(never)]
-fn id_length(msg: Msg, field: u32, len: usize) -> ReadError {
-    match kind(msg, field) {
-        Kind::Id(want, id) => ReadError::IdLength {
-            id,
-            want,
-            got: u32::try_from(len).unwrap_or(u32::MAX),
+fn id_length(msg: Msg, field: u32, want: u8, len: usize) -> ReadError {
+    ReadError::IdLength {
+        // OPS holds Op::Id only for the fields kind() declares as ids
+        id: match kind(msg, field) {
+            Kind::Id(_, id) => id,
+            _ => msg.name(),
         },
-        // OPS gives Op::Id only for id fields
-        _ => unreachable!("id_length called for a field that is not an id"),
+        want,
+        got: u32::try_from(len).unwrap_or(u32::MAX),
     }
 }
 
