@@ -122,6 +122,10 @@ async fn read_charged(
     charge: &mut Charge,
     charge_frames: bool,
 ) -> Result<Bytes, Refused> {
+    // a body that arrives in one chunk (the common case: it came with its headers in one
+    // read) is kept as it is; later chunks are appended to one buffer sized from the body's
+    // announced length
+    let mut first: Option<Bytes> = None;
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -133,15 +137,29 @@ async fn read_charged(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if buf.len() + data.len() > max {
+        let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if held + data.len() > max {
             return Err(too_large("", max));
         }
         if charge_frames {
             charge.merge(budget.try_charge(data.len(), Transport::Http)?);
         }
-        buf.extend_from_slice(&data);
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            None => buf.extend_from_slice(&data),
+            Some(one) => {
+                let hint = usize::try_from(http_body::Body::size_hint(&body).lower()).unwrap_or(0);
+                let want = (one.len() + data.len()).saturating_add(hint).min(max);
+                buf.reserve(want);
+                buf.extend_from_slice(&one);
+                buf.extend_from_slice(&data);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(match first {
+        Some(one) => one,
+        None => buf.freeze(),
+    })
 }
 
 /// gzip-decompresses `data` (members concatenated, RFC 1952) into at most `max` bytes.
@@ -432,6 +450,46 @@ mod tests {
         };
         assert_eq!(code, kind.http_body_code() as i32, "{kind:?}");
         assert_eq!(refused_count(rx, kind), before + 1, "{kind:?} counted");
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_one_chunk_without_a_copy_and_bounded_across_chunks() {
+        let rx = receiver(1 << 20);
+        let mut charge = rx.budget.none();
+        // one chunk: the same bytes, not a copy
+        let one = Bytes::from(vec![7u8; 1000]);
+        let got = read_charged(
+            Body::from(one.clone()),
+            4096,
+            &rx.budget,
+            &mut charge,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.as_ptr(), one.as_ptr());
+        // several chunks: concatenated in order
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"")),
+            Ok(Bytes::from_static(b"defg")),
+            Ok(Bytes::from_static(b"h")),
+        ];
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let got = read_charged(body, 4096, &rx.budget, &mut charge, true)
+            .await
+            .unwrap();
+        assert_eq!(&got[..], b"abcdefgh");
+        // the limit holds across chunks
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from(vec![1u8; 600])),
+            Ok(Bytes::from(vec![2u8; 600])),
+        ];
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let err = read_charged(body, 1000, &rx.budget, &mut charge, false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, RefusalKind::TooLarge);
     }
 
     #[tokio::test]
