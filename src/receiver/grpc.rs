@@ -189,6 +189,43 @@ const EXPORT_PATHS: [(&str, Signal); 3] = [
     ),
 ];
 
+/// Checks that a request is a gRPC call (gRPC over HTTP/2, "Requests"): `POST`, over HTTP/2,
+/// `content-type: application/grpc` or `application/grpc+proto` (parameters allowed). Errors:
+/// method not allowed (UNIMPLEMENTED), unsupported media type (HTTP 415 with
+/// INVALID_ARGUMENT) for another protocol version or content type.
+fn check_call_shape<B>(req: &http::Request<B>) -> Result<(), Refused> {
+    if req.method() != http::Method::POST {
+        return Err(Refused::new(
+            RefusalKind::MethodNotAllowed,
+            format!("gRPC calls are POST, not {}", req.method()),
+        ));
+    }
+    if req.version() != http::Version::HTTP_2 {
+        return Err(Refused::new(
+            RefusalKind::UnsupportedMediaType,
+            format!(
+                "gRPC needs HTTP/2, this request is {:?} (OTLP over HTTP/1.1 is served on the receiver's http endpoint)",
+                req.version()
+            ),
+        ));
+    }
+    let ct = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/grpc")
+        && !essence.eq_ignore_ascii_case("application/grpc+proto")
+    {
+        return Err(Refused::new(
+            RefusalKind::UnsupportedMediaType,
+            format!("content-type {ct:?} is not application/grpc (or application/grpc+proto)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The answer to a successful `Export`: HTTP 200, `content-type: application/grpc`, one
 /// empty `Export*ServiceResponse` message (a 5-byte prefix announcing 0 bytes: no
 /// `partial_success`, every item was accepted) and the trailer `grpc-status: 0` (gRPC over
@@ -233,6 +270,14 @@ impl OtlpGrpcService {
                 ),
             ));
         };
+        if let Err(r) = check_call_shape(&req) {
+            let mut resp = rx.refuse(&r);
+            // as grpc-go: a request that is not a gRPC call gets the HTTP status too
+            if r.kind == RefusalKind::UnsupportedMediaType {
+                *resp.status_mut() = r.kind.answer().http;
+            }
+            return resp;
+        }
         // refused before the message is read: the memory limiter, then the budget
         if !rx.router.memory_has_room(&rx.id, signal, 0) {
             rx.router.metrics.memory_limiter_refusals.inc();
@@ -335,6 +380,7 @@ mod tests {
         let mut req = http::Request::post(
             "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         )
+        .version(http::Version::HTTP_2)
         .header("content-type", "application/grpc")
         .header("te", "trailers");
         if let Some(e) = encoding {
@@ -385,6 +431,7 @@ mod tests {
         ] {
             let before = refused_count(&rx, RefusalKind::UnknownEndpoint);
             let req = http::Request::post(format!("http://gw{path}"))
+                .version(http::Version::HTTP_2)
                 .header("content-type", "application/grpc")
                 .body(Full::new(Bytes::from(framed(0, &one_span()))))
                 .unwrap();
@@ -401,6 +448,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_that_is_not_a_grpc_call_is_refused_before_its_body_is_read() {
+        let rx = receiver(1 << 20);
+        let path = "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+        let cases = [
+            // (method, version, content-type, kind, HTTP status)
+            (
+                http::Method::POST,
+                http::Version::HTTP_11,
+                "application/grpc",
+                RefusalKind::UnsupportedMediaType,
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                http::Method::POST,
+                http::Version::HTTP_2,
+                "application/json",
+                RefusalKind::UnsupportedMediaType,
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                http::Method::POST,
+                http::Version::HTTP_2,
+                "",
+                RefusalKind::UnsupportedMediaType,
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                http::Method::GET,
+                http::Version::HTTP_2,
+                "application/grpc",
+                RefusalKind::MethodNotAllowed,
+                http::StatusCode::OK,
+            ),
+        ];
+        for (method, version, ct, kind, http_status) in cases {
+            let before = refused_count(&rx, kind);
+            let mut req = http::Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .version(version);
+            if !ct.is_empty() {
+                req = req.header("content-type", ct);
+            }
+            let req = req
+                .body(Full::new(Bytes::from(framed(0, &one_span()))))
+                .unwrap();
+            let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
+            let case = format!("{method} {version:?} {ct:?}");
+            assert_eq!(resp.status(), http_status, "{case}");
+            let status = tonic::Status::from_header_map(resp.headers()).expect("a status");
+            assert_eq!(status.code(), kind.answer().grpc, "{case}");
+            assert_eq!(refused_count(&rx, kind), before + 1, "{case}");
+        }
+        // parameters and case are allowed in the content type
+        let req = http::Request::post(path)
+            .version(http::Version::HTTP_2)
+            .header("content-type", "Application/gRPC; charset=binary")
+            .body(Full::new(Bytes::from(framed(0, &[]))))
+            .unwrap();
+        let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::OK);
+        assert!(tonic::Status::from_header_map(resp.headers()).is_none());
+    }
+
+    #[tokio::test]
     async fn an_accepted_export_answers_one_empty_message_then_grpc_status_ok() {
         use http_body_util::BodyExt;
         let rx = receiver(1 << 20);
@@ -408,7 +520,8 @@ mod tests {
         let req = http::Request::post(
             "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         )
-        .header("content-type", "application/grpc")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc+proto")
         .body(Full::new(Bytes::from(framed(0, &[]))))
         .unwrap();
         let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
