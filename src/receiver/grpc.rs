@@ -73,15 +73,18 @@ where
     }
     let codec = match req.headers().get("grpc-encoding") {
         None => None,
-        Some(v) => Codec::from_grpc(&String::from_utf8_lossy(v.as_bytes())).map_err(|_| {
-            Refused::new(
-                RefusalKind::UnsupportedEncoding,
-                format!(
-                    "grpc-encoding {:?} is not supported (supported: {GRPC_ENCODINGS}, identity)",
-                    String::from_utf8_lossy(v.as_bytes()).trim()
-                ),
-            )
-        })?,
+        Some(v) => {
+            let name = String::from_utf8_lossy(v.as_bytes());
+            Codec::from_grpc(&name).map_err(|_| {
+                Refused::new(
+                    RefusalKind::UnsupportedEncoding,
+                    format!(
+                        "grpc-encoding {:?} is not supported (supported: {GRPC_ENCODINGS}, identity)",
+                        name.trim()
+                    ),
+                )
+            })?
+        }
     };
     let max = rx.max_recv_bytes;
     let body = ChargedBody::new(
@@ -212,18 +215,24 @@ fn check_call_shape<B>(req: &http::Request<B>) -> Result<(), Refused> {
     let ct = req
         .headers()
         .get(http::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let essence = ct.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/grpc")
-        && !essence.eq_ignore_ascii_case("application/grpc+proto")
+        .map_or(&b""[..], |v| v.as_bytes());
+    let essence = ct
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if essence.eq_ignore_ascii_case(b"application/grpc")
+        || essence.eq_ignore_ascii_case(b"application/grpc+proto")
     {
-        return Err(Refused::new(
-            RefusalKind::UnsupportedMediaType,
-            format!("content-type {ct:?} is not application/grpc (or application/grpc+proto)"),
-        ));
+        return Ok(());
     }
-    Ok(())
+    Err(Refused::new(
+        RefusalKind::UnsupportedMediaType,
+        format!(
+            "content-type {:?} is not application/grpc (or application/grpc+proto)",
+            String::from_utf8_lossy(ct)
+        ),
+    ))
 }
 
 /// The answer to a successful `Export`: HTTP 200, `content-type: application/grpc`, one
@@ -325,23 +334,16 @@ pub(crate) fn router(rx: GrpcReceiver) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::admission::{AdmissionConfig, Budget};
-    use crate::telemetry::metrics::{Metrics, RefusedLabels};
+    use crate::receiver::test_support;
     use http_body_util::Full;
     use tower::Service;
 
     fn receiver(max_recv_bytes: usize) -> GrpcReceiver {
-        let router = Arc::new(Router::new(Arc::new(Metrics::new())));
-        let budget = Budget::new(
-            "otlp",
-            &AdmissionConfig::default(),
-            &router.memory,
-            router.pressure.clone(),
-        );
+        let (router, budget, counters) = test_support::parts("grpc");
         GrpcReceiver {
             id: "otlp".into(),
             budget,
-            counters: ReceiverCounters::shared(&router.metrics, "otlp", "grpc"),
+            counters,
             router,
             max_recv_bytes,
             auth: None,
@@ -349,15 +351,7 @@ mod tests {
     }
 
     fn refused_count(rx: &GrpcReceiver, kind: RefusalKind) -> u64 {
-        rx.router
-            .metrics
-            .receiver_refused_reason
-            .get_or_create(&RefusedLabels {
-                receiver: "otlp".into(),
-                transport: "grpc".into(),
-                reason: kind.reason().into(),
-            })
-            .get()
+        test_support::refused_count(&rx.router, "grpc", kind)
     }
 
     /// One length-prefixed message with compressed-flag `flag`.

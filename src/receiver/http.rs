@@ -381,21 +381,14 @@ pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::admission::AdmissionConfig;
-    use crate::telemetry::metrics::{Metrics, RefusedLabels};
+    use crate::receiver::test_support;
 
     fn receiver(max_body: usize) -> HttpReceiver {
-        let router = Arc::new(Router::new(Arc::new(Metrics::new())));
-        let budget = Budget::new(
-            "otlp",
-            &AdmissionConfig::default(),
-            &router.memory,
-            router.pressure.clone(),
-        );
+        let (router, budget, counters) = test_support::parts("http");
         HttpReceiver {
             id: "otlp".into(),
             budget,
-            counters: ReceiverCounters::shared(&router.metrics, "otlp", "http"),
+            counters,
             router,
             max_body,
             auth: None,
@@ -403,15 +396,7 @@ mod tests {
     }
 
     fn refused_count(rx: &HttpReceiver, kind: RefusalKind) -> u64 {
-        rx.router
-            .metrics
-            .receiver_refused_reason
-            .get_or_create(&RefusedLabels {
-                receiver: "otlp".into(),
-                transport: "http".into(),
-                reason: kind.reason().into(),
-            })
-            .get()
+        test_support::refused_count(&rx.router, "http", kind)
     }
 
     /// Posts `body` with the given headers and checks that the answer is `kind`'s row of the

@@ -10,3 +10,5 @@ pub mod http;
 pub mod json;
 pub mod refusal;
 pub mod serve;
+#[cfg(test)]
+mod test_support;
