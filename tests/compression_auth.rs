@@ -520,6 +520,8 @@ async fn exporters_send_every_codec_to_decoding_destinations() {
         Capture::http().await,
     );
     let (gz, gd) = (Capture::grpc().await, Capture::grpc().await);
+    // the otlp exporter's default (gzip, as the Collector's) and none
+    let (gg, gn) = (Capture::grpc().await, Capture::grpc().await);
     // snappy over gRPC has no tonic destination: a second gateway decodes it
     let behind = Capture::http().await;
     let inner_body = format!(
@@ -528,16 +530,18 @@ async fn exporters_send_every_codec_to_decoding_destinations() {
     );
     let inner = Gw::start(&config("", "", &inner_body, "", "otlphttp"), |_| {}).await;
     let body = format!(
-        "exporters:\n  otlphttp/zstd: {{ endpoint: \"{}\", compression: zstd }}\n  otlphttp/snappy: {{ endpoint: \"{}\", compression: snappy }}\n  otlphttp/deflate: {{ endpoint: \"{}\", compression: deflate }}\n  otlp/zstd: {{ endpoint: \"{}\", compression: zstd, tls: {{ insecure: true }} }}\n  otlp/deflate: {{ endpoint: \"{}\", compression: deflate, tls: {{ insecure: true }} }}\n  otlp/snappy: {{ endpoint: \"127.0.0.1:{}\", compression: snappy, tls: {{ insecure: true }} }}\nextensions:",
+        "exporters:\n  otlphttp/zstd: {{ endpoint: \"{}\", compression: zstd }}\n  otlphttp/snappy: {{ endpoint: \"{}\", compression: snappy }}\n  otlphttp/deflate: {{ endpoint: \"{}\", compression: deflate }}\n  otlp/zstd: {{ endpoint: \"{}\", compression: zstd, tls: {{ insecure: true }} }}\n  otlp/deflate: {{ endpoint: \"{}\", compression: deflate, tls: {{ insecure: true }} }}\n  otlp/snappy: {{ endpoint: \"127.0.0.1:{}\", compression: snappy, tls: {{ insecure: true }} }}\n  otlp/default: {{ endpoint: \"{}\", tls: {{ insecure: true }} }}\n  otlp/none: {{ endpoint: \"{}\", compression: none, tls: {{ insecure: true }} }}\nextensions:",
         hz.url(),
         hs.url(),
         hd.url(),
         gz.url(),
         gd.url(),
-        inner.grpc
+        inner.grpc,
+        gg.url(),
+        gn.url()
     );
     let gw = Gw::start(
-        &config("", "", &body, "", "otlphttp/zstd, otlphttp/snappy, otlphttp/deflate, otlp/zstd, otlp/deflate, otlp/snappy"),
+        &config("", "", &body, "", "otlphttp/zstd, otlphttp/snappy, otlphttp/deflate, otlp/zstd, otlp/deflate, otlp/snappy, otlp/default, otlp/none"),
         |_| {},
     )
     .await;
@@ -557,6 +561,8 @@ async fn exporters_send_every_codec_to_decoding_destinations() {
         ("otlp zstd", &gz),
         ("otlp deflate", &gd),
         ("otlp snappy (through a second gateway)", &behind),
+        ("otlp default", &gg),
+        ("otlp none", &gn),
     ] {
         assert!(
             wait_until(Duration::from_secs(10), || c.span_count() == 50).await,
@@ -568,6 +574,10 @@ async fn exporters_send_every_codec_to_decoding_destinations() {
     for (c, enc) in [(&hz, "zstd"), (&hs, "snappy"), (&hd, "deflate")] {
         assert_eq!(c.headers()[0]["content-encoding"], enc, "sent compressed");
     }
+    for (c, enc) in [(&gz, "zstd"), (&gd, "deflate"), (&gg, "gzip")] {
+        assert_eq!(c.headers()[0]["grpc-encoding"], enc, "sent compressed over gRPC");
+    }
+    assert!(gn.headers()[0].get("grpc-encoding").is_none(), "compression: none");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

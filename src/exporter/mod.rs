@@ -4,6 +4,7 @@
 //! destination only implements `Sender`.
 
 pub(crate) mod debug;
+pub(crate) mod grpc_unary;
 pub(crate) mod helper;
 pub(crate) mod http;
 pub mod loki;

@@ -1,14 +1,14 @@
-//! `otlp` exporter: OTLP over gRPC, sending the batch bytes unchanged through a raw-bytes
-//! codec (`compression: gzip | zstd | deflate | snappy | none`; snappy is framed by hand, as
-//! tonic has no snappy). Also the OTLP response helpers (partial success, error bodies)
-//! otlphttp shares.
+//! `otlp` exporter: OTLP over gRPC, sending the batch bytes unchanged as the message of one
+//! unary `Export` call ([`grpc_unary`]; `compression: gzip | zstd | deflate | snappy | none`).
+//! Also the OTLP response helpers (partial success, error bodies) otlphttp shares.
 
 use crate::config::common::{
     BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
 };
 use crate::exporter::{SendError, SendFuture, SendOk, Sender};
 use crate::extension::auth::ClientAuthenticator;
-use crate::pipeline::grpc::{RawCodec, RpcStatus, retry_delay};
+use crate::exporter::grpc_unary;
+use crate::pipeline::grpc::{RpcStatus, retry_delay};
 use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
@@ -17,7 +17,6 @@ use prost::Message;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// `exporters: otlp[/name]` settings (OTLP/gRPC), in the Collector's otlpexporter spelling.
@@ -110,93 +109,27 @@ pub fn build(
         ep = ep.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
     }
     let channel = ep.connect_lazy();
-    let mut metadata = tonic::metadata::MetadataMap::new();
-    let hm = crate::exporter::http::header_map(
+    let metadata = crate::exporter::http::header_map(
         &cfg.headers,
         cfg.basic_auth.as_ref(),
         cfg.bearer_token.as_deref(),
     )?;
-    for (k, v) in hm.iter() {
-        let key = tonic::metadata::MetadataKey::from_bytes(k.as_str().as_bytes())
-            .map_err(|_| format!("invalid header {k}"))?;
-        let val = tonic::metadata::MetadataValue::try_from(v.as_bytes())
-            .map_err(|_| format!("invalid header value for {k}"))?;
-        metadata.insert(key, val);
-    }
     Ok(Arc::new(OtlpGrpcSender {
         channel,
         metadata,
-        compression: cfg.compression,
+        encoding: grpc_unary::grpc_encoding(cfg.compression),
+        timeout,
         auth,
     }))
 }
 
 struct OtlpGrpcSender {
     channel: Channel,
-    metadata: tonic::metadata::MetadataMap,
-    compression: Compression,
+    /// `headers`, `basic_auth` and `bearer_token` as gRPC metadata
+    metadata: http::HeaderMap,
+    encoding: Option<(&'static str, crate::compression::Codec)>,
+    timeout: Duration,
     auth: Option<Arc<dyn ClientAuthenticator>>,
-}
-
-/// One unary call with a Snappy-compressed message (`grpc-encoding: snappy`, the framing
-/// format, as grpc-go's snappy compressor writes it), which tonic cannot send: the request
-/// is framed here and the status read from the headers (trailers-only) or the trailers.
-async fn unary_snappy(
-    channel: Channel,
-    path: &'static str,
-    metadata: tonic::metadata::MetadataMap,
-    message: &[u8],
-) -> Result<bytes::Bytes, Result<tonic::Status, String>> {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let z = crate::compression::compress(crate::compression::Codec::SnappyFramed, message);
-    let mut framed = Vec::with_capacity(z.len() + 5);
-    framed.push(1);
-    framed.extend_from_slice(&(z.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&z);
-    let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
-        bytes::Bytes::from(framed),
-    )));
-    *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = http::Uri::from_static(path);
-    *req.headers_mut() = metadata.into_headers();
-    let h = req.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    h.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-    h.insert("grpc-encoding", http::HeaderValue::from_static("snappy"));
-    let resp = channel
-        .oneshot(req)
-        .await
-        .map_err(|e| Err(format!("gRPC call failed: {e}")))?;
-    if let Some(st) = tonic::Status::from_header_map(resp.headers()) {
-        if st.code() != tonic::Code::Ok {
-            return Err(Ok(st));
-        }
-    }
-    let (parts, body) = resp.into_parts();
-    let collected = body
-        .collect()
-        .await
-        .map_err(|e| Err(format!("reading the gRPC answer: {e}")))?;
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    let data = collected.to_bytes();
-    match tonic::Status::from_header_map(&trailers)
-        .or_else(|| tonic::Status::from_header_map(&parts.headers))
-    {
-        Some(st) if st.code() != tonic::Code::Ok => Err(Ok(st)),
-        Some(_) => Ok(if data.len() >= 5 && data[0] == 0 {
-            data.slice(5..)
-        } else {
-            bytes::Bytes::new()
-        }),
-        None => Err(Err(format!(
-            "gRPC answer without grpc-status (HTTP {})",
-            parts.status
-        ))),
-    }
 }
 
 /// The OTLP/gRPC method path of `signal`'s Export call
@@ -233,16 +166,12 @@ impl Sender for OtlpGrpcSender {
     fn send(&self, batch: Payload) -> SendFuture {
         let channel = self.channel.clone();
         let mut metadata = self.metadata.clone();
-        let compression = self.compression;
+        let (encoding, timeout) = (self.encoding, self.timeout);
         let credential = self.auth.as_ref().map(|a| a.credential());
         Box::pin(async move {
             match credential {
                 Some(Ok((k, v))) => {
-                    let key = tonic::metadata::MetadataKey::from_bytes(k.as_str().as_bytes())
-                        .map_err(|_| SendError::permanent("auth", "invalid credential header"))?;
-                    let val = tonic::metadata::MetadataValue::try_from(v.as_bytes())
-                        .map_err(|_| SendError::permanent("auth", "invalid credential value"))?;
-                    metadata.insert(key, val);
+                    metadata.insert(k, v);
                 }
                 Some(Err(e)) => {
                     return Err(SendError::retryable(
@@ -252,42 +181,10 @@ impl Sender for OtlpGrpcSender {
                 }
                 None => {}
             }
-            if compression == Compression::Snappy {
-                let path = grpc_path(batch.signal);
-                return match unary_snappy(channel, path, metadata, &batch.bytes).await {
-                    Ok(body) => {
-                        let rejected = partial_success(batch.signal, &body);
-                        Ok(SendOk {
-                            dropped: if rejected > 0 {
-                                vec![("partial_success".into(), rejected)]
-                            } else {
-                                vec![]
-                            },
-                        })
-                    }
-                    Err(Ok(status)) => Err(classify_grpc(&status)),
-                    Err(Err(m)) => Err(SendError::retryable("connect", m)),
-                };
-            }
-            let mut client = tonic::client::Grpc::new(channel);
-            match compression {
-                Compression::Gzip => client = client.send_compressed(CompressionEncoding::Gzip),
-                Compression::Zstd => client = client.send_compressed(CompressionEncoding::Zstd),
-                Compression::Deflate => {
-                    client = client.send_compressed(CompressionEncoding::Deflate)
-                }
-                Compression::None | Compression::Snappy => {}
-            }
-            client = client.accept_compressed(CompressionEncoding::Gzip);
-            client.ready().await.map_err(|e| {
-                SendError::retryable("connect", format!("gRPC channel not ready: {e}"))
-            })?;
-            let mut req = tonic::Request::new(batch.bytes.clone());
-            *req.metadata_mut() = metadata;
-            let path = http::uri::PathAndQuery::from_static(grpc_path(batch.signal));
-            match client.unary(req, path, RawCodec).await {
+            let path = grpc_path(batch.signal);
+            match grpc_unary::call(channel, path, metadata, encoding, batch.bytes, timeout).await {
                 Ok(resp) => {
-                    let rejected = partial_success(batch.signal, resp.get_ref());
+                    let rejected = partial_success(batch.signal, &resp);
                     Ok(SendOk {
                         dropped: if rejected > 0 {
                             vec![("partial_success".into(), rejected)]
