@@ -13,12 +13,14 @@ use watchtower::telemetry::redact;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's start-up options: a background thread purges unused pages, dirty pages are
-/// returned after about a second and muzzy ones at once (measured in docs/memory.md).
+/// returned over about five seconds and muzzy ones at once (measured in docs/memory.md: a
+/// shorter decay gave the pages of each batch back between batches, and every batch faulted
+/// them in again).
 /// `_RJEM_MALLOC_CONF` in the environment overrides them.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: Option<&'static std::ffi::c_char> =
-    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr() });
+    Some(unsafe { &*c"background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0".as_ptr() });
 
 fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()

@@ -575,9 +575,16 @@ async fn exporters_send_every_codec_to_decoding_destinations() {
         assert_eq!(c.headers()[0]["content-encoding"], enc, "sent compressed");
     }
     for (c, enc) in [(&gz, "zstd"), (&gd, "deflate"), (&gg, "gzip")] {
-        assert_eq!(c.headers()[0]["grpc-encoding"], enc, "sent compressed over gRPC");
+        assert_eq!(
+            c.headers()[0]["grpc-encoding"],
+            enc,
+            "sent compressed over gRPC"
+        );
     }
-    assert!(gn.headers()[0].get("grpc-encoding").is_none(), "compression: none");
+    assert!(
+        gn.headers()[0].get("grpc-encoding").is_none(),
+        "compression: none"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,7 +77,8 @@ impl http_body::Body for UnaryBody {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        let n = self.prefix.as_ref().map_or(0, Bytes::len) + self.message.as_ref().map_or(0, Bytes::len);
+        let n = self.prefix.as_ref().map_or(0, Bytes::len)
+            + self.message.as_ref().map_or(0, Bytes::len);
         http_body::SizeHint::with_exact(n as u64)
     }
 }
@@ -267,7 +268,11 @@ mod tests {
         let mut cut = framed(0, b"hello").to_vec();
         cut.truncate(7);
         let e = response_message(&none, Bytes::from(cut)).unwrap_err();
-        assert!(e.message().contains("cut short (2 of 5 bytes)"), "{}", e.message());
+        assert!(
+            e.message().contains("cut short (2 of 5 bytes)"),
+            "{}",
+            e.message()
+        );
         assert_eq!(
             response_message(&none, framed(2, b"x")).unwrap_err().code(),
             tonic::Code::Internal
@@ -295,7 +300,8 @@ mod tests {
     }
 
     /// A destination that answers the headers and then never ends the body.
-    async fn stalling_destination() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<Bytes>) {
+    async fn stalling_destination() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<Bytes>)
+    {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();

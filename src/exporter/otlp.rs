@@ -5,9 +5,9 @@
 use crate::config::common::{
     BasicAuth, ClientTls, Compression, Dur, Headers, QueueSettings, RetrySettings,
 };
+use crate::exporter::grpc_unary;
 use crate::exporter::{SendError, SendFuture, SendOk, Sender};
 use crate::extension::auth::ClientAuthenticator;
-use crate::exporter::grpc_unary;
 use crate::pipeline::grpc::{RpcStatus, retry_delay};
 use crate::pipeline::payload::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;

@@ -95,7 +95,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// DATA frames, each one more frame to parse and flow-control and often one more read; 64 KiB
 /// carries most requests in one frame. A frame is buffered whole before it is handled, so this
 /// is also what one connection can make the server hold for a frame in flight.
-const H2_MAX_FRAME_SIZE: u32 = 64 * 1024;
+pub const H2_MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
 fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {

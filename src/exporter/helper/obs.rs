@@ -7,6 +7,7 @@ use crate::exporter::{SendError, SendOk};
 use crate::pipeline::payload::Signal;
 use crate::queue::Queue;
 use crate::telemetry::metrics::{ExporterLabels, Metrics, ReasonLabels};
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,19 +19,31 @@ pub struct Obs {
     labels: ExporterLabels,
     /// healthy / retrying / dropping, for the zpages status
     state: Arc<crate::extension::zpages::observe::DestinationState>,
+    /// the queue gauges (requests, bytes, items) of this exporter, resolved once: they are set
+    /// on every enqueue, and a label lookup per request showed in the sidecar profile
+    queue_size: Gauge,
+    queue_bytes: Gauge,
+    queue_items: Gauge,
 }
 
 impl Obs {
     /// The handle of exporter `id` (its config name, e.g. `otlphttp/tempo`).
     pub fn new(id: &str, metrics: Arc<Metrics>) -> Self {
         let state = metrics.observe.destination(id);
+        let labels = ExporterLabels {
+            exporter: id.to_string(),
+        };
+        let queue_size = metrics.exporter_queue_size.get_or_create(&labels).clone();
+        let queue_bytes = metrics.exporter_queue_bytes.get_or_create(&labels).clone();
+        let queue_items = metrics.queue.items.get_or_create(&labels).clone();
         Obs {
             id: id.into(),
             state,
+            queue_size,
+            queue_bytes,
+            queue_items,
             metrics,
-            labels: ExporterLabels {
-                exporter: id.to_string(),
-            },
+            labels,
         }
     }
 
@@ -128,18 +141,8 @@ impl Obs {
     /// Sets the queue gauges (requests, bytes incl. in flight, items) from `queue`.
     pub fn queue_gauges(&self, queue: &Queue) {
         let (reqs, bytes, items) = queue.stats();
-        self.metrics
-            .exporter_queue_size
-            .get_or_create(&self.labels)
-            .set(reqs as i64);
-        self.metrics
-            .exporter_queue_bytes
-            .get_or_create(&self.labels)
-            .set(bytes as i64);
-        self.metrics
-            .queue
-            .items
-            .get_or_create(&self.labels)
-            .set(items as i64);
+        self.queue_size.set(reqs as i64);
+        self.queue_bytes.set(bytes as i64);
+        self.queue_items.set(items as i64);
     }
 }

@@ -549,3 +549,29 @@ async fn an_exporter_delivers_through_the_layers_and_drains_on_shutdown() {
     assert_eq!(left, 0);
     assert_eq!(exp.queue_stats(), (0, 0, 0));
 }
+
+#[tokio::test]
+async fn the_queue_gauges_follow_the_queue_through_the_registered_series() {
+    let metrics = Arc::new(Metrics::new());
+    let obs = Obs::new(ID, metrics.clone());
+    let q = memory_queue();
+    let gauges = |m: &Metrics| {
+        (
+            m.exporter_queue_size.get_or_create(&labels()).get(),
+            m.exporter_queue_bytes.get_or_create(&labels()).get(),
+            m.queue.items.get_or_create(&labels()).get(),
+        )
+    };
+    for items in [2, 3] {
+        q.offer(batch(items), crate::config::common::FullPolicy::Block)
+            .await;
+    }
+    obs.queue_gauges(&q);
+    let (reqs, bytes, items) = q.stats();
+    assert_eq!((reqs, items), (2, 5));
+    assert_eq!(gauges(&metrics), (2, bytes as i64, 5));
+    let _popped = q.pop().await.expect("queued");
+    obs.queue_gauges(&q);
+    assert_eq!(gauges(&metrics).0, 1);
+    assert_eq!(gauges(&metrics).2, 3);
+}
