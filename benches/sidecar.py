@@ -12,6 +12,11 @@ start). Two pipelines, each over gRPC and over OTLP/HTTP, measured alternately i
                memory_limiter, resource (stamps two attributes: decode + re-encode), batch ->
                otlphttp; the allocator without per-thread caches
 
+Also measured under the same load, once per protocol and round (SIDECAR_FLOOR=0 skips it):
+`watchtower-bench floor`, a do-nothing endpoint on the gateway's HTTP libraries (hyper over a
+current-thread tokio runtime) that reads each body and answers success: what the kernel and the
+libraries cost for this traffic, so the gateway's own share is its figure minus the floor's.
+
 Writes target/bench/sidecar.json and target/bench/sidecar.md. Environment: BENCH_BIN,
 BENCH_TOOLS_BIN (as for benches/run.py),
 SIDECAR_DURATION (s, default 30), SIDECAR_IDLE (s, default 10), SIDECAR_ROUNDS (default 1),
@@ -48,6 +53,7 @@ WORKERS = [int(w) for w in os.environ.get("SIDECAR_WORKERS", "0,1").split(",")]
 GATEWAY_ENV = dict(kv.split("=", 1) for kv in os.environ.get("SIDECAR_ENV", "").split(",") if "=" in kv)
 BINS = [tuple(kv.split("=", 1)) for kv in os.environ.get("SIDECAR_BINS", "").split(",") if "=" in kv] \
     or [("", bench.BIN)]
+FLOOR = os.environ.get("SIDECAR_FLOOR", "1") != "0"
 PIPELINE_NAMES = [p for p in os.environ.get("SIDECAR_PIPELINES", "passthrough,sidecar").split(",") if p]
 LOAD = ["--rate", "10000", "--connections", "1", "--items-per-request", "100",
         "--attributes", "8", "--services", "5", "--pool", "64"]
@@ -206,6 +212,56 @@ def measure(pipeline, protocol, workers, rnd, build=("", None)):
         sink.stop()
 
 
+def wait_port(port, proc, timeout=10.0):
+    import socket
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def measure_floor(protocol, rnd):
+    """`watchtower-bench floor` under the same load: CPU and RSS of the libraries alone."""
+    name = f"sidecar-floor-{protocol}-{rnd}"
+    port = bench.free_port()
+    proc = bench.spawn(f"{name}-floor", [bench.TOOLS_BIN, "floor", "--listen", f"127.0.0.1:{port}"])
+    try:
+        wait_port(port, proc)
+        endpoint = f"127.0.0.1:{port}" if protocol == "grpc" else f"http://127.0.0.1:{port}"
+        out = os.path.join(bench.OUT, f"{name}-loadgen.json")
+        p = bench.spawn(f"{name}-loadgen", [bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint,
+                                            "--protocol", protocol, "--signal", "traces",
+                                            "--duration", str(DURATION), "--json", out, "--quiet"] + LOAD)
+        time.sleep(1.0)
+        c0, t0 = bench.cpu_seconds(proc.pid), time.monotonic()
+        samples = []
+        while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
+            samples.append(bench.status_kib(proc.pid, "VmRSS"))
+            time.sleep(0.5)
+        cpu = 100.0 * (bench.cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+        rep = bench.finish_loadgen(p, out, DURATION)
+        return {
+            "build": "floor", "pipeline": "floor", "protocol": protocol, "round": rnd, "workers": 1,
+            "spans_per_s": round(rep["items_per_s"]["accepted"]),
+            "cpu_percent_of_core": round(cpu, 2),
+            "avg_rss_mib": bench.mib(sum(samples) / len(samples)) if samples else None,
+            "avg_rss_anon_mib": bench.mib(bench.status_kib(proc.pid, "RssAnon")),
+            "avg_rss_file_mib": bench.mib(bench.status_kib(proc.pid, "RssFile")),
+            "peak_rss_mib": bench.mib(bench.status_kib(proc.pid, "VmHWM")),
+            "idle_cpu_percent": None, "idle_rss_mib": None, "idle_rss_anon_mib": None,
+            "idle_rss_file_mib": None, "lost": None,
+            "refused_requests": rep["requests"]["refused"],
+        }
+    finally:
+        bench.stop(proc)
+
+
 def main():
     os.makedirs(bench.LOGS, exist_ok=True)
     rows = []
@@ -218,16 +274,27 @@ def main():
                         r = measure(pipeline, protocol, workers, rnd + 1, build)
                         bench.log(json.dumps(r))
                         rows.append(r)
+        if FLOOR:
+            for protocol in ("grpc", "http"):
+                bench.log(f"floor over {protocol} (round {rnd + 1})")
+                r = measure_floor(protocol, rnd + 1)
+                bench.log(json.dumps(r))
+                rows.append(r)
     tag = os.environ.get("SIDECAR_TAG", "sidecar")
     with open(os.path.join(bench.OUT, f"{tag}.json"), "w") as f:
         json.dump({"duration_s": DURATION, "idle_s": IDLE, "load": LOAD, "env": GATEWAY_ENV,
                    "builds": [{"label": lb, "path": p} for lb, p in BINS], "rows": rows}, f, indent=2)
     lines = ["| build | pipeline | workers | protocol | spans/s | CPU % of a core | avg RSS MiB (anon + file) | peak RSS MiB | idle CPU % | idle RSS MiB (anon + file) | lost |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    def v(x):
+        return "-" if x is None else x
+
     for r in rows:
+        idle = "-" if r["idle_rss_mib"] is None else \
+            f"{r['idle_rss_mib']} ({r['idle_rss_anon_mib']} + {r['idle_rss_file_mib']})"
         lines.append(f"| {r['build'] or '-'} | {r['pipeline']} | {r['workers']} | {r['protocol']} | {r['spans_per_s']} | {r['cpu_percent_of_core']} | "
-                     f"{r['avg_rss_mib']} ({r['avg_rss_anon_mib']} + {r['avg_rss_file_mib']}) | {r['peak_rss_mib']} | {r['idle_cpu_percent']} | "
-                     f"{r['idle_rss_mib']} ({r['idle_rss_anon_mib']} + {r['idle_rss_file_mib']}) | {r['lost']} |")
+                     f"{r['avg_rss_mib']} ({r['avg_rss_anon_mib']} + {r['avg_rss_file_mib']}) | {r['peak_rss_mib']} | {v(r['idle_cpu_percent'])} | "
+                     f"{idle} | {v(r['lost'])} |")
     with open(os.path.join(bench.OUT, f"{tag}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
