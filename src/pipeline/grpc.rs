@@ -1,7 +1,8 @@
-//! gRPC plumbing of the OTLP gRPC exporter (and the bench tools' client and sink): a tonic
-//! codec that moves raw message bytes (so OTLP is never decoded just to be forwarded), and
-//! `google.rpc.Status` / `RetryInfo` details for retryable refusals, which the receiver's
-//! refusals carry too.
+//! gRPC plumbing: `google.rpc.Status` / `RetryInfo` details, which the receiver's retryable
+//! refusals carry and the `otlp` exporter reads from its destination's refusals, and a tonic
+//! codec that moves raw message bytes for tonic clients and servers that must not decode OTLP
+//! (the bench tools' load generator and sink, tests). The `otlp` exporter itself frames its
+//! calls without tonic's codec (`exporter::grpc_unary`).
 
 use bytes::{Buf, BufMut, Bytes};
 use std::time::Duration;
