@@ -169,7 +169,10 @@ pub fn gunzip_limited(data: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
     decompress(Codec::Gzip, data, max)
 }
 
-async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+async fn handle(rx: HttpReceiver, signal: Signal, req: axum::extract::Request) -> Response {
+    // the request taken whole: axum's `HeaderMap` extractor would clone the headers
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     match receive(&rx, signal, &headers, body).await {
         // an empty Export*ServiceResponse
         Ok(Format::Protobuf) => (
@@ -306,8 +309,8 @@ pub(crate) fn router(rx: HttpReceiver, cfg: &HttpConfig) -> axum::Router {
         app = app.route(
             path,
             post(
-                move |State(rx): State<HttpReceiver>, headers: HeaderMap, body: Body| {
-                    handle(rx, signal, headers, body)
+                move |State(rx): State<HttpReceiver>, req: axum::extract::Request| {
+                    handle(rx, signal, req)
                 },
             )
             .fallback(|State(rx): State<HttpReceiver>| async move {
@@ -416,7 +419,9 @@ mod tests {
             );
         }
         let json = headers.contains(&("content-type", "application/json"));
-        let resp = handle(rx.clone(), Signal::Traces, h, Body::from(body)).await;
+        let mut req = http::Request::new(Body::from(body));
+        *req.headers_mut() = h;
+        let resp = handle(rx.clone(), Signal::Traces, req).await;
         let answer = kind.answer();
         assert_eq!(resp.status(), answer.http, "{kind:?}");
         assert_eq!(
