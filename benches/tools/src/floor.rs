@@ -16,8 +16,9 @@ use std::process::ExitCode;
 /// `watchtower-bench floor` options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Listen address; HTTP/2 (OTLP/gRPC) and HTTP/1.1 (OTLP/HTTP) are told apart per
-    /// connection.
+    /// Listen address (`127.0.0.1:0` for a free port; the address is printed as
+    /// `floor listening <addr>`); HTTP/2 (OTLP/gRPC) and HTTP/1.1 (OTLP/HTTP) are told apart
+    /// per connection.
     #[arg(long, default_value = "127.0.0.1:4317")]
     pub listen: SocketAddr,
 }
@@ -82,6 +83,11 @@ pub fn main(args: Args) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        if let Ok(addr) = listener.local_addr() {
+            use std::io::Write;
+            println!("floor listening {addr}");
+            let _ = std::io::stdout().flush();
+        }
         let mut b = Builder::new(TokioExecutor::new());
         b.http2()
             .timer(TokioTimer::new())

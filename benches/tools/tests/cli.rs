@@ -1,6 +1,7 @@
 //! The `watchtower-bench` binary as the benchmark drivers use it (benches/run.py): `sink` on
 //! free ports prints its addresses, `loadgen` sends a fixed number of requests and reports them
-//! as JSON with exit code 0, and the sink prints its counts when it is stopped with SIGTERM.
+//! as JSON with exit code 0, the sink prints its counts when it is stopped with SIGTERM, and
+//! `floor` answers every OTLP request with success on both protocols.
 //! The binary is the one Cargo builds for this package's integration tests.
 
 use std::io::{BufRead, BufReader, Read};
@@ -106,4 +107,38 @@ fn loadgen_that_cannot_deliver_exits_non_zero() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["items"]["accepted"], 0, "{report}");
     assert_eq!(report["requests"]["failed"], 3, "{report}");
+}
+
+#[test]
+fn floor_answers_every_otlp_request_with_success_on_both_protocols() {
+    let mut floor = Command::new(BIN)
+        .args(["floor", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(floor.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("floor listening ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+    for (endpoint, protocol) in [(addr.clone(), "grpc"), (format!("http://{addr}"), "http")] {
+        let out = Command::new(BIN)
+            .args(["loadgen", "--endpoint", &endpoint, "--protocol", protocol])
+            .args(words(
+                "--signal traces --requests 12 --items-per-request 25",
+            ))
+            .args(words("--connections 1 --duration 30 --json - --quiet"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{protocol}: {out:?}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["items"]["accepted"], 300, "{protocol}: {report}");
+        assert_eq!(report["requests"]["failed"], 0, "{protocol}: {report}");
+    }
+    let _ = floor.kill();
+    let _ = floor.wait();
 }
