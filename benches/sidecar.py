@@ -159,6 +159,24 @@ class Gw:
         os.remove(self.binary)
 
 
+def under_load(name, endpoint, protocol, cpu_seconds, sample):
+    """Runs the testbed load against `endpoint` for DURATION; after the first second
+    (connection set-up) measures `cpu_seconds()` over the window as % of one core and calls
+    `sample()` every 0.5 s. Returns (cpu %, samples, loadgen report)."""
+    out = os.path.join(bench.OUT, f"{name}-loadgen.json")
+    p = bench.spawn(f"{name}-loadgen", [bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint,
+                                        "--protocol", protocol, "--signal", "traces",
+                                        "--duration", str(DURATION), "--json", out, "--quiet"] + LOAD)
+    time.sleep(1.0)
+    c0, t0 = cpu_seconds(), time.monotonic()
+    samples = []
+    while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
+        samples.append(sample())
+        time.sleep(0.5)
+    cpu = 100.0 * (cpu_seconds() - c0) / (time.monotonic() - t0)
+    return cpu, samples, bench.finish_loadgen(p, out, DURATION)
+
+
 def measure(pipeline, protocol, workers, rnd, build=("", None)):
     label, binary = build
     name = f"sidecar-{pipeline}-{protocol}-w{workers or 'auto'}-{rnd}" + (f"-{label}" if label else "")
@@ -175,20 +193,9 @@ def measure(pipeline, protocol, workers, rnd, build=("", None)):
             idle_rss = gw.rss()
             idle_split = gw.rss_split()
             endpoint = f"127.0.0.1:{gw.grpc}" if protocol == "grpc" else f"http://127.0.0.1:{gw.http}"
-            out = os.path.join(bench.OUT, f"{name}-loadgen.json")
-            p = bench.spawn(f"{name}-loadgen", [bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint,
-                                                "--protocol", protocol, "--signal", "traces",
-                                                "--duration", str(DURATION), "--json", out, "--quiet"] + LOAD)
-            # skip the first second (connection set-up), then measure
-            time.sleep(1.0)
-            c0, t0 = gw.cpu(), time.monotonic()
-            samples, split = [], []
-            while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
-                samples.append(gw.rss())
-                split.append(gw.rss_split())
-                time.sleep(0.5)
-            cpu = 100.0 * (gw.cpu() - c0) / (time.monotonic() - t0)
-            rep = bench.finish_loadgen(p, out, DURATION)
+            cpu, sampled, rep = under_load(name, endpoint, protocol, gw.cpu,
+                                           lambda: (gw.rss(), gw.rss_split()))
+            samples, split = [r for r, _ in sampled], [sp for _, sp in sampled]
             got = bench.wait_delivered([sink], "traces", rep["items"]["accepted"])
             idle_anon, idle_file = idle_split
             return {
@@ -235,18 +242,8 @@ def measure_floor(protocol, rnd):
     try:
         wait_port(port, proc)
         endpoint = f"127.0.0.1:{port}" if protocol == "grpc" else f"http://127.0.0.1:{port}"
-        out = os.path.join(bench.OUT, f"{name}-loadgen.json")
-        p = bench.spawn(f"{name}-loadgen", [bench.TOOLS_BIN, "loadgen", "--endpoint", endpoint,
-                                            "--protocol", protocol, "--signal", "traces",
-                                            "--duration", str(DURATION), "--json", out, "--quiet"] + LOAD)
-        time.sleep(1.0)
-        c0, t0 = bench.cpu_seconds(proc.pid), time.monotonic()
-        samples = []
-        while p.poll() is None and time.monotonic() - t0 < DURATION - 1.5:
-            samples.append(bench.status_kib(proc.pid, "VmRSS"))
-            time.sleep(0.5)
-        cpu = 100.0 * (bench.cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
-        rep = bench.finish_loadgen(p, out, DURATION)
+        cpu, samples, rep = under_load(name, endpoint, protocol, lambda: bench.cpu_seconds(proc.pid),
+                                       lambda: bench.status_kib(proc.pid, "VmRSS"))
         return {
             "build": "floor", "pipeline": "floor", "protocol": protocol, "round": rnd, "workers": 1,
             "spans_per_s": round(rep["items_per_s"]["accepted"]),
