@@ -118,6 +118,11 @@ pub async fn call(
         "grpc-accept-encoding",
         http::HeaderValue::from_static("gzip"),
     );
+    // the deadline, so the destination can give up on the call when this client does
+    // (gRPC over HTTP/2, "Timeout": at most 8 digits and a unit)
+    if let Ok(v) = http::HeaderValue::from_str(&grpc_timeout(timeout)) {
+        metadata.insert("grpc-timeout", v);
+    }
     let mut req = http::Request::new(tonic::body::Body::new(UnaryBody::new(message, compressed)));
     *req.method_mut() = http::Method::POST;
     *req.uri_mut() = http::Uri::from_static(path);
@@ -128,6 +133,21 @@ pub async fn call(
             "no answer within the exporter's timeout ({timeout:?})"
         ))),
     }
+}
+
+/// `timeout` as a `grpc-timeout` value: milliseconds (`m`) while they fit in 8 digits, else
+/// whole seconds (`S`), else hours (`H`, capped at 8 digits).
+pub fn grpc_timeout(timeout: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    let ms = timeout.as_millis();
+    if ms <= MAX {
+        return format!("{}m", ms.max(1));
+    }
+    let s = timeout.as_secs();
+    if u128::from(s) <= MAX {
+        return format!("{s}S");
+    }
+    format!("{}H", (s / 3600).min(MAX as u64))
 }
 
 async fn exchange(
@@ -280,6 +300,14 @@ mod tests {
     }
 
     #[test]
+    fn the_deadline_is_sent_in_grpc_timeout_units() {
+        assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
+        assert_eq!(grpc_timeout(Duration::from_micros(10)), "1m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(grpc_timeout(Duration::from_secs(u64::MAX / 2)), "99999999H");
+    }
+
+    #[test]
     fn an_answer_without_grpc_status_maps_from_http() {
         use tonic::Code;
         for (http, code) in [
@@ -300,23 +328,25 @@ mod tests {
     }
 
     /// A destination that answers the headers and then never ends the body.
-    async fn stalling_destination() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<Bytes>)
-    {
+    async fn stalling_destination() -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Receiver<(http::HeaderMap, Bytes)>,
+    ) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel::<(http::HeaderMap, Bytes)>();
         tokio::spawn(async move {
             let (sock, _) = l.accept().await.unwrap();
             let mut conn = h2::server::handshake(sock).await.unwrap();
             let (req, mut respond) = conn.accept().await.unwrap().unwrap();
             tokio::spawn(async move { while conn.accept().await.is_some() {} });
-            let mut body = req.into_body();
+            let (parts, mut body) = req.into_parts();
             let mut got = BytesMut::new();
             while let Some(Ok(chunk)) = body.data().await {
                 let _ = body.flow_control().release_capacity(chunk.len());
                 got.extend_from_slice(&chunk);
             }
-            let _ = tx.send(got.freeze());
+            let _ = tx.send((parts.headers, got.freeze()));
             let resp = http::Response::builder()
                 .header("content-type", "application/grpc")
                 .body(())
@@ -346,7 +376,11 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e:?}");
         assert!(e.message().contains("timeout"), "{}", e.message());
-        // what went on the wire: the prefix and the message, uncompressed
-        assert_eq!(&sent.await.unwrap()[..], &[0, 0, 0, 0, 2, 0x0a, 0x00]);
+        // what went on the wire: the prefix and the message, uncompressed, with the deadline
+        let (headers, body) = sent.await.unwrap();
+        assert_eq!(&body[..], &[0, 0, 0, 0, 2, 0x0a, 0x00]);
+        assert_eq!(headers["grpc-timeout"], "300m");
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["te"], "trailers");
     }
 }

@@ -44,6 +44,37 @@ pub struct Config {
     pub sending_queue: QueueSettings,
     /// Retries of failed calls.
     pub retry_on_failure: RetrySettings,
+    /// HTTP/2 PINGs that find a dead connection (configgrpc's client `keepalive`).
+    pub keepalive: KeepaliveClientConfig,
+}
+
+/// `keepalive` of the `otlp` exporter, configgrpc's `KeepaliveClientConfig`
+/// (`config/configgrpc/configgrpc.go`): after `time` without a frame from the destination the
+/// client sends an HTTP/2 PING, and closes the connection if no answer comes within `timeout`;
+/// in-flight calls then fail as UNAVAILABLE (retried) and the next call opens a new
+/// connection. Without it, a connection whose peer went silent (a load balancer or NAT that
+/// dropped it, a destination that accepted and never answered) kept every later call until the
+/// kernel gave up on it. Defaults as configgrpc's: 10 s and 10 s, no PINGs without calls in
+/// flight; `time: 0s` turns it off.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveClientConfig {
+    /// Silence after which a PING is sent; `0s` = no PINGs.
+    pub time: Dur,
+    /// How long the PING's answer may take before the connection is closed.
+    pub timeout: Dur,
+    /// PING also while no call is in flight.
+    pub permit_without_stream: bool,
+}
+
+impl Default for KeepaliveClientConfig {
+    fn default() -> Self {
+        KeepaliveClientConfig {
+            time: Dur::secs(10),
+            timeout: Dur::secs(10),
+            permit_without_stream: false,
+        }
+    }
 }
 
 impl Config {
@@ -86,11 +117,19 @@ pub fn build(
     crate::install_crypto_provider();
     let url = cfg.url();
     let timeout = cfg.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30));
+    // no `Endpoint::timeout`: `grpc_unary::call` bounds the whole call itself (tonic's bound
+    // covers the answer's headers only, and racing two equal timers reported a timeout as
+    // CANCELLED)
     let mut ep = Endpoint::from_shared(url.clone())
         .map_err(|e| e.to_string())?
-        .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
+    if !cfg.keepalive.time.0.is_zero() {
+        ep = ep
+            .http2_keep_alive_interval(cfg.keepalive.time.0)
+            .keep_alive_timeout(cfg.keepalive.timeout.0)
+            .keep_alive_while_idle(cfg.keepalive.permit_without_stream);
+    }
     if url.starts_with("https://") {
         let mut tls = ClientTlsConfig::new().with_native_roots();
         if let Some(ca) = &cfg.tls.ca_file {
@@ -227,4 +266,86 @@ pub fn status_message(body: &[u8]) -> String {
         return st.message;
     }
     String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// A destination whose first connection is accepted and never answered (a peer gone
+    /// silent), and whose later connections answer every call with OK. Returns its address
+    /// and the number of calls answered.
+    async fn silent_then_healthy() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = answered.clone();
+        tokio::spawn(async move {
+            let (silent, _) = l.accept().await.unwrap();
+            let _held = silent;
+            loop {
+                let (sock, _) = l.accept().await.unwrap();
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut conn = h2::server::handshake(sock).await.unwrap();
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let count = count.clone();
+                        tokio::spawn(async move {
+                            let mut body = req.into_body();
+                            while let Some(Ok(c)) = body.data().await {
+                                let _ = body.flow_control().release_capacity(c.len());
+                            }
+                            let resp = http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(())
+                                .unwrap();
+                            let mut stream = respond.send_response(resp, false).unwrap();
+                            stream
+                                .send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), false)
+                                .unwrap();
+                            let mut t = http::HeaderMap::new();
+                            t.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            stream.send_trailers(t).unwrap();
+                            count.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                });
+            }
+        });
+        (addr, answered)
+    }
+
+    #[tokio::test]
+    async fn keepalive_gives_up_a_silent_connection_and_the_next_call_reconnects() {
+        let (addr, answered) = silent_then_healthy().await;
+        let cfg: Config = serde_yaml::from_str(&format!(
+            "{{ endpoint: \"{addr}\", tls: {{ insecure: true }}, compression: none, timeout: 60s, keepalive: {{ time: 300ms, timeout: 300ms }} }}"
+        ))
+        .unwrap();
+        let sender = build(&cfg, None).unwrap();
+        let batch = || Payload::new(Signal::Traces, Bytes::from_static(b"\x0a\x00"), 0);
+        let t0 = std::time::Instant::now();
+        let e = sender.send(batch()).await.unwrap_err();
+        // the unanswered PING closed the connection long before the call's 60 s timeout
+        assert!(e.retryable, "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+        assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 0);
+        sender.send(batch()).await.unwrap();
+        assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn keepalive_defaults_are_configgrpc_s_and_zero_turns_it_off() {
+        let cfg: Config = serde_yaml::from_str("{ endpoint: \"h:1\" }").unwrap();
+        assert_eq!(cfg.keepalive.time, Dur::secs(10));
+        assert_eq!(cfg.keepalive.timeout, Dur::secs(10));
+        assert!(!cfg.keepalive.permit_without_stream);
+        let off: Config =
+            serde_yaml::from_str("{ endpoint: \"h:1\", keepalive: { time: 0s } }").unwrap();
+        assert!(off.keepalive.time.0.is_zero());
+        let bad = serde_yaml::from_str::<Config>("{ endpoint: \"h:1\", keepalive: { tme: 1s } }");
+        assert!(bad.unwrap_err().to_string().contains("tme"));
+    }
 }
