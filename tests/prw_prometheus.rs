@@ -169,7 +169,8 @@ async fn otlp_metrics_land_in_real_prometheus() {
     assert_eq!(
         ok,
         SendOk {
-            dropped: vec![("delta_temporality".into(), 1)]
+            dropped: vec![("delta_temporality".into(), 1)],
+            message: None,
         }
     );
 

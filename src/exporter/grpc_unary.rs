@@ -20,9 +20,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tower::ServiceExt;
 
-/// The largest response message read (grpc-go's and tonic's default receive limit, 4 MiB);
-/// an OTLP export response is a few bytes.
-pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+pub use super::MAX_RESPONSE_BYTES;
 
 /// The `grpc-encoding` name and codec of a message compression, as grpc-go names them:
 /// `snappy` is the Snappy framing format there, `deflate` the zlib format (RFC 1950).

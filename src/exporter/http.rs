@@ -126,16 +126,21 @@ pub const MAX_ERROR_BODY: usize = 4096;
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer, lossily as text (a backend's
 /// error page can be large; only its start names the problem).
-pub async fn read_error_body(mut resp: reqwest::Response) -> String {
+pub async fn read_error_body(resp: reqwest::Response) -> String {
+    String::from_utf8_lossy(&read_body_limited(resp, MAX_ERROR_BODY).await).into_owned()
+}
+
+/// Reads at most `max` bytes of an answer's body and leaves the rest unread (a destination's
+/// answer never grows memory past `max`; a read error ends the body where it stopped).
+pub async fn read_body_limited(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
     let mut buf = Vec::new();
-    while buf.len() < MAX_ERROR_BODY {
+    while buf.len() < max {
         match resp.chunk().await {
-            Ok(Some(c)) => buf.extend_from_slice(&c),
+            Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(max - buf.len())]),
             _ => break,
         }
     }
-    buf.truncate(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&buf).into_owned()
+    buf
 }
 
 /// Classifies a transport error (connection refused, timeout): always retryable.
@@ -161,6 +166,19 @@ pub fn classify_transport(e: &reqwest::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_answer_body_is_read_up_to_the_limit_and_no_further() {
+        // a destination's 8 MiB answer
+        let answer = || reqwest::Response::from(http::Response::new(vec![b'x'; 8 << 20]));
+        let body = read_body_limited(answer(), 100_000).await;
+        assert_eq!(body.len(), 100_000);
+        let text = read_error_body(answer()).await;
+        assert_eq!(text.len(), MAX_ERROR_BODY);
+        assert!(text.bytes().all(|b| b == b'x'));
+        let small = reqwest::Response::from(http::Response::new(b"ok".to_vec()));
+        assert_eq!(read_body_limited(small, 100_000).await, b"ok");
+    }
 
     #[test]
     fn otlp_rules() {

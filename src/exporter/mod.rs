@@ -20,6 +20,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// The largest export response an OTLP exporter reads (grpc-go's and tonic's default receive
+/// limit, 4 MiB); an `Export*ServiceResponse` is a few bytes, and a destination's answer must
+/// not grow memory without a bound.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
 /// The future a [`Sender`] returns.
 pub type SendFuture = Pin<Box<dyn Future<Output = Result<SendOk, SendError>> + Send>>;
 
@@ -39,12 +44,28 @@ pub trait Sender: Send + Sync + 'static {
 pub struct SendOk {
     /// (reason, items) accepted but not written.
     pub dropped: Vec<(String, u64)>,
+    /// What the destination said about them (OTLP `partial_success.error_message`), logged
+    /// at `warn` with the exporter's name, as the Collector's otlp exporters do.
+    pub message: Option<String>,
 }
 
 impl SendOk {
     /// Every item written.
     pub fn all() -> Self {
         SendOk::default()
+    }
+
+    /// The answer to an OTLP export whose response carried `p`: its rejected items dropped
+    /// under `partial_success`, its message kept when it rejected any or said something.
+    pub fn partial(p: otlp::PartialSuccess) -> Self {
+        SendOk {
+            dropped: if p.rejected > 0 {
+                vec![("partial_success".into(), p.rejected)]
+            } else {
+                vec![]
+            },
+            message: (p.rejected > 0 || !p.message.is_empty()).then_some(p.message),
+        }
     }
 }
 

@@ -222,40 +222,44 @@ impl Sender for OtlpGrpcSender {
             }
             let path = grpc_path(batch.signal);
             match grpc_unary::call(channel, path, metadata, encoding, batch.bytes, timeout).await {
-                Ok(resp) => {
-                    let rejected = partial_success(batch.signal, &resp);
-                    Ok(SendOk {
-                        dropped: if rejected > 0 {
-                            vec![("partial_success".into(), rejected)]
-                        } else {
-                            vec![]
-                        },
-                    })
-                }
+                Ok(resp) => Ok(SendOk::partial(partial_success(batch.signal, &resp))),
                 Err(status) => Err(classify_grpc(&status)),
             }
         })
     }
 }
 
-/// Rejected items reported by an `Export*ServiceResponse` partial success (0 if none or
+/// An `Export*ServiceResponse`'s `partial_success` (OTLP specification, "Partial Success").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartialSuccess {
+    /// `rejected_spans` / `rejected_data_points` / `rejected_log_records` (negative as 0).
+    pub rejected: u64,
+    /// `error_message`.
+    pub message: String,
+}
+
+/// The partial success reported by an `Export*ServiceResponse` (empty if none or
 /// undecodable).
-pub fn partial_success(signal: Signal, body: &[u8]) -> u64 {
+pub fn partial_success(signal: Signal, body: &[u8]) -> PartialSuccess {
+    let part = |rejected: i64, message: String| PartialSuccess {
+        rejected: rejected.max(0) as u64,
+        message,
+    };
     match signal {
         Signal::Traces => ExportTraceServiceResponse::decode(body)
             .ok()
             .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_spans.max(0) as u64),
+            .map(|p| part(p.rejected_spans, p.error_message)),
         Signal::Metrics => ExportMetricsServiceResponse::decode(body)
             .ok()
             .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_data_points.max(0) as u64),
+            .map(|p| part(p.rejected_data_points, p.error_message)),
         Signal::Logs => ExportLogsServiceResponse::decode(body)
             .ok()
             .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_log_records.max(0) as u64),
+            .map(|p| part(p.rejected_log_records, p.error_message)),
     }
-    .unwrap_or(0)
+    .unwrap_or_default()
 }
 
 /// The message of an OTLP/HTTP error body (`google.rpc.Status` protobuf), or the body as text.
@@ -347,5 +351,44 @@ mod tests {
         assert!(off.keepalive.time.0.is_zero());
         let bad = serde_yaml::from_str::<Config>("{ endpoint: \"h:1\", keepalive: { tme: 1s } }");
         assert!(bad.unwrap_err().to_string().contains("tme"));
+    }
+
+    #[test]
+    fn a_partial_success_is_dropped_items_and_the_destination_s_message() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+        let resp = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "3 spans too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let p = partial_success(Signal::Traces, &resp);
+        assert_eq!(
+            p,
+            PartialSuccess {
+                rejected: 3,
+                message: "3 spans too old".into()
+            }
+        );
+        let ok = SendOk::partial(p);
+        assert_eq!(ok.dropped, vec![("partial_success".to_string(), 3)]);
+        assert_eq!(ok.message.as_deref(), Some("3 spans too old"));
+        // a warning without rejected items is kept; an empty response is a full success
+        let warned = SendOk::partial(PartialSuccess {
+            rejected: 0,
+            message: "deprecated field".into(),
+        });
+        assert!(warned.dropped.is_empty());
+        assert_eq!(warned.message.as_deref(), Some("deprecated field"));
+        assert_eq!(
+            SendOk::partial(partial_success(Signal::Logs, b"")),
+            SendOk::all()
+        );
+        // undecodable: nothing claimed
+        assert_eq!(
+            partial_success(Signal::Metrics, b"\xff\xff"),
+            PartialSuccess::default()
+        );
     }
 }

@@ -176,16 +176,14 @@ impl Sender for OtlpHttpSender {
                 .map_err(|e| classify_transport(&e))?;
             let status = resp.status();
             let rheaders = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
+            let body =
+                crate::exporter::http::read_body_limited(resp, crate::exporter::MAX_RESPONSE_BYTES)
+                    .await;
             if status.is_success() {
-                let rejected = crate::exporter::otlp::partial_success(batch.signal, &body);
-                return Ok(SendOk {
-                    dropped: if rejected > 0 {
-                        vec![("partial_success".into(), rejected)]
-                    } else {
-                        vec![]
-                    },
-                });
+                return Ok(SendOk::partial(crate::exporter::otlp::partial_success(
+                    batch.signal,
+                    &body,
+                )));
             }
             let text = crate::exporter::otlp::status_message(&body);
             Err(classify_status(status, &rheaders, &text, RetryRules::Otlp))

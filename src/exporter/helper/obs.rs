@@ -80,8 +80,17 @@ impl Obs {
         self.metrics
             .exporter_send_failed
             .inc(signal, &self.labels, dropped);
-        if dropped > 0 {
-            tracing::debug!(exporter = %self.id, dropped, "destination accepted the batch partially");
+        match &ok.message {
+            Some(message) => tracing::warn!(
+                exporter = %self.id,
+                dropped,
+                message = %crate::telemetry::redact::text(message),
+                "destination accepted the batch partially"
+            ),
+            None if dropped > 0 => {
+                tracing::debug!(exporter = %self.id, dropped, "batch accepted, some items not written")
+            }
+            None => {}
         }
     }
 

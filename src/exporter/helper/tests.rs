@@ -399,6 +399,7 @@ async fn permanent_errors_and_disabled_retries_drop_after_one_attempt() {
 async fn partial_success_counts_sent_and_dropped_items_and_is_not_retried() {
     let partial = SendOk {
         dropped: vec![("delta_temporality".into(), 3)],
+        message: None,
     };
     let r = rig(
         vec![Answer::Ok(partial)],
@@ -428,6 +429,7 @@ async fn partial_success_counts_sent_and_dropped_items_and_is_not_retried() {
     // a destination reporting more dropped than sent never makes "sent" negative
     let over = SendOk {
         dropped: vec![("rejected".into(), 50)],
+        message: Some("too many".into()),
     };
     let r = rig(
         vec![Answer::Ok(over)],

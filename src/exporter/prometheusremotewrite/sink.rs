@@ -203,6 +203,7 @@ impl Sender for PrwSender {
             }
             Ok(SendOk {
                 dropped: prepared.dropped,
+                message: None,
             })
         })
     }
