@@ -152,10 +152,7 @@ async fn exchange(
     channel: Channel,
     req: http::Request<tonic::body::Body>,
 ) -> Result<Bytes, tonic::Status> {
-    let resp = channel
-        .oneshot(req)
-        .await
-        .map_err(|e| tonic::Status::from_error(Box::new(e)))?;
+    let resp = channel.oneshot(req).await.map_err(transport_status)?;
     // a trailers-only answer: the status is in the headers
     if let Some(st) = tonic::Status::from_header_map(resp.headers())
         && st.code() != tonic::Code::Ok
@@ -182,6 +179,29 @@ async fn exchange(
         return Err(status);
     }
     response_message(&parts.headers, collected.to_bytes())
+}
+
+/// The status of a call that failed below gRPC (connect, TLS, a reset connection): the code
+/// tonic derives from the error (`UNAVAILABLE` for a refused connection), with the whole error
+/// chain as the message, so the log says what failed and where ("tcp connect error: Connection
+/// refused", not only "tcp connect error").
+fn transport_status(e: tonic::transport::Error) -> tonic::Status {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        src = s.source();
+    }
+    let st = tonic::Status::from_error(Box::new(e));
+    if st.details().is_empty() {
+        tonic::Status::new(st.code(), chain)
+    } else {
+        st
+    }
 }
 
 /// The code of an answer without `grpc-status`, from its HTTP status
@@ -294,6 +314,35 @@ mod tests {
         assert_eq!(
             response_message(&none, framed(2, b"x")).unwrap_err().code(),
             tonic::Code::Internal
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable_and_says_why() {
+        // a port nothing listens on
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy();
+        let e = call(
+            channel,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            http::HeaderMap::new(),
+            None,
+            Bytes::from_static(b"\x0a\x00"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+        assert!(
+            e.message().to_lowercase().contains("refused"),
+            "{}",
+            e.message()
         );
     }
 
