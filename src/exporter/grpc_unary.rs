@@ -152,7 +152,10 @@ async fn exchange(
     channel: Channel,
     req: http::Request<tonic::body::Body>,
 ) -> Result<Bytes, tonic::Status> {
-    let resp = channel.oneshot(req).await.map_err(transport_status)?;
+    let resp = channel
+        .oneshot(req)
+        .await
+        .map_err(|e| transport_status(Box::new(e)))?;
     // a trailers-only answer: the status is in the headers
     if let Some(st) = tonic::Status::from_header_map(resp.headers())
         && st.code() != tonic::Code::Ok
@@ -167,7 +170,7 @@ async fn exchange(
             Ok(_) => tonic::Status::internal(format!(
                 "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
             )),
-            Err(e) => tonic::Status::from_error(e),
+            Err(e) => transport_status(e),
         })?;
     let status = match collected.trailers() {
         Some(t) => tonic::Status::from_header_map(t),
@@ -181,14 +184,20 @@ async fn exchange(
     response_message(&parts.headers, collected.to_bytes())
 }
 
-/// The status of a call that failed below gRPC (connect, TLS, a reset connection): the code
-/// tonic derives from the error (`UNAVAILABLE` for a refused connection), with the whole error
-/// chain as the message, so the log says what failed and where ("tcp connect error: Connection
-/// refused", not only "tcp connect error").
-fn transport_status(e: tonic::transport::Error) -> tonic::Status {
+/// The status of a call that failed below gRPC (connect, TLS, a reset connection, the
+/// channel's deadline), with the whole error chain as the message, so the log says what failed
+/// ("tcp connect error: Connection refused", not only "tcp connect error"). The code is the one
+/// tonic derives from the error, except: the channel's deadline (`grpc-timeout`, tonic's
+/// `TimeoutExpired`) is DEADLINE_EXCEEDED, not CANCELLED; and a failure tonic cannot name
+/// (UNKNOWN: a connection reset or closed under the call) is UNAVAILABLE, as grpc-go reports a
+/// transport that closed, so the batch is retried rather than dropped (at least once: the
+/// destination may have written it).
+fn transport_status(e: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {
     let mut chain = e.to_string();
-    let mut src = std::error::Error::source(&e);
+    let mut timed_out = e.is::<tonic::TimeoutExpired>();
+    let mut src = e.source();
     while let Some(s) = src {
+        timed_out |= s.is::<tonic::TimeoutExpired>();
         let text = s.to_string();
         if !chain.ends_with(&text) {
             chain.push_str(": ");
@@ -196,12 +205,20 @@ fn transport_status(e: tonic::transport::Error) -> tonic::Status {
         }
         src = s.source();
     }
-    let st = tonic::Status::from_error(Box::new(e));
-    if st.details().is_empty() {
-        tonic::Status::new(st.code(), chain)
-    } else {
-        st
+    if timed_out {
+        return tonic::Status::deadline_exceeded(format!(
+            "no answer within the exporter's timeout ({chain})"
+        ));
     }
+    let st = tonic::Status::from_error(e);
+    if !st.details().is_empty() {
+        return st;
+    }
+    let code = match st.code() {
+        tonic::Code::Unknown => tonic::Code::Unavailable,
+        c => c,
+    };
+    tonic::Status::new(code, chain)
 }
 
 /// The code of an answer without `grpc-status`, from its HTTP status
@@ -346,6 +363,57 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_channel_s_deadline_is_deadline_exceeded_not_cancelled() {
+        let (addr, _sent) = stalling_destination(false).await;
+        // a channel whose own deadline (tonic's `TimeoutExpired`) fires first
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_millis(100))
+            .connect_lazy();
+        let e = call(
+            channel,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            http::HeaderMap::new(),
+            None,
+            Bytes::from_static(b"\x0a\x00"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e:?}");
+        assert!(e.message().contains("timeout"), "{}", e.message());
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_under_a_call_is_unavailable_so_it_is_retried() {
+        use tokio::io::AsyncReadExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = l.accept().await.unwrap();
+            // the client's preface and request arrive, then the connection is reset
+            let mut buf = vec![0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            sock.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(sock);
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let e = call(
+            channel,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            http::HeaderMap::new(),
+            None,
+            Bytes::from_static(b"\x0a\x00"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    }
+
     #[test]
     fn the_deadline_is_sent_in_grpc_timeout_units() {
         assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
@@ -374,8 +442,11 @@ mod tests {
         }
     }
 
-    /// A destination that answers the headers and then never ends the body.
-    async fn stalling_destination() -> (
+    /// A destination that reads the request, then answers the headers and never ends the body
+    /// (`headers`), or never answers at all.
+    async fn stalling_destination(
+        headers: bool,
+    ) -> (
         std::net::SocketAddr,
         tokio::sync::oneshot::Receiver<(http::HeaderMap, Bytes)>,
     ) {
@@ -394,6 +465,9 @@ mod tests {
                 got.extend_from_slice(&chunk);
             }
             let _ = tx.send((parts.headers, got.freeze()));
+            if !headers {
+                std::future::pending::<()>().await;
+            }
             let resp = http::Response::builder()
                 .header("content-type", "application/grpc")
                 .body(())
@@ -406,7 +480,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_destination_that_stalls_after_its_headers_ends_in_deadline_exceeded() {
-        let (addr, sent) = stalling_destination().await;
+        let (addr, sent) = stalling_destination(true).await;
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_lazy();

@@ -84,7 +84,7 @@ impl Obs {
             Some(message) => tracing::warn!(
                 exporter = %self.id,
                 dropped,
-                message = %crate::telemetry::redact::text(message),
+                error_message = %crate::telemetry::redact::text(message),
                 "destination accepted the batch partially"
             ),
             None if dropped > 0 => {
