@@ -395,7 +395,7 @@ mod tests {
             // the client's preface and request arrive, then the connection is reset
             let mut buf = vec![0u8; 4096];
             let _ = sock.read(&mut buf).await;
-            sock.set_linger(Some(Duration::ZERO)).unwrap();
+            sock.set_zero_linger().unwrap();
             drop(sock);
         });
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
