@@ -334,6 +334,28 @@ mod tests {
         );
     }
 
+    fn endpoint(url: String) -> tonic::transport::Endpoint {
+        tonic::transport::Endpoint::from_shared(url).unwrap()
+    }
+
+    /// One uncompressed traces export of a 2-byte message through `ep`, bounded by `timeout`.
+    async fn export_to(
+        ep: tonic::transport::Endpoint,
+        timeout: Duration,
+    ) -> Result<Bytes, tonic::Status> {
+        let path = crate::exporter::otlp::grpc_path(crate::pipeline::payload::Signal::Traces);
+        let message = Bytes::from_static(b"\x0a\x00");
+        call(
+            ep.connect_lazy(),
+            path,
+            http::HeaderMap::new(),
+            None,
+            message,
+            timeout,
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_unavailable_and_says_why() {
         // a port nothing listens on
@@ -342,15 +364,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect_lazy();
-        let e = call(
-            channel,
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            http::HeaderMap::new(),
-            None,
-            Bytes::from_static(b"\x0a\x00"),
+        let e = export_to(
+            endpoint(format!("http://127.0.0.1:{port}")),
             Duration::from_secs(10),
         )
         .await
@@ -367,16 +382,8 @@ mod tests {
     async fn the_channel_s_deadline_is_deadline_exceeded_not_cancelled() {
         let (addr, _sent) = stalling_destination(false).await;
         // a channel whose own deadline (tonic's `TimeoutExpired`) fires first
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .timeout(Duration::from_millis(100))
-            .connect_lazy();
-        let e = call(
-            channel,
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            http::HeaderMap::new(),
-            None,
-            Bytes::from_static(b"\x0a\x00"),
+        let e = export_to(
+            endpoint(format!("http://{addr}")).timeout(Duration::from_millis(100)),
             Duration::from_secs(30),
         )
         .await
@@ -398,19 +405,9 @@ mod tests {
             sock.set_zero_linger().unwrap();
             drop(sock);
         });
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
-        let e = call(
-            channel,
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            http::HeaderMap::new(),
-            None,
-            Bytes::from_static(b"\x0a\x00"),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_err();
+        let e = export_to(endpoint(format!("http://{addr}")), Duration::from_secs(30))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
     }
 
@@ -481,16 +478,8 @@ mod tests {
     #[tokio::test]
     async fn a_destination_that_stalls_after_its_headers_ends_in_deadline_exceeded() {
         let (addr, sent) = stalling_destination(true).await;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
-        let message = Bytes::from_static(b"\x0a\x00");
-        let r = call(
-            channel,
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            http::HeaderMap::new(),
-            None,
-            message,
+        let r = export_to(
+            endpoint(format!("http://{addr}")),
             Duration::from_millis(300),
         )
         .await;
