@@ -77,7 +77,7 @@ pub fn parse<T: DeserializeOwned>(
             Err(e) => e,
         };
         let mut path = steps(e.path());
-        let message = e.into_inner().to_string();
+        let message = plain_expectation(e.into_inner().to_string());
         // A key this loop removed and the type requires: not a problem of the file.
         if let Some(field) = quoted_field(&message, "missing field `") {
             let mut p = path.clone();
@@ -104,6 +104,31 @@ pub fn parse<T: DeserializeOwned>(
         }
         removed.push(path);
     }
+}
+
+/// serde names a primitive it expected by its Rust type (`expected u64`); a config file's
+/// reader knows YAML's words. Only the trailing `expected <type>` of a message is rewritten.
+fn plain_expectation(message: String) -> String {
+    const WORDS: [(&str, &str); 12] = [
+        ("u8", "a non-negative integer (at most 255)"),
+        ("u16", "a non-negative integer (at most 65535)"),
+        ("u32", "a non-negative integer (at most 4294967295)"),
+        ("u64", "a non-negative integer"),
+        ("usize", "a non-negative integer"),
+        ("i8", "an integer"),
+        ("i16", "an integer"),
+        ("i32", "an integer"),
+        ("i64", "an integer"),
+        ("isize", "an integer"),
+        ("f32", "a number"),
+        ("f64", "a number"),
+    ];
+    for (rust, plain) in WORDS {
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {plain}");
+        }
+    }
+    message
 }
 
 fn quoted_field<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
@@ -331,6 +356,32 @@ mod tests {
         assert!(
             errs[0].message.contains("missing field `endpoint`"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn expected_numbers_are_named_in_yaml_words_not_rust_types() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Sizes {
+            queue_size: usize,
+            port: u16,
+            offset: i64,
+            ratio: f64,
+        }
+        let text = "s:\n  queue_size: -1\n  port: 70000\n  offset: x\n  ratio: [1]\n";
+        let root: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        let errs = parse::<Sizes>(text, &["s"], &root["s"]).unwrap_err();
+        let mut got: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                "invalid type: sequence, expected a number",
+                "invalid type: string \"x\", expected an integer",
+                "invalid value: integer `-1`, expected a non-negative integer",
+                "invalid value: integer `70000`, expected a non-negative integer (at most 65535)",
+            ]
         );
     }
 }

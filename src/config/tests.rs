@@ -293,7 +293,7 @@ fn bad_values_inside_a_component_name_their_key_path_line_and_column() {
         errs,
         [
             "line 6 column 21: exporters.otlp/x.retry_on_failure.max_interval: unknown unit \"x\" in duration \"5x\" (use ns, us, ms, s, m, h)",
-            "line 8 column 19: exporters.otlp/x.sending_queue.queue_size: invalid type: string \"lots\", expected usize",
+            "line 8 column 19: exporters.otlp/x.sending_queue.queue_size: invalid type: string \"lots\", expected a non-negative integer",
         ],
     );
 }

@@ -19,9 +19,16 @@ use serde::de::DeserializeOwned;
 /// Why an OTLP/JSON body was refused (an HTTP 400).
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
-    /// The body is not JSON (or has trailing data).
-    #[error("invalid JSON: {0}")]
-    Syntax(serde_json::Error),
+    /// The body is not JSON (or has trailing data), or holds a number JSON can write but no
+    /// OTLP field can hold (`1e400`). `path` is the JSON path of the value being read when
+    /// the error was found, when there was one (`resourceSpans[0].scopeSpans[0]...`).
+    #[error("invalid JSON{}: {error}", path.as_ref().map(|p| format!(" at {p}")).unwrap_or_default())]
+    Syntax {
+        /// JSON path of the value being read, `None` at the top level.
+        path: Option<String>,
+        /// serde_json's error, with line and column.
+        error: serde_json::Error,
+    },
     /// The body is JSON, but a value has the wrong type or is out of range. `path` is the
     /// JSON path of that value (`resourceMetrics[0].scopeMetrics[0].metrics[2].gauge...`),
     /// `.` for the body itself.
@@ -62,14 +69,33 @@ fn decode<T: DeserializeOwned + Message>(
 /// only a refused body pays for it) to name where the error is.
 fn locate<T: DeserializeOwned>(signal: Signal, body: &[u8], first: serde_json::Error) -> JsonError {
     use serde_json::error::Category;
-    if matches!(
-        first.classify(),
-        Category::Syntax | Category::Eof | Category::Io
-    ) {
-        return JsonError::Syntax(first);
+    if matches!(first.classify(), Category::Eof | Category::Io) {
+        return JsonError::Syntax {
+            path: None,
+            error: first,
+        };
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    let tracked = serde_path_to_error::deserialize::<_, T>(&mut de);
+    if first.classify() == Category::Syntax {
+        // A number out of range is a syntax error to serde_json, raised inside the value: the
+        // path says which one. Broken structure (`{not json`, trailing data) has no path, or
+        // only a key the tracker could not read.
+        let path = match tracked {
+            Err(e)
+                if e.path().iter().next().is_some()
+                    && !e
+                        .path()
+                        .iter()
+                        .any(|s| matches!(s, serde_path_to_error::Segment::Unknown)) =>
+            {
+                Some(e.path().to_string())
+            }
+            _ => None,
+        };
+        return JsonError::Syntax { path, error: first };
+    }
+    match tracked {
         Err(e) => JsonError::Field {
             signal,
             path: e.path().to_string(),

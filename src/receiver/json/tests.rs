@@ -410,8 +410,36 @@ fn every_type_error_names_its_path() {
     }
     for body in [&b"{not json"[..], b"{} x", b""] {
         match json_to_protobuf(Signal::Logs, body) {
-            Err(e @ JsonError::Syntax(_)) => assert!(e.to_string().starts_with("invalid JSON")),
+            Err(e @ JsonError::Syntax { path: None, .. }) => {
+                assert!(e.to_string().starts_with("invalid JSON: "), "{e}")
+            }
             other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_number_json_cannot_hold_names_its_path() {
+    let cases = [
+        (
+            Signal::Traces,
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a","startTimeUnixNano":1e400}]}]}]}"#,
+            "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano",
+        ),
+        (
+            Signal::Logs,
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{"body":{"doubleValue":-1e400}}]}]}]}"#,
+            "resourceLogs[0].scopeLogs[0].logRecords[1].body.doubleValue",
+        ),
+    ];
+    for (signal, body, want) in cases {
+        match json_to_protobuf(signal, body.as_bytes()) {
+            Err(e @ JsonError::Syntax { path: Some(_), .. }) => {
+                let s = e.to_string();
+                assert!(s.starts_with(&format!("invalid JSON at {want}: ")), "{s}");
+                assert!(s.contains("out of range"), "{s}");
+            }
+            other => panic!("{body}: {other:?}"),
         }
     }
 }
