@@ -161,7 +161,7 @@ async fn a_slow_body_is_cut_after_read_timeout_and_the_connection_closed() {
     writer.abort();
     let held = start.elapsed();
     let text = String::from_utf8_lossy(&got);
-    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("read_timeout"), "{text}");
     assert!(
         held >= Duration::from_millis(900) && held < Duration::from_secs(4),
@@ -175,6 +175,72 @@ async fn a_slow_body_is_cut_after_read_timeout_and_the_connection_closed() {
         ),
         1.0
     );
+    assert_eq!(
+        metric(
+            &app,
+            "watchtower_receiver_refused_requests_total",
+            &["transport=\"http\"", "reason=\"body_timeout\""]
+        ),
+        1.0
+    );
+}
+
+/// Polls `metric` until it reaches `want` (the refusal is counted after the server notices
+/// the client is gone) or 5 s pass; returns the last value.
+async fn metric_reaches(app: &App, name: &str, needles: &[&str], want: f64) -> f64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = metric(app, name, needles);
+        if v >= want || Instant::now() > end {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_mid_body_is_counted_as_cancelled_not_bad_data() {
+    let app = gateway("", "", "", "debug: {}").await;
+    let refused = "watchtower_receiver_refused_requests_total";
+    // gRPC: HEADERS, part of the message, then RST_STREAM(CANCEL)
+    let tcp = TcpStream::connect(grpc_addr(&app)).await.expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut client = client.ready().await.expect("ready");
+    let req = http::Request::post(EXPORT_PATH)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (resp, mut body) = client.send_request(req, false).expect("send");
+    body.send_data(Bytes::from_static(&[0, 0, 0, 1, 0, 10]), false)
+        .expect("data");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    body.send_reset(h2::Reason::CANCEL);
+    drop(resp);
+    let grpc = ["transport=\"grpc\"", "reason=\"client_cancelled\""];
+    assert_eq!(
+        metric_reaches(&app, refused, &grpc, 1.0).await,
+        1.0,
+        "{}",
+        app.metrics.encode()
+    );
+    // HTTP/1.1: a head announcing 1000 bytes, 10 of them, then the connection closed
+    let mut s = TcpStream::connect(http_addr(&app)).await.expect("connect");
+    s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\x0a\x08abcdefgh")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    let http = ["transport=\"http\"", "reason=\"client_cancelled\""];
+    assert_eq!(
+        metric_reaches(&app, refused, &http, 1.0).await,
+        1.0,
+        "{}",
+        app.metrics.encode()
+    );
+    // neither is bad data
+    assert_eq!(metric(&app, refused, &["reason=\"bad_data\""]), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,7 @@ where
                 None if e.is::<http_body_util::LengthLimitError>() => {
                     grpc_admission::too_large(max)
                 }
-                None => Refused::new(RefusalKind::BadData, format!("error reading request: {e}")),
+                None => crate::receiver::refusal::body_read_error(&*e),
             });
         }
     };
@@ -294,7 +294,10 @@ impl OtlpGrpcService {
         }
         // the request's charge is held until the router took (or refused) the data
         let charged = grpc_admission::state(&rx.budget);
-        let message = match read_message(&rx, &charged, req).await {
+        let reading = rx.counters.cancel_guard();
+        let read = read_message(&rx, &charged, req).await;
+        reading.done();
+        let message = match read {
             Ok(m) => m,
             Err(r) => return rx.refuse(&r),
         };
@@ -336,6 +339,7 @@ mod tests {
     use super::*;
     use crate::receiver::test_support;
     use http_body_util::Full;
+    use std::time::Duration;
     use tower::Service;
 
     fn receiver(max_recv_bytes: usize) -> GrpcReceiver {
@@ -414,6 +418,61 @@ mod tests {
             }],
         }
         .encode_to_vec()
+    }
+
+    /// A body that sends the first `sent` bytes of a framed message and then nothing, read
+    /// under the listener's body limits (as every gRPC request body is).
+    fn stalled_body(sent: usize, limits: crate::listener::body::BodyLimits) -> axum::body::Body {
+        use futures::StreamExt;
+        let first = Bytes::from(framed(0, &one_span())[..sent].to_vec());
+        let frames =
+            futures::stream::iter([Ok::<_, std::io::Error>(http_body::Frame::data(first))])
+                .chain(futures::stream::pending());
+        let inner = http_body_util::StreamBody::new(frames);
+        axum::body::Body::new(crate::listener::body::TimedBody::new(inner, limits, None))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_slower_than_the_listener_allows_is_deadline_exceeded_not_bad_data() {
+        use crate::listener::body::BodyLimits;
+        let rx = receiver(4 << 20);
+        for limits in [
+            BodyLimits {
+                read_timeout: Some(Duration::from_secs(1)),
+                min_rate: 0,
+                window: Duration::from_secs(10),
+            },
+            BodyLimits {
+                read_timeout: None,
+                min_rate: 1024,
+                window: Duration::from_secs(10),
+            },
+        ] {
+            let before = refused_count(&rx, RefusalKind::BodyTimeout);
+            let req = http::Request::post(
+                "http://gw/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            )
+            .version(http::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(stalled_body(8, limits))
+            .unwrap();
+            let resp = OtlpGrpcService(rx.clone()).call(req).await.unwrap();
+            let status = tonic::Status::from_header_map(resp.headers()).expect("status");
+            assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+            let named = if limits.min_rate > 0 {
+                "min_body_rate"
+            } else {
+                "read_timeout"
+            };
+            assert!(status.message().contains(named), "{status:?}");
+            assert_eq!(
+                refused_count(&rx, RefusalKind::BodyTimeout),
+                before + 1,
+                "{limits:?}"
+            );
+        }
+        assert_eq!(refused_count(&rx, RefusalKind::BadData), 0);
     }
 
     #[tokio::test]

@@ -128,12 +128,7 @@ async fn read_charged(
     let mut first: Option<Bytes> = None;
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Refused::new(
-                RefusalKind::BadData,
-                format!("error reading request body: {e}"),
-            )
-        })?;
+        let frame = frame.map_err(|e| crate::receiver::refusal::body_read_error(&e))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -233,6 +228,7 @@ async fn receive(
         Some(n) => rx.budget.charge_or_wait(n, Transport::Http).await?,
         None => rx.budget.none(),
     };
+    let reading = rx.counters.cancel_guard();
     let raw = read_charged(
         body,
         rx.max_body,
@@ -240,7 +236,9 @@ async fn receive(
         &mut charge,
         content_length.is_none(),
     )
-    .await?;
+    .await;
+    reading.done();
+    let raw = raw?;
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())

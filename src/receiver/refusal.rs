@@ -34,6 +34,12 @@ pub(crate) enum RefusalKind {
     TooLarge,
     /// Undecodable: bad protobuf, JSON, compression or gRPC framing, or a processor refused it.
     BadData,
+    /// The body did not arrive within the listener's `read_timeout` or `min_body_rate`.
+    BodyTimeout,
+    /// The client gave up on its own request before the body was read (HTTP/2 `RST_STREAM`,
+    /// or an HTTP/1.1 connection closed mid-body). Nobody reads the answer; it is counted so
+    /// that it is not mistaken for bad data.
+    ClientCancelled,
     /// Admission control (`admission.request_limit_mib`) has no room for the bytes now.
     Admission,
     /// A `memory_limiter` refused it.
@@ -65,17 +71,26 @@ pub(crate) struct Answer {
     pub(crate) retry_after: Option<Duration>,
 }
 
+/// 499, "client closed request" (nginx's name for it; no RFC names one): the answer to a
+/// request its client abandoned, which only the log and the counters see.
+const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(s) => s,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
 /// The delay retryable refusals ask for.
 const RETRY: Option<Duration> = Some(Duration::from_secs(1));
 
 impl RefusalKind {
     /// Every kind, in declaration order (the index of a kind's counter).
-    pub(crate) const ALL: [RefusalKind; 13] = [
+    pub(crate) const ALL: [RefusalKind; 15] = [
         RefusalKind::Unauthenticated,
         RefusalKind::UnsupportedMediaType,
         RefusalKind::UnsupportedEncoding,
         RefusalKind::TooLarge,
         RefusalKind::BadData,
+        RefusalKind::BodyTimeout,
+        RefusalKind::ClientCancelled,
         RefusalKind::Admission,
         RefusalKind::MemoryLimit,
         RefusalKind::QueueFull,
@@ -106,6 +121,9 @@ impl RefusalKind {
             // RESOURCE_EXHAUSTED without RetryInfo: OTLP clients do not retry it
             TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted, None),
             BadData => (StatusCode::BAD_REQUEST, Code::InvalidArgument, None),
+            // RFC 9110 15.5.9: the server did not receive the complete request in time
+            BodyTimeout => (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded, None),
+            ClientCancelled => (CLIENT_CLOSED_REQUEST, Code::Cancelled, None),
             Admission | MemoryLimit => (
                 StatusCode::TOO_MANY_REQUESTS,
                 Code::ResourceExhausted,
@@ -138,6 +156,8 @@ impl RefusalKind {
     pub(crate) const fn http_body_code(self) -> Code {
         match self.answer().http {
             StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
+            StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+            CLIENT_CLOSED_REQUEST => Code::Cancelled,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => {
                 Code::ResourceExhausted
             }
@@ -158,6 +178,8 @@ impl RefusalKind {
             UnsupportedEncoding => "unsupported_encoding",
             TooLarge => "too_large",
             BadData => "bad_data",
+            BodyTimeout => "body_timeout",
+            ClientCancelled => "client_cancelled",
             Admission => "admission",
             MemoryLimit => "memory_limit",
             QueueFull => "queue_full",
@@ -215,6 +237,53 @@ impl Refused {
             None => tonic::Status::new(a.grpc, self.message.clone()),
         }
     }
+}
+
+/// The refusal for a request body that failed while it was read, from the error's chain:
+/// the listener's body timeouts are [`RefusalKind::BodyTimeout`], a client that reset its
+/// stream (`CANCEL`) or closed its HTTP/1.1 connection mid-body is
+/// [`RefusalKind::ClientCancelled`], anything else (a protocol error in the body) is bad
+/// data. The message is the whole chain.
+pub(crate) fn body_read_error(e: &(dyn std::error::Error + 'static)) -> Refused {
+    use crate::listener::body::BodyTimeout;
+    let mut kind = RefusalKind::BadData;
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<BodyTimeout>() {
+            kind = RefusalKind::BodyTimeout;
+            break;
+        }
+        // hyper reports an HTTP/1.1 body cut short by the connection's end as an I/O error
+        // (UnexpectedEof) under its own
+        let cancelled = if let Some(h) = c.downcast_ref::<h2::Error>() {
+            h.reason() == Some(h2::Reason::CANCEL)
+        } else if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            )
+        } else {
+            false
+        };
+        if cancelled {
+            kind = RefusalKind::ClientCancelled;
+            break;
+        }
+        cur = c.source();
+    }
+    let mut message = format!("error reading request body: {e}");
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let part = c.to_string();
+        if !message.ends_with(&part) {
+            message.push_str(": ");
+            message.push_str(&part);
+        }
+        cur = c.source();
+    }
+    Refused::new(kind, message)
 }
 
 impl From<Refusal> for Refused {
@@ -294,7 +363,7 @@ impl ReceiverCounters {
     }
 
     /// Counts one refused request under its reason, and logs it at `info` unless it is
-    /// backpressure (retryable).
+    /// backpressure (retryable) or the client's own cancellation.
     pub(crate) fn refused(&self, r: &Refused) {
         let kind = r.kind;
         self.refused[kind.index()]
@@ -309,7 +378,7 @@ impl ReceiverCounters {
                     .clone()
             })
             .inc();
-        if !kind.retryable() {
+        if !kind.retryable() && kind != RefusalKind::ClientCancelled {
             tracing::info!(
                 receiver = self.labels.receiver.as_str(),
                 transport = self.labels.transport.as_str(),
@@ -317,6 +386,42 @@ impl ReceiverCounters {
                 message = r.message.as_str(),
                 "request refused"
             );
+        }
+    }
+}
+
+/// Counts a request as [`RefusalKind::ClientCancelled`] when it is dropped before
+/// [`CancelGuard::done`]. When an HTTP/2 client resets its stream, hyper drops the request's
+/// handler where it waits for the body, so the handler never sees an error it could count.
+pub(crate) struct CancelGuard<'a> {
+    counters: &'a ReceiverCounters,
+    armed: bool,
+}
+
+impl CancelGuard<'_> {
+    /// The body was read (or refused and counted as such): nothing to count on drop.
+    pub(crate) fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.counters.refused(&Refused::new(
+                RefusalKind::ClientCancelled,
+                "the client cancelled the request while its body was being read",
+            ));
+        }
+    }
+}
+
+impl ReceiverCounters {
+    /// A [`CancelGuard`] for one request's body read.
+    pub(crate) fn cancel_guard(&self) -> CancelGuard<'_> {
+        CancelGuard {
+            counters: self,
+            armed: true,
         }
     }
 }

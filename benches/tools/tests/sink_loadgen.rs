@@ -231,6 +231,7 @@ exporters:
   otlp/sink: {{ endpoint: "{grpc}", tls: {{ insecure: true }}, compression: none }}
   otlphttp/sink: {{ endpoint: "http://{http}", compression: gzip }}
 service:
+  telemetry: {{ metrics: {{ address: "127.0.0.1:0" }} }}
   pipelines:
     traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp/sink] }}
     metrics: {{ receivers: [otlp], processors: [batch], exporters: [otlphttp/sink] }}

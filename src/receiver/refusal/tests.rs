@@ -3,7 +3,7 @@ use crate::pipeline::grpc::retry_delay;
 
 /// The table as the OTLP specification and the receivers' documentation state it, row by row:
 /// (kind, reason label, HTTP status, gRPC code, retry delay in seconds).
-const ROWS: [(RefusalKind, &str, u16, Code, Option<u64>); 13] = [
+const ROWS: [(RefusalKind, &str, u16, Code, Option<u64>); 15] = [
     (
         RefusalKind::Unauthenticated,
         "unauthenticated",
@@ -37,6 +37,20 @@ const ROWS: [(RefusalKind, &str, u16, Code, Option<u64>); 13] = [
         "bad_data",
         400,
         Code::InvalidArgument,
+        None,
+    ),
+    (
+        RefusalKind::BodyTimeout,
+        "body_timeout",
+        408,
+        Code::DeadlineExceeded,
+        None,
+    ),
+    (
+        RefusalKind::ClientCancelled,
+        "client_cancelled",
+        499,
+        Code::Cancelled,
         None,
     ),
     (
@@ -126,10 +140,20 @@ fn every_kind_has_its_http_status_grpc_code_and_retry_hint() {
 /// OTLP specification, "OTLP/HTTP" > "Failures": 429, 502, 503 and 504 are retryable, every
 /// other 4xx is not. "OTLP/gRPC" > "Failures": CANCELLED, DEADLINE_EXCEEDED, ABORTED,
 /// OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable; RESOURCE_EXHAUSTED only when the
-/// server sends RetryInfo.
+/// server sends RetryInfo. Two rows answer in each protocol's own word for what happened,
+/// whatever its retry rule: a body that missed the server's time limit (408, which OTLP/HTTP
+/// clients do not retry, and DEADLINE_EXCEEDED, which OTLP/gRPC clients do) and a request its
+/// client cancelled (which no client reads).
 #[test]
 fn retryable_kinds_are_retryable_for_an_otlp_client_on_both_transports() {
     for kind in RefusalKind::ALL {
+        if matches!(
+            kind,
+            RefusalKind::BodyTimeout | RefusalKind::ClientCancelled
+        ) {
+            assert!(!kind.retryable(), "{kind:?} carries no retry hint");
+            continue;
+        }
         let a = kind.answer();
         let st = Refused::new(kind, "m").grpc_status();
         let http_retryable = matches!(a.http.as_u16(), 429 | 502 | 503 | 504);
@@ -157,6 +181,8 @@ fn an_http_error_body_carries_the_code_of_its_status() {
         (RefusalKind::UnsupportedEncoding, Code::InvalidArgument),
         (RefusalKind::TooLarge, Code::ResourceExhausted),
         (RefusalKind::BadData, Code::InvalidArgument),
+        (RefusalKind::BodyTimeout, Code::DeadlineExceeded),
+        (RefusalKind::ClientCancelled, Code::Cancelled),
         (RefusalKind::Admission, Code::ResourceExhausted),
         (RefusalKind::MemoryLimit, Code::ResourceExhausted),
         (RefusalKind::QueueFull, Code::ResourceExhausted),
@@ -208,6 +234,40 @@ fn typed_errors_of_the_receivers_become_their_rows() {
     let r = Refused::from(full);
     assert_eq!(r.kind, RefusalKind::Admission);
     assert!(r.message.contains("request_limit_mib 1"), "{}", r.message);
+}
+
+#[test]
+fn a_body_read_error_is_classified_by_its_cause() {
+    use crate::listener::body::BodyTimeout;
+    let slow: Box<dyn std::error::Error + Send + Sync> = Box::new(BodyTimeout::TooSlow {
+        rate: 1024,
+        window: Duration::from_secs(5),
+    });
+    let r = body_read_error(&*slow);
+    assert_eq!(r.kind, RefusalKind::BodyTimeout);
+    assert!(r.message.contains("min_body_rate"), "{}", r.message);
+    let timeout: Box<dyn std::error::Error + Send + Sync> =
+        Box::new(BodyTimeout::ReadTimeout(Duration::from_secs(1)));
+    assert_eq!(body_read_error(&*timeout).kind, RefusalKind::BodyTimeout);
+    // a stream the client reset with CANCEL, found under a wrapper
+    let cancel = axum::Error::new(h2::Error::from(h2::Reason::CANCEL));
+    let r = body_read_error(&cancel);
+    assert_eq!(r.kind, RefusalKind::ClientCancelled);
+    // an HTTP/1.1 body cut short by the end of its connection
+    let eof = axum::Error::new(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "end of file before message length reached",
+    ));
+    assert_eq!(body_read_error(&eof).kind, RefusalKind::ClientCancelled);
+    // any other stream error is the client's protocol error: bad data
+    let proto = axum::Error::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR));
+    let r = body_read_error(&proto);
+    assert_eq!(r.kind, RefusalKind::BadData);
+    assert!(
+        r.message.starts_with("error reading request body: "),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
