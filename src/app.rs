@@ -115,6 +115,19 @@ impl App {
         let health = Arc::new(Health::default());
         let runs = runs_registry(&cfg, &metrics)?;
         let auths = crate::extension::auth::Authenticators::build(&cfg)?;
+        if let Some(peers) = runs.as_ref().and_then(|r| r.peers.as_ref()) {
+            let rc = cfg.extensions.values().find_map(|x| match x {
+                ExtensionConfig::Runs(c) => Some(c),
+                _ => None,
+            });
+            let peer_auth = rc.and_then(|c| c.peer_auth.as_ref().or(c.auth.as_ref()));
+            if let Some(c) = auths
+                .client(peer_auth)
+                .map_err(|e| format!("extensions.runs.peer_auth: {e}"))?
+            {
+                peers.set_credential(c);
+            }
+        }
         let exporters = start_exporters(&cfg, runs.as_ref(), &metrics, &auths)?;
         let mut router = build_router(&cfg, &exporters, &metrics)?;
         router.set_runs(runs.clone());

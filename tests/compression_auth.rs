@@ -1020,6 +1020,15 @@ fn auth_references_are_checked_at_load() {
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        auth: { authenticator: basicauth/c }\nexporters:\n  debug: {}\nextensions:\n  basicauth/c: { client_auth: { username: u, password: p } }\nservice:\n  extensions: [basicauth/c]\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n",
             "has no htpasswd",
         ),
+        // a protected runs API with peers: the peers need a credential to send
+        (
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug: {}\nextensions:\n  basicauth/s: { htpasswd: { inline: \"u:p\" } }\n  runs: { peers: [\"10.0.0.1:13133\"], auth: { authenticator: basicauth/s } }\nservice:\n  extensions: [basicauth/s, runs]\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n",
+            "extensions.runs.peer_auth (unset: auth's, sent to the peers).authenticator: authenticator \"basicauth/s\" has no client_auth",
+        ),
+        (
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug: {}\nextensions:\n  basicauth/s: { htpasswd: { inline: \"u:p\" } }\n  runs: { peers: [\"10.0.0.1:13133\"], auth: { authenticator: basicauth/s }, peer_auth: { authenticator: basicauth/s } }\nservice:\n  extensions: [basicauth/s, runs]\n  pipelines:\n    traces: { receivers: [otlp], exporters: [debug] }\n",
+            "extensions.runs.peer_auth.authenticator: authenticator \"basicauth/s\" has no client_auth",
+        ),
         (
             "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  otlp: { endpoint: \"x:1\", compression: brotli }\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [otlp] }\n",
             "unknown variant `brotli`",

@@ -35,6 +35,27 @@ struct Replica {
 
 impl Replica {
     fn new(dir: &Path, name: &str, host: &str, health: u16, peers: &[String]) -> Replica {
+        Replica::protected(dir, name, host, health, peers, None)
+    }
+
+    /// A replica whose runs API accepts only `Bearer <token>` (a `bearertokenauth`
+    /// extension named in `runs.auth`, which is also the credential its peer calls carry).
+    fn protected(
+        dir: &Path,
+        name: &str,
+        host: &str,
+        health: u16,
+        peers: &[String],
+        token: Option<&str>,
+    ) -> Replica {
+        let (auth_ext, runs_auth, service_ext) = match token {
+            Some(t) => (
+                format!("\n  bearertokenauth/runs: {{ token: \"{t}\" }}"),
+                ", auth: { authenticator: bearertokenauth/runs }",
+                ", bearertokenauth/runs",
+            ),
+            None => (String::new(), "", ""),
+        };
         let (http, grpc) = (free_port(), free_port());
         let peers = peers
             .iter()
@@ -51,10 +72,10 @@ receivers:
 exporters:
   runsummary: {{ sending_queue: {{ queue_size: 1000 }} }}
 extensions:
-  health_check: {{ endpoint: "{host}:{health}" }}
-  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s }}
+  health_check: {{ endpoint: "{host}:{health}" }}{auth_ext}
+  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s{runs_auth} }}
 service:
-  extensions: [health_check, runs]
+  extensions: [health_check, runs{service_ext}]
   telemetry: {{ metrics: {{ address: "" }} }}
   pipelines:
     traces: {{ receivers: [otlp], exporters: [runsummary] }}
@@ -389,6 +410,7 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
     assert_eq!(code, 200);
     assert_eq!(merged["state"], "ended");
     assert_eq!(merged["partial"], false);
+    assert!(merged.get("late_joins").is_none(), "{merged}");
     assert_eq!(
         essence(&merged),
         want_summary,
@@ -399,6 +421,27 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
         assert_eq!(code, 2);
         assert_eq!(gate_essence(&report), want_gate, "gate asked of {u}");
     }
+    // the same answer from every replica, to the byte: parts merge in one canonical order
+    // (group order, example trace ids, float sums), and every replica recorded the end time
+    // of the run-end call it was sent
+    let mut answers = Vec::new();
+    for u in &urls {
+        let r = client()
+            .get(format!("{u}/runs/R"))
+            .send()
+            .await
+            .expect("GET");
+        answers.push(r.text().await.unwrap_or_default());
+        let (_, part) = get(&format!("{u}/runs/R"), true).await;
+        assert_eq!(
+            part["ended_unix_ms"], merged["ended_unix_ms"],
+            "{u}: one end time on every replica"
+        );
+    }
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "byte-identical answers: {answers:#?}"
+    );
     let (code, list, _) = cli(&["runs", "list", "--url", &urls[2]]);
     assert_eq!(code, 0);
     let line: Vec<&str> = list.lines().filter(|l| l.starts_with("R ")).collect();
@@ -474,6 +517,31 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // the merged list pages like one replica's: three runs, one per page, each once
+    let mut seen = Vec::new();
+    let mut path = "/runs?limit=1".to_string();
+    for _ in 0..5 {
+        let (code, page) = get(&format!("{}{path}", urls[1]), false).await;
+        assert_eq!(code, 200, "{page}");
+        seen.extend(
+            page["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["id"].clone()),
+        );
+        match page["next_page_token"].as_str() {
+            Some(t) => path = format!("/runs?limit=1&page_token={t}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        serde_json::json!(["R3", "R2", "R"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    );
     let (code, s) = get(&format!("{}/runs/R2/end", urls[0]), false).await;
     assert_eq!(code, 405, "end is a POST");
     let r = client()
@@ -484,6 +552,11 @@ async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
     let s2: Value =
         serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
     assert_eq!(s2["partial"], false, "whole again: {s} {s2}");
+    assert_eq!(
+        s2["late_joins"].as_array().map(Vec::len),
+        Some(1),
+        "the restarted replica's part says it began after the run: {s2}"
+    );
     assert_eq!(u(&s2["services"]["late-svc"]["spans"]), 7);
     assert_eq!(s2["state"], "ended");
 }
@@ -545,4 +618,124 @@ async fn three_replicas_dns_peers_answer_as_one() {
         })
         .collect();
     tier_scenario(dir.path(), tier, 9).await;
+}
+
+/// The runs API protected by a bearer token on every replica: replicas authenticate to
+/// each other with it, the CLI sends it from `--bearer-token-file`, and a replica that does
+/// not accept the tier's credential is named as missing, never taken for one without the run.
+/// An id that a peer holds (opened there by `test.run.id` data) is taken on the whole tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut tier: Vec<Replica> = (0..3)
+        .map(|i| {
+            // replica 2 was deployed with another token
+            let token = if i == 2 { "other-token" } else { "tier-token" };
+            Replica::protected(
+                dir.path(),
+                &format!("p{i}"),
+                "127.0.0.1",
+                ports[i],
+                &peers,
+                Some(token),
+            )
+        })
+        .collect();
+    for r in tier.iter_mut() {
+        r.spawn();
+    }
+    for r in &tier {
+        r.ready().await;
+    }
+    let urls: Vec<String> = tier.iter().map(|r| r.url()).collect();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "tier-token\n").expect("token file");
+    let token_arg = token_file.to_string_lossy().into_owned();
+    let refusing = tier[2].addr();
+
+    // without the credential the CLI is refused; with it, run-start opens the run on the
+    // replicas that accept the tier's credential and names the one that does not
+    let (code, _, err) = cli(&["run-start", "--url", &urls[0], "--id", "A1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("401"), "{err}");
+    let (code, out, err) = cli(&[
+        "run-start",
+        "--url",
+        &urls[0],
+        "--id",
+        "A1",
+        "--bearer-token-file",
+        &token_arg,
+    ]);
+    assert_eq!((code, out.trim()), (0, "A1"), "{err}");
+    assert!(err.contains(&refusing), "names the refusing replica: {err}");
+    assert!(
+        !err.contains(&tier[1].addr()),
+        "replica 1 has the run: {err}"
+    );
+    let authed = |url: String| {
+        client()
+            .get(url)
+            .header("authorization", "Bearer tier-token")
+            .send()
+    };
+    // replica 1 has it (from replica 0's call) and answers a merged read naming replica 2
+    let r = authed(format!("{}/runs/A1", urls[1])).await.expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    let s: Value = serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_eq!(s["state"], "open");
+    assert_eq!(s["partial"], true, "{s}");
+    assert_eq!(s["missing_replicas"], serde_json::json!([refusing]), "{s}");
+    // a run that only the refusing replica could hold is "not found, partial", not a plain 404
+    let r = authed(format!("{}/runs/nowhere", urls[0]))
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 404);
+    let s: Value = serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_eq!(s["partial"], true, "{s}");
+
+    // `test.run.id` data opens run B1 on replica 1 alone; run-start B1 elsewhere is a conflict
+    let body = support::trace_request_with_resource("svc", 1, 2, &[("test.run.id", "B1")]);
+    let (code, _, _) = support::post_protobuf(&format!("{}/v1/traces", tier[1].otlp()), body).await;
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while authed(format!("{}/runs/B1", urls[1]))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "B1 opened by data on replica 1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, _, err) = cli(&[
+        "run-start",
+        "--url",
+        &urls[0],
+        "--id",
+        "B1",
+        "--bearer-token-file",
+        &token_arg,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("409"), "the id is taken on the tier: {err}");
+
+    // run-end says that its totals lack a replica
+    let (code, _, err) = cli(&[
+        "run-end",
+        "--url",
+        &urls[1],
+        "--id",
+        "A1",
+        "--bearer-token-file",
+        &token_arg,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning") && err.contains(&refusing), "{err}");
+    // a URL without its scheme is named as such
+    let (code, _, err) = cli(&["runs", "list", "--url", "127.0.0.1:1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("http://"), "{err}");
 }

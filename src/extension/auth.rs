@@ -189,6 +189,18 @@ fn references(cfg: &Config) -> Vec<(String, &AuthRef, Role)> {
         if let Some(r) = r {
             v.push((format!("extensions.{id}.auth"), r, Role::Server));
         }
+        // calls to the peers carry peer_auth's credential, by default auth's
+        if let ExtensionConfig::Runs(c) = x {
+            match (&c.peer_auth, &c.auth) {
+                (Some(p), _) => v.push((format!("extensions.{id}.peer_auth"), p, Role::Client)),
+                (None, Some(a)) if !c.peers.is_empty() => v.push((
+                    format!("extensions.{id}.peer_auth (unset: auth's, sent to the peers)"),
+                    a,
+                    Role::Client,
+                )),
+                _ => {}
+            }
+        }
     }
     v
 }

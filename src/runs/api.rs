@@ -70,7 +70,10 @@ fn forwarded(h: &HeaderMap) -> bool {
 }
 
 /// Fans a call out to the peers (none when not configured or forwarded) and sorts the
-/// replies into decoded answers with status in `ok`, other statuses, and missing replicas.
+/// replies: answers with a status in `ok`, decoded; answers with a status in `absent` (the
+/// peer answered and does not have it) dropped; every other reply (unreachable, timed out,
+/// refused, e.g. `401` from a peer that does not accept our credential, or unreadable) makes
+/// its peer missing. Missing peers are logged with the reason and returned by address.
 async fn fan_out<T: serde::de::DeserializeOwned>(
     reg: &Registry,
     h: &HeaderMap,
@@ -78,11 +81,11 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     path: &str,
     body: Option<String>,
     extra: Duration,
-    ok: &[u16],
-) -> (Vec<T>, Vec<u16>, Vec<String>) {
-    let (mut found, mut other, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    (ok, absent): (&[u16], &[u16]),
+) -> (Vec<T>, Vec<String>) {
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
     let Some(peers) = reg.peers.as_ref().filter(|_| !forwarded(h)) else {
-        return (found, other, missing);
+        return (found, missing);
     };
     for (addr, reply) in peers.fan_out(method, path, body, extra).await {
         match reply {
@@ -95,9 +98,10 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
                     }
                 }
             }
-            Reply::Answer(status, _) if status < 500 => other.push(status),
-            Reply::Answer(status, _) => {
-                tracing::warn!(peer = %addr, status, "runs: peer failed");
+            Reply::Answer(status, _) if absent.contains(&status) => {}
+            Reply::Answer(status, b) => {
+                let said = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
+                tracing::warn!(peer = %addr, status, answer = %said, "runs: peer refused the call");
                 missing.push(addr);
             }
             Reply::Missing(e) => {
@@ -107,7 +111,7 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
         }
     }
     missing.sort();
-    (found, other, missing)
+    (found, missing)
 }
 
 fn mark(mut s: Summary, missing: Vec<String>) -> Summary {
@@ -144,8 +148,27 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
         };
     }
     // the id, start and expiry are decided here, so every replica holds the same run
-    req.id
-        .get_or_insert_with(crate::runs::registry::generate_id);
+    let id = req
+        .id
+        .get_or_insert_with(crate::runs::registry::generate_id)
+        .clone();
+    // an id a peer already holds (an API run, or one opened by `test.run.id` data) is taken
+    // on the tier, as it is on one replica
+    if reg.get(&id).is_none() {
+        let (held, _) = fan_out::<Summary>(
+            &reg,
+            &h,
+            reqwest::Method::GET,
+            &format!("/runs/{}", path_id(&id)),
+            None,
+            Duration::ZERO,
+            (&[200], &[404]),
+        )
+        .await;
+        if !held.is_empty() {
+            return error(RunsError::Conflict(id));
+        }
+    }
     req.started_unix_ms = Some(now_ms());
     let local = match reg.start(req.clone()) {
         Ok(s) => s,
@@ -154,25 +177,16 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
     req.expires_unix_ms = Some(local.expires_unix_ms);
     let body = serde_json::to_string(&req).unwrap_or_default();
     // a peer that already has the run (409) has it
-    let (_, refused, missing) = fan_out::<serde_json::Value>(
+    let (_, missing) = fan_out::<serde_json::Value>(
         &reg,
         &h,
         reqwest::Method::POST,
         "/runs",
         Some(body),
         Duration::ZERO,
-        &[201, 409],
+        (&[201, 409], &[]),
     )
     .await;
-    let mut missing = missing;
-    if !refused.is_empty() {
-        tracing::warn!(run = %local.id, statuses = ?refused, "runs: peers refused the run");
-        missing.push(format!(
-            "{} peer(s) refused (status {:?})",
-            refused.len(),
-            refused
-        ));
-    }
     json(StatusCode::CREATED, &mark(local, missing))
 }
 
@@ -189,8 +203,8 @@ async fn gather(
         reqwest::Method::POST => format!("/runs/{}/end", path_id(id)),
         _ => format!("/runs/{}", path_id(id)),
     };
-    let (mut parts, _, missing) =
-        fan_out::<Summary>(reg, h, method, &path, None, extra, &[200]).await;
+    let (mut parts, missing) =
+        fan_out::<Summary>(reg, h, method, &path, None, extra, (&[200], &[404])).await;
     match local {
         Ok(s) => parts.insert(0, s),
         Err(RunsError::NotFound(_)) => {}
@@ -202,24 +216,42 @@ async fn gather(
     }
 }
 
-async fn end(State(reg): State<Arc<Registry>>, h: HeaderMap, Path(id): Path<String>) -> Response {
+/// `POST /runs/{id}/end`. A peer's forwarded call carries the tier's end time as
+/// `?ended_unix_ms=`, so every replica records the moment `run-end` was called, whenever the
+/// call reaches it.
+async fn end(
+    State(reg): State<Arc<Registry>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let at = match q.get("ended_unix_ms").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(ms)) => Some(ms),
+        Some(Err(_)) => {
+            return error(RunsError::Invalid(
+                "ended_unix_ms must be milliseconds since the Unix epoch".into(),
+            ));
+        }
+    };
     if forwarded(&h) || reg.peers.is_none() {
-        return match reg.end(&id).await {
+        return match reg.end(&id, at).await {
             Ok(s) => json(StatusCode::OK, &s),
             Err(e) => error(e),
         };
     }
     // end everywhere at once: each replica stops stamping, then drains its summary queue
+    let at = now_ms();
     let extra = reg.end_drain_timeout();
-    let (local, merged) = tokio::join!(reg.end(&id), async {
-        let (parts, _, missing) = fan_out::<Summary>(
+    let (local, merged) = tokio::join!(reg.end(&id, Some(at)), async {
+        let (parts, missing) = fan_out::<Summary>(
             &reg,
             &h,
             reqwest::Method::POST,
-            &format!("/runs/{}/end", path_id(&id)),
+            &format!("/runs/{}/end?ended_unix_ms={at}", path_id(&id)),
             None,
             extra,
-            &[200],
+            (&[200], &[404]),
         )
         .await;
         (parts, missing)
@@ -249,20 +281,26 @@ async fn list(
     if forwarded(&h) || reg.peers.is_none() {
         return json(StatusCode::OK, &local);
     }
-    let (pages, _, missing) = fan_out::<Page>(
+    let (pages, missing) = fan_out::<Page>(
         &reg,
         &h,
         reqwest::Method::GET,
         &format!("/runs?{}", req.query()),
         None,
         Duration::ZERO,
-        &[200],
+        (&[200], &[]),
     )
     .await;
+    // each part is its replica's first page; when any part has more, the merged page (cut
+    // to the limit) is not the last one
+    let more = local.next_page_token.is_some() || pages.iter().any(|p| p.next_page_token.is_some());
     let lists: Vec<Vec<RunInfo>> = std::iter::once(local.runs)
         .chain(pages.into_iter().map(|p| p.runs))
         .collect();
     let mut page = paginate(merge_infos(lists), &req);
+    if more && page.next_page_token.is_none() {
+        page.next_page_token = page.runs.last().map(RunInfo::page_token);
+    }
     page.partial = !missing.is_empty();
     page.missing_replicas = missing;
     json(StatusCode::OK, &page)

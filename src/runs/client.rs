@@ -10,12 +10,59 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Which gateway to talk to (`--url`, or `WATCHTOWER_URL`).
+/// Which gateway to talk to (`--url`, or `WATCHTOWER_URL`), and the credential the runs API
+/// asks for when `extensions.runs.auth` protects it.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
     /// Watchtower's health/admin endpoint.
     #[arg(long, env = "WATCHTOWER_URL", default_value = "http://localhost:13133")]
     pub url: String,
+    /// A file holding the token sent as `Authorization: Bearer <token>` (for a
+    /// `bearertokenauth` authenticator); read on every call, surrounding whitespace trimmed.
+    #[arg(long, env = "WATCHTOWER_BEARER_TOKEN_FILE", value_name = "PATH")]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    /// A request header to send, `Name: value` (repeatable), e.g. `Authorization: Basic ...`
+    /// for a `basicauth` authenticator.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+}
+
+impl Target {
+    /// The headers every call carries: `--header` values, then the bearer token.
+    ///
+    /// # Errors
+    /// A malformed `--header`, or a token file that cannot be read or is empty.
+    fn request_headers(&self) -> Result<http::HeaderMap, ClientError> {
+        let mut out = http::HeaderMap::new();
+        for h in &self.headers {
+            let parsed = h.split_once(':').and_then(|(n, v)| {
+                Some((
+                    http::HeaderName::from_bytes(n.trim().as_bytes()).ok()?,
+                    http::HeaderValue::from_str(v.trim()).ok()?,
+                ))
+            });
+            let (name, value) = parsed.ok_or_else(|| {
+                ClientError::Usage(format!("--header expects \"Name: value\", got {h:?}"))
+            })?;
+            out.append(name, value);
+        }
+        if let Some(path) = &self.bearer_token_file {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                ClientError::Usage(format!("--bearer-token-file {}: {e}", path.display()))
+            })?;
+            let value = http::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .ok()
+                .filter(|_| !token.trim().is_empty())
+                .ok_or_else(|| {
+                    ClientError::Usage(format!(
+                        "--bearer-token-file {}: empty, or not a valid header value",
+                        path.display()
+                    ))
+                })?;
+            out.insert(http::header::AUTHORIZATION, value);
+        }
+        Ok(out)
+    }
 }
 
 /// `watchtower run-start` arguments.
@@ -165,12 +212,14 @@ fn path_id(id: &str) -> String {
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
+    t: &Target,
     method: reqwest::Method,
-    url: String,
+    path: String,
     body: Option<String>,
 ) -> Result<T, ClientError> {
     let c = client()?;
-    let mut req = c.request(method, &url);
+    let url = format!("{}{path}", base(t)?);
+    let mut req = c.request(method, &url).headers(t.request_headers()?);
     if let Some(b) = body {
         req = req
             .header(http::header::CONTENT_TYPE, "application/json")
@@ -198,15 +247,23 @@ async fn call<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn base(t: &Target) -> String {
-    t.url.trim_end_matches('/').to_string()
+/// `--url` without a trailing slash; it must name its scheme.
+fn base(t: &Target) -> Result<String, ClientError> {
+    if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+        return Err(ClientError::Usage(format!(
+            "--url {:?} must start with http:// or https://",
+            t.url
+        )));
+    }
+    Ok(t.url.trim_end_matches('/').to_string())
 }
 
 /// `GET /runs/{id}`: the run's summary, indexes rebuilt.
 pub(crate) async fn fetch_summary(t: &Target, id: &str) -> Result<Summary, ClientError> {
     let mut s: Summary = call(
+        t,
         reqwest::Method::GET,
-        format!("{}/runs/{}", base(t), path_id(id)),
+        format!("/runs/{}", path_id(id)),
         None,
     )
     .await?;
@@ -235,13 +292,7 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(ClientError::Usage(e.to_string())),
     };
-    match call::<Summary>(
-        reqwest::Method::POST,
-        format!("{}/runs", base(&a.target)),
-        Some(body),
-    )
-    .await
-    {
+    match call::<Summary>(&a.target, reqwest::Method::POST, "/runs".into(), Some(body)).await {
         Ok(s) => {
             if s.partial {
                 eprintln!(
@@ -260,9 +311,16 @@ pub async fn run_start(a: RunStartArgs) -> ExitCode {
 /// `run-end`: `POST /runs/{id}/end`; prints the run's totals. Exit 0, or 2 with the error on
 /// stderr.
 pub async fn run_end(a: RunEndArgs) -> ExitCode {
-    let url = format!("{}/runs/{}/end", base(&a.target), path_id(&a.id));
-    match call::<Summary>(reqwest::Method::POST, url, None).await {
+    let path = format!("/runs/{}/end", path_id(&a.id));
+    match call::<Summary>(&a.target, reqwest::Method::POST, path, None).await {
         Ok(s) => {
+            if s.partial {
+                eprintln!(
+                    "warning: run {} was not ended on every replica and its totals lack their part; missing: {}",
+                    s.id,
+                    s.missing_replicas.join(", ")
+                );
+            }
             println!(
                 "run {} {:?}: {} spans ({} errors), {} log records, {} exceptions in {} groups{}",
                 s.id,
@@ -305,6 +363,13 @@ pub fn render_table(s: &Summary) -> String {
         o.push_str(&format!(
             "PARTIAL: replicas {} did not answer; their part is missing\n\n",
             s.missing_replicas.join(", ")
+        ));
+    }
+    if !s.late_joins.is_empty() {
+        o.push_str(&format!(
+            "NOTE: {} replica(s) took up this run after it started (at ms {:?}); what a replica restarted without a runs directory summarized before is missing\n\n",
+            s.late_joins.len(),
+            s.late_joins
         ));
     }
     o.push_str(&format!(
@@ -417,11 +482,17 @@ pub(crate) async fn list_all(t: &Target) -> Result<Vec<RunInfo>, ClientError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..1000 {
-        let mut url = format!("{}/runs?limit={MAX_PAGE}", base(t));
+        let mut path = format!("/runs?limit={MAX_PAGE}");
         if let Some(tok) = &token {
-            url.push_str(&format!("&page_token={tok}"));
+            path.push_str(&format!("&page_token={tok}"));
         }
-        let page: Page = call(reqwest::Method::GET, url, None).await?;
+        let page: Page = call(t, reqwest::Method::GET, path, None).await?;
+        if page.partial {
+            eprintln!(
+                "warning: replicas {} did not answer; their runs and counts are missing",
+                page.missing_replicas.join(", ")
+            );
+        }
         out.extend(page.runs);
         match page.next_page_token {
             Some(t) => token = Some(t),

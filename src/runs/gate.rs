@@ -178,6 +178,12 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
                 s.missing_replicas.join(", ")
             ));
         }
+        if !s.late_joins.is_empty() {
+            notes.push(format!(
+                "{} replica(s) took up the {what} after it started; if one was restarted without a runs directory, what it summarized before is missing",
+                s.late_joins.len()
+            ));
+        }
     }
     let base_types: BTreeSet<(String, String)> =
         baseline.map(|b| b.exception_types()).unwrap_or_default();

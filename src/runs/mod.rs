@@ -64,6 +64,11 @@ pub struct RunsConfig {
     /// `auth: { authenticator: <extension id> }` protects the runs API (`/runs...` on the
     /// health_check endpoint); health itself stays open.
     pub auth: Option<crate::extension::auth::AuthRef>,
+    /// `peer_auth: { authenticator: <extension id> }`: the client authenticator whose
+    /// credential calls to `peers` carry. Default: `auth`'s extension when it can send a
+    /// credential (`bearertokenauth`, `basicauth` with `client_auth`); with `auth` and `peers`
+    /// set and neither able to send one, the gateway does not start.
+    pub peer_auth: Option<crate::extension::auth::AuthRef>,
 }
 
 /// `peers`: a list of strings where empty and null entries are dropped.
@@ -92,6 +97,7 @@ impl Default for RunsConfig {
             peers: Vec::new(),
             peer_timeout: Dur::secs(2),
             auth: None,
+            peer_auth: None,
         }
     }
 }

@@ -10,9 +10,15 @@
 //! Kubernetes headless Service form, as Prometheus, Thanos and Loki spell DNS discovery).
 //! Whether an address is this replica itself is learnt from the `x-watchtower-replica`
 //! header of its answers, so one config can list every replica including itself.
+//!
+//! When the runs API is protected (`extensions.runs.auth`), every call to a peer carries the
+//! credential of `extensions.runs.peer_auth` (by default the same extension, when it can
+//! send one), so replicas of one config authenticate to each other.
 
+use crate::extension::auth::ClientAuthenticator;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Request header marking a call forwarded by a peer (value: the caller's replica id): the
@@ -39,6 +45,8 @@ pub struct Peers {
     pub self_id: String,
     /// addresses that turned out to be this replica
     myself: Mutex<BTreeSet<String>>,
+    /// the header every peer call carries when the runs API is protected
+    credential: OnceLock<Arc<dyn ClientAuthenticator>>,
 }
 
 impl Peers {
@@ -58,7 +66,13 @@ impl Peers {
             timeout,
             self_id: format!("{:016x}", rand::random::<u64>()),
             myself: Mutex::new(BTreeSet::new()),
+            credential: OnceLock::new(),
         })
+    }
+
+    /// Sets the credential every later peer call carries (once; the first one set stays).
+    pub fn set_credential(&self, c: Arc<dyn ClientAuthenticator>) {
+        let _ = self.credential.set(c);
     }
 
     /// Checks that every entry is `host:port` or `dns+name:port` (port 1-65535).
@@ -110,12 +124,26 @@ impl Peers {
         extra: Duration,
     ) -> Vec<(String, Reply)> {
         let (addrs, failed) = self.resolve().await;
+        let credential = match self.credential.get().map(|c| c.credential()).transpose() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("no credential for the peers: {e}");
+                return addrs
+                    .into_iter()
+                    .map(|a| (a, Reply::Missing(why.clone())))
+                    .chain(failed.into_iter().map(|(a, e)| (a, Reply::Missing(e))))
+                    .collect();
+            }
+        };
         let calls = addrs.into_iter().map(|addr| {
             let mut req = self
                 .client
                 .request(method.clone(), format!("http://{addr}{path}"))
                 .timeout(self.timeout + extra)
                 .header(FORWARDED, &self.self_id);
+            if let Some((name, value)) = &credential {
+                req = req.header(name, value);
+            }
             if let Some(b) = &body {
                 req = req
                     .header(http::header::CONTENT_TYPE, "application/json")

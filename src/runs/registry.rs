@@ -406,14 +406,14 @@ impl Registry {
         s
     }
 
-    fn freeze(e: &mut Entry, now: [u64; 3], state: RunState) {
+    fn freeze(e: &mut Entry, now: [u64; 3], state: RunState, ended_unix_ms: u64) {
         if let Some(b) = e.drop_base.take() {
             e.summary.dropped.spans += now[0].saturating_sub(b[0]);
             e.summary.dropped.metric_points += now[1].saturating_sub(b[1]);
             e.summary.dropped.log_records += now[2].saturating_sub(b[2]);
         }
         e.summary.state = state;
-        e.summary.ended_unix_ms = Some(now_ms());
+        e.summary.ended_unix_ms = Some(ended_unix_ms);
         e.summary.finalize();
         e.dirty = true;
     }
@@ -541,22 +541,30 @@ impl Registry {
                         expires_unix_ms: Some(info.expires_unix_ms),
                     };
                     match self.start(req) {
-                        Ok(_) => opened += 1,
+                        Ok(_) => {
+                            opened += 1;
+                            if let Some(e) = self.runs.lock().get_mut(&info.id) {
+                                e.summary.late_joins = vec![now_ms()];
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!(run = %info.id, error = %e, "cannot open a peer's run")
                         }
                     }
                 }
-                Some(RunState::Open) if info.state != RunState::Open => ended.push(info.id),
+                Some(RunState::Open) if info.state != RunState::Open => {
+                    ended.push((info.id, info.state, info.ended_unix_ms))
+                }
                 _ => {}
             }
         }
         if !ended.is_empty() {
             let counts = self.drop_counts();
             let mut runs = self.runs.lock();
-            for id in &ended {
+            // the tier's end: the peers' state and end time, not this replica's clock
+            for (id, state, at) in &ended {
                 if let Some(e) = runs.get_mut(id) {
-                    Self::freeze(e, counts, RunState::Ended);
+                    Self::freeze(e, counts, *state, at.unwrap_or_else(now_ms));
                 }
             }
             self.rebuild_open(&runs);
@@ -569,8 +577,11 @@ impl Registry {
     }
 
     /// Ends a run: stamping stops at once; then waits (bounded) for the runsummary queue to
-    /// drain so the summary includes what was accepted before the call.
-    pub async fn end(&self, id: &str) -> Result<Summary, RunsError> {
+    /// drain so the summary includes what was accepted before the call. The run's
+    /// `ended_unix_ms` is `at` (the moment the tier's `run-end` was called, passed on to the
+    /// peers so every replica records the same end), or now.
+    pub async fn end(&self, id: &str, at: Option<u64>) -> Result<Summary, RunsError> {
+        let at = at.unwrap_or_else(now_ms);
         let counts = self.drop_counts();
         {
             let mut runs = self.runs.lock();
@@ -591,7 +602,7 @@ impl Registry {
             .get_mut(id)
             .ok_or_else(|| RunsError::NotFound(id.into()))?;
         if e.summary.state == RunState::Open {
-            Self::freeze(e, now, RunState::Ended);
+            Self::freeze(e, now, RunState::Ended, at);
         }
         let view = self.view(e, now);
         drop(runs);
@@ -740,7 +751,9 @@ impl Registry {
             for e in runs.values_mut() {
                 if e.summary.state == RunState::Open && now >= e.summary.expires_unix_ms {
                     tracing::warn!(run = %e.summary.id, "run reached max_duration; expired");
-                    Self::freeze(e, counts, RunState::Expired);
+                    // every replica holds the same expiry, so they agree on the end
+                    let at = e.summary.expires_unix_ms;
+                    Self::freeze(e, counts, RunState::Expired, at);
                     changed = true;
                 }
             }
@@ -893,7 +906,7 @@ mod tests {
             again.get("a").map(|s| (s.state, s.totals.spans)),
             Some((RunState::Open, 3))
         );
-        let ended = again.end("a").await.map(|s| s.state);
+        let ended = again.end("a", None).await.map(|s| s.state);
         assert_eq!(ended, Ok(RunState::Ended));
         assert!(!again.any_open());
         let untouched = again
@@ -902,7 +915,7 @@ mod tests {
         assert!(again.ingest(&untouched).is_ok());
         assert_eq!(again.get("a").map(|s| s.totals.spans), Some(3));
         assert!(matches!(
-            again.end("nope").await,
+            again.end("nope", None).await,
             Err(RunsError::NotFound(_))
         ));
     }

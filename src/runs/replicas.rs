@@ -86,6 +86,8 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
         a.ended_unix_ms = None;
     }
     a.expires_unix_ms = a.expires_unix_ms.max(b.expires_unix_ms);
+    a.late_joins.extend_from_slice(&b.late_joins);
+    a.late_joins.sort_unstable();
     let (t, u) = (&mut a.totals, &b.totals);
     t.spans += u.spans;
     t.error_spans += u.error_spans;
@@ -138,8 +140,12 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     a.finalize();
 }
 
-/// Merges the parts of one run; None when there are none.
-pub fn merge_summaries(parts: Vec<Summary>, lim: &Limits) -> Option<Summary> {
+/// Merges the parts of one run; None when there are none. The parts are merged in one
+/// canonical order (by their JSON form), whichever replica merges and in whatever order the
+/// answers came: group order, the example trace ids kept and the last bits of float sums
+/// depend on the order, and every replica must give the same answer, byte for byte.
+pub fn merge_summaries(mut parts: Vec<Summary>, lim: &Limits) -> Option<Summary> {
+    parts.sort_by_cached_key(|p| serde_json::to_vec(p).unwrap_or_default());
     let mut it = parts.into_iter();
     let mut first = it.next()?;
     for p in it {
@@ -294,6 +300,30 @@ mod tests {
                 .iter()
                 .all(|g| g.example_trace_ids.len() <= EXAMPLES)
         );
+    }
+
+    /// Whatever order the answers arrive in (each replica merges its own part first), the
+    /// merged summary is the same to the byte.
+    #[test]
+    fn the_merge_does_not_depend_on_the_order_of_the_parts() {
+        let lim = Limits {
+            max_groups: 4,
+            max_operations: 200,
+        };
+        let mut parts: Vec<Summary> = (0..3)
+            .map(|_| Summary::new("r", RunSource::Api, 10))
+            .collect();
+        for chunk in 0..30u64 {
+            parts[(chunk % 3) as usize].add_spans(&spans(chunk * 7, 10), &lim);
+        }
+        let json = |v: Vec<Summary>| {
+            serde_json::to_string(&merge_summaries(v, &lim).unwrap_or_default()).unwrap_or_default()
+        };
+        let first = json(parts.clone());
+        for order in [[1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+            let v = order.iter().map(|&i| parts[i].clone()).collect();
+            assert_eq!(json(v), first, "{order:?}");
+        }
     }
 
     #[test]

@@ -98,6 +98,32 @@ pub fn trace_request(svc: &str, first: u64, n: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// [`trace_request`] with more resource attributes (string values).
+pub fn trace_request_with_resource(
+    svc: &str,
+    first: u64,
+    n: u64,
+    attributes: &[(&str, &str)],
+) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use prost::Message;
+    let mut req = ExportTraceServiceRequest::decode(&trace_request(svc, first, n)[..])
+        .expect("a request this file encoded");
+    for rs in &mut req.resource_spans {
+        let res = rs.resource.get_or_insert_with(Default::default);
+        res.attributes
+            .extend(attributes.iter().map(|(k, v)| KeyValue {
+                key: (*k).into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue((*v).into())),
+                }),
+                ..Default::default()
+            }));
+    }
+    req.encode_to_vec()
+}
+
 /// POSTs an OTLP/HTTP protobuf body; returns (status, retry-after header, body).
 pub async fn post_protobuf(url: &str, body: Vec<u8>) -> (u16, Option<String>, Vec<u8>) {
     let r = client()
