@@ -52,10 +52,16 @@ fn error(e: RunsError) -> Response {
     )
 }
 
-/// An error that also names the replicas that did not answer.
+/// An error that also names the replicas that did not answer. A run found on no replica
+/// that answered, while some did not, is `503`: it may be on those, so "not found" would be a
+/// guess (a CD script can tell it from a `404`, an id no replica has).
 fn error_partial(e: RunsError, missing: Vec<String>) -> Response {
+    let status = match e {
+        RunsError::NotFound(_) if !missing.is_empty() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => status_of(&e),
+    };
     json(
-        status_of(&e),
+        status,
         &serde_json::json!({
             "error": e.to_string(),
             "partial": !missing.is_empty(),
