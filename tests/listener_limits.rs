@@ -632,6 +632,49 @@ async fn grpc_status_for(addr: SocketAddr, framed: Vec<u8>, encoding: Option<&st
         .to_string()
 }
 
+/// gRPC metadata up to `H2_MAX_HEADER_LIST_SIZE` (64 KiB) is accepted (a large token fits),
+/// above it the request is refused by the HTTP/2 layer, never answered as exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_metadata_up_to_64_kib_is_accepted_and_more_is_refused() {
+    let app = gateway("", "", "", "debug: {}").await;
+    let addr = grpc_addr(&app);
+    let msg = support::trace_request("metadata", 1, 1);
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&msg);
+    for (size, accepted) in [(40 << 10, true), (100 << 10, false)] {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        let req = http::Request::post(format!("http://{addr}{EXPORT_PATH}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {}", "t".repeat(size)))
+            .body(Full::new(Bytes::from(framed.clone())))
+            .expect("request");
+        let status = match send.send_request(req).await {
+            Err(_) => None,
+            Ok(res) if res.status() != 200 => None,
+            Ok(res) => match res.headers().get("grpc-status") {
+                Some(s) => s.to_str().ok().map(String::from),
+                None => res.into_body().collect().await.ok().and_then(|b| {
+                    b.trailers()
+                        .and_then(|t| t.get("grpc-status"))
+                        .and_then(|v| v.to_str().ok().map(String::from))
+                }),
+            },
+        };
+        if accepted {
+            assert_eq!(status.as_deref(), Some("0"), "{size} bytes of metadata");
+        } else {
+            assert_ne!(status.as_deref(), Some("0"), "{size} bytes of metadata");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_grpc_framing_answers_invalid_argument() {
     let app = gateway("", "", "", "debug: {}").await;

@@ -668,3 +668,34 @@ async fn chunked_bodies_are_charged_as_they_stream_in() {
     }
     assert!(ok, "refused after the chunked body was dropped");
 }
+
+/// A request announcing a length over `max_request_body_size` (here a terabyte, with no body
+/// to follow) is the client's error: `413`, unread, and not memory pressure (no `429`, and
+/// readiness stays 200, so one such packet cannot take a pod out of rotation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_content_length_is_too_large_not_memory_pressure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dest = Capture::http().await;
+    let gw = start(&dest, "").await;
+    for length in ["1000000000000", "9223372036854775807"] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.http))
+            .await
+            .unwrap();
+        s.write_all(
+            format!("POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: {length}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer without a body")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 413"), "{length}: {head}");
+        let (st, body) = readiness(&gw).await;
+        assert_eq!(st, 200, "{length}: readiness {body}");
+    }
+    assert_eq!(normal(&gw, 1).await, Some(10));
+}

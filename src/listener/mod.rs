@@ -97,6 +97,14 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// is also what one connection can make the server hold for a frame in flight.
 pub const H2_MAX_FRAME_SIZE: u32 = 64 * 1024;
 
+/// The largest header block (gRPC metadata) an HTTP/2 request may carry
+/// (`SETTINGS_MAX_HEADER_LIST_SIZE`, RFC 9113 6.5.2, counted as RFC 9113 defines it: names,
+/// values and 32 bytes per field), in bytes. hyper's default of 16 KiB refused requests whose
+/// metadata holds one large token (a JWT with many claims); 64 KiB carries those. A larger
+/// block is refused by the HTTP/2 layer before the request reaches the receiver: an HTTP 431
+/// or, far over, the connection is closed.
+pub const H2_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
+
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
 fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
@@ -107,6 +115,7 @@ fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_concurrent_streams(s.max_concurrent_streams)
         .max_frame_size(H2_MAX_FRAME_SIZE)
+        .max_header_list_size(H2_MAX_HEADER_LIST_SIZE)
         .adaptive_window(true)
         .keep_alive_interval(s.keepalive_time)
         .keep_alive_timeout(s.keepalive_timeout);

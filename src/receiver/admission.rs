@@ -201,19 +201,20 @@ impl Budget {
 
     /// Charges `n` bytes now or refuses; never waits. Used as bytes stream in.
     pub(crate) fn try_charge(&self, n: usize, t: Transport) -> Result<Charge, Refused> {
+        self.try_acquire(n).ok_or_else(|| self.refuse(t))
+    }
+
+    /// Charges `n` bytes if there is room now; `None` (nothing counted) otherwise.
+    fn try_acquire(&self, n: usize) -> Option<Charge> {
         let Some(sem) = &self.sem else {
-            return Ok(self.none());
+            return Some(self.none());
         };
         if n == 0 {
-            return Ok(self.none());
+            return Some(self.none());
         }
-        let Ok(n32) = u32::try_from(n) else {
-            return Err(self.refuse(t));
-        };
-        match sem.clone().try_acquire_many_owned(n32) {
-            Ok(p) => Ok(self.charge(Some(p))),
-            Err(_) => Err(self.refuse(t)),
-        }
+        let n32 = u32::try_from(n).ok()?;
+        let p = sem.clone().try_acquire_many_owned(n32).ok()?;
+        Some(self.charge(Some(p)))
     }
 
     /// Charges `n` bytes, waiting up to `waiting_timeout` for room when the waiting
@@ -222,10 +223,12 @@ impl Budget {
         let Some(sem) = &self.sem else {
             return Ok(self.none());
         };
-        match self.try_charge(n, t) {
-            Ok(c) => return Ok(c),
-            Err(_) if n > sem_capacity(self.limit_mib) => return Err(self.refuse(t)),
-            Err(_) => {}
+        // a request that waits and is then admitted is not a refusal: only the final
+        // answer is counted (and reported to readiness)
+        match self.try_acquire(n) {
+            Some(c) => return Ok(c),
+            None if n > sem_capacity(self.limit_mib) => return Err(self.refuse(t)),
+            None => {}
         }
         // room to wait?
         let before = self.waiting.fetch_add(n, Ordering::SeqCst);
@@ -301,7 +304,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_waiter_is_admitted_when_room_frees() {
-        let (b, _) = budget(1, 1);
+        let (b, p) = budget(1, 1);
         let held = b.try_charge(1 << 20, Transport::Http).unwrap();
         let b2 = b.clone();
         let w = tokio::spawn(async move { b2.charge_or_wait(512 << 10, Transport::Http).await });
@@ -310,6 +313,9 @@ mod tests {
         drop(held);
         let c = w.await.unwrap().unwrap();
         assert_eq!(c.bytes(), 512 << 10);
+        // waiting is not a refusal: nothing counted, readiness untouched
+        assert_eq!(b.refused_http.get(), 0);
+        assert!(p.reasons().is_empty(), "{:?}", p.reasons());
     }
 
     #[tokio::test(start_paused = true)]
@@ -319,6 +325,7 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         assert!(b.charge_or_wait(1 << 10, Transport::Http).await.is_err());
         assert_eq!(t0.elapsed(), Duration::from_millis(200));
+        assert_eq!(b.refused_http.get(), 1, "one request, one refusal");
     }
 
     #[tokio::test(start_paused = true)]

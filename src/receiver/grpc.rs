@@ -269,6 +269,14 @@ impl OtlpGrpcService {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
     {
         let rx = self.0;
+        // first whether it is a gRPC call at all: an OTLP/HTTP client sent to this port must
+        // get an HTTP error it understands, not a 200 carrying a grpc-status it ignores
+        if let Err(r) = check_call_shape(&req) {
+            let mut resp = rx.refuse(&r);
+            // as grpc-go: a request that is not a gRPC call gets the HTTP status too
+            *resp.status_mut() = r.kind.answer().http;
+            return resp;
+        }
         let path = req.uri().path();
         let Some(&(_, signal)) = EXPORT_PATHS.iter().find(|(p, _)| *p == path) else {
             return rx.refuse(&Refused::new(
@@ -279,14 +287,6 @@ impl OtlpGrpcService {
                 ),
             ));
         };
-        if let Err(r) = check_call_shape(&req) {
-            let mut resp = rx.refuse(&r);
-            // as grpc-go: a request that is not a gRPC call gets the HTTP status too
-            if r.kind == RefusalKind::UnsupportedMediaType {
-                *resp.status_mut() = r.kind.answer().http;
-            }
-            return resp;
-        }
         // refused before the message is read: the memory limiter, then the budget
         if !rx.router.memory_has_room(&rx.id, signal, 0) {
             rx.router.metrics.memory_limiter_refusals.inc();
@@ -532,10 +532,25 @@ mod tests {
                 http::Version::HTTP_2,
                 "application/grpc",
                 RefusalKind::MethodNotAllowed,
-                http::StatusCode::OK,
+                http::StatusCode::METHOD_NOT_ALLOWED,
             ),
         ];
-        for (method, version, ct, kind, http_status) in cases {
+        let mut cases: Vec<_> = cases.into_iter().map(|c| (path, c)).collect();
+        // an OTLP/HTTP client pointed at the gRPC port: an HTTP error, never a 200 (its
+        // exporter would take the 200 for success and drop the data)
+        for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+            cases.push((
+                "http://gw/v1/traces",
+                (
+                    http::Method::POST,
+                    version,
+                    "application/x-protobuf",
+                    RefusalKind::UnsupportedMediaType,
+                    http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ),
+            ));
+        }
+        for (path, (method, version, ct, kind, http_status)) in cases {
             let before = refused_count(&rx, kind);
             let mut req = http::Request::builder()
                 .method(method.clone())

@@ -215,7 +215,14 @@ async fn receive(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    // refused before a byte of the body is read: the memory limiter first, then the budget
+    // refused before a byte of the body is read: an announced length over the limit first
+    // (a made-up length is the client's error, not memory pressure), then the memory
+    // limiter, then the budget
+    if let Some(n) = content_length
+        && n > rx.max_body
+    {
+        return Err(too_large("", rx.max_body));
+    }
     if !rx
         .router
         .memory_has_room(&rx.id, signal, content_length.unwrap_or(0) as u64)
@@ -224,7 +231,6 @@ async fn receive(
         return Err(Refusal::MemoryLimit.into());
     }
     let mut charge = match content_length {
-        Some(n) if n > rx.max_body => return Err(too_large("", rx.max_body)),
         Some(n) => rx.budget.charge_or_wait(n, Transport::Http).await?,
         None => rx.budget.none(),
     };

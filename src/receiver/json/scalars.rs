@@ -98,9 +98,14 @@ impl NumberKind for f64 {
         {
             return Err(format!("{} is not a number", quote(s)));
         }
-        // correctly rounded: any shortest round-trip text gives back its binary64
-        s.parse::<f64>()
-            .map_err(|_| format!("{} is not a number", quote(s)))
+        // correctly rounded: any shortest round-trip text gives back its binary64; a finite
+        // text too large for a double ("1e400") is out of range, as the same value written as
+        // a JSON number is, not infinity
+        match s.parse::<f64>() {
+            Ok(v) if v.is_infinite() => Err(format!("{} is out of range for a double", quote(s))),
+            Ok(v) => Ok(v),
+            Err(_) => Err(format!("{} is not a number", quote(s))),
+        }
     }
 }
 

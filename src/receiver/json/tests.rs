@@ -125,6 +125,12 @@ fn doubles_are_numbers_or_strings_bit_exact() {
         Some(Nv::AsDouble(v)) => assert!(v.is_nan()),
         other => panic!("{other:?}"),
     }
+    // a finite text beyond a double's range is refused, as the JSON number 1e400 is
+    for text in [r#""asDouble":"1e400""#, r#""asDouble":"-1e400""#] {
+        let (path, message) = refused(gauge(text));
+        assert!(path.ends_with("asDouble"), "{path}");
+        assert!(message.contains("out of range"), "{message}");
+    }
     // a whole double of 2^63 and more, as JavaScript writes it
     assert_eq!(
         gauge(r#""asDouble":9223372036854775808"#).unwrap(),
