@@ -264,3 +264,40 @@ async fn bad_requests_interleaved_with_good_ones_never_poison_them() {
         .collect();
     assert_eq!(span_ids(&dest), want);
 }
+
+/// The OpenTelemetry Python SDK's OTLP/HTTP exporter pointed at the gRPC port by mistake
+/// must see a failure (it reads only the HTTP status): a `200` carrying a gRPC status would
+/// be taken for success and the spans dropped. Pointed at the HTTP port, the same export
+/// succeeds and arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otlp_http_exporter_on_the_grpc_port_is_told_it_failed() {
+    let (gw, dest) = gateway().await;
+    let script = r#"
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+with provider.get_tracer("wrong-port").start_as_current_span("op"):
+    pass
+result = OTLPSpanExporter(endpoint=sys.argv[1], timeout=5).export(memory.get_finished_spans())
+print(result.name)
+"#;
+    let export = |endpoint: String| {
+        let out = std::process::Command::new(support::python())
+            .args(["-c", script, &endpoint])
+            .output()
+            .expect("run python");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(export(gw.grpc_url() + "/v1/traces"), "FAILURE");
+    assert_eq!(dest.spans().len(), 0);
+    assert_eq!(export(gw.http_url("/v1/traces")), "SUCCESS");
+    assert!(
+        wait_until(Duration::from_secs(10), || dest.spans().len() == 1).await,
+        "the span sent to the HTTP port arrives"
+    );
+}
