@@ -197,6 +197,29 @@ async fn handle(rx: HttpReceiver, signal: Signal, req: axum::extract::Request) -
     }
 }
 
+/// Bodies of at least this many bytes are decompressed and JSON-translated on tokio's
+/// blocking pool: tens of milliseconds of decoding (a 20 MiB JSON body) would otherwise hold
+/// up every request that shares the worker thread. Smaller bodies decode in place, where a
+/// thread hand-off would cost more than the work.
+const OFF_WORKER_BYTES: usize = 256 << 10;
+
+/// Runs `f` (a decode of a `len`-byte body) in place, or on the blocking pool for a body of
+/// [`OFF_WORKER_BYTES`] or more. A decode that panicked is refused as bad data.
+async fn off_worker<T: Send + 'static>(
+    len: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Refused> {
+    if len < OFF_WORKER_BYTES {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Refused::new(
+            RefusalKind::BadData,
+            format!("the body could not be decoded: {e}"),
+        )
+    })
+}
+
 /// Reads, decodes, validates and routes one request; returns its format, or the refusal to
 /// answer (the router's refusals with their items already counted).
 async fn receive(
@@ -260,7 +283,12 @@ async fn receive(
     })?;
     let data: Bytes = match codec {
         None => raw,
-        Some(codec) => match decompress(codec, &raw, rx.max_body) {
+        Some(codec) => match off_worker(raw.len(), {
+            let (raw, max) = (raw.clone(), rx.max_body);
+            move || decompress(codec, &raw, max)
+        })
+        .await?
+        {
             Ok(v) => {
                 // the decompressed body is charged too (its size is bounded by max_body)
                 charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
@@ -275,7 +303,11 @@ async fn receive(
     let proto: Bytes = match fmt {
         Format::Protobuf => data,
         Format::Json => {
-            let v = json_to_protobuf(signal, &data)?;
+            let v = off_worker(data.len(), {
+                let data = data.clone();
+                move || json_to_protobuf(signal, &data)
+            })
+            .await??;
             // the translation buffer is charged too
             charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
             v.into()
@@ -613,6 +645,45 @@ mod tests {
             },
         );
         assert_eq!(items, 3, "the spans of the router's refusals are counted");
+    }
+
+    /// Bodies over `OFF_WORKER_BYTES` are decoded on the blocking pool, with the same
+    /// answers: a good one decodes (and reaches the router, which has no pipeline here), a
+    /// bad one is refused naming where, compressed or not.
+    #[tokio::test]
+    async fn large_bodies_decode_off_the_worker_with_the_same_answers() {
+        let rx = receiver(8 << 20);
+        let span = r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"op"}"#;
+        let spans = vec![span; 4000].join(",");
+        let good = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+        assert!(good.len() > OFF_WORKER_BYTES);
+        assert_refused(
+            &rx,
+            &[JSON],
+            good.clone().into_bytes(),
+            RefusalKind::NoPipeline,
+        )
+        .await;
+        let gz = crate::compression::compress(Codec::Gzip, good.as_bytes());
+        assert_refused(
+            &rx,
+            &[JSON, ("content-encoding", "gzip")],
+            gz,
+            RefusalKind::NoPipeline,
+        )
+        .await;
+        let bad = good.replacen(r#""name":"op""#, r#""name":7"#, 1);
+        let err = off_worker(bad.len(), move || {
+            json_to_protobuf(Signal::Traces, bad.as_bytes())
+        })
+        .await
+        .expect("decoded")
+        .expect_err("a number for a string");
+        assert!(
+            err.to_string()
+                .contains("resourceSpans[0].scopeSpans[0].spans[0].name"),
+            "{err}"
+        );
     }
 
     #[test]
