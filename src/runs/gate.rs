@@ -214,7 +214,9 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
         cfg.warn.max_new_exception_types.map(|v| v as f64),
         cfg.block.max_new_exception_types.map(|v| v as f64),
         cfg.warn_only,
-        if new_types.is_empty() {
+        if new_types.is_empty() && baseline.is_none() {
+            "no exception in the run (no baseline: any would be new)".into()
+        } else if new_types.is_empty() {
             "no exception type the baseline does not have".into()
         } else {
             format!(
@@ -455,6 +457,38 @@ mod tests {
         };
         assert_eq!(evaluate(&b, Some(&a), &wo).exit_code, 1);
         assert!(markdown(&r).contains("`E2`"));
+    }
+
+    #[test]
+    fn without_a_baseline_the_check_says_why_it_passes() {
+        let quiet = with_groups("q", &[]);
+        let r = evaluate(&quiet, None, &GateConfig::default());
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert_eq!(
+            r.checks[0].detail,
+            "no exception in the run (no baseline: any would be new)"
+        );
+        let noisy = with_groups("n", &["E1"]);
+        assert_eq!(
+            evaluate(&noisy, None, &GateConfig::default()).verdict,
+            Verdict::Block
+        );
+    }
+
+    #[test]
+    fn late_joins_are_a_note_not_a_verdict() {
+        let a = with_groups("a", &["E1"]);
+        let mut late = a.clone();
+        late.late_joins = vec![1_796_000_000_000];
+        let r = evaluate(&late, Some(&a), &GateConfig::default());
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("took up the run after it started")),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]
