@@ -301,3 +301,85 @@ print(result.name)
         "the span sent to the HTTP port arrives"
     );
 }
+
+/// An OTLP/JSON body of 256 KiB and more is decoded off the worker thread; a client that
+/// sends one whole and goes away at once (a load generator with a short timeout) must not make
+/// it vanish: received whole, it is forwarded, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_received_whole_is_forwarded_when_its_client_leaves() {
+    use tokio::io::AsyncWriteExt;
+    let (gw, dest) = gateway().await;
+    let spans: Vec<String> = (0..3000u64)
+        .map(|i| {
+            format!(
+                r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{i:016x}","name":"left-{i}"}}"#
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    assert!(
+        body.len() > 256 << 10 && body.len() < 1 << 20,
+        "{}",
+        body.len()
+    );
+    for _ in 0..5 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.http_port))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        s.write_all(body.as_bytes()).await.expect("body");
+        drop(s);
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || dest.spans().len() == 5 * 3000).await,
+        "forwarded: {} of {}",
+        dest.spans().len(),
+        5 * 3000
+    );
+}
+
+/// An HTTP/2 request whose client resets the stream with NO_ERROR half-way through its body
+/// ends without an error below the receiver; shorter than its Content-Length, it is refused,
+/// never forwarded as the part that arrived (which here is a valid request by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_body_cut_short_of_its_content_length_is_not_forwarded() {
+    let (gw, dest) = gateway().await;
+    let first = trace_request("cut", 1, 5);
+    let second = trace_request("cut", 100, 5);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", gw.http_port))
+        .await
+        .expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut client = client.ready().await.expect("ready");
+    let req = http::Request::post(gw.http_url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-length", first.len() + second.len())
+        .body(())
+        .expect("request");
+    let (_resp, mut stream) = client.send_request(req, false).expect("send");
+    stream
+        .send_data(bytes::Bytes::from(first), false)
+        .expect("data");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.send_reset(h2::Reason::NO_ERROR);
+    // a whole request afterwards is forwarded: the cut one never is
+    let (st, _) = post(
+        &gw.http_url("/v1/traces"),
+        Some("application/x-protobuf"),
+        None,
+        trace_request("whole", 500, 3),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(wait_until(Duration::from_secs(10), || dest.spans().len() >= 3).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(dest.spans().len(), 3, "only the whole request's spans");
+}

@@ -225,6 +225,28 @@ async fn a_client_that_gives_up_mid_body_is_counted_as_cancelled_not_bad_data() 
         "{}",
         app.metrics.encode()
     );
+    // gRPC: HEADERS, part of the message, then the connection dropped
+    let tcp = TcpStream::connect(grpc_addr(&app)).await.expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.expect("ready");
+    let req = http::Request::post(EXPORT_PATH)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (resp, mut body) = client.send_request(req, false).expect("send");
+    body.send_data(Bytes::from_static(&[0, 0, 0, 1, 0, 10]), false)
+        .expect("data");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.abort();
+    drop((resp, body, client));
+    assert_eq!(
+        metric_reaches(&app, refused, &grpc, 2.0).await,
+        2.0,
+        "{}",
+        app.metrics.encode()
+    );
     // HTTP/1.1: a head announcing 1000 bytes, 10 of them, then the connection closed
     let mut s = TcpStream::connect(http_addr(&app)).await.expect("connect");
     s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n\x0a\x08abcdefgh")

@@ -73,7 +73,7 @@ exporters:
   runsummary: {{ sending_queue: {{ queue_size: 1000 }} }}
 extensions:
   health_check: {{ endpoint: "{host}:{health}" }}{auth_ext}
-  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s{runs_auth} }}
+  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s, end_drain_timeout: 1s{runs_auth} }}
 service:
   extensions: [health_check, runs{service_ext}]
   telemetry: {{ metrics: {{ address: "" }} }}
@@ -734,8 +734,111 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning") && err.contains(&refusing), "{err}");
+    // a replica frozen while run-end is sent misses it; once it runs again it is ended with
+    // the tier's end time (the call it missed is retried, or reaches it late), so it stops
+    // stamping the run
+    let (code, _, err) = cli(&[
+        "run-start",
+        "--url",
+        &urls[0],
+        "--id",
+        "F1",
+        "--bearer-token-file",
+        &token_arg,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let frozen = tier[1]
+        .child
+        .as_ref()
+        .map(|c| c.id() as i32)
+        .expect("running");
+    // SAFETY: a plain kill(2) on a child process this test started
+    unsafe { libc::kill(frozen, libc::SIGSTOP) };
+    let (code, _, err) = cli(&[
+        "run-end",
+        "--url",
+        &urls[0],
+        "--id",
+        "F1",
+        "--bearer-token-file",
+        &token_arg,
+    ]);
+    unsafe { libc::kill(frozen, libc::SIGCONT) };
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&tier[1].addr()),
+        "the frozen replica is named: {err}"
+    );
+    let local = |url: String| {
+        client()
+            .get(url)
+            .header("authorization", "Bearer tier-token")
+            .header("x-watchtower-peer", "test")
+            .send()
+    };
+    let r = local(format!("{}/runs/F1", urls[0])).await.expect("GET");
+    let tier_end: Value =
+        serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = local(format!("{}/runs/F1", urls[1])).await.expect("GET");
+        let part: Value =
+            serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+        if part["state"] == "ended" {
+            assert_eq!(part["ended_unix_ms"], tier_end["ended_unix_ms"], "{part}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frozen replica never ended F1: {part}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // a URL without its scheme is named as such
     let (code, _, err) = cli(&["runs", "list", "--url", "127.0.0.1:1"]);
     assert_eq!(code, 2);
     assert!(err.contains("http://"), "{err}");
+}
+
+/// A peer address where something else answers (a wrong port, a gateway without the runs
+/// extension during a rolling upgrade) is not a replica without the run: its bare `404` makes
+/// it missing, so an unknown id is "cannot tell" (503), not "not found".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_not_a_replica_is_missing_not_empty() {
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other_addr = other.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { StatusCode::NOT_FOUND });
+        let _ = axum::serve(other, app).await;
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut r = Replica::new(
+        dir.path(),
+        "solo",
+        "127.0.0.1",
+        port,
+        &[format!("127.0.0.1:{port}"), other_addr.clone()],
+    );
+    r.spawn();
+    r.ready().await;
+    let (code, s) = get(&format!("{}/runs/nowhere", r.url()), false).await;
+    assert_eq!(code, 503, "{s}");
+    assert_eq!(
+        s["missing_replicas"],
+        serde_json::json!([other_addr]),
+        "{s}"
+    );
+    let (code, out, err) = cli(&["run-start", "--url", &r.url(), "--id", "S1"]);
+    assert_eq!((code, out.trim()), (0, "S1"), "{err}");
+    let (code, s) = get(&format!("{}/runs/S1", r.url()), false).await;
+    assert_eq!(code, 200);
+    assert_eq!(s["partial"], true, "{s}");
+    assert_eq!(
+        s["missing_replicas"],
+        serde_json::json!([other_addr]),
+        "{s}"
+    );
 }

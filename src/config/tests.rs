@@ -142,6 +142,15 @@ fn bad_values_are_named() {
             .any(|m| m.contains("mapping"))
     );
     assert!(errors("a: [\n").iter().any(|m| m.contains("invalid YAML")));
+    // MiB counts that overflow bytes are refused, not wrapped
+    let e = errors(
+        "receivers: { otlp: { protocols: { http: }, admission: { request_limit_mib: 17592186044416 } } }\nexporters: { debug: }\nservice: { pipelines: { logs: { receivers: [otlp], exporters: [debug] } } }\n",
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("admission.request_limit_mib (17592186044416) is above 1048576")),
+        "{e:?}"
+    );
     assert!(
         errors("receivers: {}\nfoo: 1\nservice: {}\n")
             .iter()

@@ -108,9 +108,13 @@ pub const H2_MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
 /// The hyper-util builder for these settings (timer set, so hyper's own timeouts apply).
 fn builder(s: &ListenerSettings) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
+    // half_close: a client that sends a whole request and shuts down its write side (or
+    // leaves) gets its request handled; without it hyper drops the handler at the EOF,
+    // mid-request, and a request received whole could vanish uncounted
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(s.read_header_timeout);
+        .header_read_timeout(s.read_header_timeout)
+        .half_close(true);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(s.max_concurrent_streams)

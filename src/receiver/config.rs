@@ -160,11 +160,25 @@ impl Default for HttpConfig {
     }
 }
 
+/// The largest `admission.request_limit_mib` / `waiting_limit_mib`: 1 TiB.
+pub const MAX_ADMISSION_MIB: u64 = 1 << 20;
+
 impl OtlpConfig {
     /// Checks the settings together: at least one transport, positive limits, `max_connections`
     /// in range, and no body limit above `admission.request_limit_mib` (such a request could
     /// never be admitted). The error names the key.
     pub fn validate(&self) -> Result<(), String> {
+        // byte counts are MiB << 20 in a usize (and a semaphore's permits): 1 TiB at most
+        for (key, mib) in [
+            ("request_limit_mib", self.admission.request_limit_mib),
+            ("waiting_limit_mib", self.admission.waiting_limit_mib),
+        ] {
+            if mib > MAX_ADMISSION_MIB {
+                return Err(format!(
+                    "admission.{key} ({mib}) is above {MAX_ADMISSION_MIB} (1 TiB)"
+                ));
+            }
+        }
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             return Err(
                 "at least one of protocols.grpc or protocols.http must be configured".into(),

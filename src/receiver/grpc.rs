@@ -273,8 +273,14 @@ impl OtlpGrpcService {
         // get an HTTP error it understands, not a 200 carrying a grpc-status it ignores
         if let Err(r) = check_call_shape(&req) {
             let mut resp = rx.refuse(&r);
-            // as grpc-go: a request that is not a gRPC call gets the HTTP status too
+            // as grpc-go: a request that is not a gRPC call gets the HTTP status too, and the
+            // message in the body, where an HTTP client shows it
             *resp.status_mut() = r.kind.answer().http;
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            *resp.body_mut() = axum::body::Body::from(format!("{}\n", r.message));
             return resp;
         }
         let path = req.uri().path();
@@ -567,6 +573,17 @@ mod tests {
             assert_eq!(resp.status(), http_status, "{case}");
             let status = tonic::Status::from_header_map(resp.headers()).expect("a status");
             assert_eq!(status.code(), kind.answer().grpc, "{case}");
+            // the message is in the body too, where an HTTP client shows it
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(
+                String::from_utf8_lossy(&body).trim(),
+                status.message(),
+                "{case}"
+            );
+            assert!(!body.is_empty(), "{case}");
             assert_eq!(refused_count(&rx, kind), before + 1, "{case}");
         }
         // parameters and case are allowed in the content type

@@ -268,11 +268,57 @@ async fn receive(
     .await;
     reading.done();
     let raw = raw?;
+    // HTTP/2 ends a stream early on a client's RST_STREAM(NO_ERROR) without an error: a body
+    // shorter than its Content-Length is cut, not a request (RFC 9113 8.1.1)
+    if let Some(n) = content_length
+        && raw.len() != n
+    {
+        return Err(Refused::new(
+            RefusalKind::BadData,
+            format!(
+                "the body ended after {} of the {n} bytes its Content-Length announced",
+                raw.len()
+            ),
+        ));
+    }
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    let codec = Codec::from_http(&encoding).map_err(|_| {
+    if raw.len() < OFF_WORKER_BYTES {
+        return finish(rx, signal, fmt, &encoding, raw, charge).await;
+    }
+    // a large body is finished in a task of its own: its decoding takes long enough for the
+    // client to go away meanwhile, and a request received whole is then still forwarded, or
+    // refused and counted, whether or not anyone is left to read the answer
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let rx2 = rx.clone();
+    tokio::spawn(async move {
+        let r = finish(&rx2, signal, fmt, &encoding, raw, charge).await;
+        if let Err(Err(unheard)) = done.send(r) {
+            rx2.counters.refused(&unheard);
+        }
+    });
+    answer.await.map_err(|_| {
+        Refused::new(
+            RefusalKind::BadData,
+            "the request could not be finished (its task ended without an answer)",
+        )
+    })?
+}
+
+/// Decodes (decompression, OTLP/JSON), validates, counts and routes a body read whole;
+/// `charge` (the body's admission charge, to which the decoded copies are added) is held
+/// until the router took or refused the data.
+async fn finish(
+    rx: &HttpReceiver,
+    signal: Signal,
+    fmt: Format,
+    encoding: &str,
+    raw: Bytes,
+    mut charge: Charge,
+) -> Result<Format, Refused> {
+    let codec = Codec::from_http(encoding).map_err(|_| {
         Refused::new(
             RefusalKind::UnsupportedEncoding,
             format!(
@@ -330,6 +376,7 @@ async fn receive(
         }
         rx.counters.accepted(signal, items);
     }
+    drop(charge);
     Ok(fmt)
 }
 

@@ -240,10 +240,10 @@ impl Refused {
 }
 
 /// The refusal for a request body that failed while it was read, from the error's chain:
-/// the listener's body timeouts are [`RefusalKind::BodyTimeout`], a client that reset its
-/// stream (`CANCEL`) or closed its HTTP/1.1 connection mid-body is
-/// [`RefusalKind::ClientCancelled`], anything else (a protocol error in the body) is bad
-/// data. The message is the whole chain.
+/// the listener's body timeouts are [`RefusalKind::BodyTimeout`]; a client that reset its
+/// HTTP/2 stream (any reason) or whose connection broke mid-body (HTTP/2, or HTTP/1.1 closed
+/// before its Content-Length) is [`RefusalKind::ClientCancelled`]; anything else (a protocol
+/// error in the body) is bad data. The message is the whole chain.
 pub(crate) fn body_read_error(e: &(dyn std::error::Error + 'static)) -> Refused {
     use crate::listener::body::BodyTimeout;
     let mut kind = RefusalKind::BadData;
@@ -256,7 +256,9 @@ pub(crate) fn body_read_error(e: &(dyn std::error::Error + 'static)) -> Refused 
         // hyper reports an HTTP/1.1 body cut short by the connection's end as an I/O error
         // (UnexpectedEof) under its own
         let cancelled = if let Some(h) = c.downcast_ref::<h2::Error>() {
-            h.reason() == Some(h2::Reason::CANCEL)
+            // the client reset its stream (CANCEL, or any reason it gave), or its connection
+            // broke under the stream
+            h.reason() == Some(h2::Reason::CANCEL) || (h.is_reset() && h.is_remote()) || h.is_io()
         } else if let Some(io) = c.downcast_ref::<std::io::Error>() {
             matches!(
                 io.kind(),

@@ -13,7 +13,7 @@ use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
 use crate::runs::registry::{Page, PageRequest, RunInfo, StartRequest, paginate};
 use crate::runs::replicas::{merge_infos, merge_summaries};
-use crate::runs::summary::{Summary, now_ms};
+use crate::runs::summary::{RunState, Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -76,10 +76,12 @@ fn forwarded(h: &HeaderMap) -> bool {
 }
 
 /// Fans a call out to the peers (none when not configured or forwarded) and sorts the
-/// replies: answers with a status in `ok`, decoded; answers with a status in `absent` (the
-/// peer answered and does not have it) dropped; every other reply (unreachable, timed out,
-/// refused, e.g. `401` from a peer that does not accept our credential, or unreadable) makes
-/// its peer missing. Missing peers are logged with the reason and returned by address.
+/// replies: answers with a status in `ok`, decoded, with the peer's address; answers from a
+/// replica's runs API with a status in `absent` (the peer answered and does not have it)
+/// dropped; every other reply (unreachable, timed out, refused, e.g. `401` from a peer that
+/// does not accept our credential, a `404` from a server that is not a replica, or
+/// unreadable) makes its peer missing. Missing peers are logged with the reason and returned
+/// by address.
 async fn fan_out<T: serde::de::DeserializeOwned>(
     reg: &Registry,
     h: &HeaderMap,
@@ -88,24 +90,24 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     body: Option<String>,
     extra: Duration,
     (ok, absent): (&[u16], &[u16]),
-) -> (Vec<T>, Vec<String>) {
+) -> (Vec<(String, T)>, Vec<String>) {
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     let Some(peers) = reg.peers.as_ref().filter(|_| !forwarded(h)) else {
         return (found, missing);
     };
     for (addr, reply) in peers.fan_out(method, path, body, extra).await {
         match reply {
-            Reply::Answer(status, b) if ok.contains(&status) => {
+            Reply::Answer(status, b, _) if ok.contains(&status) => {
                 match serde_json::from_slice::<T>(&b) {
-                    Ok(v) => found.push(v),
+                    Ok(v) => found.push((addr, v)),
                     Err(e) => {
                         tracing::warn!(peer = %addr, error = %e, "runs: unreadable peer answer");
                         missing.push(addr);
                     }
                 }
             }
-            Reply::Answer(status, _) if absent.contains(&status) => {}
-            Reply::Answer(status, b) => {
+            Reply::Answer(status, _, true) if absent.contains(&status) => {}
+            Reply::Answer(status, b, _) => {
                 let said = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
                 tracing::warn!(peer = %addr, status, answer = %said, "runs: peer refused the call");
                 missing.push(addr);
@@ -118,6 +120,65 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     }
     missing.sort();
     (found, missing)
+}
+
+/// Ends run `id` on this replica in a task of its own, so that a caller that goes away (a
+/// peer whose call timed out, a CLI interrupted) cannot leave the run half-ended.
+async fn end_detached(reg: &Arc<Registry>, id: &str, at: Option<u64>) -> Result<Summary, Response> {
+    let (reg, id) = (reg.clone(), id.to_string());
+    match tokio::spawn(async move { reg.end(&id, at).await }).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(error(e)),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+    }
+}
+
+/// Ends run `id` at `at` on the peers at `addrs` in the background: a replica that did not
+/// answer `run-end` (frozen, restarting, partitioned) would otherwise keep the run open and
+/// stamp its data until the run expires. Each is retried with a growing pause (1 s doubling
+/// to 30 s) until it answers from its runs API or `until` (the run's expiry, ms) passes.
+fn end_later(reg: &Arc<Registry>, id: &str, at: u64, addrs: Vec<String>, until: u64) {
+    let Some(peers) = reg.peers.clone() else {
+        return;
+    };
+    let extra = reg.end_drain_timeout();
+    let path = format!("/runs/{}/end?ended_unix_ms={at}", path_id(id));
+    for addr in addrs.into_iter().filter(|a| !a.starts_with("dns+")) {
+        let (peers, path, id) = (peers.clone(), path.clone(), id.to_string());
+        tokio::spawn(async move {
+            let mut pause = Duration::from_secs(1);
+            while now_ms() < until {
+                match peers.call(&addr, reqwest::Method::POST, &path, extra).await {
+                    Reply::Answer(200 | 404, _, true) => {
+                        tracing::info!(run = %id, peer = %addr, "runs: run ended on a replica that missed run-end");
+                        return;
+                    }
+                    _ => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Read repair: when the merged run is ended (an explicit end reaches the whole tier) and a
+/// part is still open, that replica missed `run-end`; it is ended now with the tier's time,
+/// here (`local_open`) or on the peers at `open_peers`, in the background.
+fn repair_end(reg: &Arc<Registry>, merged: &Summary, local_open: bool, open_peers: Vec<String>) {
+    let (RunState::Ended, Some(at)) = (merged.state, merged.ended_unix_ms) else {
+        return;
+    };
+    if local_open {
+        let (r, id) = (reg.clone(), merged.id.clone());
+        tokio::spawn(async move {
+            let _ = r.end(&id, Some(at)).await;
+        });
+    }
+    if !open_peers.is_empty() {
+        end_later(reg, &merged.id, at, open_peers, merged.expires_unix_ms);
+    }
 }
 
 fn mark(mut s: Summary, missing: Vec<String>) -> Summary {
@@ -161,7 +222,7 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
     // an id a peer already holds (an API run, or one opened by `test.run.id` data) is taken
     // on the tier, as it is on one replica
     if reg.get(&id).is_none() {
-        let (held, _) = fan_out::<Summary>(
+        let (held, _) = fan_out::<serde_json::Value>(
             &reg,
             &h,
             reqwest::Method::GET,
@@ -196,28 +257,34 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
     json(StatusCode::CREATED, &mark(local, missing))
 }
 
-/// Local part and peers' parts of one run, merged.
-async fn gather(
-    reg: &Registry,
-    h: &HeaderMap,
-    id: &str,
-    method: reqwest::Method,
-    local: Result<Summary, RunsError>,
-    extra: Duration,
-) -> Response {
-    let path = match method {
-        reqwest::Method::POST => format!("/runs/{}/end", path_id(id)),
-        _ => format!("/runs/{}", path_id(id)),
-    };
-    let (mut parts, missing) =
-        fan_out::<Summary>(reg, h, method, &path, None, extra, (&[200], &[404])).await;
-    match local {
-        Ok(s) => parts.insert(0, s),
-        Err(RunsError::NotFound(_)) => {}
-        Err(e) => return error(e),
-    }
+/// Local part and peers' parts of one run, merged (and repaired: see [`repair_end`]).
+async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summary>) -> Response {
+    let path = format!("/runs/{}", path_id(id));
+    let (found, missing) = fan_out::<Summary>(
+        reg,
+        h,
+        reqwest::Method::GET,
+        &path,
+        None,
+        Duration::ZERO,
+        (&[200], &[404]),
+    )
+    .await;
+    let open_peers: Vec<String> = found
+        .iter()
+        .filter(|(_, s)| s.state == RunState::Open)
+        .map(|(a, _)| a.clone())
+        .collect();
+    let local_open = local.as_ref().is_some_and(|s| s.state == RunState::Open);
+    let parts: Vec<Summary> = local
+        .into_iter()
+        .chain(found.into_iter().map(|(_, s)| s))
+        .collect();
     match merge_summaries(parts, &reg.limits()) {
-        Some(s) => json(StatusCode::OK, &mark(s, missing)),
+        Some(s) => {
+            repair_end(reg, &s, local_open, open_peers);
+            json(StatusCode::OK, &mark(s, missing))
+        }
         None => error_partial(RunsError::NotFound(id.into()), missing),
     }
 }
@@ -241,16 +308,21 @@ async fn end(
         }
     };
     if forwarded(&h) || reg.peers.is_none() {
-        return match reg.end(&id, at).await {
+        return match end_detached(&reg, &id, at).await {
             Ok(s) => json(StatusCode::OK, &s),
-            Err(e) => error(e),
+            Err(resp) => resp,
         };
     }
-    // end everywhere at once: each replica stops stamping, then drains its summary queue
-    let at = now_ms();
+    // end everywhere at once: each replica stops stamping, then drains its summary queue.
+    // The tier's end time is now, or the time this replica recorded when an earlier run-end
+    // ended it here, so a repeated run-end does not move it.
+    let at = reg
+        .get(&id)
+        .and_then(|s| s.ended_unix_ms)
+        .unwrap_or_else(now_ms);
     let extra = reg.end_drain_timeout();
-    let (local, merged) = tokio::join!(reg.end(&id, Some(at)), async {
-        let (parts, missing) = fan_out::<Summary>(
+    let (local, merged) = tokio::join!(end_detached(&reg, &id, Some(at)), async {
+        fan_out::<Summary>(
             &reg,
             &h,
             reqwest::Method::POST,
@@ -259,17 +331,22 @@ async fn end(
             extra,
             (&[200], &[404]),
         )
-        .await;
-        (parts, missing)
+        .await
     });
-    let (mut parts, missing) = merged;
+    let (found, missing) = merged;
+    let mut parts: Vec<Summary> = found.into_iter().map(|(_, s)| s).collect();
     match local {
         Ok(s) => parts.insert(0, s),
-        Err(RunsError::NotFound(_)) => {}
-        Err(e) => return error(e),
+        Err(resp) if resp.status() == StatusCode::NOT_FOUND => {}
+        Err(resp) => return resp,
     }
     match merge_summaries(parts, &reg.limits()) {
-        Some(s) => json(StatusCode::OK, &mark(s, missing)),
+        Some(s) => {
+            if !missing.is_empty() {
+                end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
+            }
+            json(StatusCode::OK, &mark(s, missing))
+        }
         None => error_partial(RunsError::NotFound(id), missing),
     }
 }
@@ -299,9 +376,10 @@ async fn list(
     .await;
     // each part is its replica's first page; when any part has more, the merged page (cut
     // to the limit) is not the last one
-    let more = local.next_page_token.is_some() || pages.iter().any(|p| p.next_page_token.is_some());
+    let more =
+        local.next_page_token.is_some() || pages.iter().any(|(_, p)| p.next_page_token.is_some());
     let lists: Vec<Vec<RunInfo>> = std::iter::once(local.runs)
-        .chain(pages.into_iter().map(|p| p.runs))
+        .chain(pages.into_iter().map(|(_, p)| p.runs))
         .collect();
     let mut page = paginate(merge_infos(lists), &req);
     if more && page.next_page_token.is_none() {
@@ -313,14 +391,14 @@ async fn list(
 }
 
 async fn show(State(reg): State<Arc<Registry>>, h: HeaderMap, Path(id): Path<String>) -> Response {
-    let local = reg.get(&id).ok_or_else(|| RunsError::NotFound(id.clone()));
+    let local = reg.get(&id);
     if forwarded(&h) || reg.peers.is_none() {
         return match local {
-            Ok(s) => json(StatusCode::OK, &s),
-            Err(e) => error(e),
+            Some(s) => json(StatusCode::OK, &s),
+            None => error(RunsError::NotFound(id)),
         };
     }
-    gather(&reg, &h, &id, reqwest::Method::GET, local, Duration::ZERO).await
+    gather(&reg, &h, &id, local).await
 }
 
 /// Routes to merge into the health_check extension's router. Every answer carries this

@@ -367,7 +367,7 @@ pub fn render_table(s: &Summary) -> String {
     }
     if !s.late_joins.is_empty() {
         o.push_str(&format!(
-            "NOTE: {} replica(s) took up this run after it started (at ms {:?}); what a replica restarted without a runs directory summarized before is missing\n\n",
+            "NOTE: {} replica(s) took up this run after it started (at ms {:?}): a scale-up, or a restart; what a restarted replica received before (since its last save, with a runs directory) is missing\n\n",
             s.late_joins.len(),
             s.late_joins
         ));

@@ -126,6 +126,12 @@ impl RunsConfig {
             return Err("peer_timeout must be positive".into());
         }
         crate::runs::peers::Peers::check_entries(&self.peers)?;
+        if self.peer_auth.is_some() && self.auth.is_none() {
+            return Err(
+                "peer_auth is set without auth: a replica that sends the tier's credential to its peers must ask for one too (set auth), or anyone reaching it reaches the tier's protected runs API"
+                    .into(),
+            );
+        }
         if self.flush_interval.0.is_zero() {
             return Err("flush_interval must be positive".into());
         }
@@ -153,6 +159,21 @@ pub enum RunsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_auth_needs_auth_so_a_replica_is_no_open_door_into_the_tier() {
+        let open: RunsConfig = serde_yaml::from_str(
+            "peers: [\"10.0.0.1:13133\"]\npeer_auth: { authenticator: bearertokenauth/runs }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = open.validate().expect_err("peer_auth without auth");
+        assert!(e.contains("peer_auth is set without auth"), "{e}");
+        let closed: RunsConfig = serde_yaml::from_str(
+            "peers: [\"10.0.0.1:13133\"]\nauth: { authenticator: bearertokenauth/runs }\npeer_auth: { authenticator: bearertokenauth/runs }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(closed.validate(), Ok(()));
+    }
 
     #[test]
     fn peers_drop_empty_entries_and_must_be_host_port() {

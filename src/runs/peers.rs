@@ -30,8 +30,10 @@ pub const REPLICA: &str = "x-watchtower-replica";
 /// One peer's answer, or why there is none.
 #[derive(Debug)]
 pub enum Reply {
-    /// HTTP status and body
-    Answer(u16, bytes::Bytes),
+    /// HTTP status, body, and whether the answer came from a runs API of the tier (it carries
+    /// the `x-watchtower-replica` header: a `404` without it is not "no such run" but a
+    /// server that is not a replica, such as a wrong port)
+    Answer(u16, bytes::Bytes, bool),
     /// unreachable, timed out, or a DNS name that did not resolve
     Missing(String),
 }
@@ -124,47 +126,10 @@ impl Peers {
         extra: Duration,
     ) -> Vec<(String, Reply)> {
         let (addrs, failed) = self.resolve().await;
-        let credential = match self.credential.get().map(|c| c.credential()).transpose() {
-            Ok(c) => c,
-            Err(e) => {
-                let why = format!("no credential for the peers: {e}");
-                return addrs
-                    .into_iter()
-                    .map(|a| (a, Reply::Missing(why.clone())))
-                    .chain(failed.into_iter().map(|(a, e)| (a, Reply::Missing(e))))
-                    .collect();
-            }
-        };
         let calls = addrs.into_iter().map(|addr| {
-            let mut req = self
-                .client
-                .request(method.clone(), format!("http://{addr}{path}"))
-                .timeout(self.timeout + extra)
-                .header(FORWARDED, &self.self_id);
-            if let Some((name, value)) = &credential {
-                req = req.header(name, value);
-            }
-            if let Some(b) = &body {
-                req = req
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
+            let (method, body) = (method.clone(), body.clone());
             async move {
-                let reply = match req.send().await {
-                    Err(e) => Err(e.to_string()),
-                    Ok(r) => {
-                        let who = r
-                            .headers()
-                            .get(REPLICA)
-                            .and_then(|v| v.to_str().ok())
-                            .map(String::from);
-                        let status = r.status().as_u16();
-                        match r.bytes().await {
-                            Ok(b) => Ok((who, status, b)),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                };
+                let reply = self.call_raw(&addr, method, path, body, extra).await;
                 (addr, reply)
             }
         });
@@ -174,12 +139,66 @@ impl Peers {
                 Ok((Some(who), _, _)) if who == self.self_id => {
                     self.myself.lock().insert(addr);
                 }
-                Ok((_, status, b)) => out.push((addr, Reply::Answer(status, b))),
+                Ok((who, status, b)) => out.push((addr, Reply::Answer(status, b, who.is_some()))),
                 Err(e) => out.push((addr, Reply::Missing(e))),
             }
         }
         out.extend(failed.into_iter().map(|(a, e)| (a, Reply::Missing(e))));
         out
+    }
+
+    /// Sends `method path` to the peer at `addr` alone (a resolved `host:port`).
+    pub async fn call(
+        &self,
+        addr: &str,
+        method: reqwest::Method,
+        path: &str,
+        extra: Duration,
+    ) -> Reply {
+        match self.call_raw(addr, method, path, None, extra).await {
+            Ok((who, status, b)) => Reply::Answer(status, b, who.is_some()),
+            Err(e) => Reply::Missing(e),
+        }
+    }
+
+    /// One call: the answering replica's id (its `x-watchtower-replica` header), the status
+    /// and the body; or why there is no answer.
+    async fn call_raw(
+        &self,
+        addr: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        extra: Duration,
+    ) -> Result<(Option<String>, u16, bytes::Bytes), String> {
+        let credential = self
+            .credential
+            .get()
+            .map(|c| c.credential())
+            .transpose()
+            .map_err(|e| format!("no credential for the peers: {e}"))?;
+        let mut req = self
+            .client
+            .request(method, format!("http://{addr}{path}"))
+            .timeout(self.timeout + extra)
+            .header(FORWARDED, &self.self_id);
+        if let Some((name, value)) = credential {
+            req = req.header(name, value);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let r = req.send().await.map_err(|e| e.to_string())?;
+        let who = r
+            .headers()
+            .get(REPLICA)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let status = r.status().as_u16();
+        let b = r.bytes().await.map_err(|e| e.to_string())?;
+        Ok((who, status, b))
     }
 }
 

@@ -263,8 +263,12 @@ impl Registry {
         if let Some(d) = &dir {
             let loaded =
                 persist::load_all(d).map_err(|e| format!("runs directory {}: {e}", d.display()))?;
-            for s in loaded {
+            for mut s in loaded {
                 let open = s.state == RunState::Open;
+                if open {
+                    // this part resumes now: what arrived since its last save is not in it
+                    s.late_joins = vec![now_ms()];
+                }
                 runs.insert(
                     s.id.clone(),
                     Entry {
@@ -512,7 +516,7 @@ impl Registry {
             .await
         {
             match reply {
-                crate::runs::peers::Reply::Answer(200, b) => {
+                crate::runs::peers::Reply::Answer(200, b, _) => {
                     match serde_json::from_slice::<Page>(&b) {
                         Ok(p) => lists.push(p.runs),
                         Err(_) => missing.push(addr),

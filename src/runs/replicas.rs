@@ -12,12 +12,25 @@ use std::collections::{BTreeMap, HashMap};
 /// Example trace ids kept per merged group (as on one replica).
 const EXAMPLES: usize = 3;
 
+/// The tier's state of a run from two parts: `run-end` is addressed to the whole tier, so a
+/// run ended on any replica is ended (a part still open belongs to a replica that missed the
+/// call, and is ended by read repair in the API); otherwise open while any part is open.
 fn merge_state(a: RunState, b: RunState) -> RunState {
     use RunState::*;
     match (a, b) {
-        (Open, _) | (_, Open) => Open,
         (Ended, _) | (_, Ended) => Ended,
+        (Open, _) | (_, Open) => Open,
         _ => Expired,
+    }
+}
+
+/// The tier's end time: the earliest any part recorded (every replica records the time of
+/// the `run-end` call; a later one comes from a repeated call), none while open.
+fn merge_ended(state: RunState, a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (state, a, b) {
+        (RunState::Open, _, _) => None,
+        (_, Some(x), Some(y)) => Some(x.min(y)),
+        (_, x, y) => x.or(y),
     }
 }
 
@@ -78,13 +91,7 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
         a.matchers = b.matchers.clone();
     }
     a.started_unix_ms = min_nonzero(a.started_unix_ms, b.started_unix_ms);
-    a.ended_unix_ms = match (a.ended_unix_ms, b.ended_unix_ms) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, y) => x.or(y),
-    };
-    if a.state == RunState::Open {
-        a.ended_unix_ms = None;
-    }
+    a.ended_unix_ms = merge_ended(a.state, a.ended_unix_ms, b.ended_unix_ms);
     a.expires_unix_ms = a.expires_unix_ms.max(b.expires_unix_ms);
     a.late_joins.extend_from_slice(&b.late_joins);
     a.late_joins.sort_unstable();
@@ -167,11 +174,7 @@ pub fn merge_infos(lists: Vec<Vec<RunInfo>>) -> Vec<RunInfo> {
                 m.state = merge_state(m.state, r.state);
                 m.source = merge_source(m.source, r.source);
                 m.started_unix_ms = min_nonzero(m.started_unix_ms, r.started_unix_ms);
-                m.ended_unix_ms = if m.state == RunState::Open {
-                    None
-                } else {
-                    m.ended_unix_ms.max(r.ended_unix_ms)
-                };
+                m.ended_unix_ms = merge_ended(m.state, m.ended_unix_ms, r.ended_unix_ms);
                 m.expires_unix_ms = m.expires_unix_ms.max(r.expires_unix_ms);
                 for (k, v) in r.labels {
                     m.labels.entry(k).or_insert(v);
@@ -327,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn state_is_open_while_any_part_is_open() {
+    fn ended_anywhere_is_ended_otherwise_open_while_any_part_is_open() {
         let lim = Limits {
             max_groups: 5,
             max_operations: 5,
@@ -336,16 +339,28 @@ mod tests {
         a.state = RunState::Ended;
         a.ended_unix_ms = Some(5);
         let b = Summary::new("r", RunSource::Api, 20);
-        let m = merge_summaries(vec![a.clone(), b], &lim).unwrap_or_default();
+        // a replica that missed run-end still has its part open: the run is ended
+        let m = merge_summaries(vec![a.clone(), b.clone()], &lim).unwrap_or_default();
         assert_eq!(
             (m.state, m.source, m.ended_unix_ms, m.expires_unix_ms),
-            (RunState::Open, RunSource::Api, None, 20)
+            (RunState::Ended, RunSource::Api, Some(5), 20)
         );
+        // open and expired parts: open
+        let mut x = b.clone();
+        x.state = RunState::Expired;
+        x.ended_unix_ms = Some(20);
+        let m = merge_summaries(vec![x, b], &lim).unwrap_or_default();
+        assert_eq!((m.state, m.ended_unix_ms), (RunState::Open, None));
+        // the earliest end is the tier's
+        let mut late = a.clone();
+        late.ended_unix_ms = Some(9);
+        let m = merge_summaries(vec![late, a.clone()], &lim).unwrap_or_default();
+        assert_eq!(m.ended_unix_ms, Some(5));
         let mut c = a.clone();
         c.state = RunState::Expired;
         c.ended_unix_ms = Some(9);
         let m = merge_summaries(vec![a, c], &lim).unwrap_or_default();
-        assert_eq!((m.state, m.ended_unix_ms), (RunState::Ended, Some(9)));
+        assert_eq!((m.state, m.ended_unix_ms), (RunState::Ended, Some(5)));
         assert!(merge_summaries(vec![], &lim).is_none());
     }
 }

@@ -160,9 +160,10 @@ pub struct Summary {
     pub missing_replicas: Vec<String>,
     /// When replicas took up this run after it had started (ms since the Unix epoch, one
     /// entry per replica part): a replica that starts while a run is open learns it from its
-    /// peers and summarizes from then on. After a scale-up nothing is missing; after a
-    /// restart without `extensions.runs.directory`, what that replica summarized before it
-    /// died is. Absent when every part was there from the start.
+    /// peers, or reloads its part from `extensions.runs.directory`, and summarizes from then
+    /// on. After a scale-up nothing is missing; after a restart, what that replica received
+    /// before it (with a directory: since its last save) is. Absent when every part was
+    /// there from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub late_joins: Vec<u64>,
     #[serde(skip)]
