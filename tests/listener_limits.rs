@@ -198,35 +198,17 @@ async fn metric_reaches(app: &App, name: &str, needles: &[&str], want: f64) -> f
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_gives_up_mid_body_is_counted_as_cancelled_not_bad_data() {
-    let app = gateway("", "", "", "debug: {}").await;
-    let refused = "watchtower_receiver_refused_requests_total";
-    // gRPC: HEADERS, part of the message, then RST_STREAM(CANCEL)
-    let tcp = TcpStream::connect(grpc_addr(&app)).await.expect("connect");
-    let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(conn);
-    let mut client = client.ready().await.expect("ready");
-    let req = http::Request::post(EXPORT_PATH)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("request");
-    let (resp, mut body) = client.send_request(req, false).expect("send");
-    body.send_data(Bytes::from_static(&[0, 0, 0, 1, 0, 10]), false)
-        .expect("data");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    body.send_reset(h2::Reason::CANCEL);
-    drop(resp);
-    let grpc = ["transport=\"grpc\"", "reason=\"client_cancelled\""];
-    assert_eq!(
-        metric_reaches(&app, refused, &grpc, 1.0).await,
-        1.0,
-        "{}",
-        app.metrics.encode()
-    );
-    // gRPC: HEADERS, part of the message, then the connection dropped
-    let tcp = TcpStream::connect(grpc_addr(&app)).await.expect("connect");
+/// A gRPC Export call whose HEADERS and the first bytes of its message (a prefix announcing
+/// more) have been sent, 100 ms ago: the response future, the open request stream and the
+/// task driving the connection (abort it to drop the connection).
+async fn grpc_half_sent(
+    addr: SocketAddr,
+) -> (
+    h2::client::ResponseFuture,
+    h2::SendStream<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
     let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
     let conn = tokio::spawn(conn);
     let mut client = client.ready().await.expect("ready");
@@ -239,8 +221,28 @@ async fn a_client_that_gives_up_mid_body_is_counted_as_cancelled_not_bad_data() 
     body.send_data(Bytes::from_static(&[0, 0, 0, 1, 0, 10]), false)
         .expect("data");
     tokio::time::sleep(Duration::from_millis(100)).await;
+    (resp, body, conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_mid_body_is_counted_as_cancelled_not_bad_data() {
+    let app = gateway("", "", "", "debug: {}").await;
+    let refused = "watchtower_receiver_refused_requests_total";
+    // gRPC: HEADERS, part of the message, then RST_STREAM(CANCEL)
+    let (resp, mut body, _conn) = grpc_half_sent(grpc_addr(&app)).await;
+    body.send_reset(h2::Reason::CANCEL);
+    drop(resp);
+    let grpc = ["transport=\"grpc\"", "reason=\"client_cancelled\""];
+    assert_eq!(
+        metric_reaches(&app, refused, &grpc, 1.0).await,
+        1.0,
+        "{}",
+        app.metrics.encode()
+    );
+    // gRPC: HEADERS, part of the message, then the connection dropped
+    let (resp, body, conn) = grpc_half_sent(grpc_addr(&app)).await;
     conn.abort();
-    drop((resp, body, client));
+    drop((resp, body));
     assert_eq!(
         metric_reaches(&app, refused, &grpc, 2.0).await,
         2.0,

@@ -654,21 +654,25 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
     std::fs::write(&token_file, "tier-token\n").expect("token file");
     let token_arg = token_file.to_string_lossy().into_owned();
     let refusing = tier[2].addr();
+    // `watchtower <command> --url <url> --id <id>` with the tier's token
+    let authed_cli = |command: &str, url: &str, id: &str| {
+        cli(&[
+            command,
+            "--url",
+            url,
+            "--id",
+            id,
+            "--bearer-token-file",
+            &token_arg,
+        ])
+    };
 
     // without the credential the CLI is refused; with it, run-start opens the run on the
     // replicas that accept the tier's credential and names the one that does not
     let (code, _, err) = cli(&["run-start", "--url", &urls[0], "--id", "A1"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("401"), "{err}");
-    let (code, out, err) = cli(&[
-        "run-start",
-        "--url",
-        &urls[0],
-        "--id",
-        "A1",
-        "--bearer-token-file",
-        &token_arg,
-    ]);
+    let (code, out, err) = authed_cli("run-start", &urls[0], "A1");
     assert_eq!((code, out.trim()), (0, "A1"), "{err}");
     assert!(err.contains(&refusing), "names the refusing replica: {err}");
     assert!(
@@ -710,42 +714,18 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
         assert!(Instant::now() < deadline, "B1 opened by data on replica 1");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (code, _, err) = cli(&[
-        "run-start",
-        "--url",
-        &urls[0],
-        "--id",
-        "B1",
-        "--bearer-token-file",
-        &token_arg,
-    ]);
+    let (code, _, err) = authed_cli("run-start", &urls[0], "B1");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("409"), "the id is taken on the tier: {err}");
 
     // run-end says that its totals lack a replica
-    let (code, _, err) = cli(&[
-        "run-end",
-        "--url",
-        &urls[1],
-        "--id",
-        "A1",
-        "--bearer-token-file",
-        &token_arg,
-    ]);
+    let (code, _, err) = authed_cli("run-end", &urls[1], "A1");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning") && err.contains(&refusing), "{err}");
     // a replica frozen while run-end is sent misses it; once it runs again it is ended with
     // the tier's end time (the call it missed is retried, or reaches it late), so it stops
     // stamping the run
-    let (code, _, err) = cli(&[
-        "run-start",
-        "--url",
-        &urls[0],
-        "--id",
-        "F1",
-        "--bearer-token-file",
-        &token_arg,
-    ]);
+    let (code, _, err) = authed_cli("run-start", &urls[0], "F1");
     assert_eq!(code, 0, "{err}");
     let frozen = tier[1]
         .child
@@ -754,15 +734,7 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
         .expect("running");
     // SAFETY: a plain kill(2) on a child process this test started
     unsafe { libc::kill(frozen, libc::SIGSTOP) };
-    let (code, _, err) = cli(&[
-        "run-end",
-        "--url",
-        &urls[0],
-        "--id",
-        "F1",
-        "--bearer-token-file",
-        &token_arg,
-    ]);
+    let (code, _, err) = authed_cli("run-end", &urls[0], "F1");
     unsafe { libc::kill(frozen, libc::SIGCONT) };
     assert_eq!(code, 0, "{err}");
     assert!(
