@@ -699,3 +699,52 @@ async fn a_made_up_content_length_is_too_large_not_memory_pressure() {
     }
     assert_eq!(normal(&gw, 1).await, Some(10));
 }
+
+/// A JSON body whose protobuf translation, charged with the body, needs more than the whole
+/// admission budget could never be admitted: `413`, not a `429` the client would retry forever;
+/// readiness is untouched, and the same span as protobuf (one copy) is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_that_could_never_fit_the_budget_is_too_large_not_retryable() {
+    let dest = Capture::http().await;
+    let gw = start(
+        &dest,
+        "    admission: { request_limit_mib: 8, waiting_limit_mib: 0 }\n",
+    )
+    .await;
+    // 5 MiB of JSON (within max_request_body_size 8 MiB) translates to about 5 MiB of
+    // protobuf: 10 MiB in flight for this request alone
+    let name = "x".repeat(5 << 20);
+    let json = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"{name}"}}]}}]}}]}}"#
+    );
+    let r = client()
+        .post(format!("http://127.0.0.1:{}/v1/traces", gw.http))
+        .header("content-type", "application/json")
+        .body(json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.headers().get("retry-after").is_none());
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("admission.request_limit_mib 8") && text.contains("bytes in flight"),
+        "{text}"
+    );
+    let (st, body) = readiness(&gw).await;
+    assert_eq!(st, 200, "readiness {body}");
+    // the budget is free again at once: the same span as protobuf (one copy) is accepted
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let mut pb = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
+    pb.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(5 << 20);
+    let r = client()
+        .post(format!("http://127.0.0.1:{}/v1/traces", gw.http))
+        .header("content-type", "application/x-protobuf")
+        .body(pb.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(normal(&gw, 1).await, Some(10));
+}

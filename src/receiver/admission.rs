@@ -71,6 +71,21 @@ pub(crate) enum Refused {
         /// `request_limit_mib`.
         limit_mib: u64,
     },
+    /// This request alone (its body, decompressed copy and the protobuf made from JSON) needs
+    /// more than `request_limit_mib`: it could not be admitted even on an idle receiver, so
+    /// the answer is "too large" (HTTP 413, gRPC RESOURCE_EXHAUSTED without `RetryInfo`), not
+    /// a retryable refusal the client would repeat forever.
+    #[error(
+        "the request needs {needed} bytes in flight (its body, the decompressed copy and the protobuf translated from JSON), more than receiver {receiver}'s admission.request_limit_mib {limit_mib} allows; send smaller requests or raise request_limit_mib"
+    )]
+    NeverFits {
+        /// The receiver's config id.
+        receiver: String,
+        /// Bytes this request would hold.
+        needed: u64,
+        /// `request_limit_mib`.
+        limit_mib: u64,
+    },
 }
 
 /// Bytes charged to a budget; released when dropped.
@@ -90,9 +105,23 @@ impl Charge {
     }
 
     /// Bytes held.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Adds `n` more bytes of the same request (a decoded copy) from `budget`, now or never:
+    /// [`Refused::NeverFits`] when this charge plus `n` exceeds the whole budget,
+    /// [`Refused::Full`] when other requests hold the room.
+    pub(crate) fn grow(&mut self, budget: &Budget, n: usize, t: Transport) -> Result<(), Refused> {
+        if budget.sem.is_some() && self.bytes().saturating_add(n) > sem_capacity(budget.limit_mib) {
+            return Err(Refused::NeverFits {
+                receiver: budget.receiver.clone(),
+                needed: self.bytes().saturating_add(n) as u64,
+                limit_mib: budget.limit_mib,
+            });
+        }
+        self.merge(budget.try_charge(n, t)?);
+        Ok(())
     }
 }
 
@@ -227,7 +256,13 @@ impl Budget {
         // answer is counted (and reported to readiness)
         match self.try_acquire(n) {
             Some(c) => return Ok(c),
-            None if n > sem_capacity(self.limit_mib) => return Err(self.refuse(t)),
+            None if n > sem_capacity(self.limit_mib) => {
+                return Err(Refused::NeverFits {
+                    receiver: self.receiver.clone(),
+                    needed: n as u64,
+                    limit_mib: self.limit_mib,
+                });
+            }
             None => {}
         }
         // room to wait?
@@ -294,6 +329,30 @@ mod tests {
         assert_eq!(b.in_flight.get(), 300);
         drop(c);
         assert_eq!(b.in_flight.get(), 0);
+    }
+
+    #[test]
+    fn growing_past_the_whole_budget_never_fits_and_is_not_an_admission_refusal() {
+        let (b, p) = budget(1, 0);
+        let mut c = b.try_charge(600 << 10, Transport::Http).unwrap();
+        // room for 300 KiB more: grows
+        c.grow(&b, 300 << 10, Transport::Http).unwrap();
+        assert_eq!(c.bytes(), 900 << 10);
+        // 200 KiB more is past 1 MiB for this request alone
+        let e = c.grow(&b, 200 << 10, Transport::Http).unwrap_err();
+        assert!(
+            matches!(e, Refused::NeverFits { needed, .. } if needed == 1100 << 10),
+            "{e}"
+        );
+        assert_eq!(b.refused_http.get(), 0);
+        assert!(p.reasons().is_empty(), "readiness untouched");
+        // another request holding the room is a (retryable) admission refusal
+        let mut d = b.none();
+        assert!(matches!(
+            d.grow(&b, 200 << 10, Transport::Http),
+            Err(Refused::Full { .. })
+        ));
+        assert_eq!(b.refused_http.get(), 1);
     }
 
     #[test]

@@ -132,8 +132,10 @@ where
     match decompress(codec, &message, max) {
         Ok(v) => {
             // the decompressed copy is charged to the admission budget too
-            let c = rx.budget.try_charge(v.len(), Transport::Grpc)?;
-            charged.lock().charge.merge(c);
+            charged
+                .lock()
+                .charge
+                .grow(&rx.budget, v.len(), Transport::Grpc)?;
             Ok(v.into())
         }
         Err(DecodeError::TooLarge(_)) => Err(grpc_admission::too_large(max)),

@@ -162,8 +162,10 @@ impl<B> ChargedBody<B> {
         if p.len > self.max_message {
             return Err(too_large(self.max_message));
         }
-        let c = self.budget.try_charge(p.len + 5, Transport::Grpc)?;
-        self.state.lock().charge.merge(c);
+        self.state
+            .lock()
+            .charge
+            .grow(&self.budget, p.len + 5, Transport::Grpc)?;
         Ok(())
     }
 

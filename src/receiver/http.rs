@@ -137,7 +137,7 @@ async fn read_charged(
             return Err(too_large("", max));
         }
         if charge_frames {
-            charge.merge(budget.try_charge(data.len(), Transport::Http)?);
+            charge.grow(budget, data.len(), Transport::Http)?;
         }
         match first.take() {
             None if buf.is_empty() => first = Some(data),
@@ -337,7 +337,7 @@ async fn finish(
         {
             Ok(v) => {
                 // the decompressed body is charged too (its size is bounded by max_body)
-                charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
+                charge.grow(&rx.budget, v.len(), Transport::Http)?;
                 v.into()
             }
             Err(DecodeError::TooLarge(_)) => return Err(too_large("decompressed ", rx.max_body)),
@@ -355,7 +355,7 @@ async fn finish(
             })
             .await??;
             // the translation buffer is charged too
-            charge.merge(rx.budget.try_charge(v.len(), Transport::Http)?);
+            charge.grow(&rx.budget, v.len(), Transport::Http)?;
             v.into()
         }
     };

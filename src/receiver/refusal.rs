@@ -301,7 +301,12 @@ impl From<Refusal> for Refused {
 
 impl From<crate::receiver::admission::Refused> for Refused {
     fn from(e: crate::receiver::admission::Refused) -> Self {
-        Refused::new(RefusalKind::Admission, e.to_string())
+        use crate::receiver::admission::Refused as A;
+        let kind = match e {
+            A::Full { .. } => RefusalKind::Admission,
+            A::NeverFits { .. } => RefusalKind::TooLarge,
+        };
+        Refused::new(kind, e.to_string())
     }
 }
 
