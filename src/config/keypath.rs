@@ -106,6 +106,27 @@ pub fn parse<T: DeserializeOwned>(
     }
 }
 
+/// The YAML reader's message in a config file's words: without the position (reported apart)
+/// and, for an integer no 64-bit type holds (read as a 128-bit one), its range instead of
+/// "as u128, expected any YAML value".
+pub(crate) fn plain_yaml_error(e: &serde_yaml::Error) -> String {
+    let mut m = e.to_string();
+    if let Some(l) = e.location()
+        && let Some(head) = m.strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
+    {
+        m = head.to_string();
+    }
+    if let Some((head, rest)) = m.split_once("invalid type: integer `")
+        && let Some((number, tail)) = rest.split_once("` as ")
+        && (tail.starts_with("u128") || tail.starts_with("i128"))
+    {
+        return format!(
+            "{head}integer {number} is out of range (from -9223372036854775808 to 18446744073709551615)"
+        );
+    }
+    m
+}
+
 /// serde names a primitive it expected by its Rust type (`expected u64`); a config file's
 /// reader knows YAML's words. Only the trailing `expected <type>` of a message is rewritten.
 fn plain_expectation(message: String) -> String {

@@ -514,7 +514,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             path: String::new(),
             line: e.location().map(|l| l.line()),
             column: e.location().map(|l| l.column()),
-            message: format!("invalid YAML: {e}"),
+            message: format!("invalid YAML: {}", keypath::plain_yaml_error(&e)),
         }])
     })?;
     let mut ld = Loader {

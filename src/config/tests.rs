@@ -142,6 +142,16 @@ fn bad_values_are_named() {
             .any(|m| m.contains("mapping"))
     );
     assert!(errors("a: [\n").iter().any(|m| m.contains("invalid YAML")));
+    // an integer beyond 64 bits is named with its range, not as a Rust type
+    let e = errors(
+        "receivers: { otlp: { protocols: { grpc: { max_recv_msg_size_mib: 99999999999999999999999 } } } }\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "line 1 column 66: invalid YAML: receivers.otlp.protocols.grpc.max_recv_msg_size_mib: integer 99999999999999999999999 is out of range (from -9223372036854775808 to 18446744073709551615)"
+        ]
+    );
     // MiB counts that overflow bytes are refused, not wrapped
     let e = errors(
         "receivers: { otlp: { protocols: { http: }, admission: { request_limit_mib: 17592186044416 } } }\nexporters: { debug: }\nservice: { pipelines: { logs: { receivers: [otlp], exporters: [debug] } } }\n",
