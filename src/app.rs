@@ -190,7 +190,9 @@ impl App {
             }
         }
         let maddr = &cfg.service.telemetry.metrics.address;
-        if !maddr.is_empty() && cfg.service.telemetry.metrics.level != "none" {
+        if !maddr.is_empty()
+            && cfg.service.telemetry.metrics.level != crate::config::MetricsLevel::None
+        {
             let l = serve::bind(maddr)
                 .await
                 .map_err(|e| format!("service.telemetry.metrics.address: {e}"))?;

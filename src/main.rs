@@ -67,10 +67,20 @@ fn init_logging(level: Option<&str>) {
 }
 
 /// Builds every exporter once, inside a runtime, so validate catches what only building
-/// finds (bad URLs, unreadable CA files, invalid headers).
-async fn check_build(cfg: &Config) -> Vec<String> {
+/// finds (bad URLs, unreadable CA files, invalid headers). `unused_only`: just the exporters no
+/// pipeline names (`run` builds the others when it starts, and reports their errors then).
+async fn check_build(cfg: &Config, unused_only: bool) -> Vec<String> {
+    let used: std::collections::BTreeSet<&str> = cfg
+        .service
+        .pipelines
+        .values()
+        .flat_map(|p| p.exporters.iter().map(String::as_str))
+        .collect();
     let mut errs = Vec::new();
     for (id, e) in &cfg.exporters {
+        if unused_only && used.contains(id.as_str()) {
+            continue;
+        }
         if let Err(m) = e.build_sender(id) {
             errs.push(format!("exporters.{id}: {m}"));
         }
@@ -91,7 +101,16 @@ async fn run(path: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cfg.service.telemetry.logs.level.as_deref());
+    init_logging(cfg.service.telemetry.logs.level.map(|l| l.directive()));
+    // every configured exporter must build, as `validate` demands, used by a pipeline or not
+    let errs = check_build(&cfg, true).await;
+    if !errs.is_empty() {
+        eprintln!(
+            "invalid config:\n{}",
+            redact::text_with(&errs.join("\n"), &secrets)
+        );
+        return ExitCode::from(2);
+    }
     watchtower::listener::prepare_process(&cfg);
     let app = match App::start(cfg).await {
         Ok(a) => a,
@@ -184,7 +203,7 @@ fn main() -> ExitCode {
             let secrets = config_secrets(config.as_deref());
             match load(config.as_deref()) {
                 Ok(cfg) => {
-                    let errs = rt.block_on(check_build(&cfg));
+                    let errs = rt.block_on(check_build(&cfg, false));
                     if errs.is_empty() {
                         println!("ok");
                         ExitCode::SUCCESS

@@ -123,3 +123,38 @@ fn help_and_version() {
         assert!(out.contains("Usage:"), "{c}: {out}");
     }
 }
+
+/// `run` refuses what `validate` refuses: an exporter no pipeline uses still has to build
+/// (it used to start, while `validate` said the file was wrong).
+#[test]
+fn run_refuses_an_unused_exporter_that_validate_refuses() {
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: { endpoint: 127.0.0.1:0 } } } }\nexporters:\n  debug:\n  otlphttp/unused: { endpoint: \"htp://bad\" }\nextensions: { health_check: { endpoint: 127.0.0.1:0 } }\nservice:\n  extensions: [health_check]\n  telemetry: { metrics: { address: \"\" } }\n  pipelines: { traces: { receivers: [otlp], exporters: [debug] } }\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let (code, out) = wt(&["validate", "--config", path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("exporters.otlphttp/unused"), "{out}");
+    // exits at once with the same message (a gateway that starts is killed after 10 s)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["run", "--config", path])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("run started with an exporter that validate refuses");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("exporters.otlphttp/unused: URL \"htp://bad/v1/traces\" must start with http:// or https://"),
+        "{text}"
+    );
+}

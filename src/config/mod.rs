@@ -282,16 +282,88 @@ pub struct PipelineConfig {
 pub struct MetricsTelemetry {
     /// `host:port` of the self-metrics endpoint; default `0.0.0.0:8888`.
     pub address: String,
-    /// Collector metrics level; `none` turns the endpoint off, any other value serves every
-    /// metric. Default `normal`.
-    pub level: String,
+    /// The Collector's metrics level (`none`, `basic`, `normal`, `detailed`, any case);
+    /// `none` turns the endpoint off, any other level serves every metric. Default `normal`.
+    pub level: MetricsLevel,
 }
 
 impl Default for MetricsTelemetry {
     fn default() -> Self {
         MetricsTelemetry {
             address: "0.0.0.0:8888".into(),
-            level: "normal".into(),
+            level: MetricsLevel::Normal,
+        }
+    }
+}
+
+/// `service.telemetry.metrics.level`, the Collector's `configtelemetry.Level` words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsLevel {
+    /// No self-metrics endpoint.
+    None,
+    /// Served like `normal` (Watchtower has no per-level metric sets).
+    Basic,
+    /// The default.
+    Normal,
+    /// Served like `normal`.
+    Detailed,
+}
+
+impl<'de> Deserialize<'de> for MetricsLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(MetricsLevel::None),
+            "basic" => Ok(MetricsLevel::Basic),
+            "normal" => Ok(MetricsLevel::Normal),
+            "detailed" => Ok(MetricsLevel::Detailed),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown metrics level `{s}`, expected one of none, basic, normal, detailed"
+            ))),
+        }
+    }
+}
+
+/// `service.telemetry.logs.level`: the Collector's levels (zap's words, any case) and `trace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything, with the libraries' own detail.
+    Trace,
+    /// Debug detail.
+    Debug,
+    /// The default.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "trace" => Ok(LogLevel::Trace),
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown log level `{s}`, expected one of trace, debug, info, warn, error"
+            ))),
         }
     }
 }
@@ -300,8 +372,9 @@ impl Default for MetricsTelemetry {
 #[derive(Clone, Debug, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsTelemetry {
-    /// `trace`, `debug`, `info`, `warn`, `error`; `RUST_LOG` wins when set.
-    pub level: Option<String>,
+    /// `trace`, `debug`, `info`, `warn`, `error` (any case; default `info`); `RUST_LOG`
+    /// wins when set.
+    pub level: Option<LogLevel>,
     /// URL path prefixes whose next segment is a credential, masked in logs and in
     /// `validate` (Sumo Logic's `/receiver/v1/otlp/` is always masked).
     pub secret_path_prefixes: Vec<String>,
@@ -545,7 +618,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         ];
         match k.as_str() {
             Some(s) if known.contains(&s) => {}
-            Some(s) => ld.err(&[s], format!("unknown top-level key {s:?} (expected one of receivers, processors, exporters, extensions, service)")),
+            Some(s) => ld.err(&[s], format!("unknown top-level key {s:?} (expected one of receivers, processors, exporters, connectors, extensions, service)")),
             None => ld.err(&[], "top-level keys must be strings"),
         }
     }
@@ -725,9 +798,26 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             ),
         }
     }
+    // whether cfg.service.pipelines holds what the file says (false: the service section did
+    // not parse, its errors are reported, and the pipeline checks would only add false ones)
+    let mut pipelines_read = true;
     if let Some(s) = root.get("service") {
         if let Some(svc) = ld.parse::<ServiceConfig>(&["service"], s) {
             cfg.service = svc;
+        } else {
+            // an error elsewhere in `service` (telemetry, say): the pipelines alone may still
+            // parse, so their cross-references are checked in the same pass
+            let pipelines = s.get("pipelines").map(|p| {
+                keypath::parse::<BTreeMap<String, PipelineConfig>>(
+                    ld.text,
+                    &["service", "pipelines"],
+                    p,
+                )
+            });
+            match pipelines {
+                Some(Ok(p)) => cfg.service.pipelines = p,
+                _ => pipelines_read = false,
+            }
         }
     } else {
         ld.err(&[], "missing section `service` (with service.pipelines)");
@@ -736,7 +826,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         ld.err(&p, message);
     }
-    check_service(&mut ld, &cfg, root);
+    if pipelines_read {
+        check_service(&mut ld, &cfg, root);
+    }
     check_storage(&mut ld, &cfg);
     for (path, m) in memory_budget::check(&cfg) {
         ld.err(&[path.as_str()], m);

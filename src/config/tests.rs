@@ -118,6 +118,45 @@ fn missing_env_var_is_an_error() {
 }
 
 #[test]
+fn telemetry_levels_are_the_collectors_words_and_a_bad_one_does_not_hide_the_pipelines() {
+    let pipes = "receivers: { otlp: { protocols: { grpc: } } }\nexporters: { debug: }\n";
+    let svc = |telemetry: &str, receiver: &str| {
+        format!(
+            "{pipes}service:\n  telemetry: {telemetry}\n  pipelines: {{ traces: {{ receivers: [{receiver}], exporters: [debug] }} }}\n"
+        )
+    };
+    let ok = parse(
+        &svc(
+            "{ logs: { level: WARN }, metrics: { level: Detailed } }",
+            "otlp",
+        ),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(ok.service.telemetry.logs.level, Some(LogLevel::Warn));
+    assert_eq!(ok.service.telemetry.metrics.level, MetricsLevel::Detailed);
+    // an unknown level is an error naming the words (it used to filter out every log line)
+    let e = errors(&svc("{ logs: { level: verbose } }", "otlp"));
+    assert_eq!(
+        e,
+        vec![
+            "line 4 column 31: service.telemetry.logs.level: unknown log level `verbose`, expected one of trace, debug, info, warn, error"
+        ]
+    );
+    let e = errors(&svc("{ metrics: { level: all } }", "otlp"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("expected one of none, basic, normal, detailed"),
+        "{e:?}"
+    );
+    // with an error in `service`, the pipelines are still checked, without a false "at least
+    // one pipeline is required"
+    let e = errors(&svc("{ logs: { level: verbose } }", "otlpx"));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[1].contains("receiver \"otlpx\" is not defined"), "{e:?}");
+}
+
+#[test]
 fn bad_values_are_named() {
     let base = |exp: &str| {
         format!(
