@@ -16,6 +16,18 @@ fn traces_only(exporters: &str) -> String {
 const FAST_RETRY: &str =
     "retry_on_failure: { initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 60s }";
 
+/// Polls a self-metric until it equals `want` (5 s at most); returns the last value read.
+async fn metric_reaches(gw: &Gateway, name: &str, needles: &[&str], want: f64) -> f64 {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = gw.metric(name, needles).await;
+        if v == want || Instant::now() > end {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destination_503_for_two_seconds_then_everything_is_delivered() {
     let dest = Capture::http().await;
@@ -413,6 +425,71 @@ async fn partial_success_is_counted_not_retried() {
         .await,
         2.0
     );
+    // a destination claiming far more rejected spans than it was sent cannot inflate the
+    // counters, and its message (line breaks, a terminal escape) cannot forge log lines
+    dest.set_script(Script {
+        partial_reject: 1_000_000_000_000,
+        partial_message: Some("bad\n2026-01-01T00:00:00Z ERROR forged\u{1b}[31m".into()),
+        ..Default::default()
+    });
+    post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 0, 5)).await;
+    assert!(wait_until(Duration::from_secs(5), || dest.requests() == 2).await);
+    assert_eq!(
+        metric_reaches(
+            &gw,
+            "watchtower_exporter_dropped_items_total",
+            &["reason=\"partial_success\""],
+            7.0
+        )
+        .await,
+        7.0,
+        "the 5 spans of the second batch, not 10^12"
+    );
+    assert_eq!(
+        gw.metric("otelcol_exporter_send_failed_spans_total", &[])
+            .await,
+        7.0
+    );
+}
+
+/// A destination that answers a redirect has not taken the batch: it is dropped and counted
+/// (`http_302`), never followed (a followed POST turns into a GET, whose `200` counted the
+/// batch as sent while no destination had it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_a_failure_not_followed() {
+    let dest = Capture::http().await;
+    let gw = Gateway::start(
+        &format!(
+            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
+            dest.url()
+        ),
+        &traces_only("otlphttp"),
+    )
+    .await;
+    // redirected to a page that answers GET with 200: the gateway's own health endpoint
+    dest.set_script(Script {
+        fail_next: 1,
+        fail_status: 302,
+        location: Some(format!("http://127.0.0.1:{}/", gw.health_port)),
+        ..Default::default()
+    });
+    post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 0, 5)).await;
+    assert_eq!(
+        metric_reaches(
+            &gw,
+            "watchtower_exporter_dropped_items_total",
+            &["reason=\"http_302\""],
+            5.0
+        )
+        .await,
+        5.0,
+        "the batch is dropped as http_302"
+    );
+    assert_eq!(
+        gw.metric("otelcol_exporter_sent_spans_total", &[]).await,
+        0.0
+    );
+    assert_eq!(dest.span_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,10 @@ pub fn build_client(tls: &ClientTls, timeout: Duration) -> Result<reqwest::Clien
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // a redirect is answered, not followed: following turns the POST into a GET and the
+        // GET's 200 would count a batch as sent that no destination took
+        .redirect(reqwest::redirect::Policy::none());
     if tls.insecure_skip_verify {
         b = b.tls_danger_accept_invalid_certs(true);
     }
@@ -112,7 +115,17 @@ pub fn classify_status(
         RetryRules::PushApi => code == 429 || status.is_server_error(),
     };
     let snippet: String = body.chars().take(300).collect();
-    let message = format!("HTTP {code}: {}", snippet.trim());
+    let mut message = format!("HTTP {code}: {}", snippet.trim());
+    if status.is_redirection() {
+        let to = headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        message = format!(
+            "HTTP {code}: redirect to {} not followed (a POST must reach the endpoint itself: set the endpoint to the final URL)",
+            crate::telemetry::redact::text(to)
+        );
+    }
     let err = if retryable {
         SendError::retryable(format!("http_{code}"), message)
     } else {

@@ -25,6 +25,29 @@ use std::time::Duration;
 /// not grow memory without a bound.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 
+/// The most characters of a destination's own text (an error body, `grpc-message`, a partial
+/// success's `error_message`) kept for logs and errors.
+pub const MAX_BACKEND_TEXT: usize = 1024;
+
+/// A destination's text made safe to log: at most [`MAX_BACKEND_TEXT`] characters (the rest
+/// named by its length), control characters (line breaks, terminal escapes) written as
+/// escapes, so an answer can neither forge log lines nor flood the log.
+pub fn backend_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_BACKEND_TEXT));
+    let mut chars = s.char_indices();
+    for (_, c) in chars.by_ref().take(MAX_BACKEND_TEXT) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if let Some((at, _)) = chars.next() {
+        out.push_str(&format!("... ({} more bytes)", s.len() - at));
+    }
+    out
+}
+
 /// The future a [`Sender`] returns.
 pub type SendFuture = Pin<Box<dyn Future<Output = Result<SendOk, SendError>> + Send>>;
 
@@ -95,7 +118,7 @@ impl SendError {
             retryable: true,
             retry_after: None,
             reason: reason.into(),
-            message: message.into(),
+            message: backend_text(&message.into()),
         }
     }
 
@@ -105,7 +128,7 @@ impl SendError {
             retryable: false,
             retry_after: None,
             reason: reason.into(),
-            message: message.into(),
+            message: backend_text(&message.into()),
         }
     }
 
@@ -119,5 +142,26 @@ impl SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.message, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_text_escapes_control_characters_and_is_bounded() {
+        assert_eq!(
+            backend_text("bad\n2026 ERROR forged\u{1b}[31m\ttab"),
+            "bad\\n2026 ERROR forged\\u{1b}[31m\\ttab"
+        );
+        let long = "é".repeat(3000);
+        let t = backend_text(&long);
+        assert!(t.starts_with(&"é".repeat(MAX_BACKEND_TEXT)), "{t}");
+        assert!(t.ends_with("... (3952 more bytes)"), "{t}");
+        assert_eq!(backend_text("fine"), "fine");
+        // the errors built from a destination's text are made safe the same way
+        let e = SendError::permanent("http_400", "a\nb");
+        assert_eq!(e.message, "a\\nb");
     }
 }

@@ -243,7 +243,7 @@ pub struct PartialSuccess {
 pub fn partial_success(signal: Signal, body: &[u8]) -> PartialSuccess {
     let part = |rejected: i64, message: String| PartialSuccess {
         rejected: rejected.max(0) as u64,
-        message,
+        message: super::backend_text(&message),
     };
     match signal {
         Signal::Traces => ExportTraceServiceResponse::decode(body)

@@ -48,6 +48,10 @@ pub struct Script {
     pub hang: bool,
     /// answer trace exports with an OTLP partial success rejecting this many spans
     pub partial_reject: i64,
+    /// the partial success's `error_message` (default "scripted partial")
+    pub partial_message: Option<String>,
+    /// a `Location` header on the scripted failures of trace exports (a redirect)
+    pub location: Option<String>,
 }
 
 #[derive(Default)]
@@ -368,19 +372,27 @@ async fn http_traces(
     body: Bytes,
 ) -> Response {
     if let Err((code, ra)) = scripted(&st).await {
-        return failure(code, ra);
+        let mut r = failure(code, ra);
+        if let Some(l) = st.script.lock().unwrap().location.clone() {
+            r.headers_mut()
+                .insert("location", l.parse().expect("location"));
+        }
+        return r;
     }
     let data = body_bytes(&headers, body);
     st.rec.lock().unwrap().headers.push(headers.clone());
     match ExportTraceServiceRequest::decode(&data[..]) {
         Ok(req) => {
             st.rec.lock().unwrap().traces.push(req);
-            let reject = st.script.lock().unwrap().partial_reject;
+            let (reject, message) = {
+                let s = st.script.lock().unwrap();
+                (s.partial_reject, s.partial_message.clone())
+            };
             let resp = ExportTraceServiceResponse {
                 partial_success: (reject > 0).then(|| {
                     opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
                         rejected_spans: reject,
-                        error_message: "scripted partial".into(),
+                        error_message: message.unwrap_or_else(|| "scripted partial".into()),
                     }
                 }),
             };

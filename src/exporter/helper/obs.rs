@@ -70,13 +70,20 @@ impl Obs {
     /// their reason, never more than `items`; the rest as sent.
     pub fn accepted(&self, signal: Signal, items: u64, ok: &SendOk) {
         self.state.on_success();
-        let dropped: u64 = ok.dropped.iter().map(|(_, n)| *n).sum::<u64>().min(items);
+        // a destination's counts are capped at the batch: an answer claiming more rejected
+        // items than were sent cannot inflate the drop counters
+        let mut left = items;
+        for (reason, n) in &ok.dropped {
+            let n = (*n).min(left);
+            left -= n;
+            if n > 0 {
+                self.metrics.dropped(&self.id, signal, reason, n);
+            }
+        }
+        let dropped = items - left;
         self.metrics
             .exporter_sent
             .inc(signal, &self.labels, items - dropped);
-        for (reason, n) in &ok.dropped {
-            self.metrics.dropped(&self.id, signal, reason, *n);
-        }
         self.metrics
             .exporter_send_failed
             .inc(signal, &self.labels, dropped);
