@@ -189,6 +189,15 @@ fn main() -> ExitCode {
     watchtower::telemetry::allocator::declare_jemalloc_global();
     watchtower::telemetry::startup_pages::advise_random();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // a command whose output is piped (`watchtower recent --json | head`) ends quietly
+        // when the reader leaves, as Unix tools do, instead of panicking in `println!`; the
+        // gateway itself keeps Rust's default (a closed peer is an error, not a signal)
+        // SAFETY: at start-up, before any thread exists; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let rt = match runtime_builder(worker_threads()).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

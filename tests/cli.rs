@@ -158,3 +158,26 @@ fn run_refuses_an_unused_exporter_that_validate_refuses() {
         "{text}"
     );
 }
+
+/// A command whose reader leaves (`watchtower ... | head -1`) ends quietly, by SIGPIPE as Unix
+/// tools do, never with a panic and a backtrace.
+#[test]
+fn a_command_piped_into_a_reader_that_leaves_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .arg("default-config")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    // the reader leaves before the command writes (it is still starting up)
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}
