@@ -181,3 +181,33 @@ fn a_command_piped_into_a_reader_that_leaves_ends_quietly() {
         out.status
     );
 }
+
+/// Endpoint mistakes are named for what they are, on the line they are written on, also in
+/// flow mappings (`grpc: { endpoint: ... }`, as the README's examples write them).
+#[test]
+fn validate_explains_endpoint_shapes_on_their_own_lines() {
+    let f = write(
+        "receivers:\n  otlp:\n    protocols:\n      grpc: { endpoint: \"localhost:99999\" }\n      http: { endpoint: \"http://127.0.0.1:4318\" }\nexporters:\n  otlphttp/a: { endpoint: \"tempo:4318\" }\n  loki: { endpoint: \"not a url\" }\nservice:\n  telemetry: { metrics: { address: \"8888\" } }\n  pipelines:\n    traces: { receivers: [otlp], exporters: [otlphttp/a] }\n    metrics: { receivers: [otlp], exporters: [otlphttp/a] }\n    logs: { receivers: [otlp], exporters: [loki] }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for want in [
+        "line 4: receivers.otlp.protocols.grpc.endpoint: port 99999 is out of range",
+        "line 5: receivers.otlp.protocols.http.endpoint: is a URL; a listening endpoint is host:port without a scheme",
+        "line 8: exporters.loki.endpoint: must be a URL (for example http://loki:3100/loki/api/v1/push)",
+        "line 10: service.telemetry.metrics.address: must be host:port",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // the exporter build's own check names the missing scheme (a second pass: the file's
+    // shape errors come first)
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: } } }\nexporters:\n  otlphttp/a: { endpoint: \"tempo:4318\" }\nservice:\n  pipelines:\n    traces: { receivers: [otlp], exporters: [otlphttp/a] }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("has no scheme: an otlphttp endpoint is a URL such as http://tempo:4318"),
+        "{out}"
+    );
+}

@@ -23,6 +23,12 @@ fn is_host_char(c: char) -> bool {
 
 /// `host:port`: host empty, a name, an IPv4 address or a bracketed IPv6 address.
 fn check_host_port(ep: &str, role: Role) -> Result<(), String> {
+    if role == Role::Listen && ep.contains("://") {
+        return Err(
+            "is a URL; a listening endpoint is host:port without a scheme (for example 0.0.0.0:4318)"
+                .into(),
+        );
+    }
     let (host, port) = ep
         .rsplit_once(':')
         .ok_or("must be host:port (for example 0.0.0.0:4317)")?;
@@ -60,6 +66,12 @@ fn check_port(port: &str, role: Role) -> Result<(), String> {
 /// A destination: `scheme://host[:port][/path]` or `host:port`.
 fn check_dial(ep: &str) -> Result<(), String> {
     if !ep.contains("://") {
+        if !ep.contains(':') {
+            return Err(
+                "must be a URL (for example http://loki:3100/loki/api/v1/push) or, for the otlp exporter, host:port"
+                    .into(),
+            );
+        }
         return check_host_port(ep, Role::Dial);
     }
     // the port is checked here so that its own message can name it
@@ -192,6 +204,10 @@ mod tests {
             ("[::1:4317", "unclosed ["),
             ("host:80x", "has no numeric port"),
             ("[zz]:1", "invalid IPv6"),
+            (
+                "http://127.0.0.1:4318",
+                "is a URL; a listening endpoint is host:port",
+            ),
         ] {
             let e = check_host_port(bad, Role::Listen).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
@@ -220,6 +236,7 @@ mod tests {
             ("collector:0", "port 0 cannot be dialed"),
             ("http://", "not a valid URL"),
             ("http://a b/", "not a valid URL"),
+            ("not a url", "must be a URL (for example http://"),
         ] {
             let e = check_dial(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");

@@ -70,6 +70,11 @@ impl Config {
         for s in Signal::ALL {
             if let Some(u) = self.url(s) {
                 let shown = crate::telemetry::redact::url(&u);
+                if !u.contains("://") {
+                    return Err(format!(
+                        "URL {shown:?} has no scheme: an otlphttp endpoint is a URL such as http://tempo:4318 (https:// with TLS)"
+                    ));
+                }
                 let parsed: http::Uri = u.parse().map_err(|_| format!("invalid URL {shown:?}"))?;
                 if !matches!(parsed.scheme_str(), Some("http") | Some("https")) {
                     return Err(format!("URL {shown:?} must start with http:// or https://"));
