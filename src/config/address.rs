@@ -180,6 +180,92 @@ pub fn check(root: &Mapping) -> Vec<AddressError> {
     out
 }
 
+/// The listeners `run` would start (receivers some pipeline names, extensions in
+/// `service.extensions`, the self-metrics endpoint), by key path and `host:port`.
+fn listeners(cfg: &crate::config::Config) -> Vec<(Vec<String>, String)> {
+    use crate::config::{ExtensionConfig, MetricsLevel, ReceiverConfig};
+    let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for (id, r) in &cfg.receivers {
+        let used = cfg
+            .service
+            .pipelines
+            .values()
+            .any(|p| p.receivers.contains(id));
+        let ReceiverConfig::Otlp(o) = r;
+        if !used {
+            continue;
+        }
+        if let Some(g) = &o.protocols.grpc {
+            out.push((
+                path(&["receivers", id, "protocols", "grpc", "endpoint"]),
+                g.endpoint.clone(),
+            ));
+        }
+        if let Some(h) = &o.protocols.http {
+            out.push((
+                path(&["receivers", id, "protocols", "http", "endpoint"]),
+                h.endpoint.clone(),
+            ));
+        }
+    }
+    for id in &cfg.service.extensions {
+        match cfg.extensions.get(id) {
+            Some(ExtensionConfig::HealthCheck(h)) => {
+                out.push((path(&["extensions", id, "endpoint"]), h.endpoint.clone()))
+            }
+            Some(ExtensionConfig::Zpages(z)) => {
+                out.push((path(&["extensions", id, "endpoint"]), z.endpoint.clone()))
+            }
+            _ => {}
+        }
+    }
+    let m = &cfg.service.telemetry.metrics;
+    if !m.address.is_empty() && m.level != MetricsLevel::None {
+        out.push((
+            path(&["service", "telemetry", "metrics", "address"]),
+            m.address.clone(),
+        ));
+    }
+    out
+}
+
+/// Two listeners of one config on the same port (not 0) where their hosts overlap (equal, or
+/// either one a wildcard): `run` would fail at the second bind, so `validate` says so first.
+pub fn clashes(cfg: &crate::config::Config) -> Vec<AddressError> {
+    fn host_port(ep: &str) -> Option<(String, u16)> {
+        let (h, p) = ep.rsplit_once(':')?;
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        let h = if h == "localhost" { "127.0.0.1" } else { h };
+        Some((h.to_string(), p.parse().ok()?))
+    }
+    let wildcard = |h: &str| matches!(h, "" | "0.0.0.0" | "::");
+    let all = listeners(cfg);
+    let mut out = Vec::new();
+    for (i, (path, ep)) in all.iter().enumerate() {
+        let Some((h, p)) = host_port(ep) else {
+            continue;
+        };
+        if p == 0 {
+            continue;
+        }
+        let earlier = all[..i].iter().find(|(_, e)| {
+            host_port(e)
+                .is_some_and(|(h2, p2)| p2 == p && (h2 == h || wildcard(&h) || wildcard(&h2)))
+        });
+        if let Some((first, _)) = earlier {
+            out.push((
+                path.clone(),
+                format!(
+                    "port {p} is also the port of {}: two listeners cannot share it",
+                    first.join(".")
+                ),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -822,7 +822,9 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     } else {
         ld.err(&[], "missing section `service` (with service.pipelines)");
     }
-    for (path, message) in address::check(root) {
+    let address_errors = address::check(root);
+    let addresses_read = address_errors.is_empty();
+    for (path, message) in address_errors {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         ld.err(&p, message);
     }
@@ -830,6 +832,12 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         check_service(&mut ld, &cfg, root);
     }
     check_storage(&mut ld, &cfg);
+    if addresses_read {
+        for (path, message) in address::clashes(&cfg) {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            ld.err(&p, message);
+        }
+    }
     for (path, m) in memory_budget::check(&cfg) {
         ld.err(&[path.as_str()], m);
     }

@@ -157,6 +157,28 @@ fn telemetry_levels_are_the_collectors_words_and_a_bad_one_does_not_hide_the_pip
 }
 
 #[test]
+fn listeners_sharing_a_port_are_named_before_run_fails_to_bind() {
+    let cfg = |health: &str, zpages_listed: bool| {
+        format!(
+            "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:4317 }}, http: {{ endpoint: \"0.0.0.0:9999\" }} }} }} }}\nexporters: {{ debug: }}\nextensions:\n  health_check: {{ endpoint: \"{health}\" }}\n  zpages: {{ endpoint: localhost:4317 }}\nservice:\n  extensions: [health_check{}]\n  telemetry: {{ metrics: {{ address: 127.0.0.1:8888 }} }}\n  pipelines: {{ traces: {{ receivers: [otlp], exporters: [debug] }} }}\n",
+            if zpages_listed { ", zpages" } else { "" }
+        )
+    };
+    assert_eq!(errors(&cfg("127.0.0.1:13133", false)), Vec::<String>::new());
+    // a wildcard host overlaps every host; localhost is 127.0.0.1
+    let e = errors(&cfg("127.0.0.1:9999", true));
+    assert_eq!(
+        e,
+        vec![
+            "line 4: extensions.health_check.endpoint: port 9999 is also the port of receivers.otlp.protocols.http.endpoint: two listeners cannot share it",
+            "line 5: extensions.zpages.endpoint: port 4317 is also the port of receivers.otlp.protocols.grpc.endpoint: two listeners cannot share it",
+        ]
+    );
+    // an extension that does not run binds nothing; port 0 is any free port
+    assert_eq!(errors(&cfg("127.0.0.1:0", false)), Vec::<String>::new());
+}
+
+#[test]
 fn bad_values_are_named() {
     let base = |exp: &str| {
         format!(
