@@ -257,7 +257,7 @@ impl App {
             }
         }
         if let Some(r) = &self.runs {
-            r.flush();
+            r.flush_at_stop();
         }
         let _ = self.stop_admin.send(true);
         for t in self.admin_tasks {

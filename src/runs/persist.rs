@@ -17,6 +17,21 @@ pub fn save(dir: &Path, s: &Summary) -> std::io::Result<()> {
     std::fs::rename(&tmp, &target)
 }
 
+/// The file that says the last process stopped cleanly, every summary saved after its queues
+/// drained (so a run reloaded as open lost nothing this replica accepted).
+const CLEAN_STOP: &str = "clean-stop";
+
+/// Marks a clean stop (after the final save succeeded).
+pub fn mark_clean_stop(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(dir.join(CLEAN_STOP), b"")
+}
+
+/// Whether the last process stopped cleanly; removes the mark, so a crash of this process is
+/// not taken for a clean stop at the next start.
+pub fn take_clean_stop(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(CLEAN_STOP)).is_ok()
+}
+
 pub fn remove(dir: &Path, id: &str) {
     let _ = std::fs::remove_file(path_for(dir, id));
 }

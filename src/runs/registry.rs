@@ -263,10 +263,12 @@ impl Registry {
         if let Some(d) = &dir {
             let loaded =
                 persist::load_all(d).map_err(|e| format!("runs directory {}: {e}", d.display()))?;
+            let clean = persist::take_clean_stop(d);
             for mut s in loaded {
                 let open = s.state == RunState::Open;
-                if open {
-                    // this part resumes now: what arrived since its last save is not in it
+                if open && !clean {
+                    // after a crash this part resumes now: what arrived since its last save is
+                    // not in it (after a clean stop everything accepted was saved)
                     s.late_joins = vec![now_ms()];
                 }
                 runs.insert(
@@ -767,9 +769,20 @@ impl Registry {
         }
     }
 
-    /// Saves every changed summary (no-op without a directory).
-    pub fn flush(&self) {
+    /// The save at a clean stop (after the queues drained): every changed summary, then the
+    /// mark that tells the next start nothing accepted was lost (only if every save worked).
+    pub fn flush_at_stop(&self) {
         let Some(dir) = &self.dir else { return };
+        if self.flush()
+            && let Err(e) = persist::mark_clean_stop(dir)
+        {
+            tracing::warn!(error = %e, "cannot mark the run summaries as saved at a clean stop");
+        }
+    }
+
+    /// Saves every changed summary (no-op without a directory); false if a save failed.
+    pub fn flush(&self) -> bool {
+        let Some(dir) = &self.dir else { return true };
         let counts = self.drop_counts();
         let dirty: Vec<Summary> = {
             let mut runs = self.runs.lock();
@@ -781,14 +794,17 @@ impl Registry {
                 })
                 .collect()
         };
+        let mut all = true;
         for s in dirty {
             if let Err(e) = persist::save(dir, &s) {
                 tracing::warn!(run = %s.id, error = %e, "cannot save run summary");
+                all = false;
                 if let Some(en) = self.runs.lock().get_mut(&s.id) {
                     en.dirty = true;
                 }
             }
         }
+        all
     }
 
     /// Expires runs (every second) and saves changed summaries (every `flush_interval`) until
@@ -903,13 +919,23 @@ mod tests {
         reg.expire();
         assert_eq!(reg.get("short").map(|s| s.state), Some(RunState::Expired));
         reg.flush();
-        // reload: `a` is still open with its counts
-        let again = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        // reload: `a` is still open with its counts; after a save that was not a clean stop
+        // (a crash) its part is marked as resumed late
+        let crashed = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(crashed.get("a").map(|s| s.late_joins.len()), Some(1));
+        drop(crashed);
+        reg.flush_at_stop();
+        let again = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
         assert!(again.any_open());
         assert_eq!(
             again.get("a").map(|s| (s.state, s.totals.spans)),
             Some((RunState::Open, 3))
         );
+        // a clean stop lost nothing: no late part; the mark is used up by that start
+        assert_eq!(again.get("a").map(|s| s.late_joins.len()), Some(0));
+        let next = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(next.get("a").map(|s| s.late_joins.len()), Some(1));
+        drop(next);
         let ended = again.end("a", None).await.map(|s| s.state);
         assert_eq!(ended, Ok(RunState::Ended));
         assert!(!again.any_open());

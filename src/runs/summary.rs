@@ -160,8 +160,8 @@ pub struct Summary {
     pub missing_replicas: Vec<String>,
     /// When replicas took up this run after it had started (ms since the Unix epoch, one
     /// entry per replica part): a replica that starts while a run is open learns it from its
-    /// peers, or reloads its part from `extensions.runs.directory`, and summarizes from then
-    /// on. After a scale-up nothing is missing; after a restart, what that replica received
+    /// peers, or reloads its part from `extensions.runs.directory` after a crash, and
+    /// summarizes from then on. After a scale-up nothing is missing; after a restart, what that replica received
     /// before it (with a directory: since its last save) is. Absent when every part was
     /// there from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
