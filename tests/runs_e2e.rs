@@ -841,6 +841,29 @@ async fn restart_during_run_keeps_run_and_summary() {
     );
     assert_eq!(after["labels"]["build"], "42");
     assert_eq!(after["totals"], before["totals"], "the summary survived");
+    // a clean stop (SIGTERM, final save) lost nothing: the part is not marked as late
+    assert!(after.get("late_joins").is_none(), "{after}");
+    let (code, shown) = cli(&["runs", "show", "--url", &url, "long"]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("state open  source api"), "{shown}");
+    assert!(!shown.contains("NOTE:"), "{shown}");
+    // a server without the runs API (here the capture destination) is named as such
+    let out = Command::new(bin())
+        .args([
+            "runs",
+            "show",
+            "--url",
+            &format!("http://127.0.0.1:{cport}"),
+            "long",
+        ])
+        .output()
+        .expect("run cli");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("answered 404") && err.contains("no runs API there"),
+        "{err}"
+    );
     let m2 = generate(dir.path(), &gw.otlp(), "new-exception", 40, 42, &[]);
     assert_eq!(cli(&["run-end", "--url", &url, "--id", "long"]).0, 0);
     let s = get_run(&gw, "long").await;

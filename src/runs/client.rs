@@ -235,11 +235,17 @@ async fn call<T: serde::de::DeserializeOwned>(
         err: e.to_string(),
     })?;
     if !(200..300).contains(&status) {
-        return Err(ClientError::Status {
-            url,
-            status,
-            body: text,
-        });
+        // a runs API answers its errors as JSON; anything else is another server, or a
+        // gateway without the `runs` extension
+        let body = if status == 404 && serde_json::from_str::<serde_json::Value>(&text).is_err() {
+            format!(
+                "{} (no runs API there: --url must be a gateway's health_check endpoint, with the `runs` extension listed in service.extensions)",
+                text.trim()
+            )
+        } else {
+            text
+        };
+        return Err(ClientError::Status { url, status, body });
     }
     serde_json::from_str(&text).map_err(|e| ClientError::Decode {
         url,
@@ -322,7 +328,7 @@ pub async fn run_end(a: RunEndArgs) -> ExitCode {
                 );
             }
             println!(
-                "run {} {:?}: {} spans ({} errors), {} log records, {} exceptions in {} groups{}",
+                "run {} {}: {} spans ({} errors), {} log records, {} exceptions in {} groups{}",
                 s.id,
                 s.state,
                 s.totals.spans,
@@ -345,7 +351,7 @@ pub async fn run_end(a: RunEndArgs) -> ExitCode {
 /// The readable form of `runs show`.
 pub fn render_table(s: &Summary) -> String {
     let mut o = format!(
-        "run {}  state {:?}  source {:?}  labels {:?}  match {:?}\n",
+        "run {}  state {}  source {}  labels {:?}  match {:?}\n",
         s.id, s.state, s.source, s.labels, s.matchers
     );
     o.push_str(&format!(

@@ -51,6 +51,27 @@ pub enum RunSource {
     Attribute,
 }
 
+/// The API's words (`open`, `ended`, `expired`), as the JSON says them.
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunState::Open => "open",
+            RunState::Ended => "ended",
+            RunState::Expired => "expired",
+        })
+    }
+}
+
+/// The API's words (`api`, `attribute`), as the JSON says them.
+impl std::fmt::Display for RunSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunSource::Api => "api",
+            RunSource::Attribute => "attribute",
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     pub spans: u64,
