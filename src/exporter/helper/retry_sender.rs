@@ -11,7 +11,8 @@
 //!   ignore it and retry until delivered or shut down: their bound is `max_bytes`, not time
 //!   (collector#15324 lost hours of an outage to `max_elapsed_time`).
 //! - The retry budget ([`crate::exporter::retry_budget`]): a retry without a token waits
-//!   another backoff interval (at least 100 ms) instead of being sent.
+//!   another backoff interval (at least 100 ms) instead of being sent; that wait counts
+//!   against `max_elapsed_time` like any other.
 //! - Shutdown (the hard-stop signal, sent at the shutdown deadline) ends a send or a wait: a
 //!   memory batch is dropped as `shutdown`, a durable one stays in the queue
 //!   ([`Delivery::Kept`]).
@@ -102,6 +103,12 @@ impl RetrySender {
         }
     }
 
+    /// The shared retry budget (tests drain it).
+    #[cfg(test)]
+    pub(crate) fn budget_for_tests(&self) -> Arc<RetryBudget> {
+        self.budget.clone().expect("a test rig with a budget")
+    }
+
     /// Sends `batch` until it is accepted, dropped, or kept by shutdown (see the module doc).
     /// `hard_stop` turns true at the shutdown deadline.
     pub async fn deliver(&self, batch: Payload, mut hard_stop: watch::Receiver<bool>) -> Delivery {
@@ -172,8 +179,14 @@ impl RetrySender {
                 match &self.budget {
                     Some(b) if !b.try_retry() => {
                         self.obs.budget_exhausted();
-                        wait = retry::backoff(&self.settings, attempt, None)
-                            .max(Duration::from_millis(100));
+                        // waiting for the budget counts against max_elapsed_time too
+                        match next_step(&self.settings, attempt, None, started.elapsed(), durable) {
+                            Step::Wait(w) => wait = w.max(Duration::from_millis(100)),
+                            Step::GiveUp => {
+                                self.obs.dropped(signal, items, "retries_exhausted", &e);
+                                return Delivery::Dropped("retries_exhausted".into());
+                            }
+                        }
                     }
                     _ => break,
                 }

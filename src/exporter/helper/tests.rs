@@ -264,8 +264,13 @@ async fn a_memory_queue_batch_is_dropped_when_max_elapsed_time_would_pass() {
         ),
         false,
     );
-    let out = r.retry.deliver(batch(3), r.stop.subscribe()).await;
-    assert_eq!(out, Delivery::Dropped("retries_exhausted".into()));
+    // (before the fix the batch waited for a token that never came)
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        r.retry.deliver(batch(3), r.stop.subscribe()),
+    )
+    .await;
+    assert_eq!(out, Ok(Delivery::Dropped("retries_exhausted".into())));
     // attempts at 0, 1, 2, 3 s; the next would start at 4 s > 3.5 s
     assert_eq!(
         offsets(&r.sender.calls()),
@@ -482,6 +487,40 @@ async fn an_empty_retry_budget_spaces_retries_out() {
             .get()
             >= 10
     );
+}
+
+/// Waiting for the retry budget does not stretch `max_elapsed_time`: a memory batch whose
+/// retries wait for tokens is dropped as `retries_exhausted` when the time is up.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_retry_budget_ends_at_max_elapsed_time() {
+    let mut s = settings(
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    );
+    s.retry_budget = RetryBudgetSettings {
+        enabled: true,
+        ratio: 0.0,
+        min_per_second: 0.0,
+    };
+    let r = rig(vec![unavailable()], s, false);
+    // spend the initial burst so every retry of this batch waits for a token
+    let budget = r.retry.budget_for_tests();
+    while budget.try_retry() {}
+    let t0 = tokio::time::Instant::now();
+    // (before the fix the batch waited for a token that never came)
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        r.retry.deliver(batch(3), r.stop.subscribe()),
+    )
+    .await;
+    assert_eq!(out, Ok(Delivery::Dropped("retries_exhausted".into())));
+    assert!(
+        t0.elapsed() <= Duration::from_secs(2),
+        "gave up after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(r.sender.calls().len(), 1, "no retry had a token");
 }
 
 fn memory_queue() -> Queue {
