@@ -286,6 +286,16 @@ async fn cors_preflight_and_health_and_metrics() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+    // the Collector's process metrics, with live values
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    };
+    assert!(value("otelcol_process_uptime_total") > 0.0);
+    assert!(value("otelcol_process_cpu_seconds_total") >= 0.0);
+    assert!(value("otelcol_process_memory_rss") > (1 << 20) as f64);
     let _ = child.kill();
     let _ = child.wait();
 }

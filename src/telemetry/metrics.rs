@@ -70,6 +70,10 @@ pub struct Metrics {
     pub exporter_send_latency: Family<ExporterLabels, Histogram>,
     pub memory_limiter_refusals: Counter,
     pub process_rss_bytes: Gauge<u64, AtomicU64>,
+    /// The Collector's process metrics (`service/internal/proctelemetry`), updated when the
+    /// exposition is read: `otelcol_process_uptime` (s), `otelcol_process_cpu_seconds`
+    /// (user + system), `otelcol_process_memory_rss` (bytes).
+    pub process: ProcessMetrics,
     /// queue and durable-queue metrics (queue_metrics.rs)
     pub queue: super::queue_metrics::QueueMetrics,
     /// tap points, recent data and destination states (the zpages extension reads them)
@@ -179,8 +183,10 @@ impl Metrics {
             "Resident set size of the process",
             process_rss_bytes.clone(),
         );
+        let process = ProcessMetrics::register(&mut reg);
         let queue = super::queue_metrics::QueueMetrics::register(&mut reg);
         Metrics {
+            process,
             queue,
             observe: Default::default(),
             registry: parking_lot::Mutex::new(reg),
@@ -209,6 +215,8 @@ impl Metrics {
             self.process_rss_bytes.set(rss);
         }
         let reg = self.registry.lock();
+        // under the registry lock: one reader at a time moves the counters
+        self.process.update();
         if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {
             out.clear();
         }
@@ -235,5 +243,53 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .get()
+    }
+}
+
+/// The Collector's process metrics, names as its Prometheus endpoint shows them.
+pub struct ProcessMetrics {
+    started: std::time::Instant,
+    uptime: Counter<f64, AtomicU64>,
+    cpu_seconds: Counter<f64, AtomicU64>,
+    memory_rss: Gauge<u64, AtomicU64>,
+}
+
+impl ProcessMetrics {
+    fn register(reg: &mut Registry) -> ProcessMetrics {
+        let m = ProcessMetrics {
+            started: std::time::Instant::now(),
+            uptime: Counter::default(),
+            cpu_seconds: Counter::default(),
+            memory_rss: Gauge::default(),
+        };
+        reg.register(
+            "otelcol_process_uptime",
+            "Uptime of the process (seconds)",
+            m.uptime.clone(),
+        );
+        reg.register(
+            "otelcol_process_cpu_seconds",
+            "Total CPU user and system time (seconds)",
+            m.cpu_seconds.clone(),
+        );
+        reg.register(
+            "otelcol_process_memory_rss",
+            "Total physical memory (resident set size, bytes)",
+            m.memory_rss.clone(),
+        );
+        m
+    }
+
+    /// Moves the counters to the process's current figures (never backwards).
+    fn update(&self) {
+        let up = self.started.elapsed().as_secs_f64();
+        self.uptime.inc_by((up - self.uptime.get()).max(0.0));
+        if let Some(cpu) = crate::telemetry::process::cpu_seconds() {
+            self.cpu_seconds
+                .inc_by((cpu - self.cpu_seconds.get()).max(0.0));
+        }
+        if let Some(rss) = crate::telemetry::process::rss_bytes() {
+            self.memory_rss.set(rss);
+        }
     }
 }
