@@ -189,11 +189,11 @@ impl App {
                 admin_tasks.extend(tasks);
             }
         }
-        let maddr = &cfg.service.telemetry.metrics.address;
+        let maddr = cfg.service.telemetry.metrics.endpoint();
         if !maddr.is_empty()
             && cfg.service.telemetry.metrics.level != crate::config::MetricsLevel::None
         {
-            let l = serve::bind(maddr)
+            let l = serve::bind(&maddr)
                 .await
                 .map_err(|e| format!("service.telemetry.metrics.address: {e}"))?;
             bound.metrics = Some(l.local_addr().map_err(|e| e.to_string())?);

@@ -221,10 +221,15 @@ fn listeners(cfg: &crate::config::Config) -> Vec<(Vec<String>, String)> {
         }
     }
     let m = &cfg.service.telemetry.metrics;
-    if !m.address.is_empty() && m.level != MetricsLevel::None {
+    if !m.endpoint().is_empty() && m.level != MetricsLevel::None {
+        let key = if m.readers.is_empty() {
+            "address"
+        } else {
+            "readers"
+        };
         out.push((
-            path(&["service", "telemetry", "metrics", "address"]),
-            m.address.clone(),
+            path(&["service", "telemetry", "metrics", key]),
+            m.endpoint(),
         ));
     }
     out

@@ -285,6 +285,10 @@ pub struct MetricsTelemetry {
     /// The Collector's metrics level (`none`, `basic`, `normal`, `detailed`, any case);
     /// `none` turns the endpoint off, any other level serves every metric. Default `normal`.
     pub level: MetricsLevel,
+    /// The Collector's current form (v0.111+): one `pull` reader with a `prometheus`
+    /// exporter (`host`, `port`) sets the endpoint instead of `address`; `periodic` (push)
+    /// readers are refused.
+    pub readers: Vec<MetricReader>,
 }
 
 impl Default for MetricsTelemetry {
@@ -292,8 +296,87 @@ impl Default for MetricsTelemetry {
         MetricsTelemetry {
             address: "0.0.0.0:8888".into(),
             level: MetricsLevel::Normal,
+            readers: Vec::new(),
         }
     }
+}
+
+impl MetricsTelemetry {
+    /// `host:port` of the self-metrics endpoint: the pull reader's when one is configured,
+    /// else `address`; empty (or level `none`) means no endpoint.
+    pub fn endpoint(&self) -> String {
+        match self.readers.iter().find_map(|r| r.pull.as_ref()) {
+            Some(p) => {
+                let host = &p.exporter.prometheus.host;
+                if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{}", p.exporter.prometheus.port)
+                } else {
+                    format!("{host}:{}", p.exporter.prometheus.port)
+                }
+            }
+            None => self.address.clone(),
+        }
+    }
+}
+
+/// One entry of `service.telemetry.metrics.readers`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricReader {
+    /// `pull`: a Prometheus endpoint others scrape.
+    pub pull: Option<PullReader>,
+}
+
+impl<'de> Deserialize<'de> for MetricReader {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            pull: Option<PullReader>,
+            periodic: Option<serde_yaml::Value>,
+        }
+        let r = Raw::deserialize(d)?;
+        if r.periodic.is_some() {
+            return Err(serde::de::Error::custom(
+                "periodic readers (pushing self-metrics over OTLP) are not supported; use a pull reader with a prometheus exporter (host, port) and scrape it",
+            ));
+        }
+        if r.pull.is_none() {
+            return Err(serde::de::Error::custom("a reader needs `pull`"));
+        }
+        Ok(MetricReader { pull: r.pull })
+    }
+}
+
+/// `readers[].pull`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullReader {
+    /// `exporter`: only `prometheus`.
+    pub exporter: PullExporter,
+}
+
+/// `readers[].pull.exporter`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PullExporter {
+    /// The Prometheus endpoint.
+    pub prometheus: PrometheusPull,
+}
+
+/// `readers[].pull.exporter.prometheus`: where `/metrics` is served (the Collector's naming
+/// options, `without_units` and the like, are refused by name: the names are fixed).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusPull {
+    /// Host to listen on (the Collector's default is `localhost`).
+    #[serde(default = "default_pull_host")]
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+}
+
+fn default_pull_host() -> String {
+    "localhost".into()
 }
 
 /// `service.telemetry.metrics.level`, the Collector's `configtelemetry.Level` words.
@@ -832,6 +915,12 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         check_service(&mut ld, &cfg, root);
     }
     check_storage(&mut ld, &cfg);
+    if cfg.service.telemetry.metrics.readers.len() > 1 {
+        ld.err(
+            &["service", "telemetry", "metrics", "readers"],
+            "one reader at most (a pull reader with a prometheus exporter)",
+        );
+    }
     if addresses_read {
         for (path, message) in address::clashes(&cfg) {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();

@@ -179,6 +179,38 @@ fn listeners_sharing_a_port_are_named_before_run_fails_to_bind() {
 }
 
 #[test]
+fn the_collectors_metric_readers_set_the_self_metrics_endpoint() {
+    let cfg = |metrics: &str| {
+        format!(
+            "receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}\nexporters: {{ debug: }}\nservice:\n  telemetry:\n    metrics:\n{metrics}  pipelines: {{ traces: {{ receivers: [otlp], exporters: [debug] }} }}\n"
+        )
+    };
+    let pull = "      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: '0.0.0.0'\n                port: 9464\n";
+    let c = parse(&cfg(pull), &env).unwrap();
+    assert_eq!(c.service.telemetry.metrics.endpoint(), "0.0.0.0:9464");
+    // without readers, `address` as before
+    let c = parse(&cfg("      address: 127.0.0.1:1234\n"), &env).unwrap();
+    assert_eq!(c.service.telemetry.metrics.endpoint(), "127.0.0.1:1234");
+    // push readers are refused with what to do instead
+    let e = errors(&cfg(
+        "      readers:\n        - periodic:\n            exporter: { otlp: { protocol: grpc, endpoint: x } }\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("service.telemetry.metrics.readers") && e[0].contains("periodic readers"),
+        "{e:?}"
+    );
+    // a reader's port clashing with a receiver's is named like any other
+    let e = errors(&cfg(&pull.replace("9464", "4317")));
+    assert!(
+        e.iter().any(|m| m.contains(
+            "readers: port 4317 is also the port of receivers.otlp.protocols.grpc.endpoint"
+        )),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn bad_values_are_named() {
     let base = |exp: &str| {
         format!(

@@ -65,7 +65,7 @@ pub fn connection_budget(cfg: &crate::config::Config) -> u64 {
             total += h.max_connections as u64;
         }
     }
-    if !cfg.service.telemetry.metrics.address.is_empty() {
+    if !cfg.service.telemetry.metrics.endpoint().is_empty() {
         total += config::DEFAULT_ADMIN_MAX_CONNECTIONS as u64;
     }
     total
