@@ -23,14 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (built-in default config unless --config is given).
     Run {
-        /// Config file (OpenTelemetry Collector YAML shape).
-        #[arg(long, short = 'c', env = "WATCHTOWER_CONFIG")]
+        /// Config file (OpenTelemetry Collector YAML shape); a path or a `file:` URI.
+        #[arg(long, short = 'c', env = "WATCHTOWER_CONFIG", value_parser = config_path)]
         config: Option<String>,
     },
     /// Check a config file: prints `ok`, or every error with its location, and exits non-zero.
     Validate {
-        /// Config file; without it, the built-in default config is checked.
-        #[arg(long, short = 'c')]
+        /// Config file (a path or a `file:` URI); without it, the built-in default config is
+        /// checked.
+        #[arg(long, short = 'c', value_parser = config_path)]
         config: Option<String>,
     },
     /// Print the built-in default config (as `run` would use it with the current environment).
@@ -51,4 +52,20 @@ pub enum Command {
     Wait(crate::extension::zpages::client::WaitArgs),
     /// Print the recent items a running gateway kept (zpages recent data).
     Recent(crate::extension::zpages::client::RecentArgs),
+}
+
+/// `--config` as the Collector takes it: a path, or a `file:` URI (`file:/etc/otel.yaml`);
+/// the Collector's other providers (`env:`, `yaml:`, `http:`) are refused by name.
+fn config_path(s: &str) -> Result<String, String> {
+    if let Some(p) = s.strip_prefix("file:") {
+        return Ok(p.to_string());
+    }
+    for scheme in ["env:", "yaml:", "http:", "https:"] {
+        if s.starts_with(scheme) {
+            return Err(format!(
+                "{scheme} config URIs are not supported; give a file path or a file: URI"
+            ));
+        }
+    }
+    Ok(s.to_string())
 }

@@ -26,6 +26,18 @@ fn write(text: &str) -> tempfile::NamedTempFile {
 }
 
 #[test]
+fn config_takes_a_path_or_a_file_uri_as_the_collector_does() {
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: } } }\nexporters: { debug: }\nservice: { pipelines: { traces: { receivers: [otlp], exporters: [debug] } } }\n",
+    );
+    let uri = format!("file:{}", f.path().to_str().unwrap());
+    assert_eq!(wt(&["validate", "--config", &uri]), (0, "ok\n".to_string()));
+    let (code, out) = wt(&["validate", "--config", "env:WATCHTOWER_CFG"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("env: config URIs are not supported"), "{out}");
+}
+
+#[test]
 fn validate_accepts_a_good_config() {
     let f = write(
         "receivers: { otlp: { protocols: { grpc: , http: } } }\nprocessors: { batch: {} }\nexporters:\n  otlphttp/tempo: { endpoint: http://tempo:4318 }\n  debug: { verbosity: basic }\nservice:\n  pipelines:\n    traces: { receivers: [otlp], processors: [batch], exporters: [otlphttp/tempo, debug] }\n",
