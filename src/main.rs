@@ -69,7 +69,11 @@ fn init_logging(level: Option<&str>) {
 /// Builds every exporter once, inside a runtime, so validate catches what only building
 /// finds (bad URLs, unreadable CA files, invalid headers). `unused_only`: just the exporters no
 /// pipeline names (`run` builds the others when it starts, and reports their errors then).
-async fn check_build(cfg: &Config, unused_only: bool) -> Vec<String> {
+async fn check_build(cfg: &Config, unused_only: bool, path: Option<&str>) -> Vec<String> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => default_config(&env_lookup),
+    };
     let used: std::collections::BTreeSet<&str> = cfg
         .service
         .pipelines
@@ -82,7 +86,10 @@ async fn check_build(cfg: &Config, unused_only: bool) -> Vec<String> {
             continue;
         }
         if let Err(m) = e.build_sender(id) {
-            errs.push(format!("exporters.{id}: {m}"));
+            match config::line_of(&text, &["exporters", id]) {
+                Some(line) => errs.push(format!("line {line}: exporters.{id}: {m}")),
+                None => errs.push(format!("exporters.{id}: {m}")),
+            }
         }
     }
     errs
@@ -103,7 +110,7 @@ async fn run(path: Option<String>) -> ExitCode {
     };
     init_logging(cfg.service.telemetry.logs.level.map(|l| l.directive()));
     // every configured exporter must build, as `validate` demands, used by a pipeline or not
-    let errs = check_build(&cfg, true).await;
+    let errs = check_build(&cfg, true, path.as_deref()).await;
     if !errs.is_empty() {
         eprintln!(
             "invalid config:\n{}",
@@ -212,7 +219,7 @@ fn main() -> ExitCode {
             let secrets = config_secrets(config.as_deref());
             match load(config.as_deref()) {
                 Ok(cfg) => {
-                    let errs = rt.block_on(check_build(&cfg, false));
+                    let errs = rt.block_on(check_build(&cfg, false, config.as_deref()));
                     if errs.is_empty() {
                         println!("ok");
                         ExitCode::SUCCESS

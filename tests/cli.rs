@@ -166,7 +166,7 @@ fn run_refuses_an_unused_exporter_that_validate_refuses() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("exporters.otlphttp/unused: URL \"htp://bad/v1/traces\" must start with http:// or https://"),
+        text.contains("line 4: exporters.otlphttp/unused: URL \"htp://bad/v1/traces\" must start with http:// or https://"),
         "{text}"
     );
 }

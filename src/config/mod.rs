@@ -525,6 +525,12 @@ pub enum ConnectorConfig {
     Routing(crate::connector::routing::Config),
 }
 
+/// The 1-based line of a key path in a config text, best effort (block and flow mappings);
+/// for errors found after loading, such as an exporter that fails to build.
+pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    locate::find(text, path)
+}
+
 /// The type part of a component id (`otlphttp/tempo` -> `otlphttp`).
 pub fn component_type(id: &str) -> &str {
     id.split_once('/').map(|(t, _)| t).unwrap_or(id)
