@@ -43,12 +43,18 @@ fn finish<'a, O>(
     p.parse(LocatingSlice::new(text)).map_err(|e| {
         let ctx = e.inner().to_string();
         let found = text[e.offset()..].chars().next();
-        let message = match (ctx.is_empty(), found) {
+        let mut message = match (ctx.is_empty(), found) {
             (true, Some(c)) => format!("unexpected {c:?}"),
             (true, None) => "unexpected end of statement".into(),
             (false, Some(c)) => format!("{ctx}, found {c:?}"),
             (false, None) => format!("{ctx}, found end of statement"),
         };
+        // the Collector's math expressions are the likely intent of these
+        if matches!(found, Some('+' | '-' | '*' | '/' | '(')) {
+            message.push_str(
+                " (math expressions and parentheses around values are not supported by Watchtower's OTTL)",
+            );
+        }
         SyntaxError {
             offset: e.offset(),
             message,
@@ -101,12 +107,19 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
 }
 
 fn arg_list(i: &mut In<'_>) -> ModalResult<Vec<Expr>> {
-    delimited(
-        ('(', ws),
-        separated(0.., (value, ws).map(|(v, _)| v), (',', ws)),
-        ')'.context(expected("',' or ')'")),
-    )
-    .parse_next(i)
+    ('(', ws).parse_next(i)?;
+    let mut args = Vec::new();
+    if let Some(first) = opt(value).parse_next(i)? {
+        args.push(first);
+        ws(i)?;
+        // after a ',' an argument must follow: the error then points at it, not at the ','
+        while opt((',', ws)).parse_next(i)?.is_some() {
+            args.push(cut_err(value).parse_next(i)?);
+            ws(i)?;
+        }
+    }
+    ')'.context(expected("',' or ')'")).parse_next(i)?;
+    Ok(args)
 }
 
 fn or_expr(i: &mut In<'_>) -> ModalResult<BoolExpr> {

@@ -408,4 +408,15 @@ fn unsupported_names_are_compile_errors_with_positions() {
     let e = statement(Context::Span, r#"set(name)"#).unwrap_err();
     assert!(e.message.contains("takes 2 arguments"), "{e}");
     assert_eq!(e.to_string().split(':').next(), Some("column 1"));
+    // a bad second argument is pointed at, not the ',' before it; math is named as such
+    let e = statement(Context::Span, r#"set(attributes["d"], (1))"#).unwrap_err();
+    assert_eq!(e.offset, 21, "{e}");
+    assert!(e.message.contains("expected a value, found '('"), "{e}");
+    assert!(e.message.contains("math expressions"), "{e}");
+    let e = statement(Context::Span, r#"set(attributes["d"], 1 + 2)"#).unwrap_err();
+    assert_eq!(e.offset, 23, "{e}");
+    assert!(
+        e.message.contains("found '+'") && e.message.contains("math expressions"),
+        "{e}"
+    );
 }
