@@ -934,7 +934,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         }
     }
     for (path, m) in memory_budget::check(&cfg) {
-        ld.err(&[path.as_str()], m);
+        let parts: Vec<&str> = path.split('.').collect();
+        ld.err(&parts, m);
     }
     for (path, msg) in crate::extension::auth::check_references(&cfg) {
         let parts: Vec<&str> = path.split('.').collect();
