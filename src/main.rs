@@ -55,15 +55,18 @@ fn config_secrets(path: Option<&str>) -> Vec<String> {
     redact::secrets_in(&v)
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(level: Option<&str>, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        fmt.json().try_init()
+    } else {
+        fmt.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
 }
 
 /// Builds every exporter once, inside a runtime, so validate catches what only building
@@ -100,7 +103,7 @@ async fn run(path: Option<String>) -> ExitCode {
     let cfg = match load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(None);
+            init_logging(None, false);
             eprintln!(
                 "invalid config:\n{}",
                 redact::text_with(&e.to_string(), &secrets)
@@ -108,7 +111,10 @@ async fn run(path: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cfg.service.telemetry.logs.level.map(|l| l.directive()));
+    init_logging(
+        cfg.service.telemetry.logs.level.map(|l| l.directive()),
+        cfg.service.telemetry.logs.encoding == config::LogEncoding::Json,
+    );
     // every configured exporter must build, as `validate` demands, used by a pipeline or not
     let errs = check_build(&cfg, true, path.as_deref()).await;
     if !errs.is_empty() {

@@ -223,3 +223,40 @@ fn validate_explains_endpoint_shapes_on_their_own_lines() {
         "{out}"
     );
 }
+
+/// `service.telemetry.logs.encoding: json` writes one JSON object per log line (the
+/// Collector's `encoding` key), for log pipelines such as Loki's.
+#[test]
+fn json_log_encoding_writes_one_object_per_line() {
+    use std::io::BufRead;
+    let f = write(
+        "receivers: { otlp: { protocols: { grpc: { endpoint: 127.0.0.1:0 } } } }\nexporters: { debug: }\nservice:\n  telemetry: { logs: { encoding: json, level: info }, metrics: { address: \"\" } }\n  pipelines: { traces: { receivers: [otlp], exporters: [debug] } }\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["run", "--config", f.path().to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut ready = None;
+    for line in lines.by_ref().take(20) {
+        let line = line.unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("ready"))
+        {
+            ready = Some(v);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let v = ready.expect("a ready line");
+    assert_eq!(v["level"], "INFO");
+    assert!(v["timestamp"].is_string());
+}

@@ -407,6 +407,17 @@ impl<'de> Deserialize<'de> for MetricsLevel {
     }
 }
 
+/// `service.telemetry.logs.encoding`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    /// One readable line per event.
+    #[default]
+    Console,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`).
+    Json,
+}
+
 /// `service.telemetry.logs.level`: the Collector's levels (zap's words, any case) and `trace`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -458,6 +469,9 @@ pub struct LogsTelemetry {
     /// `trace`, `debug`, `info`, `warn`, `error` (any case; default `info`); `RUST_LOG`
     /// wins when set.
     pub level: Option<LogLevel>,
+    /// `console` (default: one readable line per event) or `json` (one JSON object per line,
+    /// for log pipelines), the Collector's `encoding` words.
+    pub encoding: LogEncoding,
     /// URL path prefixes whose next segment is a credential, masked in logs and in
     /// `validate` (Sumo Logic's `/receiver/v1/otlp/` is always masked).
     pub secret_path_prefixes: Vec<String>,

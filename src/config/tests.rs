@@ -143,6 +143,11 @@ fn telemetry_levels_are_the_collectors_words_and_a_bad_one_does_not_hide_the_pip
             "line 4 column 31: service.telemetry.logs.level: unknown log level `verbose`, expected one of trace, debug, info, warn, error"
         ]
     );
+    let e = errors(&svc("{ logs: { encoding: xml } }", "otlp"));
+    assert!(
+        e[0].contains("unknown variant `xml`, expected `console` or `json`"),
+        "{e:?}"
+    );
     let e = errors(&svc("{ metrics: { level: all } }", "otlp"));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
