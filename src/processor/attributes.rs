@@ -129,9 +129,7 @@ pub fn apply_traces(req: &mut ExportTraceServiceRequest, steps: &[(Target, &[Att
     for rs in &mut req.resource_spans {
         for (t, acts) in steps {
             match t {
-                Target::Resource => {
-                    apply(acts, super::resource::resource_attributes(&mut rs.resource))
-                }
+                Target::Resource => apply(acts, resource_attributes(&mut rs.resource)),
                 Target::Records => rs
                     .scope_spans
                     .iter_mut()
@@ -147,9 +145,7 @@ pub fn apply_logs(req: &mut ExportLogsServiceRequest, steps: &[(Target, &[AttrAc
     for rl in &mut req.resource_logs {
         for (t, acts) in steps {
             match t {
-                Target::Resource => {
-                    apply(acts, super::resource::resource_attributes(&mut rl.resource))
-                }
+                Target::Resource => apply(acts, resource_attributes(&mut rl.resource)),
                 Target::Records => rl
                     .scope_logs
                     .iter_mut()
@@ -165,9 +161,7 @@ pub fn apply_metrics(req: &mut ExportMetricsServiceRequest, steps: &[(Target, &[
     for rm in &mut req.resource_metrics {
         for (t, acts) in steps {
             match t {
-                Target::Resource => {
-                    apply(acts, super::resource::resource_attributes(&mut rm.resource))
-                }
+                Target::Resource => apply(acts, resource_attributes(&mut rm.resource)),
                 Target::Records => {
                     for m in rm
                         .scope_metrics
@@ -204,9 +198,27 @@ pub fn apply_metrics(req: &mut ExportMetricsServiceRequest, steps: &[(Target, &[
     }
 }
 
+/// The attributes of `resource`, created empty when the request has no resource, so that
+/// `insert` / `upsert` (of the `resource` processor) can add to it.
+pub fn resource_attributes(
+    resource: &mut Option<opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> &mut Vec<KeyValue> {
+    &mut resource.get_or_insert_with(Default::default).attributes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_resource_is_created_for_insert() {
+        let mut none = None;
+        resource_attributes(&mut none).push(KeyValue {
+            key: "deployment.environment".into(),
+            ..Default::default()
+        });
+        assert_eq!(none.map(|r| r.attributes.len()), Some(1));
+    }
 
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {

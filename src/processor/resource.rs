@@ -4,8 +4,6 @@
 //! as the pipeline's `attributes` processors ([`super::chain`]).
 
 use super::attributes::AttrAction;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
 /// `processors: resource[/name]` config: `attributes` is the list of actions, validated like
@@ -18,25 +16,9 @@ pub struct ResourceConfig {
     pub attributes: Vec<AttrAction>,
 }
 
-/// The attributes of `resource`, created empty when the request has no resource, so that
-/// `insert` / `upsert` can add to it.
-pub fn resource_attributes(resource: &mut Option<Resource>) -> &mut Vec<KeyValue> {
-    &mut resource.get_or_insert_with(Default::default).attributes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_missing_resource_is_created_for_insert() {
-        let mut none: Option<Resource> = None;
-        resource_attributes(&mut none).push(KeyValue {
-            key: "deployment.environment".into(),
-            ..Default::default()
-        });
-        assert_eq!(none.map(|r| r.attributes.len()), Some(1));
-    }
 
     #[test]
     fn config_takes_the_collector_shape() {

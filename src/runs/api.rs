@@ -11,9 +11,9 @@
 
 use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
-use crate::runs::registry::{Page, PageRequest, RunInfo, StartRequest, paginate};
+use crate::runs::registry::{Page, PageRequest, StartRequest, paginate};
 use crate::runs::replicas::{merge_infos, merge_summaries};
-use crate::runs::summary::{RunState, Summary, now_ms};
+use crate::runs::summary::{RunInfo, RunState, Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};

@@ -3,8 +3,8 @@
 //! 2 block; a gate that cannot fetch its summaries blocks (2) with a message on stderr.
 
 use crate::runs::gate::{self, GateConfig};
-use crate::runs::registry::{MAX_PAGE, Page, RunInfo, StartRequest};
-use crate::runs::summary::Summary;
+use crate::runs::registry::{MAX_PAGE, Page, StartRequest};
+use crate::runs::summary::{RunInfo, Summary};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use crate::pipeline::payload::{Payload, Signal};
 use crate::runs::limits::{self, valid_id};
 use crate::runs::peers::Peers;
 use crate::runs::stamp::{MatchIndex, OpenRun, stamp};
-use crate::runs::summary::{Limits, RunSource, RunState, Summary, now_ms, run_id};
+use crate::runs::summary::{Limits, RunInfo, RunSource, RunState, Summary, now_ms, run_id};
 use crate::runs::{RunsConfig, RunsError, persist};
 use crate::telemetry::metrics::{ExporterLabels, Metrics};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -44,52 +44,6 @@ pub struct StartRequest {
     /// Expiry time, set like `started_unix_ms`; must be in the future.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_unix_ms: Option<u64>,
-}
-
-/// One line of `GET /runs`.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct RunInfo {
-    /// Run id.
-    pub id: String,
-    /// Open, ended or expired.
-    pub state: RunState,
-    /// How the run began (API call or a `test.run.id` attribute seen in data).
-    pub source: RunSource,
-    /// Labels given at start.
-    pub labels: BTreeMap<String, String>,
-    /// Resource attribute matchers given at start (JSON key `match`).
-    #[serde(rename = "match")]
-    pub matchers: BTreeMap<String, String>,
-    /// Start time, Unix milliseconds.
-    pub started_unix_ms: u64,
-    /// End time, Unix milliseconds; absent while open.
-    pub ended_unix_ms: Option<u64>,
-    /// Spans counted for the run so far.
-    pub spans: u64,
-    /// Log records counted for the run so far.
-    pub log_records: u64,
-    /// Exceptions counted for the run so far.
-    pub exceptions: u64,
-    /// When an open run expires (`max_duration` after its start), Unix milliseconds.
-    #[serde(default)]
-    pub expires_unix_ms: u64,
-}
-
-impl RunInfo {
-    /// The listing order: newest first, then by id. A page token is this key of the last run
-    /// of the previous page, so pages stay stable while runs are added.
-    pub fn order_key(&self) -> (std::cmp::Reverse<u64>, &str) {
-        (std::cmp::Reverse(self.started_unix_ms), self.id.as_str())
-    }
-
-    /// The page token that continues after this run: `<started_unix_ms>.<hex of id>`.
-    pub fn page_token(&self) -> String {
-        format!(
-            "{}.{}",
-            self.started_unix_ms,
-            hex::encode(self.id.as_bytes())
-        )
-    }
 }
 
 /// A run id for a `POST /runs` without one: `run-<unix ms>-<4 hex digits>`.

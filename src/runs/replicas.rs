@@ -5,7 +5,7 @@
 //! (what does not fit is counted in `other`, as on one replica). Pure functions, so the rules
 //! are unit-tested and the same whichever replica merges.
 
-use crate::runs::registry::RunInfo;
+use crate::runs::summary::RunInfo;
 use crate::runs::summary::{Group, Limits, RunSource, RunState, Summary};
 use std::collections::{BTreeMap, HashMap};
 

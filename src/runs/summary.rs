@@ -569,3 +569,49 @@ mod tests {
         assert!((op.p95_ms.unwrap_or(0.0) - 2.0).abs() < 0.05);
     }
 }
+
+/// One line of `GET /runs`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RunInfo {
+    /// Run id.
+    pub id: String,
+    /// Open, ended or expired.
+    pub state: RunState,
+    /// How the run began (API call or a `test.run.id` attribute seen in data).
+    pub source: RunSource,
+    /// Labels given at start.
+    pub labels: BTreeMap<String, String>,
+    /// Resource attribute matchers given at start (JSON key `match`).
+    #[serde(rename = "match")]
+    pub matchers: BTreeMap<String, String>,
+    /// Start time, Unix milliseconds.
+    pub started_unix_ms: u64,
+    /// End time, Unix milliseconds; absent while open.
+    pub ended_unix_ms: Option<u64>,
+    /// Spans counted for the run so far.
+    pub spans: u64,
+    /// Log records counted for the run so far.
+    pub log_records: u64,
+    /// Exceptions counted for the run so far.
+    pub exceptions: u64,
+    /// When an open run expires (`max_duration` after its start), Unix milliseconds.
+    #[serde(default)]
+    pub expires_unix_ms: u64,
+}
+
+impl RunInfo {
+    /// The listing order: newest first, then by id. A page token is this key of the last run
+    /// of the previous page, so pages stay stable while runs are added.
+    pub fn order_key(&self) -> (std::cmp::Reverse<u64>, &str) {
+        (std::cmp::Reverse(self.started_unix_ms), self.id.as_str())
+    }
+
+    /// The page token that continues after this run: `<started_unix_ms>.<hex of id>`.
+    pub fn page_token(&self) -> String {
+        format!(
+            "{}.{}",
+            self.started_unix_ms,
+            hex::encode(self.id.as_bytes())
+        )
+    }
+}
