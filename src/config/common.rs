@@ -311,9 +311,10 @@ pub struct ServerTls {
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     /// User name sent in the `Authorization: Basic` header.
+    #[serde(deserialize_with = "text")]
     pub username: String,
     /// Password sent with `username`; default empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub password: String,
 }
 
@@ -348,12 +349,93 @@ impl Compression {
     }
 }
 
-/// Headers added to every request (`X-Scope-OrgID`, `Authorization`, ...).
+/// Headers added to every request (`X-Scope-OrgID`, `Authorization`, ...); values are text
+/// even when written as numbers (`X-Scope-OrgID: 123`, see [`text`]).
 pub type Headers = BTreeMap<String, String>;
+
+/// A YAML scalar read as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(serde_yaml::Number),
+    Bool(bool),
+}
+
+/// The error of a value that is not a scalar (untagged enums say nothing useful).
+fn not_text<E: serde::de::Error>(_: E) -> E {
+    E::custom("expected text (a string, number or boolean)")
+}
+
+impl From<Scalar> for String {
+    fn from(s: Scalar) -> String {
+        match s {
+            Scalar::Text(t) => t,
+            // a number or boolean as YAML wrote it (an environment value such as a numeric
+            // tenant id or token is inserted unquoted only when it reads back unchanged)
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// A text setting that also takes a number or boolean as its text, as the Collector does for
+/// a string field (a tenant id `123`, a numeric token from `${env:TOKEN}`).
+pub fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(String::from).map_err(not_text)
+}
+
+/// [`text`] for an optional setting.
+pub fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<Scalar>::deserialize(d)
+        .map(|o| o.map(String::from))
+        .map_err(not_text)
+}
+
+/// [`text`] for a list.
+pub fn text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<Scalar>::deserialize(d)
+        .map(|v| v.into_iter().map(String::from).collect())
+        .map_err(not_text)
+}
+
+/// [`text`] for the values of [`Headers`].
+pub fn headers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
+    BTreeMap::<String, Scalar>::deserialize(d)
+        .map(|m| m.into_iter().map(|(k, v)| (k, String::from(v))).collect())
+        .map_err(not_text)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_settings_take_numbers_and_booleans_as_written() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "headers")]
+            h: Headers,
+            #[serde(deserialize_with = "opt_text")]
+            t: Option<String>,
+            #[serde(deserialize_with = "text_list")]
+            l: Vec<String>,
+        }
+        let t: T = serde_yaml::from_str(
+            "h: { X-Scope-OrgID: 123, X-F: 0.5, X-B: true, X-S: s }\nt: 98765432123\nl: [1, x]\n",
+        )
+        .unwrap();
+        assert_eq!(t.h["X-Scope-OrgID"], "123");
+        assert_eq!(t.h["X-F"], "0.5");
+        assert_eq!(t.h["X-B"], "true");
+        assert_eq!(t.h["X-S"], "s");
+        assert_eq!(t.t.as_deref(), Some("98765432123"));
+        assert_eq!(t.l, vec!["1", "x"]);
+        let e = serde_yaml::from_str::<T>("h: { X: [1] }\nt: x\nl: []\n")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("expected text"), "{e}");
+    }
 
     #[test]
     fn durations() {

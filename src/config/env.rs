@@ -1,18 +1,26 @@
 //! `${env:NAME}` and `${env:NAME:-default}` interpolation (also `${NAME}`), done on the raw
-//! text line by line so that YAML error locations stay right. `$$` escapes a dollar sign.
+//! text so that YAML error locations stay right. `$$` escapes a dollar sign.
 //!
 //! A value is inserted so that it stays one value, whatever it holds (the Collector expands
-//! after parsing, so a value never changes the YAML around it; a text expansion has to quote):
+//! after parsing, so a value never changes the YAML around it; a text expansion has to quote).
+//! The text is scanned with the YAML state carried from line to line (quoted scalars, flow
+//! collections and block scalars may span lines):
 //!
-//! - inside a double-quoted scalar it is escaped as a double-quoted string (`"`, `\`, line
-//!   breaks); inside a single-quoted one, `'` is doubled (a line break there is an error);
-//! - as a whole plain scalar (`key: ${env:X}`, `- ${env:X}`, `{ key: ${env:X} }`) it is
-//!   inserted as written when YAML reads it back as itself (`400`, `true`, `tempo:4317`), so
-//!   numbers and booleans keep their type as in the Collector, and otherwise as a
-//!   double-quoted string: `Bearer abc #def` stays whole instead of losing ` #def` to a comment;
-//! - as part of a plain scalar (`http://${env:HOST}:4318`) it is inserted as written when it
-//!   cannot end the scalar there (no line break, `: `, ` #`, and no `,[]{}` inside `{ }` or
-//!   `[ ]`); otherwise it is an error naming the variable and asking for double quotes.
+//! - inside a double-quoted scalar the value is escaped as a double-quoted string (`"`, `\`,
+//!   line breaks); inside a single-quoted one, `'` is doubled (a line break is an error);
+//! - inside a block scalar (`|`, `>`) it is inserted as written (a line break is an error);
+//! - as a whole plain scalar (`key: ${env:X}`, `- ${env:X}`, `{ key: ${env:X} }`, or alone on
+//!   the line after `key:`) it is inserted as written when YAML reads it back as itself
+//!   (`400`, `true`, `tempo:4317`), so numbers and booleans keep their type as in the
+//!   Collector (text fields such as headers and credentials take them as text), and
+//!   otherwise as a double-quoted string: `Bearer abc #def` stays whole instead of losing
+//!   ` #def` to a comment;
+//! - as part of a plain scalar (`http://${env:HOST}:4318`, `Bearer ${env:TOKEN}`) it is
+//!   inserted as written when it cannot change the text around it (no `#`, tab, line break,
+//!   `: `, and no `,[]{}` inside `{ }` or `[ ]`); otherwise it is an error naming the variable
+//!   and asking for double quotes.
+//!
+//! References in comments are left alone.
 
 /// An interpolation problem, with its 1-based line.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +31,56 @@ pub struct EnvError {
     pub message: String,
 }
 
+/// The YAML state at a point of the text, carried across lines.
+#[derive(Debug, Default, Clone)]
+struct State {
+    /// inside a `"..."` scalar
+    dq: bool,
+    /// inside a `'...'` scalar
+    sq: bool,
+    /// open `{` / `[` (flow collections)
+    depth: usize,
+    /// inside a block scalar whose key line has this indentation
+    block: Option<usize>,
+    /// the last code line ended where a value is still to come (`key:`, `-`): a scalar alone
+    /// on the next line is a whole value, not the continuation of a plain one
+    value_pending: bool,
+}
+
+/// Where a reference stands.
+#[derive(Debug, PartialEq)]
+enum Context {
+    DoubleQuoted,
+    SingleQuoted,
+    Block,
+    /// whole: the reference is the entire plain scalar
+    Plain {
+        flow: bool,
+        whole: bool,
+        starts: bool,
+    },
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// Whether a scalar may begin after `before` (the line so far): at the line's start, after
+/// `key:` or a sequence's `-` and a blank, or after `{`, `[`, `,` in flow.
+fn scalar_starts(before: &str, flow: bool) -> bool {
+    let b = before.trim_end_matches([' ', '\t']);
+    let blank = b.len() < before.len();
+    let dash_or_q = b
+        .strip_suffix('-')
+        .or_else(|| b.strip_suffix('?'))
+        .is_some_and(|h| {
+            h.is_empty() || h.ends_with([' ', '\t']) || (flow && h.ends_with(['[', ',', '{']))
+        });
+    b.is_empty()
+        || (blank && (b.ends_with(':') || dash_or_q))
+        || (flow && b.ends_with(['{', '[', ',']))
+}
+
 /// Expands references using `lookup`; returns every error found.
 pub fn interpolate(
     text: &str,
@@ -30,78 +88,18 @@ pub fn interpolate(
 ) -> Result<String, Vec<EnvError>> {
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
+    let mut st = State::default();
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        // comments are left alone
-        let (code, comment) = split_comment(line);
-        let mut rest = code;
-        while let Some(pos) = rest.find('$') {
-            out.push_str(&rest[..pos]);
-            let after = &rest[pos + 1..];
-            if let Some(stripped) = after.strip_prefix('$') {
-                out.push('$');
-                rest = stripped;
+        let lineno = i + 1;
+        let body = line.trim_end_matches(['\n', '\r']);
+        if let Some(parent) = st.block {
+            if body.trim().is_empty() || indent_of(body) > parent {
+                expand_line(line, lineno, &mut st, true, lookup, &mut out, &mut errors);
                 continue;
             }
-            if let Some(body_start) = after.strip_prefix('{') {
-                match body_start.find('}') {
-                    Some(end) => {
-                        let body = &body_start[..end];
-                        let name_default = body.strip_prefix("env:").unwrap_or(body);
-                        let (name, default) = match name_default.split_once(":-") {
-                            Some((n, d)) => (n, Some(d)),
-                            None => (name_default, None),
-                        };
-                        let valid = !name.is_empty()
-                            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            && !name.starts_with(|c: char| c.is_ascii_digit());
-                        if !valid {
-                            errors.push(EnvError {
-                                line: i + 1,
-                                message: format!("invalid environment reference ${{{body}}}"),
-                            });
-                        } else {
-                            let value = match (lookup(name), default) {
-                                (Some(v), _) if !v.is_empty() || default.is_none() => Some(v),
-                                (_, Some(d)) => Some(d.to_string()),
-                                (None, None) => {
-                                    errors.push(EnvError {
-                                        line: i + 1,
-                                        message: format!("environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)"),
-                                    });
-                                    None
-                                }
-                                (Some(v), None) => Some(v),
-                            };
-                            if let Some(v) = value {
-                                let at = code.len() - rest.len() + pos;
-                                let after_ref = &body_start[end + 1..];
-                                match insertion(&code[..at], after_ref, &v) {
-                                    Ok(text) => out.push_str(&text),
-                                    Err(why) => errors.push(EnvError {
-                                        line: i + 1,
-                                        message: format!("the value of {name} {why}; write the reference in double quotes (\"${{env:{name}}}\")"),
-                                    }),
-                                }
-                            }
-                        }
-                        rest = &body_start[end + 1..];
-                    }
-                    None => {
-                        errors.push(EnvError {
-                            line: i + 1,
-                            message: "unterminated ${ reference".into(),
-                        });
-                        out.push_str(&rest[pos..]);
-                        rest = "";
-                    }
-                }
-            } else {
-                out.push('$');
-                rest = after;
-            }
+            st.block = None;
         }
-        out.push_str(rest);
-        out.push_str(comment);
+        expand_line(line, lineno, &mut st, false, lookup, &mut out, &mut errors);
     }
     if errors.is_empty() {
         Ok(out)
@@ -110,93 +108,248 @@ pub fn interpolate(
     }
 }
 
-/// Where a reference stands on its line.
-#[derive(Debug, PartialEq)]
-enum Context {
-    /// Inside a `"..."` scalar.
-    DoubleQuoted,
-    /// Inside a `'...'` scalar.
-    SingleQuoted,
-    /// In plain text; `flow`: inside `{ }` or `[ ]`.
-    Plain { flow: bool },
-}
-
-/// The context at the end of `before` (the line up to the reference).
-fn context(before: &str) -> Context {
-    let (mut sq, mut dq, mut escaped, mut depth) = (false, false, false, 0usize);
-    for c in before.chars() {
-        if dq {
+/// Scans one line, updating `st` and writing the expanded line to `out`.
+fn expand_line(
+    line: &str,
+    lineno: usize,
+    st: &mut State,
+    in_block: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    out: &mut String,
+    errors: &mut Vec<EnvError>,
+) {
+    let continues_plain = !in_block
+        && !st.dq
+        && !st.sq
+        && st.depth == 0
+        && !st.value_pending
+        && !line.trim().is_empty()
+        && !line.trim_start().starts_with('#');
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    // where the code of this line ends (a comment or the line end), for the next line's state
+    let mut code_end = line.trim_end_matches(['\n', '\r']).len();
+    while i < line.len() {
+        let c = bytes[i];
+        let before = &line[..i];
+        if !in_block && !st.dq && !st.sq {
+            // a comment: left as it is
+            if c == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t')) {
+                code_end = code_end.min(i);
+                out.push_str(&line[i..]);
+                break;
+            }
+            let flow = st.depth > 0;
             match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => dq = false,
+                b'"' | b'\'' if scalar_starts(before, flow) => {
+                    if c == b'"' {
+                        st.dq = true;
+                    } else {
+                        st.sq = true;
+                    }
+                }
+                b'{' | b'[' if flow || scalar_starts(before, flow) => st.depth += 1,
+                b'}' | b']' if flow => st.depth -= 1,
                 _ => {}
             }
+        } else if st.dq && !in_block {
+            if c == b'\\' && i + 1 < line.len() {
+                // an escape: copy both
+                let n = line[i + 1..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&line[i..i + 1 + n]);
+                i += 1 + n;
+                continue;
+            }
+            if c == b'"' {
+                st.dq = false;
+            }
+        } else if st.sq && !in_block && c == b'\'' {
+            if bytes.get(i + 1) == Some(&b'\'') {
+                out.push_str("''");
+                i += 2;
+                continue;
+            }
+            st.sq = false;
+        }
+        if c != b'$' {
+            let n = line[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&line[i..i + n]);
+            i += n;
             continue;
         }
-        match c {
-            '\'' => sq = !sq,
-            '"' if !sq => dq = true,
-            '{' | '[' if !sq => depth += 1,
-            '}' | ']' if !sq => depth = depth.saturating_sub(1),
-            _ => {}
+        // `$$`: a literal dollar sign
+        if bytes.get(i + 1) == Some(&b'$') {
+            out.push('$');
+            i += 2;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'{') {
+            out.push('$');
+            i += 1;
+            continue;
+        }
+        let Some(end) = line[i + 2..].find('}') else {
+            errors.push(EnvError {
+                line: lineno,
+                message: "unterminated ${ reference".into(),
+            });
+            out.push_str(&line[i..]);
+            break;
+        };
+        let body = &line[i + 2..i + 2 + end];
+        let after = &line[i + 3 + end..];
+        i += 3 + end;
+        let Some(value) = resolve(body, lineno, lookup, errors) else {
+            continue;
+        };
+        let ctx = if in_block {
+            Context::Block
+        } else if st.dq {
+            Context::DoubleQuoted
+        } else if st.sq {
+            Context::SingleQuoted
+        } else {
+            let flow = st.depth > 0;
+            let starts =
+                scalar_starts(before, flow) && !(continues_plain && before.trim().is_empty());
+            let ends = {
+                let a = after.trim_start_matches([' ', '\t']);
+                let blank = a.len() < after.len();
+                a.is_empty()
+                    || a.starts_with(['\n', '\r'])
+                    || (blank && a.starts_with('#'))
+                    || (flow && a.starts_with([',', '}', ']']))
+            };
+            Context::Plain {
+                flow,
+                whole: starts && ends,
+                starts,
+            }
+        };
+        match insertion(&ctx, after, &value) {
+            Ok(t) => out.push_str(&t),
+            Err(why) => {
+                let name = body.strip_prefix("env:").unwrap_or(body);
+                let name = name.split_once(":-").map_or(name, |(n, _)| n);
+                errors.push(EnvError {
+                    line: lineno,
+                    message: format!(
+                        "the value of {name} {why}; write the whole value that holds ${{env:{name}}} in double quotes"
+                    ),
+                });
+            }
         }
     }
-    if dq {
-        Context::DoubleQuoted
-    } else if sq {
-        Context::SingleQuoted
-    } else {
-        Context::Plain { flow: depth > 0 }
+    if !in_block && !st.dq && !st.sq {
+        let code = line[..code_end].trim_end();
+        st.value_pending = code.ends_with(':')
+            || code.ends_with(" -")
+            || code.trim() == "-"
+            || code.is_empty() && st.value_pending;
+        // a block scalar begins after `key: |` / `- >-` (indicators and a comment allowed)
+        let t = code.trim_end();
+        let last = t.rsplit([' ', '\t']).next().unwrap_or("");
+        if st.depth == 0
+            && (last.starts_with('|') || last.starts_with('>'))
+            && last[1..]
+                .chars()
+                .all(|c| matches!(c, '+' | '-' | '1'..='9'))
+            && scalar_starts(&t[..t.len() - last.len()], false)
+        {
+            st.block = Some(indent_of(line));
+            st.value_pending = false;
+        }
     }
 }
 
-/// The text that stands for `value` between `before` and `after` on a line (see the module
-/// doc), or why it cannot stand there.
-fn insertion(before: &str, after: &str, value: &str) -> Result<String, &'static str> {
-    match context(before) {
-        Context::DoubleQuoted => {
-            // a JSON string is a YAML double-quoted scalar; its escapes are YAML's
-            let quoted = serde_json::to_string(value).unwrap_or_default();
-            Ok(quoted[1..quoted.len() - 1].to_string())
+/// The value a reference stands for, or `None` (and an error) when it has none.
+fn resolve(
+    body: &str,
+    lineno: usize,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<EnvError>,
+) -> Option<String> {
+    let name_default = body.strip_prefix("env:").unwrap_or(body);
+    let (name, default) = match name_default.split_once(":-") {
+        Some((n, d)) => (n, Some(d)),
+        None => (name_default, None),
+    };
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        errors.push(EnvError {
+            line: lineno,
+            message: format!("invalid environment reference ${{{body}}}"),
+        });
+        return None;
+    }
+    match (lookup(name), default) {
+        (Some(v), _) if !v.is_empty() || default.is_none() => Some(v),
+        (_, Some(d)) => Some(d.to_string()),
+        (None, None) => {
+            errors.push(EnvError {
+                line: lineno,
+                message: format!(
+                    "environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)"
+                ),
+            });
+            None
         }
+        (Some(v), None) => Some(v),
+    }
+}
+
+/// Characters YAML's reader takes as line breaks (YAML 1.1 counts NEL, LS and PS too).
+const BREAKS: [char; 5] = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+
+/// `value` as the inside of a double-quoted YAML scalar.
+fn double_quoted_inside(value: &str) -> String {
+    // a JSON string is a YAML double-quoted scalar; its escapes are YAML's
+    let q = serde_json::to_string(value).unwrap_or_default();
+    q[1..q.len() - 1]
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// The text that stands for `value` in `ctx`, `after` being the rest of the line, or why it
+/// cannot stand there.
+fn insertion(ctx: &Context, after: &str, value: &str) -> Result<String, &'static str> {
+    match *ctx {
+        Context::DoubleQuoted => Ok(double_quoted_inside(value)),
         Context::SingleQuoted => {
-            if value.contains(['\n', '\r']) {
+            if value.contains(BREAKS) {
                 return Err("holds a line break, which a single-quoted YAML string cannot");
             }
             Ok(value.replace('\'', "''"))
         }
-        Context::Plain { flow } => {
-            // the reference begins a scalar: at the start of the line, after `key:` or a
-            // sequence's `-` and blanks, or after `{`, `[` or `,` in flow
-            let b = before.trim_end_matches([' ', '\t']);
-            let blank = b.len() < before.len();
-            let dash_item = b.strip_suffix('-').is_some_and(|h| {
-                h.is_empty() || h.ends_with([' ', '\t']) || (flow && h.ends_with(['[', ',']))
-            });
-            let starts_scalar = b.is_empty()
-                || (blank && (b.ends_with(':') || dash_item))
-                || (flow && b.ends_with(['{', '[', ',']));
-            let ends_scalar = {
-                let a = after.trim_start_matches([' ', '\t']);
-                a.is_empty()
-                    || a.starts_with(['\n', '\r'])
-                    || (flow && a.starts_with([',', '}', ']']))
-            };
-            if starts_scalar && ends_scalar {
+        Context::Block => {
+            if value.contains(BREAKS) {
+                return Err("holds a line break, which would end the block scalar's indentation");
+            }
+            Ok(value.to_string())
+        }
+        Context::Plain {
+            flow,
+            whole,
+            starts,
+        } => {
+            if whole {
                 if reads_back_as_itself(value, flow) {
                     return Ok(value.to_string());
                 }
-                return Ok(serde_json::to_string(value).unwrap_or_default());
+                return Ok(format!("\"{}\"", double_quoted_inside(value)));
             }
-            let breaks = value.contains(['\n', '\r'])
+            let breaks = value.contains(BREAKS)
+                || value.contains(['#', '\t'])
                 || value.contains(": ")
-                || value.contains(" #")
                 || value.ends_with(':')
+                || (value.ends_with(' ') && after.starts_with('#'))
                 || (flow && value.contains([',', '[', ']', '{', '}']))
-                || (starts_scalar && value.starts_with(INDICATORS));
+                || (starts && value.starts_with(INDICATORS));
             if breaks {
-                Err("would end the plain YAML text it stands in")
+                Err("would change the plain YAML text it stands in")
             } else {
                 Ok(value.to_string())
             }
@@ -213,7 +366,8 @@ const INDICATORS: [char; 19] = [
 /// prints as `value` again (`400`, `true`, `tempo:4317`; not `a #b`, `x: y`, `[1]`, ``).
 fn reads_back_as_itself(value: &str, flow: bool) -> bool {
     if value.is_empty()
-        || value.contains(['\n', '\r'])
+        || value.contains(BREAKS)
+        || value.contains(['#', '\t'])
         || value.starts_with(INDICATORS)
         || value.trim() != value
         || (flow && value.contains([',', '[', ']', '{', '}']))
@@ -222,27 +376,12 @@ fn reads_back_as_itself(value: &str, flow: bool) -> bool {
     }
     match serde_yaml::from_str::<serde_yaml::Value>(value) {
         Ok(serde_yaml::Value::String(s)) => s == value,
-        Ok(serde_yaml::Value::Number(n)) => n.to_string() == value || value.parse::<f64>().is_ok(),
-        Ok(serde_yaml::Value::Bool(_)) => true,
+        // a number or boolean only in its canonical spelling, so that a text setting given
+        // the value reads it back exactly (`1e3`, `+1`, `.inf`, `True` are inserted as text)
+        Ok(serde_yaml::Value::Number(n)) => n.to_string() == value,
+        Ok(serde_yaml::Value::Bool(_)) => value == "true" || value == "false",
         _ => false,
     }
-}
-
-/// Splits a YAML line at a ` #` comment that is outside quotes.
-fn split_comment(line: &str) -> (&str, &str) {
-    let (mut sq, mut dq) = (false, false);
-    let bytes = line.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'\'' if !dq => sq = !sq,
-            b'"' if !sq => dq = !dq,
-            b'#' if !sq && !dq && (i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') => {
-                return (&line[..i], &line[i..]);
-            }
-            _ => {}
-        }
-    }
-    (line, "")
 }
 
 #[cfg(test)]
@@ -292,24 +431,37 @@ mod tests {
                     "BOOL" => "true",
                     "HOST" => "tempo",
                     "LIST" => "a,b",
+                    "INJ" => "v1,X-Inj: v2",
+                    "BS" => "C:\\temp\\new",
+                    "LEADHASH" => "#tok",
+                    "TABHASH" => "abc\t#def",
+                    "TRAIL" => "foo ",
+                    "APOS" => "x'y",
+                    "LS" => "a\u{2028}b",
                     _ => return None,
                 }
                 .to_string(),
             )
         };
         let read = |text: &str| -> serde_yaml::Value {
-            serde_yaml::from_str(&interpolate(text, &env).unwrap()).unwrap()
+            let t = interpolate(text, &env).unwrap_or_else(|e| panic!("{e:?}"));
+            serde_yaml::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}"))
         };
+        let refused = |text: &str| -> Vec<EnvError> { interpolate(text, &env).expect_err(text) };
         // a whole plain scalar: exact strings, typed numbers and booleans
-        let v =
-            read("a: ${env:TOKEN}\nb: ${env:COLON}\nc: ${env:NUM}\nd: ${env:BOOL}\ne: ${env:NL}\n");
+        let v = read(
+            "a: ${env:TOKEN}\nb: ${env:COLON}\nc: ${env:NUM}\nd: ${env:BOOL}\ne: ${env:NL}\nf: ${env:LS} # note\n",
+        );
         assert_eq!(v["a"], "Bearer abc #def");
         assert_eq!(v["b"], "x: y");
         assert_eq!(v["c"], 400);
         assert_eq!(v["d"], true);
         assert_eq!(v["e"], "one\nevil: injected");
+        assert_eq!(v["f"], "a\u{2028}b");
         assert!(v.get("evil").is_none(), "no key injected");
-        // in flow mappings and sequences
+        // alone on the line after its key
+        assert_eq!(read("a:\n  ${env:TOKEN}\n")["a"], "Bearer abc #def");
+        // in flow mappings and sequences, also over several lines
         let v = read(
             "m: { a: ${env:TOKEN}, b: ${env:LIST}, c: ${env:NUM} }\ns: [${env:COLON}, ${env:HOST}]\n",
         );
@@ -318,23 +470,45 @@ mod tests {
         assert_eq!(v["m"]["c"], 400);
         assert_eq!(v["s"][0], "x: y");
         assert_eq!(v["s"][1], "tempo");
-        // inside quotes: escaped for that style
-        let v = read("a: \"${env:QUOTE} ${env:NL}\"\nb: '${env:QUOTE}'\n");
+        let v = read("h: {\n  X-A: ${env:INJ},\n  X-B: static\n}\n");
+        assert_eq!(v["h"]["X-A"], "v1,X-Inj: v2");
+        assert!(v["h"].get("X-Inj").is_none(), "no key injected: {v:?}");
+        // inside quotes, also over several lines: escaped for that style
+        let v = read(
+            "a: \"${env:QUOTE} ${env:NL}\"\nb: '${env:QUOTE}'\nc: \"first\n  ${env:BS}\"\nd: 'it''s ${env:APOS}'\n",
+        );
         assert_eq!(v["a"], "a\"b'c one\nevil: injected");
         assert_eq!(v["b"], "a\"b'c");
-        // part of a plain scalar: as written when harmless, an error when it would break it
+        assert_eq!(v["c"], "first C:\\temp\\new");
+        assert_eq!(v["d"], "it's x'y");
+        // a block scalar's content is taken as written
+        let v = read("a: |\n  line ${env:TOKEN}\n  ${env:TOKEN}\nb: ${env:HOST}\n");
+        assert_eq!(v["a"], "line Bearer abc #def\nBearer abc #def\n");
+        assert_eq!(v["b"], "tempo");
+        // part of a plain scalar: as written when harmless ('s in plain text is no quote)...
         assert_eq!(
             read("a: http://${env:HOST}:4318\n")["a"],
             "http://tempo:4318"
         );
-        let errs = interpolate("a: x\nb: Token ${env:TOKEN}\n", &env).unwrap_err();
-        assert_eq!(errs.len(), 1);
+        assert_eq!(read("a: it's ${env:APOS}\n")["a"], "it's x'y");
+        assert_eq!(read("a: Bearer ${env:NUM}\n")["a"], "Bearer 400");
+        // ...an error when it would change that text
+        for bad in [
+            "a: x\nb: Token ${env:TOKEN}\n",
+            "b: Bearer ${env:LEADHASH}\n",
+            "b: Bearer ${env:TABHASH}\n",
+            "b: ${env:TRAIL}#frag\n",
+            "b: it's ${env:TOKEN}\n",
+            "b: first\n  ${env:TOKEN}\n",
+            "b: '${env:NL}'\n",
+        ] {
+            let errs = refused(bad);
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert!(errs[0].message.contains("double quotes"), "{bad}: {errs:?}");
+        }
+        let errs = refused("a: x\nb: Token ${env:TOKEN}\n");
         assert_eq!(errs[0].line, 2);
-        assert!(
-            errs[0].message.contains("TOKEN") && errs[0].message.contains("double quotes"),
-            "{errs:?}"
-        );
-        assert!(interpolate("a: '${env:NL}'\n", &env).is_err());
+        assert!(errs[0].message.contains("TOKEN"), "{errs:?}");
     }
 
     #[test]

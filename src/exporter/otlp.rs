@@ -26,6 +26,7 @@ pub struct Config {
     /// `host:port` or a URL (`http://`, `https://`).
     pub endpoint: String,
     /// gRPC metadata added to every export call.
+    #[serde(deserialize_with = "crate::config::common::headers")]
     pub headers: Headers,
     /// HTTP Basic credentials sent as `authorization` metadata.
     pub basic_auth: Option<BasicAuth>,

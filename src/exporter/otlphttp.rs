@@ -25,6 +25,7 @@ pub struct Config {
     pub traces_endpoint: Option<String>,
     pub metrics_endpoint: Option<String>,
     pub logs_endpoint: Option<String>,
+    #[serde(deserialize_with = "crate::config::common::headers")]
     pub headers: Headers,
     pub basic_auth: Option<BasicAuth>,
     pub bearer_token: Option<String>,

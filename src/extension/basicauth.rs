@@ -45,8 +45,9 @@ pub struct Htpasswd {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
+    #[serde(deserialize_with = "crate::config::common::text")]
     pub username: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::common::text")]
     pub password: String,
 }
 

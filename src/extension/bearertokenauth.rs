@@ -28,8 +28,10 @@ pub struct Config {
     /// The header carrying the credential. Default `Authorization`.
     pub header: String,
     /// One static token.
+    #[serde(deserialize_with = "crate::config::common::opt_text")]
     pub token: Option<String>,
     /// Several accepted tokens (a client sends the first).
+    #[serde(deserialize_with = "crate::config::common::text_list")]
     pub tokens: Vec<String>,
     /// A file with one token per line, re-read when it changes.
     pub filename: Option<String>,

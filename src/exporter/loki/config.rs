@@ -17,6 +17,7 @@ pub struct Config {
     /// Extra headers, e.g. `X-Scope-OrgID` (the tenant: one per exporter, so a request never
     /// mixes tenants).
     #[serde(default)]
+    #[serde(deserialize_with = "crate::config::common::headers")]
     pub headers: Headers,
     /// HTTP Basic credentials sent with every push.
     #[serde(default)]

@@ -28,6 +28,7 @@ pub struct Config {
     pub endpoint: String,
     /// Extra headers (e.g. `X-Scope-OrgID`); cannot override the remote-write headers.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::config::common::headers")]
     pub headers: Headers,
     /// Prefix of every metric name.
     #[serde(default)]
