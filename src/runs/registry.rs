@@ -220,10 +220,12 @@ impl Registry {
             let clean = persist::take_clean_stop(d);
             for mut s in loaded {
                 let open = s.state == RunState::Open;
-                if open && !clean {
+                let crashed = open && !clean;
+                if crashed {
                     // after a crash this part resumes now: what arrived since its last save is
-                    // not in it (after a clean stop everything accepted was saved)
-                    s.late_joins = vec![now_ms()];
+                    // not in it (after a clean stop everything accepted was saved); kept with
+                    // the earlier restarts and saved, so a later clean restart keeps the note
+                    s.late_joins.push(now_ms());
                 }
                 runs.insert(
                     s.id.clone(),
@@ -231,7 +233,7 @@ impl Registry {
                         summary: s,
                         // counters restart with the process; `dropped` so far is kept
                         drop_base: open.then_some([0; 3]),
-                        dirty: false,
+                        dirty: crashed,
                         ending: false,
                     },
                 );
@@ -505,6 +507,8 @@ impl Registry {
                             opened += 1;
                             if let Some(e) = self.runs.lock().get_mut(&info.id) {
                                 e.summary.late_joins = vec![now_ms()];
+                                // saved with the part, so a restart keeps the note
+                                e.dirty = true;
                             }
                         }
                         Err(e) => {
@@ -873,22 +877,29 @@ mod tests {
         reg.expire();
         assert_eq!(reg.get("short").map(|s| s.state), Some(RunState::Expired));
         reg.flush();
-        // reload: `a` is still open with its counts; after a save that was not a clean stop
-        // (a crash) its part is marked as resumed late
-        let crashed = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(crashed.get("a").map(|s| s.late_joins.len()), Some(1));
-        drop(crashed);
+        // a clean stop lost nothing: the reloaded part is not marked late (the mark is used
+        // up by that start)
         reg.flush_at_stop();
+        let clean = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(clean.get("a").map(|s| s.late_joins.len()), Some(0));
+        drop(clean);
+        // reload after a crash (no mark): `a` is still open with its counts, its part marked
+        // as resumed late
         let again = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
         assert!(again.any_open());
         assert_eq!(
             again.get("a").map(|s| (s.state, s.totals.spans)),
             Some((RunState::Open, 3))
         );
-        // a clean stop lost nothing: no late part; the mark is used up by that start
-        assert_eq!(again.get("a").map(|s| s.late_joins.len()), Some(0));
-        let next = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(next.get("a").map(|s| s.late_joins.len()), Some(1));
+        assert_eq!(again.get("a").map(|s| s.late_joins.len()), Some(1));
+        // the note is saved: a clean restart after the crash keeps it, adding none
+        again.flush_at_stop();
+        let kept = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.get("a").map(|s| s.late_joins.len()), Some(1));
+        drop(kept);
+        // a second crash adds its own
+        let next = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(next.get("a").map(|s| s.late_joins.len()), Some(2));
         drop(next);
         let ended = again.end("a", None).await.map(|s| s.state);
         assert_eq!(ended, Ok(RunState::Ended));
