@@ -98,6 +98,87 @@ async fn check_build(cfg: &Config, unused_only: bool, path: Option<&str>) -> Vec
     errs
 }
 
+/// The files and directories a config names, checked as `run` would open them, so that
+/// `validate` refuses what `run` would: TLS certificates and keys of the receivers, htpasswd
+/// and token files, and the directories of `runs` and `file_storage` (which `run` creates:
+/// each must be a directory or creatable, under no regular file).
+fn check_files(cfg: &Config, text: &str) -> Vec<String> {
+    use watchtower::config::{ExtensionConfig, ReceiverConfig};
+    let mut errs = Vec::new();
+    let mut at = |path: &[&str], m: String| match config::line_of(text, path) {
+        Some(line) => errs.push(format!("line {line}: {}: {m}", path.join("."))),
+        None => errs.push(format!("{}: {m}", path.join("."))),
+    };
+    let readable = |f: &str| {
+        std::fs::File::open(f)
+            .map(|_| ())
+            .map_err(|e| format!("{f}: {e}"))
+    };
+    let dir_ok = |d: &str| {
+        let p = std::path::Path::new(d);
+        match p.ancestors().find(|a| a.exists()) {
+            Some(a) if !a.is_dir() => Err(format!("{d}: {} is not a directory", a.display())),
+            _ => Ok(()),
+        }
+    };
+    for (id, r) in &cfg.receivers {
+        let ReceiverConfig::Otlp(o) = r;
+        let tls = [
+            (
+                "grpc",
+                o.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref()),
+            ),
+            (
+                "http",
+                o.protocols.http.as_ref().and_then(|h| h.tls.as_ref()),
+            ),
+        ];
+        for (proto, t) in tls {
+            let Some(t) = t else { continue };
+            for (key, f) in [
+                ("cert_file", Some(&t.cert_file)),
+                ("key_file", Some(&t.key_file)),
+                ("client_ca_file", t.client_ca_file.as_ref()),
+            ] {
+                if let Some(Err(e)) = f.map(|f| readable(f)) {
+                    at(&["receivers", id, "protocols", proto, "tls", key], e);
+                }
+            }
+        }
+    }
+    for (id, e) in &cfg.extensions {
+        match e {
+            ExtensionConfig::BasicAuth(b) => {
+                if let Some(Err(e)) = b
+                    .htpasswd
+                    .as_ref()
+                    .and_then(|h| h.file.as_deref())
+                    .map(readable)
+                {
+                    at(&["extensions", id, "htpasswd", "file"], e);
+                }
+            }
+            ExtensionConfig::BearerTokenAuth(b) => {
+                if let Some(Err(e)) = b.filename.as_deref().map(readable) {
+                    at(&["extensions", id, "filename"], e);
+                }
+            }
+            ExtensionConfig::Runs(r) => {
+                if let Some(Err(e)) = r.directory.as_deref().map(dir_ok) {
+                    at(&["extensions", id, "directory"], e);
+                }
+            }
+            ExtensionConfig::FileStorage(f) => {
+                if let Err(e) = dir_ok(&f.directory) {
+                    at(&["extensions", id, "directory"], e);
+                }
+            }
+            _ => {}
+        }
+    }
+    errs
+}
+
 async fn run(path: Option<String>) -> ExitCode {
     let secrets = config_secrets(path.as_deref());
     let cfg = match load(path.as_deref()) {
@@ -225,7 +306,12 @@ fn main() -> ExitCode {
             let secrets = config_secrets(config.as_deref());
             match load(config.as_deref()) {
                 Ok(cfg) => {
-                    let errs = rt.block_on(check_build(&cfg, false, config.as_deref()));
+                    let mut errs = rt.block_on(check_build(&cfg, false, config.as_deref()));
+                    let text = match config.as_deref() {
+                        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+                        None => default_config(&env_lookup),
+                    };
+                    errs.extend(check_files(&cfg, &text));
                     if errs.is_empty() {
                         println!("ok");
                         ExitCode::SUCCESS

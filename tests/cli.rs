@@ -260,3 +260,36 @@ fn json_log_encoding_writes_one_object_per_line() {
     assert_eq!(v["level"], "INFO");
     assert!(v["timestamp"].is_string());
 }
+
+/// `validate` opens what `run` would open: a missing certificate or htpasswd file and a
+/// directory under a regular file are named, with their lines (they passed, and `run` failed).
+#[test]
+fn validate_checks_the_files_and_directories_a_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let f = write(&format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc: {{ endpoint: 127.0.0.1:0, tls: {{ cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem }} }}\nexporters: {{ debug: }}\nextensions:\n  basicauth/in: {{ htpasswd: {{ file: /nonexistent/htpasswd }} }}\n  runs: {{ directory: {}/runs }}\nservice:\n  extensions: [runs]\n  pipelines: {{ traces: {{ receivers: [otlp], exporters: [debug] }} }}\n",
+        plain.display()
+    ));
+    let (code, out) = wt(&["validate", "--config", f.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for want in [
+        "line 4: receivers.otlp.protocols.grpc.tls.cert_file: /nonexistent/c.pem: No such file",
+        "line 4: receivers.otlp.protocols.grpc.tls.key_file:",
+        "line 7: extensions.basicauth/in.htpasswd.file:",
+        "line 8: extensions.runs.directory:",
+        "is not a directory",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // a directory that does not exist yet is fine: run creates it
+    let f = write(&format!(
+        "receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}\nexporters: {{ debug: }}\nextensions: {{ runs: {{ directory: {}/new/runs }} }}\nservice:\n  extensions: [runs]\n  pipelines: {{ traces: {{ receivers: [otlp], exporters: [debug] }} }}\n",
+        dir.path().display()
+    ));
+    assert_eq!(
+        wt(&["validate", "--config", f.path().to_str().unwrap()]),
+        (0, "ok\n".to_string())
+    );
+}
