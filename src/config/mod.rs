@@ -454,9 +454,10 @@ impl<'de> Deserialize<'de> for LogLevel {
             "debug" => Ok(LogLevel::Debug),
             "info" => Ok(LogLevel::Info),
             "warn" | "warning" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
+            // zap's levels above error: Watchtower logs nothing above error
+            "error" | "dpanic" | "panic" | "fatal" => Ok(LogLevel::Error),
             _ => Err(serde::de::Error::custom(format!(
-                "unknown log level `{s}`, expected one of trace, debug, info, warn, error"
+                "unknown log level `{s}`, expected one of trace, debug, info, warn, error (dpanic, panic, fatal: as error)"
             ))),
         }
     }
@@ -935,6 +936,17 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         check_service(&mut ld, &cfg, root);
     }
     check_storage(&mut ld, &cfg);
+    let metrics_keys = root
+        .get("service")
+        .and_then(|s| s.get("telemetry"))
+        .and_then(|t| t.get("metrics"))
+        .and_then(|m| m.as_mapping());
+    if metrics_keys.is_some_and(|m| m.contains_key("address") && m.contains_key("readers")) {
+        ld.err(
+            &["service", "telemetry", "metrics", "readers"],
+            "set either address or readers (both name the self-metrics endpoint)",
+        );
+    }
     if cfg.service.telemetry.metrics.readers.len() > 1 {
         ld.err(
             &["service", "telemetry", "metrics", "readers"],

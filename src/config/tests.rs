@@ -140,7 +140,7 @@ fn telemetry_levels_are_the_collectors_words_and_a_bad_one_does_not_hide_the_pip
     assert_eq!(
         e,
         vec![
-            "line 4 column 31: service.telemetry.logs.level: unknown log level `verbose`, expected one of trace, debug, info, warn, error"
+            "line 4 column 31: service.telemetry.logs.level: unknown log level `verbose`, expected one of trace, debug, info, warn, error (dpanic, panic, fatal: as error)"
         ]
     );
     let e = errors(&svc("{ logs: { encoding: xml } }", "otlp"));
@@ -196,6 +196,13 @@ fn the_collectors_metric_readers_set_the_self_metrics_endpoint() {
     // without readers, `address` as before
     let c = parse(&cfg("      address: 127.0.0.1:1234\n"), &env).unwrap();
     assert_eq!(c.service.telemetry.metrics.endpoint(), "127.0.0.1:1234");
+    // not both forms at once
+    let e = errors(&cfg(&format!("      address: 127.0.0.1:1234\n{pull}")));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("set either address or readers")),
+        "{e:?}"
+    );
     // push readers are refused with what to do instead
     let e = errors(&cfg(
         "      readers:\n        - periodic:\n            exporter: { otlp: { protocol: grpc, endpoint: x } }\n",

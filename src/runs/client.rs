@@ -238,10 +238,11 @@ async fn call<T: serde::de::DeserializeOwned>(
         // a runs API answers its errors as JSON; anything else is another server, or a
         // gateway without the `runs` extension
         let body = if status == 404 && serde_json::from_str::<serde_json::Value>(&text).is_err() {
-            format!(
-                "{} (no runs API there: --url must be a gateway's health_check endpoint, with the `runs` extension listed in service.extensions)",
-                text.trim()
-            )
+            let hint = "no runs API there: --url must be a gateway's health_check endpoint, with the `runs` extension listed in service.extensions";
+            match text.trim() {
+                "" => hint.to_string(),
+                t => format!("{t} ({hint})"),
+            }
         } else {
             text
         };
@@ -415,6 +416,10 @@ pub fn render_table(s: &Summary) -> String {
         ("EXCEPTIONS", &s.exception_groups),
         ("ERROR LOGS", &s.error_log_groups),
     ] {
+        if groups.is_empty() {
+            o.push_str(&format!("\n{title}: none\n"));
+            continue;
+        }
         o.push_str(&format!(
             "\n{title}\n{:<18} {:<44} {:>6}  {:<32}  MESSAGE\n",
             "SERVICE", "TYPE", "COUNT", "EXAMPLE TRACE"

@@ -342,11 +342,7 @@ pub fn markdown(r: &Report) -> String {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
             c.name,
-            if c.name == "error_rate" {
-                format!("{:.4}", c.value)
-            } else {
-                format!("{:.1}", c.value)
-            },
+            shown(c),
             fmt_threshold(c.warn_threshold),
             fmt_threshold(c.block_threshold),
             verdict_word(c.status)
@@ -380,6 +376,15 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
+/// A check's value as the reports print it: a rate to 4 decimals, percentages to 1.
+fn shown(c: &Check) -> String {
+    if c.name == "error_rate" {
+        format!("{:.4}", c.value)
+    } else {
+        format!("{:.1}", c.value)
+    }
+}
+
 /// Plain text for a terminal.
 pub fn text(r: &Report) -> String {
     let mut s = format!(
@@ -396,7 +401,7 @@ pub fn text(r: &Report) -> String {
             "  [{}] {} = {}: {}\n",
             verdict_word(c.status),
             c.name,
-            c.value,
+            shown(c),
             c.detail
         ));
     }
