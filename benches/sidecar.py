@@ -38,6 +38,7 @@ or copied arrive in large folios, mapped whole), so a warm, shared cache gives o
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -260,8 +261,27 @@ def measure_floor(protocol, rnd):
         bench.stop(proc)
 
 
+def symbol_order_match(binary):
+    """(listed, found): how many names of build/symbol-order.txt the binary defines. The names
+    are mangled with the crate's metadata hash, which changes with any dependency or feature
+    change: a stale list links the steady-state code apart and costs resident memory."""
+    path = os.path.join(bench.ROOT, "build", "symbol-order.txt")
+    try:
+        listed = {line.strip() for line in open(path) if line.strip()}
+        out = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    defined = {line.split()[-1] for line in out.splitlines() if line.split()}
+    return len(listed), len(listed & defined)
+
+
 def main():
     os.makedirs(bench.LOGS, exist_ok=True)
+    for label, binary in BINS:
+        m = symbol_order_match(binary.split("|")[0])
+        if m and m[1] < 0.95 * m[0]:
+            bench.log(f"WARNING: {label}: only {m[1]} of the {m[0]} names in build/symbol-order.txt are in "
+                      f"this binary; the list is stale for it (run `make symbol-order`, then rebuild)")
     rows = []
     for rnd in range(ROUNDS):
         for pipeline in PIPELINE_NAMES:

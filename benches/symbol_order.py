@@ -17,7 +17,10 @@ pipeline that uses the components a sidecar and a gateway run on the request pat
 executable that ran is written, most expensive first, as its mangled symbol name. Names that a
 later change removes or renames are skipped by the linker (`--no-warn-symbol-ordering`): a
 stale file costs resident memory, never correctness. Regenerate it after large changes to the
-request path, and compare with `make bench-sidecar`.
+request path and after any change of dependencies or their features (the mangled names carry
+each crate's metadata hash, so such a change renames every function: `benches/sidecar.py` warns
+when fewer than 95% of the names are found in the binary it measures), and compare with
+`make bench-sidecar`.
 
 Environment: BENCH_BIN (the release gateway), SYMBOL_ORDER_SECONDS (load per protocol and
 signal, default 4), SYMBOL_ORDER_WORKERS (tokio worker threads of each profiled run, default
