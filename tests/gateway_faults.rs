@@ -16,6 +16,18 @@ fn traces_only(exporters: &str) -> String {
 const FAST_RETRY: &str =
     "retry_on_failure: { initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 60s }";
 
+/// A gateway whose traces go to `dest` through `otlphttp` with fast retries.
+async fn fast_retry_gateway(dest: &Capture) -> Gateway {
+    Gateway::start(
+        &format!(
+            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
+            dest.url()
+        ),
+        &traces_only("otlphttp"),
+    )
+    .await
+}
+
 /// Polls a self-metric until it equals `want` (5 s at most); returns the last value read.
 async fn metric_reaches(gw: &Gateway, name: &str, needles: &[&str], want: f64) -> f64 {
     let end = Instant::now() + Duration::from_secs(5);
@@ -36,14 +48,7 @@ async fn destination_503_for_two_seconds_then_everything_is_delivered() {
         fail_status: 503,
         ..Default::default()
     });
-    let gw = Gateway::start(
-        &format!(
-            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
-            dest.url()
-        ),
-        &traces_only("otlphttp"),
-    )
-    .await;
+    let gw = fast_retry_gateway(&dest).await;
     for r in 0..10u64 {
         let (st, _, _) =
             post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", r * 10, 10)).await;
@@ -87,14 +92,7 @@ async fn destination_400_drops_the_batch_once_and_counts_it() {
         fail_status: 400,
         ..Default::default()
     });
-    let gw = Gateway::start(
-        &format!(
-            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
-            dest.url()
-        ),
-        &traces_only("otlphttp"),
-    )
-    .await;
+    let gw = fast_retry_gateway(&dest).await;
     let (st, _, _) = post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 0, 5)).await;
     assert_eq!(
         st, 200,
@@ -401,14 +399,7 @@ async fn partial_success_is_counted_not_retried() {
         partial_reject: 2,
         ..Default::default()
     });
-    let gw = Gateway::start(
-        &format!(
-            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
-            dest.url()
-        ),
-        &traces_only("otlphttp"),
-    )
-    .await;
+    let gw = fast_retry_gateway(&dest).await;
     post_protobuf(&gw.http_url("/v1/traces"), trace_request("svc", 0, 5)).await;
     assert!(wait_until(Duration::from_secs(5), || dest.requests() == 1).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -458,14 +449,7 @@ async fn partial_success_is_counted_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_is_a_failure_not_followed() {
     let dest = Capture::http().await;
-    let gw = Gateway::start(
-        &format!(
-            "exporters:\n  otlphttp: {{ endpoint: \"{}\", {FAST_RETRY} }}\n",
-            dest.url()
-        ),
-        &traces_only("otlphttp"),
-    )
-    .await;
+    let gw = fast_retry_gateway(&dest).await;
     // redirected to a page that answers GET with 200: the gateway's own health endpoint
     dest.set_script(Script {
         fail_next: 1,
