@@ -27,7 +27,9 @@ pub enum Command {
         #[arg(long, short = 'c', env = "WATCHTOWER_CONFIG", value_parser = config_path)]
         config: Option<String>,
     },
-    /// Check a config file: prints `ok`, or every error with its location, and exits non-zero.
+    /// Check a config file: prints `ok`, or the errors with their locations (the file's shape
+    /// first; once it is right, what building the exporters and opening files finds), and
+    /// exits non-zero.
     Validate {
         /// Config file (a path or a `file:` URI); without it, the built-in default config is
         /// checked.
