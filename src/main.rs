@@ -40,10 +40,12 @@ fn config_secrets(path: Option<&str>) -> Vec<String> {
         Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
         None => default_config(&env_lookup),
     };
-    let expanded = config::env::interpolate(&text, &env_lookup).unwrap_or(text);
-    let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&expanded) else {
+    let masked = config::env::mask(&text);
+    let Ok(mut v) = serde_yaml::from_str::<serde_yaml::Value>(&masked.text) else {
         return Vec::new();
     };
+    // a reference without a value stays a placeholder: nothing secret in it
+    let _ = config::env::resolve(&mut v, &masked, &env_lookup);
     let prefixes: Vec<String> = v
         .get("service")
         .and_then(|s| s.get("telemetry"))

@@ -1,28 +1,20 @@
-//! `${env:NAME}` and `${env:NAME:-default}` interpolation (also `${NAME}`), done on the raw
-//! text so that YAML error locations stay right. `$$` escapes a dollar sign.
+//! `${env:NAME}` and `${env:NAME:-default}` references (also `${NAME}`) in a config text, resolved
+//! as the Collector resolves them: after the YAML is parsed, inside the values, so that whatever
+//! a variable holds it stays one value and can never change the YAML around it (add keys, end a
+//! quoted string, start a comment). `$$` is a literal `$`.
 //!
-//! A value is inserted so that it stays one value, whatever it holds (the Collector expands
-//! after parsing, so a value never changes the YAML around it; a text expansion has to quote).
-//! The text is scanned with the YAML state carried from line to line (quoted scalars, flow
-//! collections and block scalars may span lines):
-//!
-//! - inside a double-quoted scalar the value is escaped as a double-quoted string (`"`, `\`,
-//!   line breaks); inside a single-quoted one, `'` is doubled (a line break is an error);
-//! - inside a block scalar (`|`, `>`) it is inserted as written (a line break is an error);
-//! - as a whole plain scalar (`key: ${env:X}`, `- ${env:X}`, `{ key: ${env:X} }`, or alone on
-//!   the line after `key:`) it is inserted as written when YAML reads it back as itself
-//!   (`400`, `true`, `tempo:4317`), so numbers and booleans keep their type as in the
-//!   Collector (text fields such as headers and credentials take them as text), and
-//!   otherwise as a double-quoted string: `Bearer abc #def` stays whole instead of losing
-//!   ` #def` to a comment;
-//! - as part of a plain scalar (`http://${env:HOST}:4318`, `Bearer ${env:TOKEN}`) it is
-//!   inserted as written when it cannot change the text around it (no `#`, tab, line break,
-//!   `: `, and no `,[]{}` inside `{ }` or `[ ]`); otherwise it is an error naming the variable
-//!   and asking for double quotes.
-//!
-//! References in comments are left alone.
+//! How: [`mask`] replaces each reference in the text by a placeholder of the same length made of
+//! private-use characters, which YAML reads as ordinary text in every context (plain, quoted,
+//! flow, block scalars, keys), so lines and columns of every later error stay those of the file;
+//! [`resolve`] then replaces the placeholders inside the parsed values. A scalar that is one
+//! reference and nothing else takes the value's type when the value is a number or boolean in
+//! its canonical spelling (`400`, `0.5`, `true`), as the Collector types it, quoted or not (text
+//! settings such as headers and credentials take such a value as text); any other value is a
+//! string, exactly as the variable holds it. References in comments vanish with the comments.
 
-/// An interpolation problem, with its 1-based line.
+use serde_yaml::Value;
+
+/// A reference problem, with the 1-based line of the reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvError {
     /// 1-based line of the reference.
@@ -31,244 +23,212 @@ pub struct EnvError {
     pub message: String,
 }
 
-/// The YAML state at a point of the text, carried across lines.
-#[derive(Debug, Default, Clone)]
-struct State {
-    /// inside a `"..."` scalar
-    dq: bool,
-    /// inside a `'...'` scalar
-    sq: bool,
-    /// open `{` / `[` (flow collections)
-    depth: usize,
-    /// inside a block scalar whose key line has this indentation
-    block: Option<usize>,
-    /// the last code line ended where a value is still to come (`key:`, `-`): a scalar alone
-    /// on the next line is a whole value, not the continuation of a plain one
-    value_pending: bool,
+/// First and last characters of a placeholder (Unicode private use: no config holds them).
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// One reference found by [`mask`].
+#[derive(Debug, Clone)]
+struct Reference {
+    /// What stood between `${` and `}`; `None` for a `${` without its `}` on the line.
+    body: Option<String>,
+    /// 1-based line.
+    line: usize,
 }
 
-/// Where a reference stands.
-#[derive(Debug, PartialEq)]
-enum Context {
-    DoubleQuoted,
-    SingleQuoted,
-    Block,
-    /// whole: the reference is the entire plain scalar
-    Plain {
-        flow: bool,
-        whole: bool,
-        starts: bool,
-    },
+/// A config text with its references replaced by placeholders.
+#[derive(Debug, Clone)]
+pub struct Masked {
+    /// The text to parse.
+    pub text: String,
+    refs: Vec<Reference>,
 }
 
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-/// Whether a scalar may begin after `before` (the line so far): at the line's start, after
-/// `key:` or a sequence's `-` and a blank, or after `{`, `[`, `,` in flow.
-fn scalar_starts(before: &str, flow: bool) -> bool {
-    let b = before.trim_end_matches([' ', '\t']);
-    let blank = b.len() < before.len();
-    let dash_or_q = b
-        .strip_suffix('-')
-        .or_else(|| b.strip_suffix('?'))
-        .is_some_and(|h| {
-            h.is_empty() || h.ends_with([' ', '\t']) || (flow && h.ends_with(['[', ',', '{']))
-        });
-    b.is_empty()
-        || (blank && (b.ends_with(':') || dash_or_q))
-        || (flow && b.ends_with(['{', '[', ',']))
-}
-
-/// Expands references using `lookup`; returns every error found.
-pub fn interpolate(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, Vec<EnvError>> {
+/// Replaces every `${...}` by a placeholder and every `$$` by `$`. A `${` without its `}` on
+/// the line gets a placeholder too: an error of [`resolve`] if it reaches a value (in a comment
+/// it vanishes).
+pub fn mask(text: &str) -> Masked {
     let mut out = String::with_capacity(text.len());
-    let mut errors = Vec::new();
-    let mut st = State::default();
+    let mut refs = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        let lineno = i + 1;
-        let body = line.trim_end_matches(['\n', '\r']);
-        if let Some(parent) = st.block {
-            if body.trim().is_empty() || indent_of(body) > parent {
-                expand_line(line, lineno, &mut st, true, lookup, &mut out, &mut errors);
+        let mut rest = line;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            if let Some(r) = after.strip_prefix('$') {
+                out.push('$');
+                rest = r;
                 continue;
             }
-            st.block = None;
+            let Some(body_start) = after.strip_prefix('{') else {
+                out.push('$');
+                rest = after;
+                continue;
+            };
+            let end = body_start
+                .find(['}', '\n'])
+                .filter(|&e| body_start[e..].starts_with('}'));
+            let Some(end) = end else {
+                out.push_str(&placeholder(refs.len(), 2));
+                refs.push(Reference {
+                    body: None,
+                    line: i + 1,
+                });
+                rest = body_start;
+                continue;
+            };
+            let body = &body_start[..end];
+            out.push_str(&placeholder(refs.len(), body.chars().count() + 3));
+            refs.push(Reference {
+                body: Some(body.to_string()),
+                line: i + 1,
+            });
+            rest = &body_start[end + 1..];
         }
-        expand_line(line, lineno, &mut st, false, lookup, &mut out, &mut errors);
+        out.push_str(rest);
     }
+    Masked { text: out, refs }
+}
+
+/// The placeholder of reference `index`: OPEN, the index, CLOSE padding to `width` characters
+/// (at least one CLOSE).
+fn placeholder(index: usize, width: usize) -> String {
+    let mut p = format!("{OPEN}{index}{CLOSE}");
+    while p.chars().count() < width {
+        p.push(CLOSE);
+    }
+    p
+}
+
+/// Replaces the placeholders in `value` (keys included) by the variables' values from
+/// `lookup`; returns every error (a variable not set without a default, an invalid name, an
+/// unterminated `${`).
+pub fn resolve(
+    value: &mut Value,
+    masked: &Masked,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Vec<EnvError>> {
+    let mut errors = Vec::new();
+    walk(value, masked, lookup, &mut errors);
+    errors.sort_by_key(|e| e.line);
+    errors.dedup();
     if errors.is_empty() {
-        Ok(out)
+        Ok(())
     } else {
         Err(errors)
     }
 }
 
-/// Scans one line, updating `st` and writing the expanded line to `out`.
-fn expand_line(
-    line: &str,
-    lineno: usize,
-    st: &mut State,
-    in_block: bool,
+fn walk(
+    v: &mut Value,
+    m: &Masked,
     lookup: &dyn Fn(&str) -> Option<String>,
-    out: &mut String,
     errors: &mut Vec<EnvError>,
 ) {
-    let continues_plain = !in_block
-        && !st.dq
-        && !st.sq
-        && st.depth == 0
-        && !st.value_pending
-        && !line.trim().is_empty()
-        && !line.trim_start().starts_with('#');
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    // where the code of this line ends (a comment or the line end), for the next line's state
-    let mut code_end = line.trim_end_matches(['\n', '\r']).len();
-    while i < line.len() {
-        let c = bytes[i];
-        let before = &line[..i];
-        if !in_block && !st.dq && !st.sq {
-            // a comment: left as it is
-            if c == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t')) {
-                code_end = code_end.min(i);
-                out.push_str(&line[i..]);
-                break;
+    match v {
+        Value::String(s) => {
+            if let Some(new) = expand_scalar(s, m, lookup, errors) {
+                *v = new;
             }
-            let flow = st.depth > 0;
-            match c {
-                b'"' | b'\'' if scalar_starts(before, flow) => {
-                    if c == b'"' {
-                        st.dq = true;
-                    } else {
-                        st.sq = true;
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                walk(item, m, lookup, errors);
+            }
+        }
+        Value::Mapping(map) => {
+            let entries = std::mem::take(map);
+            for (mut k, mut val) in entries {
+                if let Value::String(s) = &k
+                    && s.contains(OPEN)
+                {
+                    // a key is text: a reference in it is never typed
+                    if let Some(text) = expand_text(s, m, lookup, errors) {
+                        k = Value::String(text);
                     }
                 }
-                b'{' | b'[' if flow || scalar_starts(before, flow) => st.depth += 1,
-                b'}' | b']' if flow => st.depth -= 1,
-                _ => {}
-            }
-        } else if st.dq && !in_block {
-            if c == b'\\' && i + 1 < line.len() {
-                // an escape: copy both
-                let n = line[i + 1..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&line[i..i + 1 + n]);
-                i += 1 + n;
-                continue;
-            }
-            if c == b'"' {
-                st.dq = false;
-            }
-        } else if st.sq && !in_block && c == b'\'' {
-            if bytes.get(i + 1) == Some(&b'\'') {
-                out.push_str("''");
-                i += 2;
-                continue;
-            }
-            st.sq = false;
-        }
-        if c != b'$' {
-            let n = line[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&line[i..i + n]);
-            i += n;
-            continue;
-        }
-        // `$$`: a literal dollar sign
-        if bytes.get(i + 1) == Some(&b'$') {
-            out.push('$');
-            i += 2;
-            continue;
-        }
-        if bytes.get(i + 1) != Some(&b'{') {
-            out.push('$');
-            i += 1;
-            continue;
-        }
-        let Some(end) = line[i + 2..].find('}') else {
-            errors.push(EnvError {
-                line: lineno,
-                message: "unterminated ${ reference".into(),
-            });
-            out.push_str(&line[i..]);
-            break;
-        };
-        let body = &line[i + 2..i + 2 + end];
-        let after = &line[i + 3 + end..];
-        i += 3 + end;
-        let Some(value) = resolve(body, lineno, lookup, errors) else {
-            continue;
-        };
-        let ctx = if in_block {
-            Context::Block
-        } else if st.dq {
-            Context::DoubleQuoted
-        } else if st.sq {
-            Context::SingleQuoted
-        } else {
-            let flow = st.depth > 0;
-            let starts =
-                scalar_starts(before, flow) && !(continues_plain && before.trim().is_empty());
-            let ends = {
-                let a = after.trim_start_matches([' ', '\t']);
-                let blank = a.len() < after.len();
-                a.is_empty()
-                    || a.starts_with(['\n', '\r'])
-                    || (blank && a.starts_with('#'))
-                    || (flow && a.starts_with([',', '}', ']']))
-            };
-            Context::Plain {
-                flow,
-                whole: starts && ends,
-                starts,
-            }
-        };
-        match insertion(&ctx, after, &value) {
-            Ok(t) => out.push_str(&t),
-            Err(why) => {
-                let name = body.strip_prefix("env:").unwrap_or(body);
-                let name = name.split_once(":-").map_or(name, |(n, _)| n);
-                errors.push(EnvError {
-                    line: lineno,
-                    message: format!(
-                        "the value of {name} {why}; write the whole value that holds ${{env:{name}}} in double quotes"
-                    ),
-                });
+                walk(&mut val, m, lookup, errors);
+                map.insert(k, val);
             }
         }
-    }
-    if !in_block && !st.dq && !st.sq {
-        let code = line[..code_end].trim_end();
-        st.value_pending = code.ends_with(':')
-            || code.ends_with(" -")
-            || code.trim() == "-"
-            || code.is_empty() && st.value_pending;
-        // a block scalar begins after `key: |` / `- >-` (indicators and a comment allowed)
-        let t = code.trim_end();
-        let last = t.rsplit([' ', '\t']).next().unwrap_or("");
-        if st.depth == 0
-            && (last.starts_with('|') || last.starts_with('>'))
-            && last[1..]
-                .chars()
-                .all(|c| matches!(c, '+' | '-' | '1'..='9'))
-            && scalar_starts(&t[..t.len() - last.len()], false)
-        {
-            st.block = Some(indent_of(line));
-            st.value_pending = false;
-        }
+        Value::Tagged(t) => walk(&mut t.value, m, lookup, errors),
+        _ => {}
     }
 }
 
-/// The value a reference stands for, or `None` (and an error) when it has none.
-fn resolve(
-    body: &str,
-    lineno: usize,
+/// The value of a string scalar with references: typed when it is one reference alone.
+fn expand_scalar(
+    s: &str,
+    m: &Masked,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<EnvError>,
+) -> Option<Value> {
+    if !s.contains(OPEN) {
+        return None;
+    }
+    if let Some(i) = whole_reference(s) {
+        let r = &m.refs[i];
+        let text = value_of(r, lookup, errors)?;
+        return Some(typed(text));
+    }
+    expand_text(s, m, lookup, errors).map(Value::String)
+}
+
+/// The index of the placeholder when `s` is one placeholder and nothing else.
+fn whole_reference(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix(OPEN)?.trim_end_matches(CLOSE);
+    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) || !s.ends_with(CLOSE) {
+        return None;
+    }
+    inner.parse().ok()
+}
+
+/// `s` with every placeholder replaced by its value (a string); `None` after an error.
+fn expand_text(
+    s: &str,
+    m: &Masked,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<EnvError>,
 ) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut ok = true;
+    while let Some(pos) = rest.find(OPEN) {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + OPEN.len_utf8()..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let Some(r) = after[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| m.refs.get(i))
+        else {
+            out.push(OPEN);
+            rest = after;
+            continue;
+        };
+        match value_of(r, lookup, errors) {
+            Some(v) => out.push_str(&v),
+            None => ok = false,
+        }
+        rest = after[digits..].trim_start_matches(CLOSE);
+    }
+    out.push_str(rest);
+    ok.then_some(out)
+}
+
+/// A reference's value, or `None` (and an error) when it has none.
+fn value_of(
+    r: &Reference,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<EnvError>,
+) -> Option<String> {
+    let Some(body) = &r.body else {
+        errors.push(EnvError {
+            line: r.line,
+            message: "unterminated ${ reference".into(),
+        });
+        return None;
+    };
     let name_default = body.strip_prefix("env:").unwrap_or(body);
     let (name, default) = match name_default.split_once(":-") {
         Some((n, d)) => (n, Some(d)),
@@ -279,7 +239,7 @@ fn resolve(
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !valid {
         errors.push(EnvError {
-            line: lineno,
+            line: r.line,
             message: format!("invalid environment reference ${{{body}}}"),
         });
         return None;
@@ -289,7 +249,7 @@ fn resolve(
         (_, Some(d)) => Some(d.to_string()),
         (None, None) => {
             errors.push(EnvError {
-                line: lineno,
+                line: r.line,
                 message: format!(
                     "environment variable {name} is not set (write ${{env:{name}:-default}} to give a default)"
                 ),
@@ -300,88 +260,20 @@ fn resolve(
     }
 }
 
-/// Characters YAML's reader takes as line breaks (YAML 1.1 counts NEL, LS and PS too).
-const BREAKS: [char; 5] = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
-
-/// `value` as the inside of a double-quoted YAML scalar.
-fn double_quoted_inside(value: &str) -> String {
-    // a JSON string is a YAML double-quoted scalar; its escapes are YAML's
-    let q = serde_json::to_string(value).unwrap_or_default();
-    q[1..q.len() - 1]
-        .replace('\u{85}', "\\u0085")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
-}
-
-/// The text that stands for `value` in `ctx`, `after` being the rest of the line, or why it
-/// cannot stand there.
-fn insertion(ctx: &Context, after: &str, value: &str) -> Result<String, &'static str> {
-    match *ctx {
-        Context::DoubleQuoted => Ok(double_quoted_inside(value)),
-        Context::SingleQuoted => {
-            if value.contains(BREAKS) {
-                return Err("holds a line break, which a single-quoted YAML string cannot");
-            }
-            Ok(value.replace('\'', "''"))
-        }
-        Context::Block => {
-            if value.contains(BREAKS) {
-                return Err("holds a line break, which would end the block scalar's indentation");
-            }
-            Ok(value.to_string())
-        }
-        Context::Plain {
-            flow,
-            whole,
-            starts,
-        } => {
-            if whole {
-                if reads_back_as_itself(value, flow) {
-                    return Ok(value.to_string());
-                }
-                return Ok(format!("\"{}\"", double_quoted_inside(value)));
-            }
-            let breaks = value.contains(BREAKS)
-                || value.contains(['#', '\t'])
-                || value.contains(": ")
-                || value.ends_with(':')
-                || (value.ends_with(' ') && after.starts_with('#'))
-                || (flow && value.contains([',', '[', ']', '{', '}']))
-                || (starts && value.starts_with(INDICATORS));
-            if breaks {
-                Err("would change the plain YAML text it stands in")
-            } else {
-                Ok(value.to_string())
-            }
-        }
+/// A whole-scalar value: a number or boolean in its canonical spelling keeps that type (so a
+/// text setting given it reads it back exactly; `1e3`, `+1`, `.inf`, `True`, `007` stay text),
+/// anything else is the string itself.
+fn typed(text: String) -> Value {
+    if text == "true" || text == "false" {
+        return Value::Bool(text == "true");
     }
-}
-
-/// Characters that give a plain scalar another meaning when they start it (YAML 1.2, 5.3).
-const INDICATORS: [char; 19] = [
-    '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`',
-];
-
-/// Whether `value`, written as a plain scalar, is read back by YAML as one scalar that
-/// prints as `value` again (`400`, `true`, `tempo:4317`; not `a #b`, `x: y`, `[1]`, ``).
-fn reads_back_as_itself(value: &str, flow: bool) -> bool {
-    if value.is_empty()
-        || value.contains(BREAKS)
-        || value.contains(['#', '\t'])
-        || value.starts_with(INDICATORS)
-        || value.trim() != value
-        || (flow && value.contains([',', '[', ']', '{', '}']))
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && let Ok(Value::Number(n)) = serde_yaml::from_str::<Value>(&text)
+        && n.to_string() == text
     {
-        return false;
+        return Value::Number(n);
     }
-    match serde_yaml::from_str::<serde_yaml::Value>(value) {
-        Ok(serde_yaml::Value::String(s)) => s == value,
-        // a number or boolean only in its canonical spelling, so that a text setting given
-        // the value reads it back exactly (`1e3`, `+1`, `.inf`, `True` are inserted as text)
-        Ok(serde_yaml::Value::Number(n)) => n.to_string() == value,
-        Ok(serde_yaml::Value::Bool(_)) => value == "true" || value == "false",
-        _ => false,
-    }
+    Value::String(text)
 }
 
 #[cfg(test)]
@@ -389,138 +281,123 @@ mod tests {
     use super::*;
 
     fn env(name: &str) -> Option<String> {
-        match name {
-            "HOST" => Some("tempo".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
+        Some(
+            match name {
+                "HOST" => "tempo",
+                "EMPTY" => "",
+                "TOKEN" => "Bearer abc #def",
+                "COLON" => "x: y",
+                "QUOTE" => "a\"b'c",
+                "NL" => "one\nevil: injected",
+                "NUM" => "400",
+                "FLOAT" => "0.5",
+                "BOOL" => "true",
+                "SCI" => "1e3",
+                "INJ" => "abc, X-Evil: injected",
+                "BS" => "C:\\new\\temp",
+                "LIST" => "[1,2]",
+                "MAP" => "{k: v}",
+                "QUOTED" => "\"q\"",
+                "PIPE" => "|",
+                "STAR" => "*anchor",
+                "SPACES" => "  x  ",
+                "CTRL" => "a\u{7f}b\u{2028}c",
+                _ => return None,
+            }
+            .to_string(),
+        )
+    }
+
+    fn load(text: &str) -> Result<Value, Vec<EnvError>> {
+        let m = mask(text);
+        let mut v: Value = serde_yaml::from_str(&m.text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        resolve(&mut v, &m, &env).map(|()| v)
+    }
+
+    fn read(text: &str) -> Value {
+        load(text).unwrap_or_else(|e| panic!("{e:?}: {text}"))
     }
 
     #[test]
     fn expands_and_defaults() {
+        assert_eq!(read("a: ${env:HOST}:4317\n")["a"], "tempo:4317");
+        assert_eq!(read("a: ${HOST}\n")["a"], "tempo");
+        assert_eq!(read("a: ${env:NOPE:-http://x:1}\n")["a"], "http://x:1");
+        assert_eq!(read("a: ${env:EMPTY:-d}\n")["a"], "d");
         assert_eq!(
-            interpolate("a: ${env:HOST}:4317\n", &env).unwrap(),
-            "a: tempo:4317\n"
+            read("a: $$HOME $5 $${env:HOST}\n")["a"],
+            "$HOME $5 ${env:HOST}"
         );
-        assert_eq!(interpolate("a: ${HOST}\n", &env).unwrap(), "a: tempo\n");
-        assert_eq!(
-            interpolate("a: ${env:NOPE:-http://x:1}\n", &env).unwrap(),
-            "a: http://x:1\n"
-        );
-        assert_eq!(interpolate("a: ${env:EMPTY:-d}\n", &env).unwrap(), "a: d\n");
-        assert_eq!(
-            interpolate("a: $$HOME $5\n", &env).unwrap(),
-            "a: $HOME $5\n"
-        );
-        assert_eq!(
-            interpolate("a: 1 # ${env:NOPE}\n", &env).unwrap(),
-            "a: 1 # ${env:NOPE}\n"
-        );
+        // a reference in a comment is not resolved (and not an error)
+        assert_eq!(read("a: 1 # ${env:NOPE} ${bad-name} ${\n")["a"], 1);
     }
 
     #[test]
     fn a_value_stays_one_value_whatever_it_holds() {
-        let env = |name: &str| -> Option<String> {
-            Some(
-                match name {
-                    "TOKEN" => "Bearer abc #def",
-                    "COLON" => "x: y",
-                    "QUOTE" => "a\"b'c",
-                    "NL" => "one\nevil: injected",
-                    "NUM" => "400",
-                    "BOOL" => "true",
-                    "HOST" => "tempo",
-                    "LIST" => "a,b",
-                    "INJ" => "v1,X-Inj: v2",
-                    "BS" => "C:\\temp\\new",
-                    "LEADHASH" => "#tok",
-                    "TABHASH" => "abc\t#def",
-                    "TRAIL" => "foo ",
-                    "APOS" => "x'y",
-                    "LS" => "a\u{2028}b",
-                    _ => return None,
-                }
-                .to_string(),
-            )
-        };
-        let read = |text: &str| -> serde_yaml::Value {
-            let t = interpolate(text, &env).unwrap_or_else(|e| panic!("{e:?}"));
-            serde_yaml::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}"))
-        };
-        let refused = |text: &str| -> Vec<EnvError> { interpolate(text, &env).expect_err(text) };
-        // a whole plain scalar: exact strings, typed numbers and booleans
+        // whole values, quoted or not, in block and flow style: exact strings; canonical
+        // numbers and booleans typed
         let v = read(
-            "a: ${env:TOKEN}\nb: ${env:COLON}\nc: ${env:NUM}\nd: ${env:BOOL}\ne: ${env:NL}\nf: ${env:LS} # note\n",
+            "a: ${env:TOKEN}\nb: \"${env:COLON}\"\nc: ${env:NUM}\nd: '${env:BOOL}'\ne: ${env:NL}\nf: ${env:SCI}\ng: ${env:FLOAT}\nh: ${env:LIST}\ni: ${env:MAP}\nj: ${env:QUOTED}\nk: ${env:PIPE}\nl: ${env:STAR}\nm: ${env:SPACES}\nn: ${env:CTRL}\n",
         );
         assert_eq!(v["a"], "Bearer abc #def");
         assert_eq!(v["b"], "x: y");
         assert_eq!(v["c"], 400);
         assert_eq!(v["d"], true);
         assert_eq!(v["e"], "one\nevil: injected");
-        assert_eq!(v["f"], "a\u{2028}b");
-        assert!(v.get("evil").is_none(), "no key injected");
-        // alone on the line after its key
-        assert_eq!(read("a:\n  ${env:TOKEN}\n")["a"], "Bearer abc #def");
-        // in flow mappings and sequences, also over several lines
-        let v = read(
-            "m: { a: ${env:TOKEN}, b: ${env:LIST}, c: ${env:NUM} }\ns: [${env:COLON}, ${env:HOST}]\n",
-        );
-        assert_eq!(v["m"]["a"], "Bearer abc #def");
-        assert_eq!(v["m"]["b"], "a,b");
-        assert_eq!(v["m"]["c"], 400);
-        assert_eq!(v["s"][0], "x: y");
-        assert_eq!(v["s"][1], "tempo");
-        let v = read("h: {\n  X-A: ${env:INJ},\n  X-B: static\n}\n");
-        assert_eq!(v["h"]["X-A"], "v1,X-Inj: v2");
-        assert!(v["h"].get("X-Inj").is_none(), "no key injected: {v:?}");
-        // inside quotes, also over several lines: escaped for that style
-        let v = read(
-            "a: \"${env:QUOTE} ${env:NL}\"\nb: '${env:QUOTE}'\nc: \"first\n  ${env:BS}\"\nd: 'it''s ${env:APOS}'\n",
-        );
-        assert_eq!(v["a"], "a\"b'c one\nevil: injected");
-        assert_eq!(v["b"], "a\"b'c");
-        assert_eq!(v["c"], "first C:\\temp\\new");
-        assert_eq!(v["d"], "it's x'y");
-        // a block scalar's content is taken as written
-        let v = read("a: |\n  line ${env:TOKEN}\n  ${env:TOKEN}\nb: ${env:HOST}\n");
-        assert_eq!(v["a"], "line Bearer abc #def\nBearer abc #def\n");
-        assert_eq!(v["b"], "tempo");
-        // part of a plain scalar: as written when harmless ('s in plain text is no quote)...
+        assert_eq!(v["f"], "1e3");
+        assert_eq!(v["g"], 0.5);
+        assert_eq!(v["h"], "[1,2]");
+        assert_eq!(v["i"], "{k: v}");
+        assert_eq!(v["j"], "\"q\"");
+        assert_eq!(v["k"], "|");
+        assert_eq!(v["l"], "*anchor");
+        assert_eq!(v["m"], "  x  ");
+        assert_eq!(v["n"], "a\u{7f}b\u{2028}c");
         assert_eq!(
-            read("a: http://${env:HOST}:4318\n")["a"],
-            "http://tempo:4318"
+            v.as_mapping().map(|m| m.len()),
+            Some(14),
+            "no key added: {v:?}"
         );
-        assert_eq!(read("a: it's ${env:APOS}\n")["a"], "it's x'y");
-        assert_eq!(read("a: Bearer ${env:NUM}\n")["a"], "Bearer 400");
-        // ...an error when it would change that text
-        for bad in [
-            "a: x\nb: Token ${env:TOKEN}\n",
-            "b: Bearer ${env:LEADHASH}\n",
-            "b: Bearer ${env:TABHASH}\n",
-            "b: ${env:TRAIL}#frag\n",
-            "b: it's ${env:TOKEN}\n",
-            "b: first\n  ${env:TOKEN}\n",
-            "b: '${env:NL}'\n",
-        ] {
-            let errs = refused(bad);
-            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
-            assert!(errs[0].message.contains("double quotes"), "{bad}: {errs:?}");
-        }
-        let errs = refused("a: x\nb: Token ${env:TOKEN}\n");
-        assert_eq!(errs[0].line, 2);
-        assert!(errs[0].message.contains("TOKEN"), "{errs:?}");
+        // parts of values, in every style the trials used
+        let v = read(
+            "h: {X-Desc: Bearer\n  ${env:INJ}}\ns: [a\n  ${env:INJ}]\np: pre ${env:SPACES}/path\nq: \"first\n  ${env:BS} last\"\nr: 'it''s ${env:QUOTE}'\nt: &anc ${env:LIST}\nu: !!str ${env:NUM}\nw: |\n  line ${env:TOKEN}\n  ${env:NL}\nx: ${env:EMPTY:-}${env:STAR}\n",
+        );
+        assert_eq!(v["h"]["X-Desc"], "Bearer abc, X-Evil: injected");
+        assert!(v["h"].get("X-Evil").is_none(), "{v:?}");
+        assert_eq!(v["s"].as_sequence().map(Vec::len), Some(1));
+        assert_eq!(v["s"][0], "a abc, X-Evil: injected");
+        assert_eq!(v["p"], "pre   x  /path");
+        assert_eq!(v["q"], "first C:\\new\\temp last");
+        assert_eq!(v["r"], "it's a\"b'c");
+        assert_eq!(v["t"], "[1,2]");
+        assert_eq!(v["w"], "line Bearer abc #def\none\nevil: injected\n");
+        assert_eq!(v["x"], "*anchor");
+        // a reference in a key is text
+        let v = read("${env:NUM}: v\n${env:COLON}: w\n");
+        assert_eq!(v["400"], "v");
+        assert_eq!(v["x: y"], "w");
+    }
+
+    #[test]
+    fn placeholders_keep_lines_and_columns() {
+        let m = mask("a: ${env:HOST}\nb: [${X}, x]\n");
+        let lines: Vec<&str> = m.text.lines().collect();
+        assert_eq!(lines[0].chars().count(), "a: ${env:HOST}".len());
+        assert_eq!(lines[1].chars().count(), "b: [${X}, x]".len());
+        assert!(lines[1].ends_with(", x]"), "{lines:?}");
     }
 
     #[test]
     fn missing_variable_is_an_error_with_line() {
-        let errs = interpolate(
-            "a: 1\nb: ${env:SUMO_OTLP_ENDPOINT}\nc: ${env:bad-name}\n",
-            &env,
-        )
-        .unwrap_err();
-        assert_eq!(errs.len(), 2);
+        let errs =
+            load("a: 1\nb: ${env:SUMO_OTLP_ENDPOINT}\nc: ${env:bad-name}\nd: x ${env:HOST\n")
+                .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
         assert_eq!(errs[0].line, 2);
         assert!(errs[0].message.contains("SUMO_OTLP_ENDPOINT"));
         assert_eq!(errs[1].line, 3);
+        assert!(errs[1].message.contains("invalid environment reference"));
+        assert_eq!(errs[2].line, 4);
+        assert!(errs[2].message.contains("unterminated"));
     }
 }

@@ -674,7 +674,17 @@ impl Loader<'_> {
 
 /// Parses and validates a config text. `lookup` resolves environment variables.
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let expanded = env::interpolate(text, lookup).map_err(|errs| {
+    // references become placeholders of their width, resolved inside the parsed values
+    let masked = env::mask(text);
+    let mut root: serde_yaml::Value = serde_yaml::from_str(&masked.text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: e.location().map(|l| l.line()),
+            column: e.location().map(|l| l.column()),
+            message: format!("invalid YAML: {}", keypath::plain_yaml_error(&e)),
+        }])
+    })?;
+    env::resolve(&mut root, &masked, lookup).map_err(|errs| {
         ConfigErrors(
             errs.into_iter()
                 .map(|e| ConfigError {
@@ -686,16 +696,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 .collect(),
         )
     })?;
-    let root: serde_yaml::Value = serde_yaml::from_str(&expanded).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            path: String::new(),
-            line: e.location().map(|l| l.line()),
-            column: e.location().map(|l| l.column()),
-            message: format!("invalid YAML: {}", keypath::plain_yaml_error(&e)),
-        }])
-    })?;
     let mut ld = Loader {
-        text: &expanded,
+        text: &masked.text,
         errors: Vec::new(),
     };
     let empty = serde_yaml::Mapping::new();
