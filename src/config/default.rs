@@ -104,6 +104,7 @@ pub fn default_config(lookup: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 fn yaml_str(s: &str) -> String {
-    // JSON strings are valid YAML double-quoted scalars
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    // JSON strings are valid YAML double-quoted scalars; `$` doubled, so that the config's own
+    // `${...}` resolution leaves an environment value as it is
+    serde_json::to_string(&s.replace('$', "$$")).unwrap_or_else(|_| "\"\"".into())
 }

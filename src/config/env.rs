@@ -34,6 +34,9 @@ struct Reference {
     body: Option<String>,
     /// 1-based line.
     line: usize,
+    /// Written between quotes of its own (`"${env:X}"`, `'${env:X}'`): the value is text even
+    /// when it looks like a number (the quotes say so).
+    quoted: bool,
 }
 
 /// A config text with its references replaced by placeholders.
@@ -50,7 +53,17 @@ pub struct Masked {
 pub fn mask(text: &str) -> Masked {
     let mut out = String::with_capacity(text.len());
     let mut refs = Vec::new();
+    // the placeholder characters written in the file itself would be taken for references:
+    // each becomes an unterminated reference, an error once it reaches a value
+    let reserved = text.contains([OPEN, CLOSE]);
     for (i, line) in text.split_inclusive('\n').enumerate() {
+        let cleaned;
+        let line = if reserved && line.contains([OPEN, CLOSE]) {
+            cleaned = line.replace([OPEN, CLOSE], "${");
+            cleaned.as_str()
+        } else {
+            line
+        };
         let mut rest = line;
         while let Some(pos) = rest.find('$') {
             out.push_str(&rest[..pos]);
@@ -73,15 +86,20 @@ pub fn mask(text: &str) -> Masked {
                 refs.push(Reference {
                     body: None,
                     line: i + 1,
+                    quoted: false,
                 });
                 rest = body_start;
                 continue;
             };
             let body = &body_start[..end];
+            let quote_before = out.chars().last().filter(|c| matches!(c, '"' | '\''));
+            let quoted = quote_before.is_some()
+                && body_start[end + 1..].starts_with(quote_before.unwrap_or(' '));
             out.push_str(&placeholder(refs.len(), body.chars().count() + 3));
             refs.push(Reference {
                 body: Some(body.to_string()),
                 line: i + 1,
+                quoted,
             });
             rest = &body_start[end + 1..];
         }
@@ -138,16 +156,37 @@ fn walk(
         }
         Value::Mapping(map) => {
             let entries = std::mem::take(map);
+            // lines of the references that made keys, for a duplicate found later
+            let mut ref_lines: Vec<(Value, usize)> = Vec::new();
             for (mut k, mut val) in entries {
+                let mut from_ref = None;
                 if let Value::String(s) = &k
                     && s.contains(OPEN)
                 {
+                    from_ref = first_reference(s, m);
                     // a key is text: a reference in it is never typed
                     if let Some(text) = expand_text(s, m, lookup, errors) {
                         k = Value::String(text);
                     }
                 }
                 walk(&mut val, m, lookup, errors);
+                if map.contains_key(&k) {
+                    // two keys equal once resolved: an error, as a literal duplicate is
+                    let name = k.as_str().unwrap_or("?").to_string();
+                    let line = from_ref
+                        .map(|r| r.line)
+                        .or_else(|| ref_lines.iter().find(|(key, _)| *key == k).map(|(_, l)| *l));
+                    errors.push(EnvError {
+                        line: line.unwrap_or(0),
+                        message: format!(
+                            "key {name:?} appears twice once its environment references are resolved"
+                        ),
+                    });
+                    continue;
+                }
+                if let Some(r) = from_ref {
+                    ref_lines.push((k.clone(), r.line));
+                }
                 map.insert(k, val);
             }
         }
@@ -166,12 +205,24 @@ fn expand_scalar(
     if !s.contains(OPEN) {
         return None;
     }
-    if let Some(i) = whole_reference(s) {
-        let r = &m.refs[i];
+    if let Some(i) = whole_reference(s)
+        && let Some(r) = m.refs.get(i)
+    {
         let text = value_of(r, lookup, errors)?;
-        return Some(typed(text));
+        return Some(if r.quoted {
+            Value::String(text)
+        } else {
+            typed(text)
+        });
     }
     expand_text(s, m, lookup, errors).map(Value::String)
+}
+
+/// The reference of the first placeholder in `s`.
+fn first_reference<'m>(s: &str, m: &'m Masked) -> Option<&'m Reference> {
+    let after = &s[s.find(OPEN)? + OPEN.len_utf8()..];
+    let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    m.refs.get(after[..digits].parse::<usize>().ok()?)
 }
 
 /// The index of the placeholder when `s` is one placeholder and nothing else.
@@ -342,7 +393,8 @@ mod tests {
         assert_eq!(v["a"], "Bearer abc #def");
         assert_eq!(v["b"], "x: y");
         assert_eq!(v["c"], 400);
-        assert_eq!(v["d"], true);
+        // quotes of its own say text
+        assert_eq!(v["d"], "true");
         assert_eq!(v["e"], "one\nevil: injected");
         assert_eq!(v["f"], "1e3");
         assert_eq!(v["g"], 0.5);
@@ -376,6 +428,31 @@ mod tests {
         let v = read("${env:NUM}: v\n${env:COLON}: w\n");
         assert_eq!(v["400"], "v");
         assert_eq!(v["x: y"], "w");
+        // quoted, a number stays text (a label value, a file name); unquoted it is typed
+        let v =
+            read("a: \"${env:NUM}\"\nb: ${env:NUM}\nc: { x: '${env:FLOAT}', y: ${env:FLOAT} }\n");
+        assert_eq!(v["a"], "400");
+        assert_eq!(v["b"], 400);
+        assert_eq!(v["c"]["x"], "0.5");
+        assert_eq!(v["c"]["y"], 0.5);
+    }
+
+    #[test]
+    fn keys_equal_once_resolved_are_an_error_not_an_overwrite() {
+        let errs =
+            load("h:\n  X-Dup: original\n  ${env:HOST}: from-var\n  tempo: again\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].line, 3);
+        assert!(
+            errs[0].message.contains("\"tempo\" appears twice"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn the_placeholder_characters_in_the_file_are_no_references() {
+        let errs = load("a: \"\u{E000}0 literal\"\nb: ${env:HOST}\n").unwrap_err();
+        assert_eq!(errs[0].line, 1, "{errs:?}");
     }
 
     #[test]

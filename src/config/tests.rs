@@ -303,6 +303,17 @@ fn default_config_is_valid_with_and_without_destinations() {
         c.service.pipelines["metrics"].exporters,
         vec!["debug", "otlphttp/sumo"]
     );
+    // an endpoint holding `$` or `${` is taken as it is, never resolved a second time
+    let odd = |k: &str| {
+        (k == "WATCHTOWER_TEMPO_ENDPOINT").then(|| "http://tempo:4318/p$$x/${env:HOME}".to_string())
+    };
+    let text = default::default_config(&odd);
+    let c = parse(&text, &none).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let source = serde_yaml::to_string(&c.source).unwrap();
+    assert!(
+        source.contains("http://tempo:4318/p$$x/${env:HOME}"),
+        "{source}"
+    );
 }
 
 // The `runs` extension and the `runsummary` exporter (src/runs/).
