@@ -23,7 +23,7 @@ pub static malloc_conf: Option<&'static std::ffi::c_char> =
     Some(unsafe { &*c"background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0".as_ptr() });
 
 fn env_lookup(k: &str) -> Option<String> {
-    std::env::var(k).ok()
+    config::env::process(k)
 }
 
 fn load(path: Option<&str>) -> Result<Config, ConfigErrors> {

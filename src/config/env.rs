@@ -267,6 +267,16 @@ fn expand_text(
     ok.then_some(out)
 }
 
+/// What [`process`] answers for a variable whose value is not UTF-8: one private-use character
+/// (a real value that is exactly this character would be taken for it).
+const NOT_UTF8: &str = "\u{E002}";
+
+/// The process environment as a lookup: a variable that is set but not valid UTF-8 is an error
+/// of [`resolve`] naming it, neither "not set" nor its default.
+pub fn process(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.into_string().unwrap_or_else(|_| NOT_UTF8.to_string()))
+}
+
 /// A reference's value, or `None` (and an error) when it has none.
 fn value_of(
     r: &Reference,
@@ -296,6 +306,13 @@ fn value_of(
         return None;
     }
     match (lookup(name), default) {
+        (Some(v), _) if v == NOT_UTF8 => {
+            errors.push(EnvError {
+                line: r.line,
+                message: format!("environment variable {name} is not valid UTF-8"),
+            });
+            None
+        }
         (Some(v), _) if !v.is_empty() || default.is_none() => Some(v),
         (_, Some(d)) => Some(d.to_string()),
         (None, None) => {
@@ -453,6 +470,14 @@ mod tests {
     fn the_placeholder_characters_in_the_file_are_no_references() {
         let errs = load("a: \"\u{E000}0 literal\"\nb: ${env:HOST}\n").unwrap_err();
         assert_eq!(errs[0].line, 1, "{errs:?}");
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_named_not_taken_for_unset() {
+        let m = mask("a: ${env:K:-dflt}\n");
+        let mut v: Value = serde_yaml::from_str(&m.text).unwrap();
+        let errs = resolve(&mut v, &m, &|_| Some(NOT_UTF8.to_string())).unwrap_err();
+        assert_eq!(errs[0].message, "environment variable K is not valid UTF-8");
     }
 
     #[test]

@@ -1188,7 +1188,7 @@ pub fn load_file(path: &str) -> Result<Config, ConfigErrors> {
             message: format!("cannot read {path}: {e}"),
         }])
     })?;
-    parse(&text, &|k| std::env::var(k).ok())
+    parse(&text, &env::process)
 }
 
 #[cfg(test)]
