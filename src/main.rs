@@ -33,13 +33,19 @@ fn load(path: Option<&str>) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// The config text `path` names (empty if unreadable: loading reports that), or the built-in
+/// config's.
+fn config_text(path: Option<&str>) -> String {
+    match path {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => default_config(&env_lookup),
+    }
+}
+
 /// Secret values in the config text (env references expanded), to scrub from any message that
 /// could quote them; also applies the configured secret path prefixes for URL masking.
 fn config_secrets(path: Option<&str>) -> Vec<String> {
-    let text = match path {
-        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-        None => default_config(&env_lookup),
-    };
+    let text = config_text(path);
     let masked = config::env::mask(&text);
     let Ok(mut v) = serde_yaml::from_str::<serde_yaml::Value>(&masked.text) else {
         return Vec::new();
@@ -74,11 +80,7 @@ fn init_logging(level: Option<&str>, json: bool) {
 /// Builds every exporter once, inside a runtime, so validate catches what only building
 /// finds (bad URLs, unreadable CA files, invalid headers). `unused_only`: just the exporters no
 /// pipeline names (`run` builds the others when it starts, and reports their errors then).
-async fn check_build(cfg: &Config, unused_only: bool, path: Option<&str>) -> Vec<String> {
-    let text = match path {
-        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-        None => default_config(&env_lookup),
-    };
+async fn check_build(cfg: &Config, unused_only: bool, text: &str) -> Vec<String> {
     let used: std::collections::BTreeSet<&str> = cfg
         .service
         .pipelines
@@ -91,7 +93,7 @@ async fn check_build(cfg: &Config, unused_only: bool, path: Option<&str>) -> Vec
             continue;
         }
         if let Err(m) = e.build_sender(id) {
-            match config::line_of(&text, &["exporters", id]) {
+            match config::line_of(text, &["exporters", id]) {
                 Some(line) => errs.push(format!("line {line}: exporters.{id}: {m}")),
                 None => errs.push(format!("exporters.{id}: {m}")),
             }
@@ -199,7 +201,7 @@ async fn run(path: Option<String>) -> ExitCode {
         cfg.service.telemetry.logs.encoding == config::LogEncoding::Json,
     );
     // every configured exporter must build, as `validate` demands, used by a pipeline or not
-    let errs = check_build(&cfg, true, path.as_deref()).await;
+    let errs = check_build(&cfg, true, &config_text(path.as_deref())).await;
     if !errs.is_empty() {
         eprintln!(
             "invalid config:\n{}",
@@ -308,11 +310,8 @@ fn main() -> ExitCode {
             let secrets = config_secrets(config.as_deref());
             match load(config.as_deref()) {
                 Ok(cfg) => {
-                    let mut errs = rt.block_on(check_build(&cfg, false, config.as_deref()));
-                    let text = match config.as_deref() {
-                        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
-                        None => default_config(&env_lookup),
-                    };
+                    let text = config_text(config.as_deref());
+                    let mut errs = rt.block_on(check_build(&cfg, false, &text));
                     errs.extend(check_files(&cfg, &text));
                     if errs.is_empty() {
                         println!("ok");

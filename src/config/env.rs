@@ -218,11 +218,18 @@ fn expand_scalar(
     expand_text(s, m, lookup, errors).map(Value::String)
 }
 
+/// The reference index at the start of `after` (the text after an OPEN) and the text after
+/// the placeholder's CLOSE characters.
+fn placeholder_index(after: &str) -> Option<(usize, &str)> {
+    let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let i = after[..digits].parse().ok()?;
+    Some((i, after[digits..].trim_start_matches(CLOSE)))
+}
+
 /// The reference of the first placeholder in `s`.
 fn first_reference<'m>(s: &str, m: &'m Masked) -> Option<&'m Reference> {
-    let after = &s[s.find(OPEN)? + OPEN.len_utf8()..];
-    let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    m.refs.get(after[..digits].parse::<usize>().ok()?)
+    let (i, _) = placeholder_index(&s[s.find(OPEN)? + OPEN.len_utf8()..])?;
+    m.refs.get(i)
 }
 
 /// The index of the placeholder when `s` is one placeholder and nothing else.
@@ -247,12 +254,8 @@ fn expand_text(
     while let Some(pos) = rest.find(OPEN) {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + OPEN.len_utf8()..];
-        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let Some(r) = after[..digits]
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| m.refs.get(i))
-        else {
+        let found = placeholder_index(after).and_then(|(i, tail)| Some((m.refs.get(i)?, tail)));
+        let Some((r, tail)) = found else {
             out.push(OPEN);
             rest = after;
             continue;
@@ -261,7 +264,7 @@ fn expand_text(
             Some(v) => out.push_str(&v),
             None => ok = false,
         }
-        rest = after[digits..].trim_start_matches(CLOSE);
+        rest = tail;
     }
     out.push_str(rest);
     ok.then_some(out)

@@ -156,3 +156,20 @@ pub fn span_ids(c: &capture::Capture) -> Vec<u64> {
     v.sort();
     v
 }
+
+/// Sends `request` (an HTTP/1.1 head, no body) to 127.0.0.1:`port` and returns the first
+/// bytes of the answer (the status line and headers): for requests refused before their body
+/// is read. Panics if nothing arrives within 5 s.
+pub async fn answer_to_head(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer without a body")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
