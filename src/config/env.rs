@@ -8,8 +8,8 @@
 //! flow, block scalars, keys), so lines and columns of every later error stay those of the file;
 //! [`resolve`] then replaces the placeholders inside the parsed values. A scalar that is one
 //! reference and nothing else takes the value's type when the value is a number or boolean in
-//! its canonical spelling (`400`, `0.5`, `true`), as the Collector types it, quoted or not (text
-//! settings such as headers and credentials take such a value as text); any other value is a
+//! its canonical spelling (`400`, `0.5`, `true`), as the Collector types it, unless written in quotes of its own (every
+//! text setting takes such a value as its text: `keypath::parse`); any other value is a
 //! string, exactly as the variable holds it. References in comments vanish with the comments.
 
 use serde_yaml::Value;
@@ -26,6 +26,11 @@ pub struct EnvError {
 /// First and last characters of a placeholder (Unicode private use: no config holds them).
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
+
+/// Whether `c` starts a placeholder in a [`Masked`] text (the value there is one reference).
+pub fn is_placeholder_start(c: char) -> bool {
+    c == OPEN
+}
 
 /// One reference found by [`mask`].
 #[derive(Debug, Clone)]

@@ -94,6 +94,15 @@ pub fn parse<T: DeserializeOwned>(
         }
         let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
         full.extend(path.iter().cloned());
+        if expects_text(&message)
+            && from_reference(text, &full)
+            && let Some(as_text) = scalar_text(&cur, &path)
+            && set(&mut cur, &path, serde_yaml::Value::String(as_text))
+        {
+            // an environment value typed as a number or boolean, given to a text setting:
+            // its text, as the Collector keeps an expanded value's original string
+            continue;
+        }
         errors.push(ValueError {
             position: position(text, &full),
             path: path.clone(),
@@ -165,6 +174,64 @@ fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
             Segment::Enum { .. } | Segment::Unknown => None,
         })
         .collect()
+}
+
+/// Whether serde's `message` says a number or boolean was given where text was expected.
+fn expects_text(message: &str) -> bool {
+    message.ends_with("expected a string")
+        && ["integer `", "floating point `", "boolean `"]
+            .iter()
+            .any(|t| message.starts_with(&format!("invalid type: {t}")))
+}
+
+/// Whether the value at `path` of the config `text` (references masked) is written as one
+/// environment reference: its first character is a placeholder.
+fn from_reference(text: &str, path: &[Step]) -> bool {
+    let Some((line, column)) = position(text, path) else {
+        return false;
+    };
+    text.lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.chars().nth(column.saturating_sub(1)))
+        .is_some_and(super::env::is_placeholder_start)
+}
+
+/// The text of the number or boolean at `path` (as it was written: a reference is typed only
+/// when the value reads back unchanged, see `env::typed`).
+fn scalar_text(v: &serde_yaml::Value, path: &[Step]) -> Option<String> {
+    let mut at = v;
+    for step in path {
+        at = match (step, at) {
+            (Step::Key(k), serde_yaml::Value::Mapping(m)) => m.get(k.as_str())?,
+            (Step::Index(i), serde_yaml::Value::Sequence(s)) => s.get(*i)?,
+            _ => return None,
+        };
+    }
+    match at {
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Replaces the value at `path` in `v`; false when it is not there.
+fn set(v: &mut serde_yaml::Value, path: &[Step], new: serde_yaml::Value) -> bool {
+    let mut at = v;
+    for step in path {
+        at = match (step, at) {
+            (Step::Key(k), serde_yaml::Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(next) => next,
+                None => return false,
+            },
+            (Step::Index(i), serde_yaml::Value::Sequence(s)) => match s.get_mut(*i) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    *at = new;
+    true
 }
 
 /// Removes the mapping key at `path` from `v`; false when `path` is empty, goes through a

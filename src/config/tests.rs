@@ -432,3 +432,32 @@ fn bad_values_inside_a_component_name_their_key_path_line_and_column() {
         ],
     );
 }
+
+#[test]
+fn an_environment_number_given_to_a_text_setting_keeps_its_text_and_a_literal_one_is_refused() {
+    let lookup = |k: &str| match k {
+        "CLUSTER" => Some("0".to_string()),
+        "ORG" => Some("1.5".to_string()),
+        "FLAG" => Some("true".to_string()),
+        _ => None,
+    };
+    let text = |cluster: &str| {
+        format!(
+            "receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}\nexporters:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels:\n      cluster: {cluster}\n      org: ${{env:ORG}}\n    tls:\n      server_name_override: ${{env:FLAG}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: [prometheusremotewrite] }} }}\n"
+        )
+    };
+    let cfg = parse(&text("${env:CLUSTER}"), &lookup).unwrap();
+    let ExporterConfig::PrometheusRemoteWrite(c) = &cfg.exporters["prometheusremotewrite"] else {
+        panic!("not a prometheusremotewrite exporter");
+    };
+    assert_eq!(c.external_labels["cluster"], "0");
+    assert_eq!(c.external_labels["org"], "1.5");
+    assert_eq!(c.tls.server_name_override.as_deref(), Some("true"));
+    // written in the file, a number where text is expected is still an error (as the
+    // Collector's), at its line
+    let errs = parse(&text("0"), &lookup).unwrap_err().to_string();
+    assert!(
+        errs.contains("line 6") && errs.contains("cluster"),
+        "{errs}"
+    );
+}
