@@ -70,7 +70,7 @@ PIPELINES = {
     "sidecar": (
         lambda s: f'  otlphttp/gateway: {{ endpoint: "http://127.0.0.1:{s.http}", compression: none }}',
         "    traces: { receivers: [otlp], processors: [memory_limiter, resource, batch], exporters: [otlphttp/gateway] }",
-        """  memory_limiter: { check_interval: 1s, limit_mib: 100, spike_limit_mib: 25 }
+        """  memory_limiter: { check_interval: 1s, limit_mib: 60, spike_limit_mib: 15 }
   resource:
     attributes:
       - { key: deployment.environment.name, value: staging, action: upsert }

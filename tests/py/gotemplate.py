@@ -6,8 +6,8 @@ Supported: text with {{ }} actions and {{- / -}} whitespace trimming; comments {
 define / include; if / else if / else / end; with / else / end; range (over lists and maps,
 with `$k, $v :=`); pipelines with `|`; parenthesised sub-expressions; field access on `.`, `$`
 and variables; string/number/bool literals; functions: include, toYaml, nindent, indent, quote,
-default, trunc, trimSuffix, printf (%s %d %v), sha256sum, and, or, not, eq, ne, print, required,
-toString. Anything else raises TemplateError, so an unsupported construct fails the test
+default, trunc, trimSuffix, printf (%s %d %v), sha256sum, and, or, not, eq, ne, lt, print,
+required, toString, dig, splitList, last, regexMatch, atoi, add, fail. Anything else raises TemplateError, so an unsupported construct fails the test
 instead of rendering wrongly.
 """
 from __future__ import annotations
@@ -378,6 +378,34 @@ class Renderer:
             return all(a[0] == x for x in a[1:])
         if fn == "ne":
             return a[0] != a[1]
+        if fn == "lt":
+            return a[0] < a[1]
+        if fn == "dig":
+            # sprig: dig "k1" "k2" default dict; a missing key gives the default, a step
+            # through something that is not a map is an error
+            *keys, d, obj = a
+            for i, k in enumerate(keys):
+                if not isinstance(obj, dict):
+                    raise TemplateError(f"dig: {keys[i - 1]!r} is not a map")
+                if k not in obj:
+                    return d
+                obj = obj[k]
+            return obj
+        if fn == "splitList":
+            sep, s_ = a
+            return _fmt(s_).split(sep)
+        if fn == "last":
+            return a[0][-1] if a[0] else None
+        if fn == "regexMatch":
+            rx, s_ = a
+            return re.search(rx, _fmt(s_)) is not None
+        if fn == "atoi":
+            # sprig's atoi gives 0 for text that is not an integer
+            return int(a[0]) if re.fullmatch(r"-?\d+", _fmt(a[0])) else 0
+        if fn == "add":
+            return sum(int(x) for x in a)
+        if fn == "fail":
+            raise TemplateError(a[0])
         if fn == "required":
             msg, v = a
             if v is None or v == "":

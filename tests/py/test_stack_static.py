@@ -222,8 +222,14 @@ def test_chart_renders_default_values(root):
     assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service"], kinds
     by = {d["kind"]: d for d in docs if not d["metadata"]["name"].endswith("-headless")}
     svc = by["Service"]
-    assert svc["spec"]["type"] == "NodePort"
-    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    # a ClusterIP Service by default; the kind values make it the NodePort kind maps
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert all("nodePort" not in p for p in svc["spec"]["ports"])
+    kind_values = yaml.safe_load((root / "helm/values/watchtower.yaml").read_text())
+    kind_svc = next(d for d in _docs(render_chart(root / "helm/watchtower", [kind_values])[0])
+                    if d["kind"] == "Service" and d["spec"].get("clusterIP") != "None")
+    assert kind_svc["spec"]["type"] == "NodePort"
+    ports = {p["name"]: p for p in kind_svc["spec"]["ports"]}
     assert ports["otlp-grpc"]["nodePort"] == 30317 and ports["otlp-http"]["nodePort"] == 30318
     dep = by["Deployment"]
     pod = dep["spec"]["template"]["spec"]

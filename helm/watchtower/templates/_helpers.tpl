@@ -3,13 +3,48 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Fully qualified app name: the release name, unless overridden. */}}
+{{/* Fully qualified app name: the release name, unless overridden. 52 characters at most:
+     the headless Service adds "-headless" and a StatefulSet's pods carry
+     "<name>-<10-character hash>" as a label value, both limited to 63. */}}
 {{- define "watchtower.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
 {{- else -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The port of a listening endpoint ("host:port", "[::]:port") of the Watchtower config. */}}
+{{- define "watchtower.port" -}}
+{{- . | toString | splitList ":" | last -}}
+{{- end -}}
+
+{{/* The container ports, read from the Watchtower config (`config:`), so the probes, the
+     Services and the peers always reach what the gateway listens on; the Collector's
+     defaults when the config leaves an endpoint out. */}}
+{{- define "watchtower.grpcPort" -}}
+{{- include "watchtower.port" (dig "receivers" "otlp" "protocols" "grpc" "endpoint" "0.0.0.0:4317" .Values.config) -}}
+{{- end -}}
+{{- define "watchtower.httpPort" -}}
+{{- include "watchtower.port" (dig "receivers" "otlp" "protocols" "http" "endpoint" "0.0.0.0:4318" .Values.config) -}}
+{{- end -}}
+{{- define "watchtower.healthPort" -}}
+{{- include "watchtower.port" (dig "extensions" "health_check" "endpoint" "0.0.0.0:13133" .Values.config) -}}
+{{- end -}}
+{{- define "watchtower.metricsPort" -}}
+{{- include "watchtower.port" (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config) -}}
+{{- end -}}
+
+{{/* Seconds from SIGTERM to SIGKILL: the preStop sleep, then `service.shutdown_timeout`
+     (the queues' drain), then 10 s for the admin listeners and the final saves. */}}
+{{- define "watchtower.shutdownTimeout" -}}
+{{- dig "service" "shutdown_timeout" "30s" .Values.config | toString -}}
+{{- end -}}
+{{- define "watchtower.terminationGracePeriodSeconds" -}}
+{{- if not (regexMatch "^[0-9]+s$" (include "watchtower.shutdownTimeout" .)) -}}
+{{- fail (printf "config.service.shutdown_timeout must be whole seconds (\"30s\") for the chart to size terminationGracePeriodSeconds; got %s" (include "watchtower.shutdownTimeout" .)) -}}
+{{- end -}}
+{{- add .Values.preStopSleepSeconds (atoi (trimSuffix "s" (include "watchtower.shutdownTimeout" .))) 10 -}}
 {{- end -}}
 
 {{- define "watchtower.selectorLabels" -}}
@@ -45,8 +80,8 @@ spec:
   {{- end }}
   securityContext:
     {{- toYaml .Values.podSecurityContext | nindent 4 }}
-  # longer than preStop + service.shutdown_timeout, so a scale-down drains instead of dropping
-  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+  # preStop + service.shutdown_timeout + 10 s, so a scale-down drains instead of dropping
+  terminationGracePeriodSeconds: {{ include "watchtower.terminationGracePeriodSeconds" . }}
   {{- with .Values.topologySpreadConstraints }}
   topologySpreadConstraints:
     {{- range . }}
@@ -67,23 +102,23 @@ spec:
         {{- toYaml .Values.securityContext | nindent 8 }}
       ports:
         - name: otlp-grpc
-          containerPort: 4317
+          containerPort: {{ include "watchtower.grpcPort" . }}
           protocol: TCP
         - name: otlp-http
-          containerPort: 4318
+          containerPort: {{ include "watchtower.httpPort" . }}
           protocol: TCP
         - name: metrics
-          containerPort: {{ .Values.service.metricsPort }}
+          containerPort: {{ include "watchtower.metricsPort" . }}
           protocol: TCP
         - name: health
-          containerPort: {{ .Values.service.healthPort }}
+          containerPort: {{ include "watchtower.healthPort" . }}
           protocol: TCP
       {{- if or .Values.peerDiscovery.enabled .Values.env }}
       env:
         {{- if .Values.peerDiscovery.enabled }}
         # the runs API fans out to every replica behind the headless Service (docs/replicas.md)
         - name: WATCHTOWER_RUNS_PEERS
-          value: "dns+{{ include "watchtower.fullname" . }}-headless.{{ .Release.Namespace }}.svc.cluster.local:{{ .Values.service.healthPort }}"
+          value: "dns+{{ include "watchtower.fullname" . }}-headless.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:{{ include "watchtower.healthPort" . }}"
         {{- end }}
         {{- with .Values.env }}
         {{- toYaml . | nindent 8 }}
@@ -92,8 +127,9 @@ spec:
       {{- if .Values.preStopSleepSeconds }}
       lifecycle:
         # keep serving while endpoints and kube-proxy forget the pod; SIGTERM then drains
+        # (an exec of the image's sleep: `preStop.sleep` needs Kubernetes >= 1.30)
         preStop:
-          sleep: { seconds: {{ .Values.preStopSleepSeconds }} }
+          exec: { command: ["sleep", "{{ .Values.preStopSleepSeconds }}"] }
       {{- end }}
       livenessProbe:
         {{- toYaml .Values.livenessProbe | nindent 8 }}
@@ -109,10 +145,16 @@ spec:
         - name: data
           mountPath: {{ .Values.durable.mountPath }}
         {{- end }}
+        {{- with .Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: config
       configMap:
         name: {{ include "watchtower.fullname" . }}
+    {{- with .Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
