@@ -138,8 +138,6 @@ impl App {
         let grace = cfg.service.shutdown_timeout.0;
         let mut bound = Bound::default();
         let lm = Arc::new(ListenerMetrics::register(&mut metrics.registry.lock()));
-        let receiver_tasks =
-            start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &lm, &auths).await?;
         let mut admin_tasks = Vec::new();
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(h)) = cfg.extensions.get(id) {
@@ -170,6 +168,20 @@ impl App {
                 )));
             }
         }
+        // a replica joining a tier learns its open runs before its receivers accept data (so
+        // everything it accepts is stamped) and before it reports ready; its runs API is
+        // already up, so a run started meanwhile reaches it too
+        if let Some(r) = &runs {
+            r.learn_from_peers().await;
+        }
+        let receiver_tasks =
+            match start_receivers(&cfg, &router, &stop_rx, grace, &mut bound, &lm, &auths).await {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = stop_admin.send(true);
+                    return Err(e);
+                }
+            };
         for id in &cfg.service.extensions {
             if let Some(ExtensionConfig::Zpages(z)) = cfg.extensions.get(id) {
                 let (addr, tasks) = crate::extension::zpages::start(
@@ -212,8 +224,6 @@ impl App {
         }
         if let Some(r) = &runs {
             admin_tasks.push(r.spawn_maintenance(admin_rx.clone()));
-            // a replica joining a tier learns its open runs before it reports ready
-            r.learn_from_peers().await;
         }
         health.set_ready();
         Ok(App {

@@ -48,6 +48,23 @@ impl Replica {
         peers: &[String],
         token: Option<&str>,
     ) -> Replica {
+        Replica::build(dir, name, host, health, peers, token, "")
+    }
+
+    /// A replica whose `runs` extension also has `extra` (`, max_runs: 1`).
+    fn with_runs(dir: &Path, name: &str, health: u16, peers: &[String], extra: &str) -> Replica {
+        Replica::build(dir, name, "127.0.0.1", health, peers, None, extra)
+    }
+
+    fn build(
+        dir: &Path,
+        name: &str,
+        host: &str,
+        health: u16,
+        peers: &[String],
+        token: Option<&str>,
+        extra: &str,
+    ) -> Replica {
         let (auth_ext, runs_auth, service_ext) = match token {
             Some(t) => (
                 format!("\n  bearertokenauth/runs: {{ token: \"{t}\" }}"),
@@ -73,7 +90,7 @@ exporters:
   runsummary: {{ sending_queue: {{ queue_size: 1000 }} }}
 extensions:
   health_check: {{ endpoint: "{host}:{health}" }}{auth_ext}
-  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s, end_drain_timeout: 1s{runs_auth} }}
+  runs: {{ max_duration: 1h, peers: [{peers}], peer_timeout: 2s, end_drain_timeout: 1s{runs_auth}{extra} }}
 service:
   extensions: [health_check, runs{service_ext}]
   telemetry: {{ metrics: {{ address: "" }} }}
@@ -777,12 +794,26 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
 /// it missing, so an unknown id is "cannot tell" (503), not "not found".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_is_not_a_replica_is_missing_not_empty() {
+    // a bare 404, and a server that answers every path with 200 and JSON (it must not be
+    // taken for a replica holding every id: run-start would always be a conflict)
+    for answer_ok in [false, true] {
+        not_a_replica(answer_ok).await;
+    }
+}
+
+async fn not_a_replica(answer_ok: bool) {
     let other = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let other_addr = other.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
-        let app = axum::Router::new().fallback(|| async { StatusCode::NOT_FOUND });
+        let app = axum::Router::new().fallback(move || async move {
+            if answer_ok {
+                (StatusCode::OK, "{\"status\":\"ok\"}")
+            } else {
+                (StatusCode::NOT_FOUND, "")
+            }
+        });
         let _ = axum::serve(other, app).await;
     });
     let dir = tempfile::tempdir().expect("tempdir");
@@ -813,4 +844,251 @@ async fn a_peer_that_is_not_a_replica_is_missing_not_empty() {
         serde_json::json!([other_addr]),
         "{s}"
     );
+}
+
+/// An OTLP/JSON request of `n` spans of service `service`, with `test.run.id` when given.
+fn spans_json(service: &str, n: usize, run: Option<&str>) -> String {
+    let mut attrs =
+        vec![serde_json::json!({"key": "service.name", "value": {"stringValue": service}})];
+    if let Some(r) = run {
+        attrs.push(serde_json::json!({"key": "test.run.id", "value": {"stringValue": r}}));
+    }
+    let spans: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "traceId": format!("{:032x}", i + 1), "spanId": format!("{:016x}", i + 1),
+                "name": "op", "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceSpans": [{"resource": {"attributes": attrs},
+        "scopeSpans": [{"spans": spans}]}]})
+    .to_string()
+}
+
+async fn send_spans(r: &Replica, service: &str, n: usize, run: Option<&str>) {
+    let resp = client()
+        .post(format!("{}/v1/traces", r.otlp()))
+        .header("content-type", "application/json")
+        .body(spans_json(service, n, run))
+        .send()
+        .await
+        .expect("send spans");
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+async fn post_run(url: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{url}/runs"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST /runs");
+    let code = r.status().as_u16();
+    (
+        code,
+        serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null),
+    )
+}
+
+/// Two run-starts for one id reaching two replicas at the same moment: exactly one caller
+/// is answered 201, and every replica holds that caller's run (not one each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_run_starts_for_one_id_leave_one_run_on_every_replica() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut tier: Vec<Replica> = (0..3)
+        .map(|i| Replica::new(dir.path(), &format!("r{i}"), "127.0.0.1", ports[i], &peers))
+        .collect();
+    for r in &mut tier {
+        r.spawn();
+    }
+    for r in &tier {
+        r.ready().await;
+    }
+    for i in 0..12 {
+        let id = format!("race-{i}");
+        let (ua, ub) = (tier[0].url(), tier[1].url());
+        let (a, b) = tokio::join!(
+            post_run(
+                &ua,
+                serde_json::json!({"id": id, "match": {"service.name": "svc-A"}})
+            ),
+            post_run(
+                &ub,
+                serde_json::json!({"id": id, "match": {"service.name": "svc-B"}})
+            ),
+        );
+        let winners: Vec<&str> = [(&a, "svc-A"), (&b, "svc-B")]
+            .iter()
+            .filter(|((code, _), _)| *code == 201)
+            .map(|(_, svc)| *svc)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "{id}: exactly one run-start wins: {a:?} {b:?}"
+        );
+        for (code, body) in [&a, &b] {
+            if *code != 201 {
+                assert_eq!(*code, 409, "{id}: {body}");
+            }
+        }
+        for r in &tier {
+            let (code, part) = get(&format!("{}/runs/{id}", r.url()), true).await;
+            assert_eq!(code, 200, "{id} on {}: {part}", r.addr());
+            assert_eq!(
+                part["match"]["service.name"],
+                winners[0],
+                "{id} on {}: {part}",
+                r.addr()
+            );
+        }
+    }
+}
+
+/// One replica named twice in `peers` (by two spellings of its address) is one replica:
+/// its part is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_listed_twice_in_peers_is_counted_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pf, pg) = (free_port(), free_port());
+    let mut f = Replica::new(
+        dir.path(),
+        "f",
+        "127.0.0.1",
+        pf,
+        &[
+            format!("127.0.0.1:{pf}"),
+            format!("127.0.0.1:{pg}"),
+            format!("localhost:{pg}"),
+        ],
+    );
+    let mut g = Replica::new(
+        dir.path(),
+        "g",
+        "127.0.0.1",
+        pg,
+        &[format!("127.0.0.1:{pf}"), format!("127.0.0.1:{pg}")],
+    );
+    f.spawn();
+    g.spawn();
+    f.ready().await;
+    g.ready().await;
+    let (code, out, err) = cli(&["run-start", "--url", &f.url(), "--id", "dup1"]);
+    assert_eq!((code, out.trim()), (0, "dup1"), "{err}");
+    send_spans(&g, "svc", 30, None).await;
+    let (code, _, err) = cli(&["run-end", "--url", &f.url(), "--id", "dup1"]);
+    assert_eq!(code, 0, "{err}");
+    for r in [&f, &g] {
+        let (code, s) = get(&format!("{}/runs/dup1", r.url()), false).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(u(&s["totals"]["spans"]), 30, "asked of {}: {s}", r.addr());
+    }
+}
+
+/// A replica that is up but does not hold a run the tier started (it refused run-start: its
+/// `max_runs` were open), or that forgot its part (`max_runs` reached), is missing from the
+/// answer, not an empty part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_its_part_makes_the_answer_partial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
+    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
+    let mut b = Replica::with_runs(dir.path(), "b", pb, &peers, ", max_runs: 1");
+    a.spawn();
+    b.spawn();
+    a.ready().await;
+    b.ready().await;
+    // b's only slot taken by a run opened by data
+    send_spans(&b, "svc", 5, Some("data1")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&format!("{}/runs/data1", b.url()), true).await.0 != 200 {
+        assert!(Instant::now() < deadline, "data1 never opened on b");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // run-start reaches b, which refuses it (429): the run-start says so, and so does every
+    // later answer about the run
+    let (code, s) = post_run(&a.url(), serde_json::json!({"id": "api1"})).await;
+    assert_eq!(code, 201, "{s}");
+    assert_eq!(s["missing_replicas"], serde_json::json!([b.addr()]), "{s}");
+    for r in [&a, &b] {
+        let (code, s) = get(&format!("{}/runs/api1", r.url()), false).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(s["partial"], true, "asked of {}: {s}", r.addr());
+    }
+    // data1 ended, then forgotten by b to make room for another run: its only part is lost,
+    // so the tier cannot say "no such run"
+    let (code, _, err) = cli(&["run-end", "--url", &a.url(), "--id", "data1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, s) = post_run(&b.url(), serde_json::json!({"id": "api2"})).await;
+    assert_eq!(code, 201, "{s}");
+    let (code, s) = get(&format!("{}/runs/data1", a.url()), false).await;
+    assert_eq!(code, 503, "{s}");
+    assert_eq!(s["missing_replicas"], serde_json::json!([b.addr()]), "{s}");
+}
+
+/// A replica catches up with its peers' open runs before its receivers accept data: while a
+/// peer has not answered the catch-up, the OTLP port refuses connections; once it has, the
+/// peer's open run is held here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_replica_accepts_data_only_after_learning_the_open_runs() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let peer_addr = peer.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut r = Replica::build(
+        dir.path(),
+        "late",
+        "127.0.0.1",
+        port,
+        &[peer_addr],
+        None,
+        "",
+    );
+    // long enough that the held call below is not timed out meanwhile
+    let text = std::fs::read_to_string(&r.config)
+        .expect("config")
+        .replace("peer_timeout: 2s", "peer_timeout: 20s");
+    std::fs::write(&r.config, text).expect("config");
+    r.spawn();
+    // the catch-up call arrives; it is held while the OTLP port is tried
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(30), peer.accept())
+        .await
+        .expect("no catch-up call")
+        .expect("accept");
+    let mut head = vec![0u8; 4096];
+    let n = conn.read(&mut head).await.expect("read");
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("GET /runs?"), "{head}");
+    let otlp = format!("127.0.0.1:{}", r.http);
+    assert!(
+        tokio::net::TcpStream::connect(&otlp).await.is_err(),
+        "the receiver accepted a connection before the catch-up ended"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let page = serde_json::json!({"runs": [{
+        "id": "held1", "state": "open", "source": "api", "labels": {}, "match": {},
+        "started_unix_ms": now - 1000, "ended_unix_ms": null, "spans": 0, "log_records": 0,
+        "exceptions": 0, "expires_unix_ms": now + 3_600_000}]})
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-watchtower-replica: fake-peer\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    conn.write_all(answer.as_bytes()).await.expect("answer");
+    drop(conn);
+    r.ready().await;
+    assert!(tokio::net::TcpStream::connect(&otlp).await.is_ok());
+    let (code, part) = get(&format!("{}/runs/held1", r.url()), true).await;
+    assert_eq!(code, 200, "{part}");
 }

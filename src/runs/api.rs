@@ -13,7 +13,7 @@ use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
 use crate::runs::registry::{Page, PageRequest, StartRequest, paginate};
 use crate::runs::replicas::{merge_infos, merge_summaries};
-use crate::runs::summary::{RunInfo, RunState, Summary, now_ms};
+use crate::runs::summary::{RunInfo, RunSource, RunState, Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -75,13 +75,23 @@ fn forwarded(h: &HeaderMap) -> bool {
     h.contains_key(FORWARDED)
 }
 
+/// The peers' replies to one call, sorted by [`fan_out`].
+struct Fanned<T> {
+    /// answers with a status in `ok`, decoded, with the peer's address
+    found: Vec<(String, T)>,
+    /// peers that did not answer from a replica's runs API as asked (sorted addresses)
+    missing: Vec<String>,
+    /// replicas that answered with a status in `absent` (they do not hold it), with their
+    /// answer's body
+    absent: Vec<(String, Bytes)>,
+}
+
 /// Fans a call out to the peers (none when not configured or forwarded) and sorts the
-/// replies: answers with a status in `ok`, decoded, with the peer's address; answers from a
-/// replica's runs API with a status in `absent` (the peer answered and does not have it)
-/// dropped; every other reply (unreachable, timed out, refused, e.g. `401` from a peer that
-/// does not accept our credential, a `404` from a server that is not a replica, or
-/// unreadable) makes its peer missing. Missing peers are logged with the reason and returned
-/// by address.
+/// replies ([`Fanned`]). Only answers that come from a replica's runs API (they carry its
+/// id) count as found or absent; every other reply (unreachable, timed out, refused, e.g.
+/// `401` from a peer that does not accept our credential, a server that is not a replica
+/// whatever it answers, or unreadable) makes its peer missing. Missing peers are logged with
+/// the reason.
 async fn fan_out<T: serde::de::DeserializeOwned>(
     reg: &Registry,
     h: &HeaderMap,
@@ -89,15 +99,19 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     path: &str,
     body: Option<String>,
     extra: Duration,
-    (ok, absent): (&[u16], &[u16]),
-) -> (Vec<(String, T)>, Vec<String>) {
-    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    (ok, absent_codes): (&[u16], &[u16]),
+) -> Fanned<T> {
+    let (mut found, mut missing, mut absent) = (Vec::new(), Vec::new(), Vec::new());
     let Some(peers) = reg.peers.as_ref().filter(|_| !forwarded(h)) else {
-        return (found, missing);
+        return Fanned {
+            found,
+            missing,
+            absent,
+        };
     };
     for (addr, reply) in peers.fan_out(method, path, body, extra).await {
         match reply {
-            Reply::Answer(status, b, _) if ok.contains(&status) => {
+            Reply::Answer(status, b, true) if ok.contains(&status) => {
                 match serde_json::from_slice::<T>(&b) {
                     Ok(v) => found.push((addr, v)),
                     Err(e) => {
@@ -106,7 +120,13 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
                     }
                 }
             }
-            Reply::Answer(status, _, true) if absent.contains(&status) => {}
+            Reply::Answer(status, b, true) if absent_codes.contains(&status) => {
+                absent.push((addr, b))
+            }
+            Reply::Answer(status, _, false) => {
+                tracing::warn!(peer = %addr, status, "runs: a peer address answered, but not from a replica's runs API (a wrong port?)");
+                missing.push(addr);
+            }
             Reply::Answer(status, b, _) => {
                 let said = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
                 tracing::warn!(peer = %addr, status, answer = %said, "runs: peer refused the call");
@@ -119,7 +139,63 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
         }
     }
     missing.sort();
-    (found, missing)
+    Fanned {
+        found,
+        missing,
+        absent,
+    }
+}
+
+/// What a replica says when it does not hold a run (the `404` of a forwarded call).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Absent {
+    /// when the replica's process started (ms since the Unix epoch)
+    #[serde(default)]
+    replica_started_unix_ms: u64,
+    /// it held a part and `max_runs` made it forget it
+    #[serde(default)]
+    evicted: bool,
+}
+
+/// The `404` for run `id`: with peers, also when this replica started and whether it
+/// forgot the run, so the replica merging answers can tell a part lost from no part.
+fn not_found(reg: &Registry, id: &str) -> Response {
+    let e = RunsError::NotFound(id.into());
+    let evicted = reg.was_evicted(id);
+    let message = if evicted {
+        format!("{e} (this replica forgot it: max_runs runs were kept)")
+    } else {
+        e.to_string()
+    };
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({
+            "error": message,
+            "replica_started_unix_ms": reg.started_unix_ms,
+            "evicted": evicted,
+        }),
+    )
+}
+
+/// The replicas among `absent` whose part of `run` is missing, not merely empty: one that
+/// forgot it (`max_runs`), and for a run started by `run-start` (which every replica
+/// receives) one that was up before the run ended but does not hold it (it refused the
+/// start, `max_runs` open runs, or lost it in a restart without a directory). A replica
+/// that started after the run ended never had a part; a run opened by `test.run.id` data
+/// has parts only where such data arrived.
+fn lost_parts(run: &Summary, absent: Vec<(String, Bytes)>) -> Vec<String> {
+    absent
+        .into_iter()
+        .filter(|(_, body)| {
+            let a: Absent = serde_json::from_slice(body).unwrap_or_default();
+            a.evicted
+                || (run.source == RunSource::Api
+                    && run
+                        .ended_unix_ms
+                        .is_none_or(|end| a.replica_started_unix_ms < end))
+        })
+        .map(|(addr, _)| addr)
+        .collect()
 }
 
 /// Ends run `id` on this replica in a task of its own, so that a caller that goes away (a
@@ -208,7 +284,13 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
             Err(e) => return error(RunsError::Invalid(format!("invalid JSON: {e}"))),
         }
     };
-    if forwarded(&h) || reg.peers.is_none() {
+    if forwarded(&h) {
+        return match reg.accept_peer_start(req) {
+            Ok(s) => json(StatusCode::CREATED, &s),
+            Err(e) => error(e),
+        };
+    }
+    if reg.peers.is_none() {
         return match reg.start(req) {
             Ok(s) => json(StatusCode::CREATED, &s),
             Err(e) => error(e),
@@ -222,7 +304,7 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
     // an id a peer already holds (an API run, or one opened by `test.run.id` data) is taken
     // on the tier, as it is on one replica
     if reg.get(&id).is_none() {
-        let (held, _) = fan_out::<serde_json::Value>(
+        let held = fan_out::<serde_json::Value>(
             &reg,
             &h,
             reqwest::Method::GET,
@@ -232,35 +314,64 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
             (&[200], &[404]),
         )
         .await;
-        if !held.is_empty() {
+        if !held.found.is_empty() {
             return error(RunsError::Conflict(id));
         }
     }
-    req.started_unix_ms = Some(now_ms());
+    let started = now_ms();
+    req.started_unix_ms = Some(started);
+    // orders this run-start against another one racing for the same id on another replica
+    req.origin = Some(format!(
+        "{started:015}-{}",
+        reg.peers.as_ref().map(|p| p.self_id.as_str()).unwrap_or("")
+    ));
     let local = match reg.start(req.clone()) {
         Ok(s) => s,
         Err(e) => return error(e),
     };
     req.expires_unix_ms = Some(local.expires_unix_ms);
     let body = serde_json::to_string(&req).unwrap_or_default();
-    // a peer that already has the run (409) has it
-    let (_, missing) = fan_out::<serde_json::Value>(
+    // `201`: the peer holds this run (opened now, or already by a retry). `409`: the peer
+    // holds another run with this id (a run-start racing on another replica that came first,
+    // whose run the tier keeps, or data's `test.run.id`): this run-start lost
+    let sent = fan_out::<serde_json::Value>(
         &reg,
         &h,
         reqwest::Method::POST,
         "/runs",
         Some(body),
         Duration::ZERO,
-        (&[201, 409], &[]),
+        (&[201], &[409]),
     )
     .await;
-    json(StatusCode::CREATED, &mark(local, missing))
+    if !sent.absent.is_empty() {
+        // not kept here either (unless the other run-start's run has replaced it already)
+        if let Some(origin) = &req.origin {
+            reg.withdraw(&id, origin);
+        }
+        let on: Vec<&str> = sent.absent.iter().map(|(a, _)| a.as_str()).collect();
+        tracing::warn!(run = %id, peers = ?on, "runs: another run with this id exists on peers; run-start refused");
+        return json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({
+                "error": format!(
+                    "run {id:?} already exists on replicas {}: another run-start with this id reached the tier at the same time",
+                    on.join(", ")
+                ),
+            }),
+        );
+    }
+    json(StatusCode::CREATED, &mark(local, sent.missing))
 }
 
 /// Local part and peers' parts of one run, merged (and repaired: see [`repair_end`]).
 async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summary>) -> Response {
     let path = format!("/runs/{}", path_id(id));
-    let (found, missing) = fan_out::<Summary>(
+    let Fanned {
+        found,
+        mut missing,
+        absent,
+    } = fan_out::<Summary>(
         reg,
         h,
         reqwest::Method::GET,
@@ -270,6 +381,7 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         (&[200], &[404]),
     )
     .await;
+    let local_evicted = local.is_none() && reg.was_evicted(id);
     let open_peers: Vec<String> = found
         .iter()
         .filter(|(_, s)| s.state == RunState::Open)
@@ -283,10 +395,54 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
     match merge_summaries(parts, &reg.limits()) {
         Some(s) => {
             repair_end(reg, &s, local_open, open_peers);
+            lose_parts(reg, &s, local_evicted, absent, &mut missing);
             json(StatusCode::OK, &mark(s, missing))
         }
-        None => error_partial(RunsError::NotFound(id.into()), missing),
+        None => {
+            forgotten(local_evicted, absent, &mut missing);
+            error_partial(RunsError::NotFound(id.into()), missing)
+        }
     }
+}
+
+/// Adds the replicas that forgot a run no replica holds any more (`max_runs`) to `missing`:
+/// its parts were there and are lost, so the answer is not "no such run".
+fn forgotten(local_evicted: bool, absent: Vec<(String, Bytes)>, missing: &mut Vec<String>) {
+    for (addr, body) in absent {
+        if serde_json::from_slice::<Absent>(&body).is_ok_and(|a| a.evicted) {
+            missing.push(addr);
+        }
+    }
+    if local_evicted {
+        missing.push("this replica".into());
+    }
+    missing.sort();
+}
+
+/// Adds the replicas whose part of run `s` is lost ([`lost_parts`], and this replica when it
+/// forgot its part or, for a `run-start` run, does not hold it) to `missing`.
+fn lose_parts(
+    reg: &Registry,
+    s: &Summary,
+    local_evicted: bool,
+    absent: Vec<(String, Bytes)>,
+    missing: &mut Vec<String>,
+) {
+    let me = Absent {
+        replica_started_unix_ms: reg.started_unix_ms,
+        evicted: local_evicted,
+    };
+    let local = serde_json::to_vec(&me).unwrap_or_default();
+    let mut lost = lost_parts(s, absent);
+    if reg.get(&s.id).is_none() && !lost_parts(s, vec![(String::new(), local.into())]).is_empty() {
+        lost.push("this replica".into());
+    }
+    for l in &lost {
+        tracing::warn!(run = %s.id, replica = %l, "runs: a replica does not hold its part of the run");
+    }
+    missing.extend(lost);
+    missing.sort();
+    missing.dedup();
 }
 
 /// `POST /runs/{id}/end`. A peer's forwarded call carries the tier's end time as
@@ -310,6 +466,7 @@ async fn end(
     if forwarded(&h) || reg.peers.is_none() {
         return match end_detached(&reg, &id, at).await {
             Ok(s) => json(StatusCode::OK, &s),
+            Err(resp) if resp.status() == StatusCode::NOT_FOUND => not_found(&reg, &id),
             Err(resp) => resp,
         };
     }
@@ -321,6 +478,7 @@ async fn end(
         .and_then(|s| s.ended_unix_ms)
         .unwrap_or_else(now_ms);
     let extra = reg.end_drain_timeout();
+    let local_evicted = reg.get(&id).is_none() && reg.was_evicted(&id);
     let (local, merged) = tokio::join!(end_detached(&reg, &id, Some(at)), async {
         fan_out::<Summary>(
             &reg,
@@ -333,7 +491,11 @@ async fn end(
         )
         .await
     });
-    let (found, missing) = merged;
+    let Fanned {
+        found,
+        mut missing,
+        absent,
+    } = merged;
     let mut parts: Vec<Summary> = found.into_iter().map(|(_, s)| s).collect();
     match local {
         Ok(s) => parts.insert(0, s),
@@ -345,9 +507,13 @@ async fn end(
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
+            lose_parts(&reg, &s, local_evicted, absent, &mut missing);
             json(StatusCode::OK, &mark(s, missing))
         }
-        None => error_partial(RunsError::NotFound(id), missing),
+        None => {
+            forgotten(local_evicted, absent, &mut missing);
+            error_partial(RunsError::NotFound(id), missing)
+        }
     }
 }
 
@@ -364,7 +530,11 @@ async fn list(
     if forwarded(&h) || reg.peers.is_none() {
         return json(StatusCode::OK, &local);
     }
-    let (pages, missing) = fan_out::<Page>(
+    let Fanned {
+        found: pages,
+        missing,
+        ..
+    } = fan_out::<Page>(
         &reg,
         &h,
         reqwest::Method::GET,
@@ -395,7 +565,7 @@ async fn show(State(reg): State<Arc<Registry>>, h: HeaderMap, Path(id): Path<Str
     if forwarded(&h) || reg.peers.is_none() {
         return match local {
             Some(s) => json(StatusCode::OK, &s),
-            None => error(RunsError::NotFound(id)),
+            None => not_found(&reg, &id),
         };
     }
     gather(&reg, &h, &id, local).await

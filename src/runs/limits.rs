@@ -35,12 +35,18 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// A run id: 1-[`MAX_ID_BYTES`] bytes, no control characters, no whitespace, no `/` or `\`,
-/// nothing [`is_invisible`].
+/// nothing [`is_invisible`], not `.` or `..`.
 pub fn valid_id(id: &str) -> Result<(), RunsError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(RunsError::Invalid(format!(
             "id must be 1-{MAX_ID_BYTES} bytes, got {}",
             id.len()
+        )));
+    }
+    if id == "." || id == ".." {
+        // a URL path segment of its own: `/runs/..` is `/` to every HTTP client
+        return Err(RunsError::Invalid(format!(
+            "id {id:?} is not allowed (a URL path cannot address it)"
         )));
     }
     if let Some(c) = id
@@ -120,6 +126,8 @@ mod tests {
             "zero\u{200B}width".into(),
             "iso\u{2066}late".into(),
             "\u{FEFF}bom".into(),
+            ".".into(),
+            "..".into(),
         ] {
             assert!(
                 matches!(valid_id(&bad), Err(RunsError::Invalid(_))),

@@ -117,7 +117,9 @@ impl Peers {
 
     /// Sends `method path` (with a JSON body if any) to every peer at once and returns each
     /// peer's reply, keyed by address. Answers from this replica itself are dropped (and its
-    /// address remembered). `extra` is added to the timeout (for calls that wait).
+    /// address remembered), and so is a second answer from one replica (two entries naming
+    /// it, such as `localhost:p` and `127.0.0.1:p`, or a DNS name and a static entry): every
+    /// replica counts once. `extra` is added to the timeout (for calls that wait).
     pub async fn fan_out(
         &self,
         method: reqwest::Method,
@@ -134,10 +136,14 @@ impl Peers {
             }
         });
         let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
         for (addr, reply) in futures::future::join_all(calls).await {
             match reply {
                 Ok((Some(who), _, _)) if who == self.self_id => {
                     self.myself.lock().insert(addr);
+                }
+                Ok((Some(who), _, _)) if !seen.insert(who.clone()) => {
+                    tracing::debug!(peer = %addr, replica = %who, "runs: a replica listed twice in peers answered once more");
                 }
                 Ok((who, status, b)) => out.push((addr, Reply::Answer(status, b, who.is_some()))),
                 Err(e) => out.push((addr, Reply::Missing(e))),

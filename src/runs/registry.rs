@@ -44,6 +44,9 @@ pub struct StartRequest {
     /// Expiry time, set like `started_unix_ms`; must be in the future.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_unix_ms: Option<u64>,
+    /// The run-start this run comes from (`Summary::origin`), set like `started_unix_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A run id for a `POST /runs` without one: `run-<unix ms>-<4 hex digits>`.
@@ -199,7 +202,16 @@ pub struct Registry {
     metrics: Option<Arc<Metrics>>,
     /// the other replicas of the tier (`peers` configured), for the API's fan-out
     pub peers: Option<Arc<Peers>>,
+    /// when this process started (ms since the Unix epoch): a replica that started after a
+    /// run ended never had a part of it
+    pub started_unix_ms: u64,
+    /// ids of the runs `max_runs` made this replica forget, newest last (at most
+    /// [`EVICTED_KEPT`]): a part forgotten is a part missing from the tier's answer
+    evicted: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many evicted run ids a replica remembers.
+pub const EVICTED_KEPT: usize = 4096;
 
 fn slot(s: Signal) -> usize {
     match s {
@@ -268,6 +280,8 @@ impl Registry {
             runs: Mutex::new(runs),
             exporters: Mutex::new(Vec::new()),
             metrics,
+            started_unix_ms: now_ms(),
+            evicted: Mutex::new(Default::default()),
         });
         reg.rebuild_open(&reg.runs.lock());
         Ok(reg)
@@ -396,10 +410,69 @@ impl Registry {
                 if let Some(d) = &self.dir {
                     persist::remove(d, &id);
                 }
+                let mut ev = self.evicted.lock();
+                if ev.len() >= EVICTED_KEPT {
+                    ev.pop_front();
+                }
+                ev.push_back(id);
                 Ok(())
             }
             None => Err(RunsError::TooMany(self.cfg.max_runs)),
         }
+    }
+
+    /// Whether `max_runs` made this replica forget run `id` (its part is lost).
+    pub fn was_evicted(&self, id: &str) -> bool {
+        self.evicted.lock().iter().any(|e| e == id)
+    }
+
+    /// Opens a run a peer forwarded (its `run-start`, carrying `origin`). The same run again
+    /// (same origin: a retry) is answered with it. A different run-start racing for the same
+    /// id while it is open is resolved by origin: the smaller one replaces this one (which
+    /// then never answered its caller `201`), a larger one is refused. Any other id taken is
+    /// a conflict, as in [`Registry::start`].
+    ///
+    /// # Errors
+    /// As [`Registry::start`].
+    pub fn accept_peer_start(&self, req: StartRequest) -> Result<Summary, RunsError> {
+        if let (Some(id), Some(origin)) = (&req.id, &req.origin) {
+            let counts = self.drop_counts();
+            let mut runs = self.runs.lock();
+            if let Some(e) = runs.get(id) {
+                let held = &e.summary;
+                match &held.origin {
+                    Some(o) if o == origin => return Ok(self.view(e, counts)),
+                    Some(o)
+                        if origin < o
+                            && held.state == RunState::Open
+                            && held.source == RunSource::Api =>
+                    {
+                        tracing::info!(run = %id, kept = %origin, replaced = %o, "runs: two run-starts raced for one id; the earlier is kept");
+                        runs.remove(id);
+                        self.rebuild_open(&runs);
+                    }
+                    _ => return Err(RunsError::Conflict(id.clone())),
+                }
+            }
+        }
+        self.start(req)
+    }
+
+    /// Forgets run `id` if it is still the open run of run-start `origin` (a run-start that
+    /// lost a race for its id; what it counted is dropped with it). Returns whether it did.
+    pub fn withdraw(&self, id: &str, origin: &str) -> bool {
+        let mut runs = self.runs.lock();
+        let ours = runs.get(id).is_some_and(|e| {
+            e.summary.state == RunState::Open && e.summary.origin.as_deref() == Some(origin)
+        });
+        if ours {
+            runs.remove(id);
+            if let Some(d) = &self.dir {
+                persist::remove(d, id);
+            }
+            self.rebuild_open(&runs);
+        }
+        ours
     }
 
     /// Opens a run and returns its (empty) summary.
@@ -438,6 +511,7 @@ impl Registry {
         }
         s.labels = req.labels;
         s.matchers = req.matchers;
+        s.origin = req.origin;
         let entry = Entry {
             summary: s,
             drop_base: Some(counts),
@@ -474,7 +548,8 @@ impl Registry {
             .await
         {
             match reply {
-                crate::runs::peers::Reply::Answer(200, b, _) => {
+                // only a replica's answer (not a server that answers anything with 200)
+                crate::runs::peers::Reply::Answer(200, b, true) => {
                     match serde_json::from_slice::<Page>(&b) {
                         Ok(p) => lists.push(p.runs),
                         Err(_) => missing.push(addr),
@@ -501,6 +576,7 @@ impl Registry {
                         max_duration: None,
                         started_unix_ms: Some(info.started_unix_ms),
                         expires_unix_ms: Some(info.expires_unix_ms),
+                        origin: info.origin,
                     };
                     match self.start(req) {
                         Ok(_) => {
@@ -627,6 +703,7 @@ impl Registry {
                     log_records: s.totals.log_records,
                     exceptions: s.totals.exceptions,
                     expires_unix_ms: s.expires_unix_ms,
+                    origin: s.origin.clone(),
                 }
             })
             .collect();

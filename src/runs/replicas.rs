@@ -182,6 +182,9 @@ pub fn merge_infos(lists: Vec<Vec<RunInfo>>) -> Vec<RunInfo> {
                 if m.matchers.is_empty() {
                     m.matchers = r.matchers;
                 }
+                if m.origin.is_none() {
+                    m.origin = r.origin;
+                }
                 m.spans += r.spans;
                 m.log_records += r.log_records;
                 m.exceptions += r.exceptions;

@@ -187,6 +187,12 @@ pub struct Summary {
     /// there from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub late_joins: Vec<u64>,
+    /// Which `run-start` of a tier created this run (`<start ms>-<replica id>`, set by the
+    /// replica that received it; absent on one replica and for runs opened by data). Two
+    /// run-starts racing with one id on two replicas are told apart by it: the smaller one
+    /// is kept everywhere and only its caller is answered `201`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
 }
@@ -597,6 +603,9 @@ pub struct RunInfo {
     /// When an open run expires (`max_duration` after its start), Unix milliseconds.
     #[serde(default)]
     pub expires_unix_ms: u64,
+    /// The tier's run-start it comes from ([`Summary::origin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl RunInfo {
