@@ -737,3 +737,62 @@ async fn a_json_body_that_could_never_fit_the_budget_is_too_large_not_retryable(
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     assert_eq!(normal(&gw, 1).await, Some(10));
 }
+
+/// An OTLP/JSON logs body of about `kib` KiB made of many small attributes: its decoded
+/// message tree is several times the body.
+fn json_logs(kib: usize) -> String {
+    let record = (0..10)
+        .map(|k| format!("{{\"key\":\"k{k}\",\"value\":{{\"intValue\":\"{k}\"}}}}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let record = format!("{{\"body\":{{\"stringValue\":\"x\"}},\"attributes\":[{record}]}}");
+    let n = kib * 1024 / (record.len() + 1);
+    let records = vec![record; n].join(",");
+    format!(
+        "{{\"resourceLogs\":[{{\"resource\":{{}},\"scopeLogs\":[{{\"logRecords\":[{records}]}}]}}]}}"
+    )
+}
+
+/// Many large JSON bodies at once: each is charged as it is read, and their decodes (whose
+/// message trees are not charged) run a CPU's worth at a time, so RSS stays within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_json_bodies_stay_within_the_bound() {
+    let dest = Capture::http().await;
+    let gw = start(&dest, "").await;
+    let sampler = Sampler::start(gw.child.id());
+    let body = Bytes::from(json_logs(1024));
+    let n = 80 * scale();
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let body = body.clone();
+        let url = format!("http://127.0.0.1:{}/v1/logs", gw.http);
+        tasks.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    eprintln!(
+        "large JSON bodies: statuses {statuses:?}, peak RSS {} MiB",
+        sampler.peak()
+    );
+    for st in statuses.keys() {
+        assert!(
+            [200, 429].contains(st),
+            "unexpected status {st}: {statuses:?}"
+        );
+    }
+    assert!(statuses.contains_key(&200), "{statuses:?}");
+    let r = recover(&gw, "large_json_bodies", sampler.peak()).await;
+    check("large_json_bodies", sampler.peak(), &r);
+}
