@@ -385,6 +385,14 @@ fn build_router(
                                 &router.memory,
                                 router.pressure.clone(),
                             )?;
+                            if c.limit_mib == 0 {
+                                crate::config::memory_budget::check_resolved(
+                                    cfg,
+                                    p,
+                                    l.soft_limit(),
+                                    "the container's memory",
+                                )?;
+                            }
                             limiters.insert(p.clone(), l.clone());
                             l
                         }

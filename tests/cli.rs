@@ -293,3 +293,40 @@ fn validate_checks_the_files_and_directories_a_config_names() {
         (0, "ok\n".to_string())
     );
 }
+
+/// A `memory_limiter` given as `limit_percentage` is resolved at start: `run` refuses to start
+/// when the receivers' admission budgets do not fit under the resolved soft limit (the check
+/// `validate` makes for `limit_mib`), and `validate` refuses a spike at or above the limit.
+#[test]
+fn run_checks_the_admission_budgets_against_a_resolved_percentage() {
+    // 1% of this machine's memory (well under 4 GiB on any test machine) against 4 GiB of
+    // admission budget
+    let f = write(
+        "receivers:\n  otlp:\n    protocols: { http: { endpoint: 127.0.0.1:0 } }\n    admission: { request_limit_mib: 4096, waiting_limit_mib: 16 }\nprocessors:\n  memory_limiter: { limit_percentage: 1 }\nexporters: { debug: }\nservice:\n  telemetry: { metrics: { address: \"\" } }\n  pipelines: { traces: { receivers: [otlp], processors: [memory_limiter], exporters: [debug] } }\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["run", "--config", path])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let out = out.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("processors.memory_limiter: the admission budgets")
+            && text.contains("otlp: 4112 MiB")
+            && text.contains("limit_percentage"),
+        "{text}"
+    );
+    let g = write(
+        "receivers: { otlp: { protocols: { http: } } }\nprocessors:\n  memory_limiter: { limit_percentage: 40, spike_limit_percentage: 50 }\nexporters: { debug: }\nservice:\n  pipelines: { traces: { receivers: [otlp], processors: [memory_limiter], exporters: [debug] } }\n",
+    );
+    let (code, out) = wt(&["validate", "--config", g.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("spike_limit_percentage must be smaller than limit_percentage"),
+        "{out}"
+    );
+}

@@ -2,7 +2,8 @@
 //! admission budgets of the receivers feeding it (`request_limit_mib + waiting_limit_mib`)
 //! are memory committed before the limiter is asked, so their sum must fit under the
 //! limiter's soft limit (`limit_mib - spike_limit_mib`). `validate` refuses a config where it
-//! does not. Limiters given as `limit_percentage` are resolved at start and not checked here.
+//! does not. Limiters given as `limit_percentage` are resolved at start and checked then
+//! ([`check_resolved`]): `run` refuses to start.
 
 use super::{Config, ProcessorConfig, ReceiverConfig};
 use std::collections::BTreeSet;
@@ -24,23 +25,7 @@ pub fn check(cfg: &Config) -> Vec<(String, String)> {
             m.spike_limit_mib
         };
         let soft = m.limit_mib.saturating_sub(spike);
-        let receivers: BTreeSet<&String> = cfg
-            .service
-            .pipelines
-            .values()
-            .filter(|pl| pl.processors.contains(id))
-            .flat_map(|pl| pl.receivers.iter())
-            .collect();
-        let mut parts = Vec::new();
-        let mut total = 0u64;
-        for r in receivers {
-            let Some(ReceiverConfig::Otlp(o)) = cfg.receivers.get(r) else {
-                continue;
-            };
-            let mib = o.admission.budget_bytes() >> 20;
-            total += mib;
-            parts.push(format!("{r}: {mib} MiB"));
-        }
+        let (total, parts) = guarded_budgets(cfg, id);
         if total > soft {
             out.push((
                 format!("processors.{id}"),
@@ -52,6 +37,44 @@ pub fn check(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The admission budgets (MiB) of the receivers whose pipelines memory limiter `id` guards:
+/// their sum, and one `receiver: N MiB` per receiver.
+pub fn guarded_budgets(cfg: &Config, id: &str) -> (u64, Vec<String>) {
+    let receivers: BTreeSet<&String> = cfg
+        .service
+        .pipelines
+        .values()
+        .filter(|pl| pl.processors.iter().any(|p| p == id))
+        .flat_map(|pl| pl.receivers.iter())
+        .collect();
+    let mut parts = Vec::new();
+    let mut total = 0u64;
+    for r in receivers {
+        let Some(ReceiverConfig::Otlp(o)) = cfg.receivers.get(r) else {
+            continue;
+        };
+        let mib = o.admission.budget_bytes() >> 20;
+        total += mib;
+        parts.push(format!("{r}: {mib} MiB"));
+    }
+    (total, parts)
+}
+
+/// For a limiter given as `limit_percentage`, resolved at start to `soft` bytes: the error
+/// when the receivers it guards have admission budgets above it (the check `validate` makes
+/// for `limit_mib`).
+pub fn check_resolved(cfg: &Config, id: &str, soft: u64, source: &str) -> Result<(), String> {
+    let (total, parts) = guarded_budgets(cfg, id);
+    if total << 20 > soft {
+        return Err(format!(
+            "processors.{id}: the admission budgets of the receivers it guards ({}; request_limit_mib + waiting_limit_mib each) add up to {total} MiB, above its soft limit of {} MiB (limit_percentage - spike_limit_percentage of {source}); lower receivers.<id>.admission or give the container more memory",
+            parts.join(", "),
+            soft >> 20
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

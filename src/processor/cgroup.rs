@@ -24,6 +24,13 @@ pub enum LimitSource {
 }
 
 impl LimitSource {
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        match self {
+            LimitSource::CgroupV2(f) | LimitSource::CgroupV1(f) | LimitSource::Host(f) => f,
+        }
+    }
+
     /// Short label for metrics and logs: `cgroup_v2`, `cgroup_v1` or `host`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -74,15 +81,32 @@ pub enum TotalMemoryError {
 /// v1 reports "no limit" as a page-rounded i64::MAX; anything at or above 2^62 means unset.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-/// The total memory the percentages apply to.
+/// The total memory the percentages apply to. A cgroup limit above the host's memory (a
+/// Kubernetes limit may exceed the node) is no limit in practice: the host's total is used
+/// then, as for no limit.
 pub fn total_memory(p: &Paths) -> Result<TotalMemory, TotalMemoryError> {
     let own = std::fs::read_to_string(&p.self_cgroup).unwrap_or_default();
-    if let Some(t) = cgroup_v2_limit(p, &own)? {
-        return Ok(t);
+    let cgroup = match cgroup_v2_limit(p, &own)? {
+        Some(t) => Some(t),
+        None => cgroup_v1_limit(p, &own)?,
+    };
+    match (cgroup, host_total(p)) {
+        (Some(c), Ok(h)) if h.bytes < c.bytes => {
+            tracing::warn!(
+                cgroup_limit_bytes = c.bytes,
+                host_bytes = h.bytes,
+                cgroup = %c.source.path().display(),
+                "memory_limiter: the cgroup memory limit is above the host's memory; the host's total is used"
+            );
+            Ok(h)
+        }
+        (Some(c), _) => Ok(c),
+        (None, h) => h,
     }
-    if let Some(t) = cgroup_v1_limit(p, &own)? {
-        return Ok(t);
-    }
+}
+
+/// The host's `MemTotal`.
+fn host_total(p: &Paths) -> Result<TotalMemory, TotalMemoryError> {
     let text = std::fs::read_to_string(&p.meminfo).map_err(|e| {
         TotalMemoryError::NoHostTotal(p.meminfo.display().to_string(), e.to_string())
     })?;
@@ -238,6 +262,14 @@ mod tests {
     fn v2_namespaced_root_is_the_container_limit() {
         let (_d, p) = tree("0::/\n", &[("memory.max", "536870912\n")]);
         assert_eq!(total_memory(&p).unwrap().bytes, 512 << 20);
+    }
+
+    #[test]
+    fn a_cgroup_limit_above_the_host_is_the_host() {
+        let (_d, p) = tree("0::/x\n", &[("x/memory.max", "1099511627776\n")]);
+        let t = total_memory(&p).unwrap();
+        assert_eq!(t.bytes, 16384000 * 1024);
+        assert_eq!(t.source.kind(), "host");
     }
 
     #[test]

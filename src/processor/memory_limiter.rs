@@ -51,12 +51,13 @@ impl Config {
         if self.limit_mib > 0 && self.spike_limit_mib >= self.limit_mib {
             return Err("spike_limit_mib must be smaller than limit_mib".into());
         }
-        if self.limit_percentage > 100
-            || self.spike_limit_percentage >= 100.max(self.limit_percentage.max(1))
+        if self.limit_percentage > 100 {
+            return Err("limit_percentage must be at most 100".into());
+        }
+        if self.spike_limit_percentage >= 100
+            || (self.limit_percentage > 0 && self.spike_limit_percentage >= self.limit_percentage)
         {
-            return Err(
-                "limit_percentage must be at most 100 and spike_limit_percentage below it".into(),
-            );
+            return Err("spike_limit_percentage must be smaller than limit_percentage".into());
         }
         Ok(())
     }
@@ -74,9 +75,10 @@ impl Config {
             )
         } else {
             let total = cgroup::total_memory(paths)?;
+            let pct = |p: u64| (u128::from(total.bytes) * u128::from(p) / 100) as u64;
             (
-                total.bytes / 100 * self.limit_percentage,
-                total.bytes / 100 * self.spike_limit_percentage,
+                pct(self.limit_percentage),
+                pct(self.spike_limit_percentage),
                 match &total.source {
                     cgroup::LimitSource::CgroupV2(f)
                     | cgroup::LimitSource::CgroupV1(f)
@@ -149,6 +151,22 @@ pub struct MemoryLimiter {
     /// even when the sample itself is just under the limit)
     refused_since_sample: AtomicBool,
     pressure: Option<Arc<Pressure>>,
+    /// what to sample between ticks (`None`: a fixed test limiter)
+    measure: Option<Measure>,
+    /// when the estimate was last sampled ([`elapsed_ms`])
+    sampled_at: AtomicU64,
+}
+
+/// A refusal samples memory afresh when the last sample is at least this old (ms).
+pub const RESAMPLE_AFTER_MS: u64 = 100;
+
+/// Milliseconds since the first call (tokio's monotonic clock, for the sample times).
+fn elapsed_ms() -> u64 {
+    static START: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(tokio::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 impl MemoryLimiter {
@@ -164,11 +182,26 @@ impl MemoryLimiter {
         let limits = cfg
             .limits(&cgroup::Paths::default())
             .map_err(|e| format!("processors.{id}: {e}"))?;
+        if limits.soft == 0 {
+            return Err(format!(
+                "processors.{id}: the soft limit resolves to 0 bytes (limit {} bytes from {}): every request would be refused; give the container more memory or set limit_mib",
+                limits.limit, limits.source
+            ));
+        }
         let measure = if crate::telemetry::allocator::live_bytes().is_some() {
             Measure::AllocatorLive
         } else {
             Measure::Rss
         };
+        if let Some(now) = measure.sample().filter(|&n| n > limits.soft) {
+            tracing::warn!(
+                processor = id,
+                usage_bytes = now,
+                soft_limit_bytes = limits.soft,
+                source = %limits.source,
+                "memory_limiter: the gateway already uses more than the soft limit: data is refused until it fits; give the container more memory or raise the limit"
+            );
+        }
         tracing::info!(
             processor = id,
             limit_bytes = limits.limit,
@@ -202,6 +235,8 @@ impl MemoryLimiter {
             refusing: AtomicBool::new(false),
             refused_since_sample: AtomicBool::new(false),
             pressure: Some(pressure),
+            measure: Some(measure),
+            sampled_at: AtomicU64::new(elapsed_ms()),
         });
         let weak = Arc::downgrade(&lim);
         let every: Duration = cfg.check_interval.0;
@@ -214,6 +249,7 @@ impl MemoryLimiter {
                     continue;
                 };
                 l.estimate.store(now, Ordering::Relaxed);
+                l.sampled_at.store(elapsed_ms(), Ordering::Relaxed);
                 usage.set(now);
                 if measure == Measure::AllocatorLive
                     && now <= l.soft_limit
@@ -238,7 +274,45 @@ impl MemoryLimiter {
             refusing: AtomicBool::new(false),
             refused_since_sample: AtomicBool::new(false),
             pressure: None,
+            measure: None,
+            sampled_at: AtomicU64::new(0),
         })
+    }
+
+    /// The soft limit, bytes.
+    pub fn soft_limit(&self) -> u64 {
+        self.soft_limit
+    }
+
+    /// The estimate, sampled afresh when it would refuse and the last sample is older than
+    /// [`RESAMPLE_AFTER_MS`]: the estimate adds what was admitted since the last sample, not
+    /// what was freed, so with a long `check_interval` it would refuse long after memory was
+    /// given back (the Collector decides on its last measurement alone).
+    fn current(&self, bytes: u64) -> u64 {
+        let est = self.estimate.load(Ordering::Relaxed);
+        if est.saturating_add(bytes) <= self.soft_limit {
+            return est;
+        }
+        let now = elapsed_ms();
+        let last = self.sampled_at.load(Ordering::Relaxed);
+        match self.measure {
+            Some(m)
+                if now.saturating_sub(last) >= RESAMPLE_AFTER_MS
+                    && self
+                        .sampled_at
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok() =>
+            {
+                match m.sample() {
+                    Some(fresh) => {
+                        self.estimate.store(fresh, Ordering::Relaxed);
+                        fresh
+                    }
+                    None => est,
+                }
+            }
+            _ => est,
+        }
     }
 
     /// Reports a change of state to readiness.
@@ -265,7 +339,7 @@ impl MemoryLimiter {
     /// Whether `bytes` more would fit now (admits nothing). Receivers ask this before
     /// reading a body, so a request is refused without being buffered.
     pub fn has_room(&self, bytes: u64) -> bool {
-        let est = self.estimate.load(Ordering::Relaxed);
+        let est = self.current(bytes);
         let room = est.saturating_add(bytes) <= self.soft_limit;
         if !room {
             self.refused_since_sample.store(true, Ordering::Relaxed);
@@ -277,7 +351,7 @@ impl MemoryLimiter {
     /// Whether a request of `bytes` may be admitted now; admitted bytes are added to the
     /// estimate until the next sample.
     pub fn admit(&self, bytes: u64) -> bool {
-        let est = self.estimate.load(Ordering::Relaxed);
+        let est = self.current(bytes);
         if est.saturating_add(bytes) > self.soft_limit {
             self.refused_since_sample.store(true, Ordering::Relaxed);
             self.note_state(true, est);
@@ -312,6 +386,38 @@ mod tests {
             spike_limit_percentage: spike,
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn a_spike_limit_at_or_above_the_limit_is_refused() {
+        for (limit, spike) in [(40, 50), (50, 50), (80, 99)] {
+            let e = pct(limit, spike).validate().unwrap_err();
+            assert!(e.contains("spike_limit_percentage must be smaller"), "{e}");
+        }
+        pct(80, 20).validate().unwrap();
+        pct(80, 0).validate().unwrap();
+        let (_d, p) = fake_tree("4194304");
+        // 80% of 4 MiB, multiplied before dividing (the Collector's rounding)
+        assert_eq!(pct(80, 0).limits(&p).unwrap().limit, 3_355_443);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_samples_afresh_when_the_estimate_is_old() {
+        let l = MemoryLimiter::fixed(1 << 30, 0);
+        let mut l = Arc::try_unwrap(l).unwrap_or_else(|_| panic!("shared"));
+        l.measure = Some(Measure::Rss);
+        // an estimate far above the limit (admitted bytes long freed), sampled long ago
+        l.estimate.store(u64::MAX / 2, Ordering::Relaxed);
+        l.sampled_at.store(elapsed_ms(), Ordering::Relaxed);
+        assert!(!l.admit(1), "sampled just now: the estimate stands");
+        tokio::time::advance(Duration::from_millis(RESAMPLE_AFTER_MS + 10)).await;
+        assert!(
+            l.admit(1),
+            "a fresh sample (this test's RSS) is far below 1 GiB"
+        );
+        // a fixed limiter (nothing to sample) keeps refusing
+        let f = MemoryLimiter::fixed(100, 200);
+        assert!(!f.admit(1));
     }
 
     #[test]
