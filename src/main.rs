@@ -180,6 +180,11 @@ fn check_files(cfg: &Config, text: &str) -> Vec<String> {
             _ => {}
         }
     }
+    // a limit_percentage is resolved from this machine's cgroup or meminfo, as `run` does
+    for (path, e) in config::memory_budget::unresolvable(cfg) {
+        let parts: Vec<&str> = path.split('.').collect();
+        at(&parts, e);
+    }
     errs
 }
 

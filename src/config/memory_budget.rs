@@ -77,6 +77,22 @@ pub fn check_resolved(cfg: &Config, id: &str, soft: u64, source: &str) -> Result
     Ok(())
 }
 
+/// For `validate`: the limiters given as `limit_percentage` whose total cannot be read on
+/// this machine (an unreadable or unparsable cgroup or meminfo file), as (key path, message),
+/// so `validate` fails where `run` would.
+pub fn unresolvable(cfg: &Config) -> Vec<(String, String)> {
+    cfg.processors
+        .iter()
+        .filter_map(|(id, p)| match p {
+            ProcessorConfig::MemoryLimiter(m) if m.limit_mib == 0 => m
+                .limits(&crate::processor::cgroup::Paths::default())
+                .err()
+                .map(|e| (format!("processors.{id}"), e.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     fn cfg(limiter: &str, admission: &str) -> Result<super::Config, String> {
