@@ -128,7 +128,9 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
                 missing.push(addr);
             }
             Reply::Answer(status, b, _) => {
-                let said = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
+                // a peer's text, escaped and cut (it may be any server's)
+                let said =
+                    crate::exporter::backend_text(&String::from_utf8_lossy(&b[..b.len().min(200)]));
                 tracing::warn!(peer = %addr, status, answer = %said, "runs: peer refused the call");
                 missing.push(addr);
             }
@@ -315,7 +317,13 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
         )
         .await;
         if !held.found.is_empty() {
-            return error(RunsError::Conflict(id));
+            let on: Vec<&str> = held.found.iter().map(|(a, _)| a.as_str()).collect();
+            return json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({
+                    "error": format!("{} (held by replicas {})", RunsError::Conflict(id.clone()), on.join(", ")),
+                }),
+            );
         }
     }
     let started = now_ms();
