@@ -32,6 +32,42 @@ pub fn take_clean_stop(dir: &Path) -> bool {
     std::fs::remove_file(dir.join(CLEAN_STOP)).is_ok()
 }
 
+/// The file listing the ids of runs forgotten to stay within `max_runs` (hex, one per line,
+/// oldest first), so a replica still knows after a restart that its part of those is lost.
+const EVICTED: &str = "evicted";
+
+/// Adds `id` to the forgotten runs; with `all` (the ids kept in memory, oldest first) the file
+/// is rewritten from them instead, which keeps it bounded.
+pub fn save_evicted(dir: &Path, id: &str, all: Option<&[String]>) {
+    use std::io::Write;
+    let r = match all {
+        Some(ids) => {
+            let text: String = ids.iter().map(|i| hex::encode(i) + "\n").collect();
+            let tmp = dir.join(format!("{EVICTED}.tmp"));
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, dir.join(EVICTED)))
+        }
+        None => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(EVICTED))
+            .and_then(|mut f| f.write_all((hex::encode(id) + "\n").as_bytes())),
+    };
+    if let Err(e) = r {
+        tracing::warn!(dir = %dir.display(), error = %e, "runs: cannot save the forgotten run ids");
+    }
+}
+
+/// The forgotten run ids saved by [`save_evicted`], oldest first, at most `keep` (the newest).
+pub fn load_evicted(dir: &Path, keep: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join(EVICTED)).unwrap_or_default();
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| hex::decode(l.trim()).ok())
+        .filter_map(|b| String::from_utf8(b).ok())
+        .collect();
+    ids[ids.len().saturating_sub(keep)..].to_vec()
+}
+
 pub fn remove(dir: &Path, id: &str) {
     let _ = std::fs::remove_file(path_for(dir, id));
 }

@@ -193,6 +193,8 @@ pub struct Registry {
     limits: Limits,
     dir: Option<PathBuf>,
     open_count: AtomicUsize,
+    /// evictions since start (when to rewrite the saved list)
+    evictions: AtomicUsize,
     /// resources whose `test.run.id` would have opened a run beyond
     /// `max_new_runs_per_request` (not summarized)
     refused_new_runs: std::sync::atomic::AtomicU64,
@@ -206,8 +208,13 @@ pub struct Registry {
     /// run ended never had a part of it
     pub started_unix_ms: u64,
     /// ids of the runs `max_runs` made this replica forget, newest last (at most
-    /// [`EVICTED_KEPT`]): a part forgotten is a part missing from the tier's answer
+    /// [`EVICTED_KEPT`], saved in `directory`): a part forgotten is a part missing from the
+    /// tier's answer
     evicted: Mutex<std::collections::VecDeque<String>>,
+    /// runs a `run-end` reached before this replica held them (id, the tier's end time), newest
+    /// last (at most [`EVICTED_KEPT`]): a run-start forwarded late, or a catch-up that read the
+    /// run as open before the end, opens it ended
+    ended_unknown: Mutex<std::collections::VecDeque<(String, u64)>>,
 }
 
 /// How many evicted run ids a replica remembers.
@@ -226,6 +233,7 @@ impl Registry {
     pub fn new(cfg: RunsConfig, metrics: Option<Arc<Metrics>>) -> Result<Arc<Self>, String> {
         let dir = cfg.directory.as_ref().map(PathBuf::from);
         let mut runs = BTreeMap::new();
+        let mut evicted = std::collections::VecDeque::new();
         if let Some(d) = &dir {
             let loaded =
                 persist::load_all(d).map_err(|e| format!("runs directory {}: {e}", d.display()))?;
@@ -253,6 +261,7 @@ impl Registry {
             if !runs.is_empty() {
                 tracing::info!(runs = runs.len(), dir = %d.display(), "reloaded run summaries");
             }
+            evicted = persist::load_evicted(d, EVICTED_KEPT).into();
         }
         // empty entries are ignored, so `peers: ["${env:X:-}"]` means "no peers" when unset
         let entries: Vec<String> = cfg
@@ -275,13 +284,15 @@ impl Registry {
             cfg,
             dir,
             open_count: AtomicUsize::new(0),
+            evictions: AtomicUsize::new(0),
             refused_new_runs: Default::default(),
             open: RwLock::new(Arc::new(MatchIndex::default())),
             runs: Mutex::new(runs),
             exporters: Mutex::new(Vec::new()),
             metrics,
             started_unix_ms: now_ms(),
-            evicted: Mutex::new(Default::default()),
+            evicted: Mutex::new(evicted),
+            ended_unknown: Mutex::new(Default::default()),
         });
         reg.rebuild_open(&reg.runs.lock());
         Ok(reg)
@@ -414,7 +425,14 @@ impl Registry {
                 if ev.len() >= EVICTED_KEPT {
                     ev.pop_front();
                 }
-                ev.push_back(id);
+                ev.push_back(id.clone());
+                if let Some(d) = &self.dir {
+                    // appended; rewritten whole (bounded) once per EVICTED_KEPT evictions
+                    let compact = self.evictions.fetch_add(1, Ordering::Relaxed) % EVICTED_KEPT
+                        == EVICTED_KEPT - 1;
+                    let all: Option<Vec<String>> = compact.then(|| ev.iter().cloned().collect());
+                    persist::save_evicted(d, &id, all.as_deref());
+                }
                 Ok(())
             }
             None => Err(RunsError::TooMany(self.cfg.max_runs)),
@@ -511,13 +529,26 @@ impl Registry {
         }
         s.labels = req.labels;
         s.matchers = req.matchers;
+        // a run the tier forwards (its start time set) that a run-end already reached here
+        let ended_at = req.started_unix_ms.and_then(|started| {
+            self.ended_unknown
+                .lock()
+                .iter()
+                .rev()
+                .find(|(i, at)| *i == id && *at >= started)
+                .map(|(_, at)| *at)
+        });
         s.origin = req.origin;
-        let entry = Entry {
+        let mut entry = Entry {
             summary: s,
             drop_base: Some(counts),
             dirty: true,
             ending: false,
         };
+        if let Some(at) = ended_at {
+            tracing::info!(run = %id, "runs: a run-end reached this replica before the run did; opened as ended");
+            Self::freeze(&mut entry, counts, RunState::Ended, at);
+        }
         let view = self.view(&entry, counts);
         runs.insert(id.clone(), entry);
         self.rebuild_open(&runs);
@@ -625,9 +656,14 @@ impl Registry {
         let counts = self.drop_counts();
         {
             let mut runs = self.runs.lock();
-            let e = runs
-                .get_mut(id)
-                .ok_or_else(|| RunsError::NotFound(id.into()))?;
+            let Some(e) = runs.get_mut(id) else {
+                let mut t = self.ended_unknown.lock();
+                if t.len() >= EVICTED_KEPT {
+                    t.pop_front();
+                }
+                t.push_back((id.to_string(), at));
+                return Err(RunsError::NotFound(id.into()));
+            };
             if e.summary.state != RunState::Open {
                 return Ok(self.view(e, counts));
             }
@@ -919,6 +955,60 @@ mod tests {
             ..Default::default()
         });
         assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_run_end_that_arrives_before_the_run_opens_it_ended() {
+        let reg = Registry::new(RunsConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        let t = now_ms();
+        // run-end reached this replica first (404), at the tier's time t
+        assert!(matches!(
+            reg.end("x", Some(t)).await,
+            Err(RunsError::NotFound(_))
+        ));
+        // the run-start forwarded late (begun before t) opens it ended at t
+        let late = StartRequest {
+            id: Some("x".into()),
+            started_unix_ms: Some(t - 10),
+            origin: Some("o".into()),
+            ..Default::default()
+        };
+        let s = reg
+            .accept_peer_start(late)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.state, s.ended_unix_ms), (RunState::Ended, Some(t)));
+        assert!(!reg.any_open());
+        // a run-start of the same id begun after that end is a new run, open
+        let reg2 = Registry::new(RunsConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        let _ = reg2.end("y", Some(t)).await;
+        let s = reg2
+            .accept_peer_start(StartRequest {
+                id: Some("y".into()),
+                started_unix_ms: Some(t + 10),
+                origin: Some("o".into()),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.state, RunState::Open);
+    }
+
+    #[test]
+    fn forgotten_runs_are_remembered_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cfg = RunsConfig {
+            directory: Some(dir.path().display().to_string()),
+            max_runs: 1,
+            ..Default::default()
+        };
+        let reg = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        start(&reg, "old", "qa", Some("1ms"));
+        std::thread::sleep(Duration::from_millis(5));
+        reg.expire();
+        start(&reg, "new", "qa", None);
+        assert!(reg.was_evicted("old"));
+        drop(reg);
+        let again = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.was_evicted("old") && !again.was_evicted("new"));
     }
 
     #[tokio::test]
