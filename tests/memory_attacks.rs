@@ -753,24 +753,39 @@ fn json_logs(kib: usize) -> String {
     )
 }
 
-/// Many large JSON bodies at once: each is charged as it is read, and their decodes (whose
-/// message trees are not charged) run a CPU's worth at a time, so RSS stays within the bound.
+/// Many large JSON bodies at once, plain and gzip-compressed (small on the wire, 6 MiB of
+/// JSON each): each is charged as it is read, decompressed and decoded (the message tree it
+/// is read into included), so RSS stays within the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_large_json_bodies_stay_within_the_bound() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json_logs(6 * 1024).as_bytes()).expect("gzip");
+    let gzipped = Bytes::from(gz.finish().expect("gzip"));
+    for (body, encoding, n) in [
+        (Bytes::from(json_logs(1024)), None, 80),
+        (gzipped, Some("gzip"), 40),
+    ] {
+        json_attack(body, encoding, n * scale()).await;
+    }
+}
+
+async fn json_attack(body: Bytes, encoding: Option<&'static str>, n: usize) {
     let dest = Capture::http().await;
     let gw = start(&dest, "").await;
     let sampler = Sampler::start(gw.child.id());
-    let body = Bytes::from(json_logs(1024));
-    let n = 80 * scale();
     let mut tasks = Vec::new();
     for _ in 0..n {
         let body = body.clone();
         let url = format!("http://127.0.0.1:{}/v1/logs", gw.http);
         tasks.push(tokio::spawn(async move {
-            client()
+            let mut req = client()
                 .post(url)
-                .header("content-type", "application/json")
-                .body(body)
+                .header("content-type", "application/json");
+            if let Some(e) = encoding {
+                req = req.header("content-encoding", e);
+            }
+            req.body(body)
                 .timeout(Duration::from_secs(60))
                 .send()
                 .await
@@ -783,7 +798,7 @@ async fn concurrent_large_json_bodies_stay_within_the_bound() {
         *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
     }
     eprintln!(
-        "large JSON bodies: statuses {statuses:?}, peak RSS {} MiB",
+        "large JSON bodies ({encoding:?}): statuses {statuses:?}, peak RSS {} MiB",
         sampler.peak()
     );
     for st in statuses.keys() {
