@@ -320,6 +320,13 @@ fn run_checks_the_admission_budgets_against_a_resolved_percentage() {
             && text.contains("limit_percentage"),
         "{text}"
     );
+    // validate resolves the percentage on this machine too, and refuses the same config
+    let (code, out) = wt(&["validate", "--config", path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("processors.memory_limiter") && out.contains("otlp: 4112 MiB"),
+        "{out}"
+    );
     let g = write(
         "receivers: { otlp: { protocols: { http: } } }\nprocessors:\n  memory_limiter: { limit_percentage: 40, spike_limit_percentage: 50 }\nexporters: { debug: }\nservice:\n  pipelines: { traces: { receivers: [otlp], processors: [memory_limiter], exporters: [debug] } }\n",
     );

@@ -77,17 +77,28 @@ pub fn check_resolved(cfg: &Config, id: &str, soft: u64, source: &str) -> Result
     Ok(())
 }
 
-/// For `validate`: the limiters given as `limit_percentage` whose total cannot be read on
-/// this machine (an unreadable or unparsable cgroup or meminfo file), as (key path, message),
-/// so `validate` fails where `run` would.
+/// For `validate`: the limiters given as `limit_percentage` that `run` would refuse on this
+/// machine (a total that cannot be read, an unreadable or unparsable cgroup or meminfo file;
+/// or a resolved soft limit below the admission budgets, [`check_resolved`]), as (key path,
+/// message), so `validate` fails where `run` would.
 pub fn unresolvable(cfg: &Config) -> Vec<(String, String)> {
     cfg.processors
         .iter()
         .filter_map(|(id, p)| match p {
-            ProcessorConfig::MemoryLimiter(m) if m.limit_mib == 0 => m
-                .limits(&crate::processor::cgroup::Paths::default())
-                .err()
-                .map(|e| (format!("processors.{id}"), e.to_string())),
+            ProcessorConfig::MemoryLimiter(m) if m.limit_mib == 0 => {
+                match m.limits(&crate::processor::cgroup::Paths::default()) {
+                    Err(e) => Some((format!("processors.{id}"), e.to_string())),
+                    Ok(l) => check_resolved(cfg, id, l.soft, "this machine's memory")
+                        .err()
+                        .map(|e| {
+                            let m = e
+                                .strip_prefix(&format!("processors.{id}: "))
+                                .unwrap_or(&e)
+                                .to_string();
+                            (format!("processors.{id}"), m)
+                        }),
+                }
+            }
             _ => None,
         })
         .collect()

@@ -7,7 +7,7 @@ define / include; if / else if / else / end; with / else / end; range (over list
 with `$k, $v :=`); pipelines with `|`; parenthesised sub-expressions; field access on `.`, `$`
 and variables; string/number/bool literals; functions: include, toYaml, nindent, indent, quote,
 default, trunc, trimSuffix, printf (%s %d %v), sha256sum, and, or, not, eq, ne, lt, print,
-required, toString, dig, splitList, last, regexMatch, atoi, add, fail. Anything else raises TemplateError, so an unsupported construct fails the test
+required, toString, dig, splitList, last, first, list, has, regexMatch, atoi, add, fail. Anything else raises TemplateError, so an unsupported construct fails the test
 instead of rendering wrongly.
 """
 from __future__ import annotations
@@ -391,6 +391,13 @@ class Renderer:
                     return d
                 obj = obj[k]
             return obj
+        if fn == "list":
+            return list(a)
+        if fn == "has":
+            needle, coll = a
+            return needle in (coll or [])
+        if fn == "first":
+            return a[0][0] if a[0] else None
         if fn == "splitList":
             sep, s_ = a
             return _fmt(s_).split(sep)

@@ -68,7 +68,8 @@ def test_gateway_roles_render(root, role, watchtower_bin, tmp_path):
     # HPA on CPU and memory, targeting the workload; no fixed replica count with the HPA on
     hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": wl["kind"], "name": wl["metadata"]["name"]}
-    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    # memory too, except with durable queues (page cache in the working set, no scale-in)
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == ({"cpu"} if role.endswith("durable") else {"cpu", "memory"})
     assert hpa["spec"]["minReplicas"] >= 2 and "replicas" not in wl["spec"]
     # headless Service for peer discovery, listing not-ready pods too; the pods get its name
     svcs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
@@ -100,9 +101,9 @@ def test_gateway_roles_render(root, role, watchtower_bin, tmp_path):
     mem = _mib(c["resources"]["limits"]["memory"])
     assert mem * lim["limit_percentage"] / 100 + 64 <= mem
     assert _mib(c["resources"]["requests"]["memory"]) == mem
-    mem_target = next(m for m in hpa["spec"]["metrics"] if m["resource"]["name"] == "memory")
     soft = lim["limit_percentage"] - lim["spike_limit_percentage"]
-    assert mem_target["resource"]["target"]["averageUtilization"] < soft
+    for mem_target in (m for m in hpa["spec"]["metrics"] if m["resource"]["name"] == "memory"):
+        assert mem_target["resource"]["target"]["averageUtilization"] < soft
     # durable: the HPA never scales in (a replica scaled away would strand its queue)
     if durable:
         assert hpa["spec"]["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
@@ -167,6 +168,30 @@ def test_the_pods_ports_follow_the_config_and_the_grace_period_follows_shutdown_
     # a shutdown_timeout the chart cannot turn into seconds fails the render, naming it
     with pytest.raises(TemplateError, match="shutdown_timeout"):
         _render(root, "gateway", [{"config": {"service": {"shutdown_timeout": "1m"}}}])
+
+
+def test_ports_the_chart_cannot_read_fail_the_render_and_readers_set_the_metrics_port(root):
+    for bad in ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:${env:GRPC_PORT:-4317}"}}}}},
+                {"extensions": {"health_check": {"endpoint": "${env:HEALTH}"}}}):
+        with pytest.raises(TemplateError, match="write the port"):
+            _render(root, "gateway", [{"config": bad}])
+    # a host from the environment is fine
+    docs, _ = _render(root, "gateway", [{"config": {"extensions": {"health_check": {"endpoint": "${env:MY_POD_IP}:13133"}}}}])
+    assert {p["name"]: p["containerPort"] for p in _workload(docs)["spec"]["template"]["spec"]["containers"][0]["ports"]}["health"] == 13133
+    # no health_check in service.extensions: probes and peers would reach nothing
+    with pytest.raises(TemplateError, match="health_check"):
+        _render(root, "gateway", [{"config": {"service": {"extensions": ["runs"]}}}])
+    readers = {"config": {"service": {"telemetry": {"metrics": {"address": None, "readers": [
+        {"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": 9464}}}}]}}}}}
+    docs, _ = _render(root, "gateway", [readers])
+    ports = {p["name"]: p["containerPort"] for p in _workload(docs)["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports["metrics"] == 9464
+
+
+def test_the_dual_write_overlay_keeps_the_run_summaries(root):
+    rendered, values = render_chart(root / "helm/watchtower", _values(root, ["watchtower.yaml", "watchtower-dualwrite.yaml"]))
+    for name, p in values["config"]["service"]["pipelines"].items():
+        assert "runsummary" in p["exporters"], name
 
 
 def test_one_replica_can_still_be_drained(root):

@@ -14,8 +14,12 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The port of a listening endpoint ("host:port", "[::]:port") of the Watchtower config. */}}
+{{/* The port of a listening endpoint ("host:port", "[::]:port") of the Watchtower config;
+     the render fails when it is not written as a number (an environment reference). */}}
 {{- define "watchtower.port" -}}
+{{- if not (regexMatch "^[0-9]+$" (. | toString | splitList ":" | last)) -}}
+{{- fail (printf "the chart reads the pods' ports from config: write the port of %s as a number (the host may be an environment reference)" (toString .)) -}}
+{{- end -}}
 {{- . | toString | splitList ":" | last -}}
 {{- end -}}
 
@@ -29,16 +33,25 @@
 {{- include "watchtower.port" (dig "receivers" "otlp" "protocols" "http" "endpoint" "0.0.0.0:4318" .Values.config) -}}
 {{- end -}}
 {{- define "watchtower.healthPort" -}}
+{{- if not (has "health_check" (dig "service" "extensions" (list) .Values.config)) -}}
+{{- fail "config.service.extensions must list health_check: the chart's probes and the runs API (peers) use its endpoint" -}}
+{{- end -}}
 {{- include "watchtower.port" (dig "extensions" "health_check" "endpoint" "0.0.0.0:13133" .Values.config) -}}
 {{- end -}}
+{{/* The self-metrics port: `service.telemetry.metrics.address`, or the Collector's
+     `readers: [{ pull: { exporter: { prometheus: { port } } } }]` form. */}}
 {{- define "watchtower.metricsPort" -}}
+{{- with dig "service" "telemetry" "metrics" "readers" (list) .Values.config -}}
+{{- include "watchtower.port" (printf "reader:%v" (dig "pull" "exporter" "prometheus" "port" "8888" (first .))) -}}
+{{- else -}}
 {{- include "watchtower.port" (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Seconds from SIGTERM to SIGKILL: the preStop sleep, then `service.shutdown_timeout`
      (the queues' drain), then 10 s for the admin listeners and the final saves. */}}
 {{- define "watchtower.shutdownTimeout" -}}
-{{- dig "service" "shutdown_timeout" "30s" .Values.config | toString -}}
+{{- dig "service" "shutdown_timeout" "10s" .Values.config | toString -}}
 {{- end -}}
 {{- define "watchtower.terminationGracePeriodSeconds" -}}
 {{- if not (regexMatch "^[0-9]+s$" (include "watchtower.shutdownTimeout" .)) -}}
