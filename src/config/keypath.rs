@@ -94,11 +94,7 @@ pub fn parse<T: DeserializeOwned>(
         }
         let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
         full.extend(path.iter().cloned());
-        if expects_text(&message)
-            && from_reference(text, &full)
-            && let Some(as_text) = scalar_text(&cur, &path)
-            && set(&mut cur, &path, serde_yaml::Value::String(as_text))
-        {
+        if expects_text(&message) && from_reference(text, &full) && stringify(&mut cur, &path) {
             // an environment value typed as a number or boolean, given to a text setting:
             // its text, as the Collector keeps an expanded value's original string
             continue;
@@ -196,26 +192,10 @@ fn from_reference(text: &str, path: &[Step]) -> bool {
         .is_some_and(super::env::is_placeholder_start)
 }
 
-/// The text of the number or boolean at `path` (as it was written: a reference is typed only
-/// when the value reads back unchanged, see `env::typed`).
-fn scalar_text(v: &serde_yaml::Value, path: &[Step]) -> Option<String> {
-    let mut at = v;
-    for step in path {
-        at = match (step, at) {
-            (Step::Key(k), serde_yaml::Value::Mapping(m)) => m.get(k.as_str())?,
-            (Step::Index(i), serde_yaml::Value::Sequence(s)) => s.get(*i)?,
-            _ => return None,
-        };
-    }
-    match at {
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Replaces the value at `path` in `v`; false when it is not there.
-fn set(v: &mut serde_yaml::Value, path: &[Step], new: serde_yaml::Value) -> bool {
+/// Replaces the number or boolean at `path` in `v` by its text (as it was written: a
+/// reference is typed only when the value reads back unchanged, see `env::typed`); false when
+/// there is none there.
+fn stringify(v: &mut serde_yaml::Value, path: &[Step]) -> bool {
     let mut at = v;
     for step in path {
         at = match (step, at) {
@@ -230,7 +210,12 @@ fn set(v: &mut serde_yaml::Value, path: &[Step], new: serde_yaml::Value) -> bool
             _ => return false,
         };
     }
-    *at = new;
+    let text = match at {
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        _ => return false,
+    };
+    *at = serde_yaml::Value::String(text);
     true
 }
 
