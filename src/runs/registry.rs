@@ -445,35 +445,16 @@ impl Registry {
     }
 
     /// Opens a run a peer forwarded (its `run-start`, carrying `origin`). The same run again
-    /// (same origin: a retry) is answered with it. A different run-start racing for the same
-    /// id while it is open is resolved by origin: the smaller one replaces this one (which
-    /// then never answered its caller `201`), a larger one is refused. Any other id taken is
-    /// a conflict, as in [`Registry::start`].
+    /// (same origin: a retry, or one replica named twice in the caller's peers) is answered
+    /// with it. A different run-start racing for the same id while it is open is resolved by
+    /// origin: the smaller one replaces this one (which then never answered its caller `201`),
+    /// a larger one is refused. Any other id taken is a conflict, as in [`Registry::start`].
+    /// Decided under the registry's lock, so two forwarded calls at once cannot both open.
     ///
     /// # Errors
     /// As [`Registry::start`].
     pub fn accept_peer_start(&self, req: StartRequest) -> Result<Summary, RunsError> {
-        if let (Some(id), Some(origin)) = (&req.id, &req.origin) {
-            let counts = self.drop_counts();
-            let mut runs = self.runs.lock();
-            if let Some(e) = runs.get(id) {
-                let held = &e.summary;
-                match &held.origin {
-                    Some(o) if o == origin => return Ok(self.view(e, counts)),
-                    Some(o)
-                        if origin < o
-                            && held.state == RunState::Open
-                            && held.source == RunSource::Api =>
-                    {
-                        tracing::info!(run = %id, kept = %origin, replaced = %o, "runs: two run-starts raced for one id; the earlier is kept");
-                        runs.remove(id);
-                        self.rebuild_open(&runs);
-                    }
-                    _ => return Err(RunsError::Conflict(id.clone())),
-                }
-            }
-        }
-        self.start(req)
+        self.open_run(req, true)
     }
 
     /// Forgets run `id` if it is still the open run of run-start `origin` (a run-start that
@@ -499,6 +480,11 @@ impl Registry {
     /// [`RunsError::Invalid`] for a bad id or `max_duration`, [`RunsError::Conflict`] when
     /// the id is taken, [`RunsError::TooMany`] when `max_runs` runs are open.
     pub fn start(&self, req: StartRequest) -> Result<Summary, RunsError> {
+        self.open_run(req, false)
+    }
+
+    /// [`Registry::start`] (`from_peer` false) and [`Registry::accept_peer_start`].
+    fn open_run(&self, req: StartRequest, from_peer: bool) -> Result<Summary, RunsError> {
         let id = req.id.clone().unwrap_or_else(generate_id);
         valid_id(&id)?;
         let max = match &req.max_duration {
@@ -513,8 +499,21 @@ impl Registry {
         limits::valid_map("match", &req.matchers, limits::MAX_MATCH_KEYS)?;
         let counts = self.drop_counts();
         let mut runs = self.runs.lock();
-        if runs.contains_key(&id) {
-            return Err(RunsError::Conflict(id));
+        if let Some(e) = runs.get(&id) {
+            let held = &e.summary;
+            match (&req.origin, &held.origin) {
+                (Some(new), Some(old)) if new == old => return Ok(self.view(e, counts)),
+                (Some(new), Some(old))
+                    if from_peer
+                        && new < old
+                        && held.state == RunState::Open
+                        && held.source == RunSource::Api =>
+                {
+                    tracing::info!(run = %id, kept = %new, replaced = %old, "runs: two run-starts raced for one id; the earlier is kept");
+                    runs.remove(&id);
+                }
+                _ => return Err(RunsError::Conflict(id)),
+            }
         }
         self.make_room(&mut runs)?;
         let now = now_ms();
@@ -990,6 +989,29 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.state, RunState::Open);
+    }
+
+    #[test]
+    fn one_run_start_forwarded_twice_at_once_opens_once_and_answers_both() {
+        // one replica named twice in the caller's peers gets the same forwarded start twice,
+        // at the same moment: both are answered with the run (neither is a conflict)
+        let reg = Registry::new(RunsConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..50 {
+            let req = StartRequest {
+                id: Some(format!("dup-{i}")),
+                started_unix_ms: Some(now_ms()),
+                origin: Some(format!("{i:015}-a")),
+                ..Default::default()
+            };
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| reg.accept_peer_start(req.clone()));
+                let b = s.spawn(|| reg.accept_peer_start(req.clone()));
+                (a.join(), b.join())
+            });
+            for r in [a, b] {
+                assert!(matches!(r, Ok(Ok(_))), "dup-{i}: {r:?}");
+            }
+        }
     }
 
     #[test]
