@@ -771,3 +771,58 @@ fn validate_rejects_impossible_ports_and_addresses_with_key_and_line() {
         "validate echoed the URL: {text}"
     );
 }
+
+/// OTLP/HTTP `max_connection_age`: a keep-alive client (as a sidecar's `otlphttp` exporter)
+/// is made to reconnect once its connection is old, so it can reach replicas added by a
+/// scale-up; no request is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_keep_alive_clients_reconnect_after_max_connection_age() {
+    let dest = Capture::http().await;
+    let app = gateway(
+        "",
+        ", max_connection_age: 1s",
+        "",
+        &format!("otlphttp: {{ endpoint: \"{}\" }}", dest.url()),
+    )
+    .await;
+    let url = format!("http://{}/v1/traces", http_addr(&app));
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let count = 12u64;
+    for i in 0..count {
+        let r = client
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(support::trace_request("aged", i, 1))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "request {i}");
+        let _ = r.bytes().await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        support::wait_until(Duration::from_secs(10), || dest.span_count()
+            >= count as usize)
+        .await,
+        "spans at the destination: {}",
+        dest.span_count()
+    );
+    let aged = metric(
+        &app,
+        "watchtower_listener_connections_closed_total",
+        &["otlp/http", "max_connection_age"],
+    );
+    let accepted = metric(
+        &app,
+        "watchtower_listener_connections_accepted_total",
+        &["otlp/http"],
+    );
+    assert!(aged >= 1.0, "connections closed for age: {aged}");
+    assert!(
+        accepted >= 2.0,
+        "the client reconnected after the close: {accepted} connections"
+    );
+}

@@ -225,6 +225,7 @@ impl HealthCheckConfig {
             idle_timeout: self.idle_timeout,
             min_body_rate: self.min_body_rate,
             max_connections: self.max_connections,
+            max_connection_age: common::Dur::default(),
         }
     }
 }

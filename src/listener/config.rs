@@ -135,6 +135,7 @@ impl ListenerSettings {
             min_body_rate: keys.min_body_rate.0,
             write_timeout: opt(keys.write_timeout),
             idle_timeout: opt(keys.idle_timeout),
+            max_connection_age: opt(keys.max_connection_age),
             ..Self::http_defaults(name, keys.max_connections)
         }
     }
@@ -181,6 +182,8 @@ pub struct HttpServerKeys {
     pub idle_timeout: Dur,
     pub min_body_rate: ByteSize,
     pub max_connections: usize,
+    /// 0: off (the health_check extension has none).
+    pub max_connection_age: Dur,
 }
 
 /// serde default helpers for config structs that carry these keys.

@@ -120,6 +120,11 @@ pub struct HttpConfig {
     pub min_body_rate: ByteSize,
     /// Open connections on this listener (default 4096); the longest-idle one is closed first.
     pub max_connections: usize,
+    /// Age after which a connection is closed once its request in flight is answered (HTTP/1:
+    /// `Connection: close`; HTTP/2: GOAWAY), so keep-alive clients reconnect through the
+    /// Service and reach replicas added by a scale-up (default 0: off; the gRPC receiver's
+    /// `keepalive.server_parameters.max_connection_age`, for OTLP/HTTP). Jittered by +-10%.
+    pub max_connection_age: Dur,
     /// `auth: { authenticator: <extension id> }`: requests without an accepted credential
     /// get 401 with `WWW-Authenticate`.
     pub auth: Option<AuthRef>,
@@ -135,6 +140,7 @@ impl HttpConfig {
             idle_timeout: self.idle_timeout,
             min_body_rate: self.min_body_rate,
             max_connections: self.max_connections,
+            max_connection_age: self.max_connection_age,
         }
     }
 }
@@ -155,6 +161,7 @@ impl Default for HttpConfig {
             idle_timeout: defaults::idle_timeout(),
             min_body_rate: defaults::min_body_rate(),
             max_connections: defaults::max_connections(),
+            max_connection_age: Dur::default(),
             auth: None,
         }
     }

@@ -112,6 +112,8 @@ def test_gateway_roles_render(root, role, watchtower_bin, tmp_path):
     # gRPC connections age out so SDKs rebalance after a scale-up
     ka = cfg["receivers"]["otlp"]["protocols"]["grpc"]["keepalive"]["server_parameters"]
     assert _seconds(ka["max_connection_age"]) <= 600
+    # and OTLP/HTTP keep-alive connections (sidecars' otlphttp exporters)
+    assert _seconds(cfg["receivers"]["otlp"]["protocols"]["http"]["max_connection_age"]) <= 600
     # the runs extension is on and reads its peers from the chart's env var
     assert cfg["extensions"]["runs"]["peers"] == ["${env:WATCHTOWER_RUNS_PEERS:-}"]
     assert "runs" in cfg["service"]["extensions"]
