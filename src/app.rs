@@ -391,7 +391,8 @@ fn build_router(
                                     p,
                                     l.soft_limit(),
                                     "the container's memory",
-                                )?;
+                                )
+                                .map_err(|e| format!("processors.{p}: {e}"))?;
                             }
                             limiters.insert(p.clone(), l.clone());
                             l

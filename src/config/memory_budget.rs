@@ -62,14 +62,14 @@ pub fn guarded_budgets(cfg: &Config, id: &str) -> (u64, Vec<String>) {
     (total, parts)
 }
 
-/// For a limiter given as `limit_percentage`, resolved at start to `soft` bytes: the error
-/// when the receivers it guards have admission budgets above it (the check `validate` makes
-/// for `limit_mib`).
+/// For limiter `id` given as `limit_percentage`, resolved at start to `soft` bytes: the error
+/// (without the key path) when the receivers it guards have admission budgets above it (the
+/// check `validate` makes for `limit_mib`).
 pub fn check_resolved(cfg: &Config, id: &str, soft: u64, source: &str) -> Result<(), String> {
     let (total, parts) = guarded_budgets(cfg, id);
     if total << 20 > soft {
         return Err(format!(
-            "processors.{id}: the admission budgets of the receivers it guards ({}; request_limit_mib + waiting_limit_mib each) add up to {total} MiB, above its soft limit of {} MiB (limit_percentage - spike_limit_percentage of {source}); lower receivers.<id>.admission or give the container more memory",
+            "the admission budgets of the receivers it guards ({}; request_limit_mib + waiting_limit_mib each) add up to {total} MiB, above its soft limit of {} MiB (limit_percentage - spike_limit_percentage of {source}); lower receivers.<id>.admission or give the container more memory",
             parts.join(", "),
             soft >> 20
         ));
@@ -90,13 +90,7 @@ pub fn unresolvable(cfg: &Config) -> Vec<(String, String)> {
                     Err(e) => Some((format!("processors.{id}"), e.to_string())),
                     Ok(l) => check_resolved(cfg, id, l.soft, "this machine's memory")
                         .err()
-                        .map(|e| {
-                            let m = e
-                                .strip_prefix(&format!("processors.{id}: "))
-                                .unwrap_or(&e)
-                                .to_string();
-                            (format!("processors.{id}"), m)
-                        }),
+                        .map(|e| (format!("processors.{id}"), e)),
                 }
             }
             _ => None,

@@ -45,6 +45,17 @@ fn status_of(e: &RunsError) -> StatusCode {
     }
 }
 
+/// `409` for run `id`, naming the replicas that hold it, with `why` after.
+fn conflict<'a>(id: &str, on: impl Iterator<Item = &'a str>, why: &str) -> Response {
+    let on: Vec<&str> = on.collect();
+    json(
+        StatusCode::CONFLICT,
+        &serde_json::json!({
+            "error": format!("{} (held by replicas {}){why}", RunsError::Conflict(id.into()), on.join(", ")),
+        }),
+    )
+}
+
 fn error(e: RunsError) -> Response {
     json(
         status_of(&e),
@@ -179,25 +190,54 @@ fn not_found(reg: &Registry, id: &str) -> Response {
     )
 }
 
-/// The replicas among `absent` whose part of `run` is missing, not merely empty: one that
-/// forgot it (`max_runs`), and for a run started by `run-start` (which every replica
-/// receives) one that was up before the run ended but does not hold it (it refused the
-/// start, `max_runs` open runs, or lost it in a restart without a directory). A replica
-/// that started after the run ended never had a part; a run opened by `test.run.id` data
-/// has parts only where such data arrived.
-fn lost_parts(run: &Summary, absent: Vec<(String, Bytes)>) -> Vec<String> {
-    absent
+/// The replicas that do not hold run `id`, each with what it said: the peers that answered
+/// so (their `404` bodies), and this replica when it does not hold it either.
+fn absentees(reg: &Registry, id: &str, absent: Vec<(String, Bytes)>) -> Vec<(String, Absent)> {
+    let mut out: Vec<(String, Absent)> = absent
         .into_iter()
-        .filter(|(_, body)| {
-            let a: Absent = serde_json::from_slice(body).unwrap_or_default();
-            a.evicted
-                || (run.source == RunSource::Api
-                    && run
-                        .ended_unix_ms
-                        .is_none_or(|end| a.replica_started_unix_ms < end))
+        .map(|(addr, body)| (addr, serde_json::from_slice(&body).unwrap_or_default()))
+        .collect();
+    if reg.get(id).is_none() {
+        out.push((
+            "this replica".into(),
+            Absent {
+                replica_started_unix_ms: reg.started_unix_ms,
+                evicted: reg.was_evicted(id),
+            },
+        ));
+    }
+    out
+}
+
+/// Whether a replica that does not hold `run` (`None`: no replica holds it) lost its part,
+/// rather than never having one: it forgot the run (`max_runs`), or, for a run begun by
+/// `run-start` (which every replica receives), it was up before the run ended (it refused the
+/// start, `max_runs` open runs, or lost it in a restart without a directory). A replica that
+/// started after the run ended never had a part; a run opened by `test.run.id` data has parts
+/// only where such data arrived.
+fn part_lost(run: Option<&Summary>, a: &Absent) -> bool {
+    a.evicted
+        || run.is_some_and(|r| {
+            r.source == RunSource::Api
+                && r.ended_unix_ms
+                    .is_none_or(|end| a.replica_started_unix_ms < end)
         })
-        .map(|(addr, _)| addr)
-        .collect()
+}
+
+/// Adds the replicas among `absentees` whose part of run `id` is lost ([`part_lost`]) to
+/// `missing`.
+fn add_lost(
+    id: &str,
+    run: Option<&Summary>,
+    absentees: Vec<(String, Absent)>,
+    missing: &mut Vec<String>,
+) {
+    for (addr, _) in absentees.iter().filter(|(_, a)| part_lost(run, a)) {
+        tracing::warn!(run = %id, replica = %addr, "runs: a replica does not hold its part of the run");
+        missing.push(addr.clone());
+    }
+    missing.sort();
+    missing.dedup();
 }
 
 /// Ends run `id` on this replica in a task of its own, so that a caller that goes away (a
@@ -317,13 +357,7 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
         )
         .await;
         if !held.found.is_empty() {
-            let on: Vec<&str> = held.found.iter().map(|(a, _)| a.as_str()).collect();
-            return json(
-                StatusCode::CONFLICT,
-                &serde_json::json!({
-                    "error": format!("{} (held by replicas {})", RunsError::Conflict(id.clone()), on.join(", ")),
-                }),
-            );
+            return conflict(&id, held.found.iter().map(|(a, _)| a.as_str()), "");
         }
     }
     let started = now_ms();
@@ -357,16 +391,11 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
         if let Some(origin) = &req.origin {
             reg.withdraw(&id, origin);
         }
-        let on: Vec<&str> = sent.absent.iter().map(|(a, _)| a.as_str()).collect();
-        tracing::warn!(run = %id, peers = ?on, "runs: another run with this id exists on peers; run-start refused");
-        return json(
-            StatusCode::CONFLICT,
-            &serde_json::json!({
-                "error": format!(
-                    "run {id:?} already exists on replicas {}: another run-start with this id reached the tier at the same time",
-                    on.join(", ")
-                ),
-            }),
+        tracing::warn!(run = %id, "runs: another run with this id exists on peers; run-start refused");
+        return conflict(
+            &id,
+            sent.absent.iter().map(|(a, _)| a.as_str()),
+            ": another run-start with this id reached the tier at the same time",
         );
     }
     json(StatusCode::CREATED, &mark(local, sent.missing))
@@ -389,7 +418,6 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         (&[200], &[404]),
     )
     .await;
-    let local_evicted = local.is_none() && reg.was_evicted(id);
     let open_peers: Vec<String> = found
         .iter()
         .filter(|(_, s)| s.state == RunState::Open)
@@ -403,54 +431,14 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
     match merge_summaries(parts, &reg.limits()) {
         Some(s) => {
             repair_end(reg, &s, local_open, open_peers);
-            lose_parts(reg, &s, local_evicted, absent, &mut missing);
+            add_lost(id, Some(&s), absentees(reg, id, absent), &mut missing);
             json(StatusCode::OK, &mark(s, missing))
         }
         None => {
-            forgotten(local_evicted, absent, &mut missing);
+            add_lost(id, None, absentees(reg, id, absent), &mut missing);
             error_partial(RunsError::NotFound(id.into()), missing)
         }
     }
-}
-
-/// Adds the replicas that forgot a run no replica holds any more (`max_runs`) to `missing`:
-/// its parts were there and are lost, so the answer is not "no such run".
-fn forgotten(local_evicted: bool, absent: Vec<(String, Bytes)>, missing: &mut Vec<String>) {
-    for (addr, body) in absent {
-        if serde_json::from_slice::<Absent>(&body).is_ok_and(|a| a.evicted) {
-            missing.push(addr);
-        }
-    }
-    if local_evicted {
-        missing.push("this replica".into());
-    }
-    missing.sort();
-}
-
-/// Adds the replicas whose part of run `s` is lost ([`lost_parts`], and this replica when it
-/// forgot its part or, for a `run-start` run, does not hold it) to `missing`.
-fn lose_parts(
-    reg: &Registry,
-    s: &Summary,
-    local_evicted: bool,
-    absent: Vec<(String, Bytes)>,
-    missing: &mut Vec<String>,
-) {
-    let me = Absent {
-        replica_started_unix_ms: reg.started_unix_ms,
-        evicted: local_evicted,
-    };
-    let local = serde_json::to_vec(&me).unwrap_or_default();
-    let mut lost = lost_parts(s, absent);
-    if reg.get(&s.id).is_none() && !lost_parts(s, vec![(String::new(), local.into())]).is_empty() {
-        lost.push("this replica".into());
-    }
-    for l in &lost {
-        tracing::warn!(run = %s.id, replica = %l, "runs: a replica does not hold its part of the run");
-    }
-    missing.extend(lost);
-    missing.sort();
-    missing.dedup();
 }
 
 /// `POST /runs/{id}/end`. A peer's forwarded call carries the tier's end time as
@@ -486,7 +474,6 @@ async fn end(
         .and_then(|s| s.ended_unix_ms)
         .unwrap_or_else(now_ms);
     let extra = reg.end_drain_timeout();
-    let local_evicted = reg.get(&id).is_none() && reg.was_evicted(&id);
     let (local, merged) = tokio::join!(end_detached(&reg, &id, Some(at)), async {
         fan_out::<Summary>(
             &reg,
@@ -515,11 +502,11 @@ async fn end(
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
-            lose_parts(&reg, &s, local_evicted, absent, &mut missing);
+            add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
             json(StatusCode::OK, &mark(s, missing))
         }
         None => {
-            forgotten(local_evicted, absent, &mut missing);
+            add_lost(&id, None, absentees(&reg, &id, absent), &mut missing);
             error_partial(RunsError::NotFound(id), missing)
         }
     }
