@@ -10,6 +10,7 @@ mod support;
 use axum::body::Bytes;
 use axum::extract::{Path as AxPath, State};
 use axum::http::{HeaderMap, StatusCode};
+use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -1091,4 +1092,41 @@ async fn a_starting_replica_accepts_data_only_after_learning_the_open_runs() {
     assert!(tokio::net::TcpStream::connect(&otlp).await.is_ok());
     let (code, part) = get(&format!("{}/runs/held1", r.url()), true).await;
     assert_eq!(code, 200, "{part}");
+}
+
+/// A replica that starts while its peer holds more open runs than one page of the runs API
+/// (1,000) learns every one of them, the oldest too: the catch-up follows `next_page_token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_replica_learns_more_open_runs_than_one_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
+    let mut a = Replica::with_runs(dir.path(), "a", pa, &peers, ", max_runs: 1500");
+    let mut b = Replica::with_runs(dir.path(), "b", pb, &peers, ", max_runs: 1500");
+    a.spawn();
+    a.ready().await;
+    let n = 1100;
+    // one client for all (a new client loads the system's root certificates each time)
+    let (http, url) = (client(), format!("{}/runs", a.url()));
+    let starts = futures::stream::iter(0..n).map(|i| {
+        let req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "id": format!("p{i}") }).to_string());
+        async move {
+            let r = req.send().await.expect("POST /runs");
+            (i, r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    });
+    let answers: Vec<_> = starts.buffer_unordered(16).collect().await;
+    for (i, code, s) in answers {
+        assert_eq!(code, 201, "p{i}: {s}");
+    }
+    b.spawn();
+    b.ready().await;
+    for i in [0, 99, 100, n / 2, n - 1] {
+        let (code, s) = get(&format!("{}/runs/p{i}", b.url()), true).await;
+        assert_eq!(code, 200, "p{i} not learnt by the starting replica: {s}");
+        assert_eq!(s["state"], "open", "p{i}: {s}");
+    }
 }

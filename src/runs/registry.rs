@@ -573,19 +573,51 @@ impl Registry {
         );
         let mut lists = Vec::new();
         let mut missing = Vec::new();
+        // a peer keeps at most its max_runs runs; when that is more than one page, the rest
+        // is read page by page (bounded: a peer that keeps answering with a next page stops
+        // being followed after the pages this replica's own max_runs would fill, plus one)
+        let max_pages = self.cfg.max_runs / MAX_PAGE + 2;
         for (addr, reply) in peers
             .fan_out(reqwest::Method::GET, &path, None, Duration::ZERO)
             .await
         {
-            match reply {
+            let mut reply = reply;
+            let mut runs = Vec::new();
+            let mut pages = 0;
+            let complete = loop {
+                pages += 1;
                 // only a replica's answer (not a server that answers anything with 200)
-                crate::runs::peers::Reply::Answer(200, b, true) => {
-                    match serde_json::from_slice::<Page>(&b) {
-                        Ok(p) => lists.push(p.runs),
-                        Err(_) => missing.push(addr),
+                let crate::runs::peers::Reply::Answer(200, b, true) = reply else {
+                    break false;
+                };
+                let Ok(p) = serde_json::from_slice::<Page>(&b) else {
+                    break false;
+                };
+                runs.extend(p.runs);
+                let Some(token) = p.next_page_token.filter(|_| pages < max_pages) else {
+                    break true;
+                };
+                // re-written from its parsed form: a peer's text never reaches the URL as is
+                let Some(after) = parse_token(&token) else {
+                    break false;
+                };
+                let next = format!(
+                    "/runs?{}",
+                    PageRequest {
+                        limit: MAX_PAGE,
+                        after: Some(after),
+                        ..Default::default()
                     }
-                }
-                _ => missing.push(addr),
+                    .query()
+                );
+                reply = peers
+                    .call(&addr, reqwest::Method::GET, &next, Duration::ZERO)
+                    .await;
+            };
+            if complete {
+                lists.push(runs);
+            } else {
+                missing.push(addr);
             }
         }
         let mut opened = 0;
