@@ -7,8 +7,9 @@ define / include; if / else if / else / end; with / else / end; range (over list
 with `$k, $v :=`); pipelines with `|`; parenthesised sub-expressions; field access on `.`, `$`
 and variables; string/number/bool literals; functions: include, toYaml, nindent, indent, quote,
 default, trunc, trimSuffix, printf (%s %d %v), sha256sum, and, or, not, eq, ne, lt, print,
-required, toString, dig, splitList, last, first, list, has, regexMatch, atoi, add, fail. Anything else raises TemplateError, so an unsupported construct fails the test
-instead of rendering wrongly.
+required, toString, dig, splitList, last, first, list, has, regexMatch, atoi, add, fail, dict,
+hasKey, index, merge, fromYaml. Anything else raises TemplateError, so an unsupported construct
+fails the test instead of rendering wrongly.
 """
 from __future__ import annotations
 
@@ -393,6 +394,41 @@ class Renderer:
             return obj
         if fn == "list":
             return list(a)
+        if fn == "dict":
+            # sprig: dict "k1" v1 "k2" v2; keys are made strings, a key without a value gets ""
+            pairs = list(a) + ([""] if len(a) % 2 else [])
+            return {_fmt(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)}
+        if fn == "hasKey":
+            d, k = a
+            if not isinstance(d, dict):
+                raise TemplateError(f"hasKey: not a map: {type(d).__name__}")
+            return k in d
+        if fn == "index":
+            # Go's index: a map's missing key gives nil, a list's index must be in range
+            obj, *keys = a
+            for k in keys:
+                if isinstance(obj, dict):
+                    obj = obj.get(k)
+                elif isinstance(obj, list) and isinstance(k, int) and 0 <= k < len(obj):
+                    obj = obj[k]
+                else:
+                    raise TemplateError(f"index: cannot index {type(obj).__name__} with {k!r}")
+            return obj
+        if fn == "merge":
+            # sprig: merge dst src...: deep, dst's values win (a src key only fills what dst
+            # lacks or leaves empty); dst is changed and returned
+            dst, *srcs = a
+            for src in srcs:
+                _merge_into(dst, src or {})
+            return dst
+        if fn == "fromYaml":
+            # Helm: a YAML map from text (an empty document gives an empty map)
+            v = yaml.safe_load(_fmt(a[0]))
+            if v is None:
+                return {}
+            if not isinstance(v, dict):
+                raise TemplateError(f"fromYaml: not a map: {a[0]!r}")
+            return v
         if fn == "has":
             needle, coll = a
             return needle in (coll or [])
@@ -427,6 +463,15 @@ class _Sentinel:
 
 _NOVAL = _Sentinel()
 _NOPRINT = _Sentinel()
+
+
+def _merge_into(dst: dict, src: dict) -> None:
+    """mergo.Merge without override, as sprig's merge uses it."""
+    for k, v in src.items():
+        if isinstance(dst.get(k), dict) and isinstance(v, dict):
+            _merge_into(dst[k], v)
+        elif k not in dst or not _truthy(dst[k]):
+            dst[k] = v
 
 
 def deep_merge(base: dict, over: dict) -> dict:

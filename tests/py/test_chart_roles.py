@@ -190,6 +190,78 @@ def test_ports_the_chart_cannot_read_fail_the_render_and_readers_set_the_metrics
     assert ports["metrics"] == 9464
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping that repeats a key (PyYAML keeps the last one silently)."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    dup = {k for k in keys if keys.count(k) > 1}
+    assert not dup, f"duplicate keys {dup} at line {node.start_mark.line + 1}"
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_pod_labels_cannot_take_the_pods_out_of_their_selectors(root, role):
+    docs, _ = _render(root, role)
+    sel = _workload(docs)["spec"]["selector"]["matchLabels"]
+    assert sel
+    # another value for any selector label fails the render, naming the key and both values
+    for key, value in sel.items():
+        with pytest.raises(TemplateError, match=re.escape(f'podLabels["{key}"] is "other", but the chart selects its pods by {key}: "{value}"')):
+            _render(root, role, [{"podLabels": {"team": "obs", key: "other"}}])
+    # extra labels, and a selector label repeated with its own value, render once each
+    same = dict(sel)
+    rendered, _ = render_chart(root / "helm/watchtower", _values(root, GATEWAY_OVERLAYS[role]) + [{"podLabels": {"team": "obs", **same}}])
+    docs = [d for name, text in rendered.items() if not name.endswith(".txt") for d in yaml.load_all(text, _StrictLoader) if d]
+    wl = _workload(docs)
+    labels = wl["spec"]["template"]["metadata"]["labels"]
+    assert labels == {**sel, "team": "obs"}
+    selectors = [wl["spec"]["selector"]["matchLabels"]] + [d["spec"]["selector"] for d in docs if d["kind"] == "Service"] + [
+        d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert all(s == sel for s in selectors)
+
+
+LOOPBACK = [
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is 127.0.0.1:4317", "0.0.0.0:4317"),
+    ({"receivers": {"otlp": {"protocols": {"http": {"endpoint": "localhost:4318"}}}}}, "config.receivers.otlp.protocols.http.endpoint is localhost:4318", "0.0.0.0:4318"),
+    ({"receivers": {"otlp": {"protocols": {"http": {"endpoint": "[::1]:5318"}}}}}, "config.receivers.otlp.protocols.http.endpoint is [::1]:5318", "0.0.0.0:5318"),
+    ({"extensions": {"health_check": {"endpoint": "127.0.0.2:13133"}}}, "config.extensions.health_check.endpoint is 127.0.0.2:13133", "0.0.0.0:13133"),
+    ({"service": {"telemetry": {"metrics": {"address": "LocalHost:8888"}}}}, "config.service.telemetry.metrics.address is LocalHost:8888", "0.0.0.0:8888"),
+    # a pull reader's host defaults to localhost, as in the Collector
+    ({"service": {"telemetry": {"metrics": {"address": None, "readers": [{"pull": {"exporter": {"prometheus": {"port": 9464}}}}]}}}},
+     "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port is localhost:9464", "0.0.0.0:9464"),
+    ({"service": {"telemetry": {"metrics": {"address": None, "readers": [{"pull": {"exporter": {"prometheus": {"host": "::1", "port": 9464}}}}]}}}},
+     "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port is ::1:9464", "0.0.0.0:9464"),
+]
+
+
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_listeners_bound_to_loopback_fail_the_render(root, role, watchtower_bin, tmp_path):
+    for config, what, fix in LOOPBACK:
+        with pytest.raises(TemplateError, match=re.escape(what) + ", a loopback address .*bind " + re.escape(fix)):
+            _render(root, role, [{"config": config}])
+    # any address, the pod's IP from the environment, or no host: rendered, and valid
+    fine = {"config": {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": ":4317"}, "http": {"endpoint": "[::]:4318"}}}},
+        "extensions": {"health_check": {"endpoint": "${env:MY_POD_IP}:13133"}},
+        "service": {"telemetry": {"metrics": {"address": "0.0.0.0:8888"}}},
+    }}
+    docs, _ = _render(root, role, [fine])
+    ports = {p["name"]: p["containerPort"] for p in _workload(docs)["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports == {"otlp-grpc": 4317, "otlp-http": 4318, "health": 13133, "metrics": 8888}
+    cfg = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    r = _validate(watchtower_bin, tmp_path, cfg, {"MY_POD_IP": "10.0.0.7"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    # the sidecar example is a plain manifest, not the chart: its receivers stay on loopback
+    side = next(d for d in yaml.safe_load_all((root / "helm/examples/sidecar.yaml").read_text()) if d and d["kind"] == "ConfigMap")
+    protos = yaml.safe_load(side["data"]["config.yaml"])["receivers"]["otlp"]["protocols"]
+    assert {p["endpoint"].rsplit(":", 1)[0] for p in protos.values()} == {"127.0.0.1"}
+
+
 def test_the_dual_write_overlay_keeps_the_run_summaries(root):
     rendered, values = render_chart(root / "helm/watchtower", _values(root, ["watchtower.yaml", "watchtower-dualwrite.yaml"]))
     for name, p in values["config"]["service"]["pipelines"].items():

@@ -276,6 +276,22 @@ def test_renderer_rejects_what_it_does_not_know(root):
         Renderer({"x": "{{ .Values.a | b64enc }}"}).render("x", {"Values": {"a": "1"}})
 
 
+def test_renderer_functions_follow_sprig(root):
+    from gotemplate import Renderer
+
+    def r(src, values=None):
+        return Renderer({"x": src}).render("x", {"Values": values or {}})
+
+    # dict / hasKey / index (a map's missing key is nil); merge: dst's values win, src fills in
+    assert r('{{ index (dict "a" 1 "b" "x") "b" }}') == "x"
+    assert r('{{ hasKey (dict "a" 1) "a" }} {{ hasKey (dict "a" 1) "b" }}') == "true false"
+    assert r('{{ index (dict "a" 1) "b" }}') == "<no value>"
+    assert r('{{ toYaml (merge (dict "a" "dst") .Values.m) }}', {"m": {"a": "src", "b": "src"}}) == "a: dst\nb: src"
+    assert r('{{ index ("k: v" | fromYaml) "k" }}') == "v"
+    with pytest.raises(TemplateError):
+        r('{{ index (list 1) 3 }}')
+
+
 def test_kind_maps_the_nodeports(root):
     kind = yaml.safe_load((root / "helm/kind/cluster-config.yaml").read_text())
     maps = {m["containerPort"]: m["hostPort"] for m in kind["nodes"][0]["extraPortMappings"]}

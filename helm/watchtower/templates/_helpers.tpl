@@ -14,37 +14,44 @@
 {{- end -}}
 {{- end -}}
 
-{{/* The port of a listening endpoint ("host:port", "[::]:port") of the Watchtower config;
-     the render fails when it is not written as a number (an environment reference). */}}
+{{/* The port of a listening endpoint of the Watchtower config that the pods expose, given as
+     `dict "key" <its path under config:> "endpoint" <"host:port"> "reachedBy" <who dials it>`.
+     The render fails when the port is not written as a number (an environment reference), or
+     when the host is a loopback address (127.0.0.0/8, localhost, [::1]): the Services, the
+     kubelet's probes and the peers reach a pod at its IP, never at its loopback. */}}
 {{- define "watchtower.port" -}}
-{{- if not (regexMatch "^[0-9]+$" (. | toString | splitList ":" | last)) -}}
-{{- fail (printf "the chart reads the pods' ports from config: write the port of %s as a number (the host may be an environment reference)" (toString .)) -}}
+{{- if not (regexMatch "^[0-9]+$" (.endpoint | toString | splitList ":" | last)) -}}
+{{- fail (printf "the chart reads the pods' ports from config: write the port of %s (%s) as a number (the host may be an environment reference)" .key (toString .endpoint)) -}}
 {{- end -}}
-{{- . | toString | splitList ":" | last -}}
+{{- if regexMatch "(?i)^(localhost|127(\\.[0-9]+){3}|\\[?((0*:){2,7}0*1|::ffff:127(\\.[0-9]+){3})\\]?):[0-9]+$" (toString .endpoint) -}}
+{{- fail (printf "%s is %s, a loopback address that %s cannot reach at the pod's IP: bind 0.0.0.0:%s (or the pod's IP)" .key (toString .endpoint) .reachedBy (.endpoint | toString | splitList ":" | last)) -}}
+{{- end -}}
+{{- .endpoint | toString | splitList ":" | last -}}
 {{- end -}}
 
 {{/* The container ports, read from the Watchtower config (`config:`), so the probes, the
      Services and the peers always reach what the gateway listens on; the Collector's
      defaults when the config leaves an endpoint out. */}}
 {{- define "watchtower.grpcPort" -}}
-{{- include "watchtower.port" (dig "receivers" "otlp" "protocols" "grpc" "endpoint" "0.0.0.0:4317" .Values.config) -}}
+{{- include "watchtower.port" (dict "key" "config.receivers.otlp.protocols.grpc.endpoint" "endpoint" (dig "receivers" "otlp" "protocols" "grpc" "endpoint" "0.0.0.0:4317" .Values.config) "reachedBy" "the Service (otlp-grpc)") -}}
 {{- end -}}
 {{- define "watchtower.httpPort" -}}
-{{- include "watchtower.port" (dig "receivers" "otlp" "protocols" "http" "endpoint" "0.0.0.0:4318" .Values.config) -}}
+{{- include "watchtower.port" (dict "key" "config.receivers.otlp.protocols.http.endpoint" "endpoint" (dig "receivers" "otlp" "protocols" "http" "endpoint" "0.0.0.0:4318" .Values.config) "reachedBy" "the Service (otlp-http)") -}}
 {{- end -}}
 {{- define "watchtower.healthPort" -}}
 {{- if not (has "health_check" (dig "service" "extensions" (list) .Values.config)) -}}
 {{- fail "config.service.extensions must list health_check: the chart's probes and the runs API (peers) use its endpoint" -}}
 {{- end -}}
-{{- include "watchtower.port" (dig "extensions" "health_check" "endpoint" "0.0.0.0:13133" .Values.config) -}}
+{{- include "watchtower.port" (dict "key" "config.extensions.health_check.endpoint" "endpoint" (dig "extensions" "health_check" "endpoint" "0.0.0.0:13133" .Values.config) "reachedBy" "the kubelet's probes, the Services (health) and the peers (runs API)") -}}
 {{- end -}}
 {{/* The self-metrics port: `service.telemetry.metrics.address`, or the Collector's
-     `readers: [{ pull: { exporter: { prometheus: { port } } } }]` form. */}}
+     `readers: [{ pull: { exporter: { prometheus: { host, port } } } }]` form (its host
+     defaults to localhost, as in the Collector). */}}
 {{- define "watchtower.metricsPort" -}}
 {{- with dig "service" "telemetry" "metrics" "readers" (list) .Values.config -}}
-{{- include "watchtower.port" (printf "reader:%v" (dig "pull" "exporter" "prometheus" "port" "8888" (first .))) -}}
+{{- include "watchtower.port" (dict "key" "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port" "endpoint" (printf "%v:%v" (dig "pull" "exporter" "prometheus" "host" "localhost" (first .)) (dig "pull" "exporter" "prometheus" "port" "8888" (first .))) "reachedBy" "the Service (metrics) and the ServiceMonitor") -}}
 {{- else -}}
-{{- include "watchtower.port" (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config) -}}
+{{- include "watchtower.port" (dict "key" "config.service.telemetry.metrics.address" "endpoint" (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config) "reachedBy" "the Service (metrics) and the ServiceMonitor") -}}
 {{- end -}}
 {{- end -}}
 
@@ -65,6 +72,19 @@ app.kubernetes.io/name: {{ include "watchtower.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The pods' labels: the selector labels and podLabels. podLabels may repeat a selector
+     label with the same value; another value fails the render, since the workload's selector
+     (Kubernetes refuses a template that does not match it), the Services, the
+     PodDisruptionBudget and the spread constraints select the pods by these labels. */}}
+{{- define "watchtower.podLabels" -}}
+{{- range $k, $v := .Values.podLabels }}
+{{- if and (hasKey (include "watchtower.selectorLabels" $ | fromYaml) $k) (ne (toString $v) (toString (index (include "watchtower.selectorLabels" $ | fromYaml) $k))) }}
+{{- fail (printf "podLabels[%s] is %s, but the chart selects its pods by %s: %s (the Deployment/StatefulSet selector, the Services, the PodDisruptionBudget): remove it from podLabels (nameOverride and the release name set it)" ($k | quote) (toString $v | quote) $k (index (include "watchtower.selectorLabels" $ | fromYaml) $k | toString | quote)) }}
+{{- end }}
+{{- end }}
+{{- toYaml (merge (include "watchtower.selectorLabels" . | fromYaml) (default (dict) .Values.podLabels)) }}
+{{- end -}}
+
 {{- define "watchtower.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | trunc 63 | trimSuffix "-" }}
 {{ include "watchtower.selectorLabels" . }}
@@ -82,10 +102,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   labels:
-    {{- include "watchtower.selectorLabels" . | nindent 4 }}
-    {{- with .Values.podLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- include "watchtower.podLabels" . | nindent 4 }}
 spec:
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
