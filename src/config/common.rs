@@ -362,9 +362,12 @@ enum Scalar {
     Bool(bool),
 }
 
+/// The message of a text setting given a value that is not a scalar.
+pub(crate) const NOT_TEXT: &str = "expected text (a string, number or boolean)";
+
 /// The error of a value that is not a scalar (untagged enums say nothing useful).
 fn not_text<E: serde::de::Error>(_: E) -> E {
-    E::custom("expected text (a string, number or boolean)")
+    E::custom(NOT_TEXT)
 }
 
 impl From<Scalar> for String {

@@ -7,10 +7,13 @@
 //! private-use characters, which YAML reads as ordinary text in every context (plain, quoted,
 //! flow, block scalars, keys), so lines and columns of every later error stay those of the file;
 //! [`resolve`] then replaces the placeholders inside the parsed values. A scalar that is one
-//! reference and nothing else takes the value's type when the value is a number or boolean in
-//! its canonical spelling (`400`, `0.5`, `true`), as the Collector types it, unless written in quotes of its own (every
-//! text setting takes such a value as its text: `keypath::parse`); any other value is a
-//! string, exactly as the variable holds it. References in comments vanish with the comments.
+//! reference and nothing else, unless written in quotes of its own, takes the value's YAML
+//! type as the Collector's confmap does (its env-var expansion RFC): a number or boolean in its
+//! canonical spelling (`400`, `0.5`, `true`), a flow or block sequence (`[otlp, debug]`) or a
+//! mapping (`{a: b}`, `x: y`), each one value at the reference's place. Every text setting
+//! given such a value takes the variable's text exactly as it was set (`keypath::parse`, with
+//! the [`Originals`] that [`resolve`] returns); any other value is a string, exactly as the
+//! variable holds it. References in comments vanish with the comments.
 
 use serde_yaml::Value;
 
@@ -26,11 +29,6 @@ pub struct EnvError {
 /// First and last characters of a placeholder (Unicode private use: no config holds them).
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
-
-/// Whether `c` starts a placeholder in a [`Masked`] text (the value there is one reference).
-pub fn is_placeholder_start(c: char) -> bool {
-    c == OPEN
-}
 
 /// One reference found by [`mask`].
 #[derive(Debug, Clone)]
@@ -50,6 +48,19 @@ pub struct Masked {
     /// The text to parse.
     pub text: String,
     refs: Vec<Reference>,
+}
+
+impl Masked {
+    /// The same text with every reference read as text, as if each were quoted: [`resolve`]
+    /// then types nothing (for code that wants what the variables hold, such as the secret
+    /// values to scrub from messages).
+    pub fn untyped(&self) -> Masked {
+        let mut m = self.clone();
+        for r in &mut m.refs {
+            r.quoted = true;
+        }
+        m
+    }
 }
 
 /// Replaces every `${...}` by a placeholder and every `$$` by `$`. A `${` without its `}` on
@@ -123,20 +134,32 @@ fn placeholder(index: usize, width: usize) -> String {
     p
 }
 
+/// The text each typed whole reference held (by reference index): what a text setting given
+/// that reference reads instead of the typed value.
+pub type Originals = std::collections::BTreeMap<usize, String>;
+
+/// The reference index of the placeholder that `s` (a part of a [`Masked`] text) starts
+/// with; `None` when `s` does not start with one.
+pub fn placeholder_at(s: &str) -> Option<usize> {
+    placeholder_index(s.strip_prefix(OPEN)?).map(|(i, _)| i)
+}
+
 /// Replaces the placeholders in `value` (keys included) by the variables' values from
-/// `lookup`; returns every error (a variable not set without a default, an invalid name, an
+/// `lookup`. Returns the original text of every whole reference that was given a type other
+/// than text, or every error (a variable not set without a default, an invalid name, an
 /// unterminated `${`).
 pub fn resolve(
     value: &mut Value,
     masked: &Masked,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), Vec<EnvError>> {
+) -> Result<Originals, Vec<EnvError>> {
     let mut errors = Vec::new();
-    walk(value, masked, lookup, &mut errors);
+    let mut originals = Originals::new();
+    walk(value, masked, lookup, &mut errors, &mut originals);
     errors.sort_by_key(|e| e.line);
     errors.dedup();
     if errors.is_empty() {
-        Ok(())
+        Ok(originals)
     } else {
         Err(errors)
     }
@@ -147,16 +170,17 @@ fn walk(
     m: &Masked,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<EnvError>,
+    originals: &mut Originals,
 ) {
     match v {
         Value::String(s) => {
-            if let Some(new) = expand_scalar(s, m, lookup, errors) {
+            if let Some(new) = expand_scalar(s, m, lookup, errors, originals) {
                 *v = new;
             }
         }
         Value::Sequence(items) => {
             for item in items {
-                walk(item, m, lookup, errors);
+                walk(item, m, lookup, errors, originals);
             }
         }
         Value::Mapping(map) => {
@@ -174,7 +198,7 @@ fn walk(
                         k = Value::String(text);
                     }
                 }
-                walk(&mut val, m, lookup, errors);
+                walk(&mut val, m, lookup, errors, originals);
                 if map.contains_key(&k) {
                     // two keys equal once resolved: an error, as a literal duplicate is
                     let name = k.as_str().unwrap_or("?").to_string();
@@ -195,17 +219,19 @@ fn walk(
                 map.insert(k, val);
             }
         }
-        Value::Tagged(t) => walk(&mut t.value, m, lookup, errors),
+        Value::Tagged(t) => walk(&mut t.value, m, lookup, errors, originals),
         _ => {}
     }
 }
 
-/// The value of a string scalar with references: typed when it is one reference alone.
+/// The value of a string scalar with references: typed when it is one reference alone (its
+/// text then kept in `originals`).
 fn expand_scalar(
     s: &str,
     m: &Masked,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<EnvError>,
+    originals: &mut Originals,
 ) -> Option<Value> {
     if !s.contains(OPEN) {
         return None;
@@ -214,11 +240,14 @@ fn expand_scalar(
         && let Some(r) = m.refs.get(i)
     {
         let text = value_of(r, lookup, errors)?;
-        return Some(if r.quoted {
-            Value::String(text)
-        } else {
-            typed(text)
-        });
+        if r.quoted {
+            return Some(Value::String(text));
+        }
+        let v = typed(&text);
+        if !v.is_string() {
+            originals.insert(i, text);
+        }
+        return Some(v);
     }
     expand_text(s, m, lookup, errors).map(Value::String)
 }
@@ -336,20 +365,24 @@ fn value_of(
     }
 }
 
-/// A whole-scalar value: a number or boolean in its canonical spelling keeps that type (so a
-/// text setting given it reads it back exactly; `1e3`, `+1`, `.inf`, `True`, `007` stay text),
-/// anything else is the string itself.
-fn typed(text: String) -> Value {
+/// A whole-scalar value: a number or boolean in its canonical spelling keeps that type
+/// (`1e3`, `+1`, `.inf`, `True`, `007` stay text); a text that YAML reads as a sequence or a
+/// mapping is that sequence or mapping (its values as YAML types them, references in it not
+/// expanded); anything else is the string itself. The caller keeps `text` for text settings.
+fn typed(text: &str) -> Value {
     if text == "true" || text == "false" {
         return Value::Bool(text == "true");
     }
-    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
-        && let Ok(Value::Number(n)) = serde_yaml::from_str::<Value>(&text)
-        && n.to_string() == text
-    {
-        return Value::Number(n);
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(Value::Number(n))
+            if text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+                && n.to_string() == text =>
+        {
+            Value::Number(n)
+        }
+        Ok(v @ (Value::Sequence(_) | Value::Mapping(_))) => v,
+        _ => Value::String(text.to_string()),
     }
-    Value::String(text)
 }
 
 #[cfg(test)]
@@ -387,7 +420,7 @@ mod tests {
     fn load(text: &str) -> Result<Value, Vec<EnvError>> {
         let m = mask(text);
         let mut v: Value = serde_yaml::from_str(&m.text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        resolve(&mut v, &m, &env).map(|()| v)
+        resolve(&mut v, &m, &env).map(|_| v)
     }
 
     fn read(text: &str) -> Value {
@@ -423,8 +456,12 @@ mod tests {
         assert_eq!(v["e"], "one\nevil: injected");
         assert_eq!(v["f"], "1e3");
         assert_eq!(v["g"], 0.5);
-        assert_eq!(v["h"], "[1,2]");
-        assert_eq!(v["i"], "{k: v}");
+        // a sequence or a mapping as YAML reads it, as the Collector's confmap does
+        assert_eq!(
+            v["h"],
+            serde_yaml::from_str::<Value>("[1, 2]").unwrap_or_default()
+        );
+        assert_eq!(v["i"]["k"], "v");
         assert_eq!(v["j"], "\"q\"");
         assert_eq!(v["k"], "|");
         assert_eq!(v["l"], "*anchor");
@@ -446,7 +483,7 @@ mod tests {
         assert_eq!(v["p"], "pre   x  /path");
         assert_eq!(v["q"], "first C:\\new\\temp last");
         assert_eq!(v["r"], "it's a\"b'c");
-        assert_eq!(v["t"], "[1,2]");
+        assert_eq!(v["t"].as_sequence().map(Vec::len), Some(2));
         assert_eq!(v["w"], "line Bearer abc #def\none\nevil: injected\n");
         assert_eq!(v["x"], "*anchor");
         // a reference in a key is text
@@ -460,6 +497,29 @@ mod tests {
         assert_eq!(v["b"], 400);
         assert_eq!(v["c"]["x"], "0.5");
         assert_eq!(v["c"]["y"], 0.5);
+    }
+
+    #[test]
+    fn typed_whole_references_keep_their_text() {
+        let m = mask(
+            "a: ${env:NUM}\nb: ${env:LIST}\nc: ${env:COLON}\nd: ${env:TOKEN}\ne: '${env:MAP}'\n",
+        );
+        let mut v: Value = serde_yaml::from_str(&m.text).unwrap_or_default();
+        let originals = resolve(&mut v, &m, &env).unwrap_or_default();
+        assert_eq!(v["c"]["x"], "y");
+        // by reference index: the typed ones only (text and quoted values are their text)
+        let want: Originals = [(0, "400"), (1, "[1,2]"), (2, "x: y")]
+            .into_iter()
+            .map(|(i, t)| (i, t.to_string()))
+            .collect();
+        assert_eq!(originals, want);
+        let at_b = m
+            .text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.strip_prefix("b: "))
+            .unwrap_or("");
+        assert_eq!(placeholder_at(at_b), Some(1));
     }
 
     #[test]

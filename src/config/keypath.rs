@@ -62,6 +62,7 @@ pub fn parse<T: DeserializeOwned>(
     text: &str,
     base: &[&str],
     value: &serde_yaml::Value,
+    originals: &super::env::Originals,
 ) -> Result<T, Vec<ValueError>> {
     let mut cur = if value.is_null() {
         serde_yaml::Value::Mapping(Default::default())
@@ -94,9 +95,12 @@ pub fn parse<T: DeserializeOwned>(
         }
         let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
         full.extend(path.iter().cloned());
-        if expects_text(&message) && from_reference(text, &full) && stringify(&mut cur, &path) {
-            // an environment value typed as a number or boolean, given to a text setting:
-            // its text, as the Collector keeps an expanded value's original string
+        if expects_text(&message)
+            && let Some(original) = reference_at(text, &full).and_then(|i| originals.get(&i))
+            && replace(&mut cur, &path, original)
+        {
+            // an environment value typed (a number, boolean, sequence or mapping) given to a
+            // text setting: its text, as the Collector keeps an expanded value's original
             continue;
         }
         errors.push(ValueError {
@@ -172,30 +176,33 @@ fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
         .collect()
 }
 
-/// Whether serde's `message` says a number or boolean was given where text was expected.
+/// Whether serde's `message` says a number, boolean, sequence or mapping was given where text
+/// was expected (a `String`, or a scalar read as text: `common::Headers`).
 fn expects_text(message: &str) -> bool {
-    message.ends_with("expected a string")
-        && ["integer `", "floating point `", "boolean `"]
+    message == super::common::NOT_TEXT
+        || (message.ends_with("expected a string")
+            && [
+                "integer `",
+                "floating point `",
+                "boolean `",
+                "sequence,",
+                "map,",
+            ]
             .iter()
-            .any(|t| message.starts_with(&format!("invalid type: {t}")))
+            .any(|t| message.starts_with(&format!("invalid type: {t}"))))
 }
 
-/// Whether the value at `path` of the config `text` (references masked) is written as one
-/// environment reference: its first character is a placeholder.
-fn from_reference(text: &str, path: &[Step]) -> bool {
-    let Some((line, column)) = position(text, path) else {
-        return false;
-    };
-    text.lines()
-        .nth(line.saturating_sub(1))
-        .and_then(|l| l.chars().nth(column.saturating_sub(1)))
-        .is_some_and(super::env::is_placeholder_start)
+/// The index of the environment reference that the value at `path` of the config `text`
+/// (references masked) is written as, when it is one: its first character is a placeholder.
+fn reference_at(text: &str, path: &[Step]) -> Option<usize> {
+    let (line, column) = position(text, path)?;
+    let line = text.lines().nth(line.saturating_sub(1))?;
+    let (at, _) = line.char_indices().nth(column.saturating_sub(1))?;
+    super::env::placeholder_at(&line[at..])
 }
 
-/// Replaces the number or boolean at `path` in `v` by its text (as it was written: a
-/// reference is typed only when the value reads back unchanged, see `env::typed`); false when
-/// there is none there.
-fn stringify(v: &mut serde_yaml::Value, path: &[Step]) -> bool {
+/// Replaces the value at `path` in `v` by the string `text`; false when there is none there.
+fn replace(v: &mut serde_yaml::Value, path: &[Step], text: &str) -> bool {
     let mut at = v;
     for step in path {
         at = match (step, at) {
@@ -210,12 +217,10 @@ fn stringify(v: &mut serde_yaml::Value, path: &[Step]) -> bool {
             _ => return false,
         };
     }
-    let text = match at {
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        _ => return false,
-    };
-    *at = serde_yaml::Value::String(text);
+    if at.is_string() {
+        return false;
+    }
+    *at = serde_yaml::Value::String(text.to_string());
     true
 }
 
@@ -372,7 +377,12 @@ mod tests {
 
     fn run(text: &str) -> Result<Exp, Vec<ValueError>> {
         let root: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-        parse::<Exp>(text, &["exporters", "otlp/x"], &root["exporters"]["otlp/x"])
+        parse::<Exp>(
+            text,
+            &["exporters", "otlp/x"],
+            &root["exporters"]["otlp/x"],
+            &Default::default(),
+        )
     }
 
     #[test]
@@ -444,7 +454,7 @@ mod tests {
         }
         let text = "s:\n  queue_size: -1\n  port: 70000\n  offset: x\n  ratio: [1]\n";
         let root: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-        let errs = parse::<Sizes>(text, &["s"], &root["s"]).unwrap_err();
+        let errs = parse::<Sizes>(text, &["s"], &root["s"], &Default::default()).unwrap_err();
         let mut got: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
         got.sort_unstable();
         assert_eq!(

@@ -574,6 +574,8 @@ fn check_id(id: &str) -> Result<(), String> {
 
 struct Loader<'a> {
     text: &'a str,
+    /// what typed environment references held, for text settings given one
+    originals: env::Originals,
     errors: Vec<ConfigError>,
 }
 
@@ -624,7 +626,7 @@ impl Loader<'_> {
     }
 
     fn parse<T: DeserializeOwned>(&mut self, path: &[&str], v: &serde_yaml::Value) -> Option<T> {
-        match keypath::parse::<T>(self.text, path, v) {
+        match keypath::parse::<T>(self.text, path, v, &self.originals) {
             Ok(t) => Some(t),
             Err(errs) => {
                 for e in errs {
@@ -685,7 +687,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             message: format!("invalid YAML: {}", keypath::plain_yaml_error(&e)),
         }])
     })?;
-    env::resolve(&mut root, &masked, lookup).map_err(|errs| {
+    let originals = env::resolve(&mut root, &masked, lookup).map_err(|errs| {
         ConfigErrors(
             errs.into_iter()
                 .map(|e| ConfigError {
@@ -699,6 +701,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     })?;
     let mut ld = Loader {
         text: &masked.text,
+        originals,
         errors: Vec::new(),
     };
     let empty = serde_yaml::Mapping::new();
@@ -919,6 +922,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                     ld.text,
                     &["service", "pipelines"],
                     p,
+                    &ld.originals,
                 )
             });
             match pipelines {

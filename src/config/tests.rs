@@ -461,3 +461,44 @@ fn an_environment_number_given_to_a_text_setting_keeps_its_text_and_a_literal_on
         "{errs}"
     );
 }
+
+#[test]
+fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_keep_its_text() {
+    let lookup = |k: &str| match k {
+        "EXPORTERS" => Some("[prometheusremotewrite, debug]".to_string()),
+        "LABELS" => Some("{cluster: c1, region: eu}".to_string()),
+        "TOKEN" => Some("scheme: opaque".to_string()),
+        "SERVER" => Some("- not a list here".to_string()),
+        "ENDPOINT" => Some("[4317]".to_string()),
+        _ => None,
+    };
+    let text = |endpoint: &str| {
+        format!(
+            "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: {endpoint} }} }} }} }}\nexporters:\n  debug:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels: ${{env:LABELS}}\n    headers: {{ authorization: ${{env:TOKEN}} }}\n    tls:\n      server_name_override: ${{env:SERVER}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: ${{env:EXPORTERS}} }} }}\n"
+        )
+    };
+    let cfg = parse(&text("0.0.0.0:4317"), &lookup).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.service.pipelines["metrics"].exporters,
+        ["prometheusremotewrite", "debug"]
+    );
+    let ExporterConfig::PrometheusRemoteWrite(c) = &cfg.exporters["prometheusremotewrite"] else {
+        panic!("not a prometheusremotewrite exporter");
+    };
+    assert_eq!(c.external_labels["cluster"], "c1");
+    assert_eq!(c.external_labels["region"], "eu");
+    // a text setting given a value YAML reads as a mapping or a sequence: the text as set
+    assert_eq!(c.headers["authorization"], "scheme: opaque");
+    assert_eq!(
+        c.tls.server_name_override.as_deref(),
+        Some("- not a list here")
+    );
+    // an address from the environment is checked as the text the setting gets
+    let errs = parse(&text("${env:ENDPOINT}"), &lookup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("receivers.otlp.protocols.grpc.endpoint: must be host:port"),
+        "{errs}"
+    );
+}
