@@ -475,10 +475,13 @@ def _merge_into(dst: dict, src: dict) -> None:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    """Helm's values merge: maps merge key by key, everything else (lists too) is replaced."""
+    """Helm's values merge: maps merge key by key, everything else (lists too) is replaced,
+    and a null deletes the key (Helm's coalesceValues: `--set key=null` removes a default)."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = v

@@ -300,3 +300,17 @@ def test_sidecar_example_is_sized_by_the_measured_figures(root, watchtower_bin, 
     assert _mib(q["max_bytes"].replace("MiB", "Mi")) < ml["limit_mib"] - ml["spike_limit_mib"]
     r = _validate(watchtower_bin, tmp_path, yaml.safe_dump(cfg))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_a_null_value_removes_a_default_as_helm_does(root, role, watchtower_bin, tmp_path):
+    # `--set config.processors.batch=null` (or a values file's `batch: null`) deletes the
+    # chart's default: the rendered config has no such key, and a pipeline still naming it
+    # is the user's error, reported by validate
+    docs, values = _render(root, role, [{"config": {"processors": {"batch": None}}}])
+    assert "batch" not in values["config"]["processors"]
+    cfg = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+    assert "batch" not in cfg["processors"]
+    r = _validate(watchtower_bin, tmp_path, yaml.safe_dump(cfg), {"MY_POD_IP": "10.0.0.7"})
+    named = [p for p, spec in cfg["service"]["pipelines"].items() if "batch" in spec.get("processors", [])]
+    assert named and r.returncode != 0 and "batch" in r.stdout + r.stderr, r.stdout + r.stderr
