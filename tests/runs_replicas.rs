@@ -32,6 +32,8 @@ struct Replica {
     http: u16,
     config: PathBuf,
     env: Vec<(String, String)>,
+    /// a command line the gateway is started under (its program and arguments come after)
+    launcher: Vec<String>,
 }
 
 impl Replica {
@@ -110,6 +112,7 @@ service:
             http,
             config,
             env: Vec::new(),
+            launcher: Vec::new(),
         }
     }
 
@@ -124,7 +127,15 @@ service:
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(bin())
+        let mut cmd = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "error")
@@ -636,6 +647,129 @@ async fn three_replicas_dns_peers_answer_as_one() {
         })
         .collect();
     tier_scenario(dir.path(), tier, 9).await;
+}
+
+/// Peers found by DNS SRV records (`dnssrv+name`), as a Kubernetes headless Service publishes
+/// them: the tier is one. A DNS server in this test answers the SRV name with the three
+/// replicas' targets and ports and each target with its loopback address; each gateway runs
+/// in a private mount namespace (`unshare`, root) where `/etc/resolv.conf` names that server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_dns_srv_peers_answer_as_one() {
+    // SAFETY: geteuid has no preconditions
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (a private mount namespace and a DNS server on port 53), as CI runs"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns_ip = "127.0.0.153";
+    let server = tokio::net::UdpSocket::bind((dns_ip, 53))
+        .await
+        .expect("bind the test DNS server on 127.0.0.153:53");
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let queries = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(dns_server(server, port, queries.clone()));
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(
+        &conf,
+        format!("nameserver {dns_ip}\noptions timeout:1 attempts:2\n"),
+    )
+    .expect("resolv.conf");
+    let launcher = vec![
+        "unshare".to_string(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
+        conf.display().to_string(),
+    ];
+    let peers = vec!["dnssrv+_health._tcp.watchtower-headless.test".to_string()];
+    let tier: Vec<Replica> = (0..3)
+        .map(|i| {
+            let mut r = Replica::new(
+                dir.path(),
+                &format!("s{i}"),
+                &format!("127.0.0.{}", i + 2),
+                port,
+                &peers,
+            );
+            r.launcher = launcher.clone();
+            r
+        })
+        .collect();
+    tier_scenario(dir.path(), tier, 11).await;
+    assert!(
+        queries.load(Ordering::Relaxed) > 0,
+        "the gateways never asked the test's DNS server"
+    );
+}
+
+/// A DNS server for [`three_replicas_dns_srv_peers_answer_as_one`]: the SRV name's three
+/// targets `r<i>.watchtower-headless.test.` at `port`, each target's A record 127.0.0.<i+2>;
+/// NXDOMAIN for anything else.
+async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicUsize>) {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::serialize::binary::BinEncodable;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            return;
+        };
+        let Ok(q) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        queries.fetch_add(1, Ordering::Relaxed);
+        let mut m = Message::new();
+        m.set_id(q.id())
+            .set_message_type(MessageType::Response)
+            .set_op_code(q.op_code())
+            .set_recursion_desired(q.recursion_desired())
+            .set_recursion_available(true)
+            .set_authoritative(true);
+        let target =
+            |i: u8| Name::from_ascii(format!("r{i}.watchtower-headless.test.")).expect("name");
+        for query in q.queries() {
+            m.add_query(query.clone());
+            let name = query.name().to_ascii().to_lowercase();
+            match query.query_type() {
+                RecordType::SRV if name == "_health._tcp.watchtower-headless.test." => {
+                    for i in 0..3 {
+                        m.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            5,
+                            RData::SRV(SRV::new(0, 10, port, target(i))),
+                        ));
+                    }
+                }
+                RecordType::A => {
+                    if let Some(i) = (0..3u8).find(|i| target(*i).to_ascii() == name) {
+                        m.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            5,
+                            RData::A(A::new(127, 0, 0, i + 2)),
+                        ));
+                    } else {
+                        m.set_response_code(ResponseCode::NXDomain);
+                    }
+                }
+                // AAAA of a target: no such record (NOERROR, empty)
+                RecordType::AAAA if (0..3u8).any(|i| target(i).to_ascii() == name) => {}
+                _ => {
+                    m.set_response_code(ResponseCode::NXDomain);
+                }
+            }
+        }
+        if let Ok(bytes) = m.to_bytes() {
+            let _ = sock.send_to(&bytes, from).await;
+        }
+    }
 }
 
 /// The runs API protected by a bearer token on every replica: replicas authenticate to

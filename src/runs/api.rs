@@ -261,7 +261,10 @@ fn end_later(reg: &Arc<Registry>, id: &str, at: u64, addrs: Vec<String>, until: 
     };
     let extra = reg.end_drain_timeout();
     let path = format!("/runs/{}/end?ended_unix_ms={at}", path_id(id));
-    for addr in addrs.into_iter().filter(|a| !a.starts_with("dns+")) {
+    for addr in addrs
+        .into_iter()
+        .filter(|a| !a.starts_with("dns+") && !a.starts_with("dnssrv+"))
+    {
         let (peers, path, id) = (peers.clone(), path.clone(), id.to_string());
         tokio::spawn(async move {
             let mut pause = Duration::from_secs(1);

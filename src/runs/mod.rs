@@ -54,8 +54,10 @@ pub struct RunsConfig {
     /// `attribute`); resources beyond it are not summarized.
     pub max_new_runs_per_request: usize,
     /// The other replicas of a gateway tier, whose runs API calls are fanned out to and
-    /// merged: `host:port` of their health_check endpoint, or `dns+name:port` (every A/AAAA
-    /// record of a Kubernetes headless Service). May include this replica itself. Empty
+    /// merged: `host:port` of their health_check endpoint, `dns+name:port` (every A/AAAA
+    /// record of a Kubernetes headless Service) or `dnssrv+name` (every SRV record's targets
+    /// at its port, e.g. `dnssrv+_health._tcp.<service>.<namespace>.svc.cluster.local`). May
+    /// include this replica itself. Empty
     /// entries are ignored (so `["${env:PEERS:-}"]` means none when the variable is unset).
     #[serde(deserialize_with = "peer_list")]
     pub peers: Vec<String>,

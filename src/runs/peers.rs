@@ -5,9 +5,14 @@
 //! No consensus protocol: a run is opened on every reachable replica, summaries are merged on
 //! read, and an answer that lacks a replica says so.
 //!
-//! Peers come from `extensions.runs.peers`: `host:port` entries as they are, and
+//! Peers come from `extensions.runs.peers`: `host:port` entries as they are,
 //! `dns+name:port` entries resolved on every call to all their A/AAAA records (the
-//! Kubernetes headless Service form, as Prometheus, Thanos and Loki spell DNS discovery).
+//! Kubernetes headless Service form, as Prometheus, Thanos and Loki spell DNS discovery) by
+//! the system's resolver, and `dnssrv+name` entries resolved to their SRV records (RFC 2782:
+//! each target's A/AAAA records with the record's port; a headless Service publishes
+//! `_<port name>._tcp.<service>.<namespace>.svc.<cluster domain>`) by a DNS client reading
+//! the system's `/etc/resolv.conf` (`hickory-resolver`; answers cached at most a second, so
+//! every fan-out sees the tier of that moment).
 //! Whether an address is this replica itself is learnt from the `x-watchtower-replica`
 //! header of its answers, so one config can list every replica including itself.
 //!
@@ -49,10 +54,13 @@ pub struct Peers {
     myself: Mutex<BTreeSet<String>>,
     /// the header every peer call carries when the runs API is protected
     credential: OnceLock<Arc<dyn ClientAuthenticator>>,
+    /// the DNS client of `dnssrv+` entries, made on first use (it reads the system's
+    /// resolver configuration), or why it cannot be made
+    srv: OnceLock<Result<hickory_resolver::TokioResolver, String>>,
 }
 
 impl Peers {
-    /// `entries` as configured (`host:port` or `dns+name:port`); `timeout` bounds each call
+    /// `entries` as configured (`host:port`, `dns+name:port` or `dnssrv+name`); `timeout` bounds each call
     /// beyond the extra time a caller adds (e.g. run-end's drain).
     pub fn new(entries: Vec<String>, timeout: Duration) -> Result<Peers, String> {
         Self::check_entries(&entries)?;
@@ -69,6 +77,7 @@ impl Peers {
             self_id: format!("{:016x}", rand::random::<u64>()),
             myself: Mutex::new(BTreeSet::new()),
             credential: OnceLock::new(),
+            srv: OnceLock::new(),
         })
     }
 
@@ -77,16 +86,72 @@ impl Peers {
         let _ = self.credential.set(c);
     }
 
-    /// Checks that every entry is `host:port` or `dns+name:port` (port 1-65535).
+    /// Checks that every entry is `host:port`, `dns+name:port` (port 1-65535) or
+    /// `dnssrv+name` (a DNS name without a port: the SRV records give the ports).
     pub fn check_entries(entries: &[String]) -> Result<(), String> {
         for e in entries {
+            if let Some(name) = e.strip_prefix("dnssrv+") {
+                if name.is_empty() || name.contains([':', '/', ' ']) {
+                    return Err(format!(
+                        "peers: {e:?} is not dnssrv+name (an SRV name such as _health._tcp.watchtower-headless.ns.svc.cluster.local, without a port)"
+                    ));
+                }
+                continue;
+            }
             let hp = e.strip_prefix("dns+").unwrap_or(e);
             match hp.rsplit_once(':') {
                 Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {}
-                _ => return Err(format!("peers: {e:?} is not host:port or dns+name:port")),
+                _ => {
+                    return Err(format!(
+                        "peers: {e:?} is not host:port, dns+name:port or dnssrv+name"
+                    ));
+                }
             }
         }
         Ok(())
+    }
+
+    /// The DNS client of `dnssrv+` entries: the system's resolver configuration, answers
+    /// cached at most one second.
+    fn srv_resolver(&self) -> Result<&hickory_resolver::TokioResolver, String> {
+        self.srv
+            .get_or_init(|| {
+                let mut b = hickory_resolver::TokioResolver::builder_tokio()
+                    .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
+                let opts = b.options_mut();
+                opts.positive_max_ttl = Some(Duration::from_secs(1));
+                opts.negative_max_ttl = Some(Duration::from_secs(1));
+                Ok(b.build())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The `ip:port` addresses of SRV name `name`: every target's A/AAAA records with its
+    /// record's port.
+    async fn resolve_srv(&self, name: &str) -> Result<Vec<String>, String> {
+        let dns = self.srv_resolver()?;
+        let records = dns
+            .srv_lookup(name)
+            .await
+            .map_err(|e| format!("cannot resolve SRV {name}: {e}"))?;
+        let targets = records.iter().map(|srv| async move {
+            let ips = dns.lookup_ip(srv.target().clone()).await;
+            (srv.target().to_string(), srv.port(), ips)
+        });
+        let mut out = Vec::new();
+        for (target, port, ips) in futures::future::join_all(targets).await {
+            match ips {
+                Ok(ips) => out.extend(
+                    ips.iter()
+                        .map(|ip| std::net::SocketAddr::new(ip, port).to_string()),
+                ),
+                Err(e) => {
+                    tracing::debug!(srv = %name, target = %target, error = %e, "runs: an SRV target did not resolve")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The peers' addresses now (DNS names resolved), without the ones known to be this
@@ -95,6 +160,14 @@ impl Peers {
         let mut out = BTreeSet::new();
         let mut failed = Vec::new();
         for e in &self.entries {
+            if let Some(name) = e.strip_prefix("dnssrv+") {
+                match tokio::time::timeout(self.timeout, self.resolve_srv(name)).await {
+                    Ok(Ok(addrs)) => out.extend(addrs),
+                    Ok(Err(err)) => failed.push((e.clone(), err)),
+                    Err(_) => failed.push((e.clone(), "DNS SRV lookup timed out".into())),
+                }
+                continue;
+            }
             match e.strip_prefix("dns+") {
                 None => {
                     out.insert(e.clone());
@@ -217,12 +290,24 @@ mod tests {
         let t = Duration::from_secs(1);
         assert!(
             Peers::new(
-                vec!["10.0.0.1:13133".into(), "dns+wt-headless.ns:13133".into()],
+                vec![
+                    "10.0.0.1:13133".into(),
+                    "dns+wt-headless.ns:13133".into(),
+                    "dnssrv+_health._tcp.wt-headless.ns.svc.cluster.local".into(),
+                ],
                 t
             )
             .is_ok()
         );
-        for bad in ["nohost", ":80", "h:0", "h:99999", "dns+name"] {
+        for bad in [
+            "nohost",
+            ":80",
+            "h:0",
+            "h:99999",
+            "dns+name",
+            "dnssrv+",
+            "dnssrv+_health._tcp.wt:13133",
+        ] {
             assert!(Peers::new(vec![bad.into()], t).is_err(), "{bad}");
         }
     }
