@@ -7,13 +7,14 @@
 //! private-use characters, which YAML reads as ordinary text in every context (plain, quoted,
 //! flow, block scalars, keys), so lines and columns of every later error stay those of the file;
 //! [`resolve`] then replaces the placeholders inside the parsed values. A scalar that is one
-//! reference and nothing else, unless written in quotes of its own, takes the value's YAML
-//! type as the Collector's confmap does (its env-var expansion RFC): a number or boolean in its
-//! canonical spelling (`400`, `0.5`, `true`), a flow or block sequence (`[otlp, debug]`) or a
-//! mapping (`{a: b}`, `x: y`), each one value at the reference's place. Every text setting
-//! given such a value takes the variable's text exactly as it was set (`keypath::parse`, with
-//! the [`Originals`] that [`resolve`] returns); any other value is a string, exactly as the
-//! variable holds it. References in comments vanish with the comments.
+//! reference and nothing else, unless written in quotes of its own, takes the type of a number
+//! or boolean in its canonical spelling (`400`, `0.5`, `true`), as the Collector types it; any
+//! other value is a string, exactly as the variable holds it. `keypath::parse` then gives each
+//! setting what it takes, from the variables' text that [`resolve`] returns ([`Originals`]): a
+//! text setting given a typed value gets its text; a setting that takes a sequence or mapping
+//! and is given the text of one (`exporters: ${env:EXPORTERS}` with `[otlp, debug]`) gets it as
+//! YAML reads it, as the Collector's confmap does. References in comments vanish with the
+//! comments.
 
 use serde_yaml::Value;
 
@@ -134,8 +135,9 @@ fn placeholder(index: usize, width: usize) -> String {
     p
 }
 
-/// The text each typed whole reference held (by reference index): what a text setting given
-/// that reference reads instead of the typed value.
+/// What each unquoted reference that is a whole scalar held, by reference index: the text a
+/// text setting reads instead of a typed value, and the YAML a setting that takes a sequence or
+/// mapping reads instead of the text.
 pub type Originals = std::collections::BTreeMap<usize, String>;
 
 /// The reference index of the placeholder that `s` (a part of a [`Masked`] text) starts
@@ -145,9 +147,8 @@ pub fn placeholder_at(s: &str) -> Option<usize> {
 }
 
 /// Replaces the placeholders in `value` (keys included) by the variables' values from
-/// `lookup`. Returns the original text of every whole reference that was given a type other
-/// than text, or every error (a variable not set without a default, an invalid name, an
-/// unterminated `${`).
+/// `lookup`. Returns the text of every unquoted whole-scalar reference, or every error (a
+/// variable not set without a default, an invalid name, an unterminated `${`).
 pub fn resolve(
     value: &mut Value,
     masked: &Masked,
@@ -225,7 +226,7 @@ fn walk(
 }
 
 /// The value of a string scalar with references: typed when it is one reference alone (its
-/// text then kept in `originals`).
+/// text then kept in `originals` when unquoted).
 fn expand_scalar(
     s: &str,
     m: &Masked,
@@ -244,9 +245,7 @@ fn expand_scalar(
             return Some(Value::String(text));
         }
         let v = typed(&text);
-        if !v.is_string() {
-            originals.insert(i, text);
-        }
+        originals.insert(i, text);
         return Some(v);
     }
     expand_text(s, m, lookup, errors).map(Value::String)
@@ -365,24 +364,20 @@ fn value_of(
     }
 }
 
-/// A whole-scalar value: a number or boolean in its canonical spelling keeps that type
-/// (`1e3`, `+1`, `.inf`, `True`, `007` stay text); a text that YAML reads as a sequence or a
-/// mapping is that sequence or mapping (its values as YAML types them, references in it not
-/// expanded); anything else is the string itself. The caller keeps `text` for text settings.
+/// A whole-scalar value: a number or boolean in its canonical spelling keeps that type (so a
+/// text setting given it reads it back exactly; `1e3`, `+1`, `.inf`, `True`, `007` stay text),
+/// anything else is the string itself.
 fn typed(text: &str) -> Value {
     if text == "true" || text == "false" {
         return Value::Bool(text == "true");
     }
-    match serde_yaml::from_str::<Value>(text) {
-        Ok(Value::Number(n))
-            if text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
-                && n.to_string() == text =>
-        {
-            Value::Number(n)
-        }
-        Ok(v @ (Value::Sequence(_) | Value::Mapping(_))) => v,
-        _ => Value::String(text.to_string()),
+    if text.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        && let Ok(Value::Number(n)) = serde_yaml::from_str::<Value>(text)
+        && n.to_string() == text
+    {
+        return Value::Number(n);
     }
+    Value::String(text.to_string())
 }
 
 #[cfg(test)]
@@ -456,12 +451,10 @@ mod tests {
         assert_eq!(v["e"], "one\nevil: injected");
         assert_eq!(v["f"], "1e3");
         assert_eq!(v["g"], 0.5);
-        // a sequence or a mapping as YAML reads it, as the Collector's confmap does
-        assert_eq!(
-            v["h"],
-            serde_yaml::from_str::<Value>("[1, 2]").unwrap_or_default()
-        );
-        assert_eq!(v["i"]["k"], "v");
+        // text here; a setting that takes a sequence or mapping reads it as YAML
+        // (`keypath::parse`)
+        assert_eq!(v["h"], "[1,2]");
+        assert_eq!(v["i"], "{k: v}");
         assert_eq!(v["j"], "\"q\"");
         assert_eq!(v["k"], "|");
         assert_eq!(v["l"], "*anchor");
@@ -483,7 +476,7 @@ mod tests {
         assert_eq!(v["p"], "pre   x  /path");
         assert_eq!(v["q"], "first C:\\new\\temp last");
         assert_eq!(v["r"], "it's a\"b'c");
-        assert_eq!(v["t"].as_sequence().map(Vec::len), Some(2));
+        assert_eq!(v["t"], "[1,2]");
         assert_eq!(v["w"], "line Bearer abc #def\none\nevil: injected\n");
         assert_eq!(v["x"], "*anchor");
         // a reference in a key is text
@@ -500,18 +493,23 @@ mod tests {
     }
 
     #[test]
-    fn typed_whole_references_keep_their_text() {
+    fn whole_references_keep_their_text() {
         let m = mask(
             "a: ${env:NUM}\nb: ${env:LIST}\nc: ${env:COLON}\nd: ${env:TOKEN}\ne: '${env:MAP}'\n",
         );
         let mut v: Value = serde_yaml::from_str(&m.text).unwrap_or_default();
         let originals = resolve(&mut v, &m, &env).unwrap_or_default();
-        assert_eq!(v["c"]["x"], "y");
-        // by reference index: the typed ones only (text and quoted values are their text)
-        let want: Originals = [(0, "400"), (1, "[1,2]"), (2, "x: y")]
-            .into_iter()
-            .map(|(i, t)| (i, t.to_string()))
-            .collect();
+        assert_eq!(v["c"], "x: y");
+        // by reference index: the unquoted whole scalars (a quoted one is always text)
+        let want: Originals = [
+            (0, "400"),
+            (1, "[1,2]"),
+            (2, "x: y"),
+            (3, "Bearer abc #def"),
+        ]
+        .into_iter()
+        .map(|(i, t)| (i, t.to_string()))
+        .collect();
         assert_eq!(originals, want);
         let at_b = m
             .text

@@ -71,6 +71,8 @@ pub fn parse<T: DeserializeOwned>(
     };
     let mut errors = Vec::new();
     let mut removed: Vec<Vec<Step>> = Vec::new();
+    // paths given an environment value's other reading (each at most once)
+    let mut reread: Vec<Vec<Step>> = Vec::new();
     loop {
         let e = match serde_path_to_error::deserialize::<_, T>(cur.clone()) {
             Ok(t) if errors.is_empty() => return Ok(t),
@@ -95,13 +97,27 @@ pub fn parse<T: DeserializeOwned>(
         }
         let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
         full.extend(path.iter().cloned());
-        if expects_text(&message)
+        if !reread.contains(&path)
             && let Some(original) = reference_at(text, &full).and_then(|i| originals.get(&i))
-            && replace(&mut cur, &path, original)
+            && let Some(at) = value_at(&mut cur, &path)
         {
-            // an environment value typed (a number, boolean, sequence or mapping) given to a
-            // text setting: its text, as the Collector keeps an expanded value's original
-            continue;
+            // an environment value typed as a number or boolean given to a text setting: its
+            // text, as the Collector keeps an expanded value's original string
+            let as_text = (!at.is_string() && expects_text(&message))
+                .then(|| serde_yaml::Value::String(original.clone()));
+            // the text of a sequence or mapping given to a setting that takes one: as YAML
+            // reads it, as the Collector's confmap does (`exporters: ${env:EXPORTERS}`)
+            let as_yaml = || {
+                (at.is_string() && expects_collection(&message))
+                    .then(|| serde_yaml::from_str::<serde_yaml::Value>(original).ok())
+                    .flatten()
+                    .filter(|v| v.is_sequence() || v.is_mapping())
+            };
+            if let Some(v) = as_text.or_else(as_yaml) {
+                *at = v;
+                reread.push(path);
+                continue;
+            }
         }
         errors.push(ValueError {
             position: position(text, &full),
@@ -176,20 +192,25 @@ fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
         .collect()
 }
 
-/// Whether serde's `message` says a number, boolean, sequence or mapping was given where text
-/// was expected (a `String`, or a scalar read as text: `common::Headers`).
+/// Whether serde's `message` says a number or boolean was given where text was expected (a
+/// `String`, or a scalar read as text: `common::Headers`).
 fn expects_text(message: &str) -> bool {
     message == super::common::NOT_TEXT
         || (message.ends_with("expected a string")
-            && [
-                "integer `",
-                "floating point `",
-                "boolean `",
-                "sequence,",
-                "map,",
-            ]
-            .iter()
-            .any(|t| message.starts_with(&format!("invalid type: {t}"))))
+            && ["integer `", "floating point `", "boolean `"]
+                .iter()
+                .any(|t| message.starts_with(&format!("invalid type: {t}"))))
+}
+
+/// Whether serde's `message`, about a string, says a sequence or mapping was expected (a list,
+/// a map, a settings struct, or `common`'s text lists and headers, whose message is
+/// [`super::common::NOT_TEXT`] whatever they were given).
+fn expects_collection(message: &str) -> bool {
+    message == super::common::NOT_TEXT
+        || (message.starts_with("invalid type: string ")
+            && (message.ends_with("expected a sequence")
+                || message.ends_with("expected a map")
+                || message.contains("expected struct ")))
 }
 
 /// The index of the environment reference that the value at `path` of the config `text`
@@ -198,30 +219,26 @@ fn reference_at(text: &str, path: &[Step]) -> Option<usize> {
     let (line, column) = position(text, path)?;
     let line = text.lines().nth(line.saturating_sub(1))?;
     let (at, _) = line.char_indices().nth(column.saturating_sub(1))?;
-    super::env::placeholder_at(&line[at..])
+    let mut value = &line[at..];
+    // an anchor or a tag before the value (`&h ${env:X}`) is not part of it
+    while value.starts_with(['&', '!']) {
+        let end = value.find([' ', '\t'])?;
+        value = value[end..].trim_start_matches([' ', '\t']);
+    }
+    super::env::placeholder_at(value)
 }
 
-/// Replaces the value at `path` in `v` by the string `text`; false when there is none there.
-fn replace(v: &mut serde_yaml::Value, path: &[Step], text: &str) -> bool {
+/// The value at `path` in `v`, if there is one.
+fn value_at<'v>(v: &'v mut serde_yaml::Value, path: &[Step]) -> Option<&'v mut serde_yaml::Value> {
     let mut at = v;
     for step in path {
         at = match (step, at) {
-            (Step::Key(k), serde_yaml::Value::Mapping(m)) => match m.get_mut(k.as_str()) {
-                Some(next) => next,
-                None => return false,
-            },
-            (Step::Index(i), serde_yaml::Value::Sequence(s)) => match s.get_mut(*i) {
-                Some(next) => next,
-                None => return false,
-            },
-            _ => return false,
+            (Step::Key(k), serde_yaml::Value::Mapping(m)) => m.get_mut(k.as_str())?,
+            (Step::Index(i), serde_yaml::Value::Sequence(s)) => s.get_mut(*i)?,
+            _ => return None,
         };
     }
-    if at.is_string() {
-        return false;
-    }
-    *at = serde_yaml::Value::String(text.to_string());
-    true
+    Some(at)
 }
 
 /// Removes the mapping key at `path` from `v`; false when `path` is empty, goes through a

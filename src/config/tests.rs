@@ -443,7 +443,7 @@ fn an_environment_number_given_to_a_text_setting_keeps_its_text_and_a_literal_on
     };
     let text = |cluster: &str| {
         format!(
-            "receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}\nexporters:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels:\n      cluster: {cluster}\n      org: ${{env:ORG}}\n    tls:\n      server_name_override: ${{env:FLAG}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: [prometheusremotewrite] }} }}\n"
+            "receivers: {{ otlp: {{ protocols: {{ grpc: }} }} }}\nexporters:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels:\n      cluster: {cluster}\n      org: ${{env:ORG}}\n    tls:\n      server_name_override: &flag ${{env:FLAG}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: [prometheusremotewrite] }} }}\n"
         )
     };
     let cfg = parse(&text("${env:CLUSTER}"), &lookup).unwrap();
@@ -470,11 +470,13 @@ fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_k
         "TOKEN" => Some("scheme: opaque".to_string()),
         "SERVER" => Some("- not a list here".to_string()),
         "ENDPOINT" => Some("[4317]".to_string()),
+        "CLUSTER" => Some("team: payments".to_string()),
+        "STATEMENT" => Some(r#"set(span.attributes["sep"], "k: v")"#.to_string()),
         _ => None,
     };
     let text = |endpoint: &str| {
         format!(
-            "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: {endpoint} }} }} }} }}\nexporters:\n  debug:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels: ${{env:LABELS}}\n    headers: {{ authorization: ${{env:TOKEN}} }}\n    tls:\n      server_name_override: ${{env:SERVER}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: ${{env:EXPORTERS}} }} }}\n"
+            "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: {endpoint} }} }} }} }}\nprocessors:\n  resource:\n    attributes: [ {{ key: k8s.cluster.name, value: ${{env:CLUSTER}}, action: upsert }} ]\n  transform:\n    trace_statements: [ ${{env:STATEMENT}} ]\nexporters:\n  debug:\n  prometheusremotewrite:\n    endpoint: http://mimir:9009/api/v1/push\n    external_labels: ${{env:LABELS}}\n    headers: {{ authorization: ${{env:TOKEN}} }}\n    tls:\n      server_name_override: ${{env:SERVER}}\nservice:\n  pipelines: {{ metrics: {{ receivers: [otlp], exporters: ${{env:EXPORTERS}} }} }}\n"
         )
     };
     let cfg = parse(&text("0.0.0.0:4317"), &lookup).unwrap_or_else(|e| panic!("{e}"));
@@ -487,8 +489,15 @@ fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_k
     };
     assert_eq!(c.external_labels["cluster"], "c1");
     assert_eq!(c.external_labels["region"], "eu");
-    // a text setting given a value YAML reads as a mapping or a sequence: the text as set
+    // a setting that takes text (or any scalar, or a statement) given a value YAML would
+    // read as a mapping or a sequence: the text as set
     assert_eq!(c.headers["authorization"], "scheme: opaque");
+    // (the transform statement holding `: ` parsed: the config above is valid)
+    let resource = format!("{:?}", cfg.processors["resource"]);
+    assert!(
+        resource.contains("String(\"team: payments\")"),
+        "{resource}"
+    );
     assert_eq!(
         c.tls.server_name_override.as_deref(),
         Some("- not a list here")
