@@ -709,9 +709,10 @@ async fn three_replicas_dns_srv_peers_answer_as_one() {
     );
 }
 
-/// A DNS server for [`three_replicas_dns_srv_peers_answer_as_one`]: the SRV name's three
-/// targets `r<i>.watchtower-headless.test.` at `port`, each target's A record 127.0.0.<i+2>;
-/// NXDOMAIN for anything else.
+/// A DNS server for the SRV tests: `_health._tcp.watchtower-headless.test.` has three targets
+/// `r<i>.watchtower-headless.test.` at `port`, each target's A record 127.0.0.<i+2>;
+/// `_health._tcp.ghosts.test.` has `r0` and `ghost.ghosts.test.` (no address); NXDOMAIN for
+/// anything else.
 async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicUsize>) {
     use hickory_proto::op::{Message, MessageType, ResponseCode};
     use hickory_proto::rr::rdata::{A, SRV};
@@ -748,6 +749,19 @@ async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicU
                         ));
                     }
                 }
+                // the first replica, and a target that has no address
+                RecordType::SRV if name == "_health._tcp.ghosts.test." => {
+                    for t in [
+                        target(0),
+                        Name::from_ascii("ghost.ghosts.test.").expect("name"),
+                    ] {
+                        m.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            5,
+                            RData::SRV(SRV::new(0, 10, port, t)),
+                        ));
+                    }
+                }
                 RecordType::A => {
                     if let Some(i) = (0..3u8).find(|i| target(*i).to_ascii() == name) {
                         m.add_answer(Record::from_rdata(
@@ -770,6 +784,56 @@ async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicU
             let _ = sock.send_to(&bytes, from).await;
         }
     }
+}
+
+/// An SRV target without an address is a replica the tier cannot reach: `run-start` names it
+/// missing, as it names a peer that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srv_target_without_an_address_is_a_missing_replica() {
+    // SAFETY: geteuid has no preconditions
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (a private mount namespace and a DNS server on port 53), as CI runs"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dns_ip = "127.0.0.154";
+    let server = tokio::net::UdpSocket::bind((dns_ip, 53))
+        .await
+        .expect("bind the test DNS server on 127.0.0.154:53");
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    tokio::spawn(dns_server(server, port, Arc::new(AtomicUsize::new(0))));
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(&conf, format!("nameserver {dns_ip}\noptions timeout:1\n")).expect("conf");
+    let mut r = Replica::new(
+        dir.path(),
+        "g0",
+        "127.0.0.2",
+        port,
+        &["dnssrv+_health._tcp.ghosts.test".to_string()],
+    );
+    r.launcher = vec![
+        "unshare".to_string(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
+        conf.display().to_string(),
+    ];
+    r.spawn();
+    r.ready().await;
+    let (code, s) = post_run(&r.url(), serde_json::json!({"id": "g1"})).await;
+    assert_eq!(code, 201, "{s}");
+    assert_eq!(
+        s["missing_replicas"],
+        serde_json::json!([format!("ghost.ghosts.test.:{port}")]),
+        "{s}"
+    );
 }
 
 /// The runs API protected by a bearer token on every replica: replicas authenticate to

@@ -55,8 +55,8 @@ pub struct Peers {
     /// the header every peer call carries when the runs API is protected
     credential: OnceLock<Arc<dyn ClientAuthenticator>>,
     /// the DNS client of `dnssrv+` entries, made on first use (it reads the system's
-    /// resolver configuration), or why it cannot be made
-    srv: OnceLock<Result<hickory_resolver::TokioResolver, String>>,
+    /// resolver configuration; a failure is retried at the next lookup)
+    srv: Mutex<Option<hickory_resolver::TokioResolver>>,
 }
 
 impl Peers {
@@ -77,7 +77,7 @@ impl Peers {
             self_id: format!("{:016x}", rand::random::<u64>()),
             myself: Mutex::new(BTreeSet::new()),
             credential: OnceLock::new(),
-            srv: OnceLock::new(),
+            srv: Mutex::new(None),
         })
     }
 
@@ -91,7 +91,17 @@ impl Peers {
     pub fn check_entries(entries: &[String]) -> Result<(), String> {
         for e in entries {
             if let Some(name) = e.strip_prefix("dnssrv+") {
-                if name.is_empty() || name.contains([':', '/', ' ']) {
+                // letters, digits, `-` and `_` (SRV labels: `_health._tcp`) in dot-separated
+                // labels of 1 to 63 characters; a trailing dot (a rooted name) is allowed
+                let labels = name.strip_suffix('.').unwrap_or(name);
+                let valid = !labels.is_empty()
+                    && labels.len() <= 253
+                    && labels.split('.').all(|l| {
+                        (1..=63).contains(&l.len())
+                            && l.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    });
+                if !valid {
                     return Err(format!(
                         "peers: {e:?} is not dnssrv+name (an SRV name such as _health._tcp.watchtower-headless.ns.svc.cluster.local, without a port)"
                     ));
@@ -112,46 +122,65 @@ impl Peers {
     }
 
     /// The DNS client of `dnssrv+` entries: the system's resolver configuration, answers
-    /// cached at most one second.
-    fn srv_resolver(&self) -> Result<&hickory_resolver::TokioResolver, String> {
-        self.srv
-            .get_or_init(|| {
-                let mut b = hickory_resolver::TokioResolver::builder_tokio()
-                    .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
-                let opts = b.options_mut();
-                opts.positive_max_ttl = Some(Duration::from_secs(1));
-                opts.negative_max_ttl = Some(Duration::from_secs(1));
-                Ok(b.build())
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    /// cached at most one second. Made at the first lookup; when the configuration cannot be
+    /// read, the next lookup tries again.
+    fn srv_resolver(&self) -> Result<hickory_resolver::TokioResolver, String> {
+        let mut slot = self.srv.lock();
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let mut b = hickory_resolver::TokioResolver::builder_tokio()
+            .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
+        let opts = b.options_mut();
+        opts.positive_max_ttl = Some(Duration::from_secs(1));
+        opts.negative_max_ttl = Some(Duration::from_secs(1));
+        let r = b.build();
+        *slot = Some(r.clone());
+        Ok(r)
     }
 
-    /// The `ip:port` addresses of SRV name `name`: every target's A/AAAA records with its
-    /// record's port.
-    async fn resolve_srv(&self, name: &str) -> Result<Vec<String>, String> {
+    /// The `ip:port` addresses of SRV name `name` (every target's A/AAAA records with its
+    /// record's port), and the targets that did not resolve, each with why (their replicas
+    /// are missing, not absent).
+    async fn resolve_srv(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), String> {
         let dns = self.srv_resolver()?;
-        let records = dns
-            .srv_lookup(name)
-            .await
-            .map_err(|e| format!("cannot resolve SRV {name}: {e}"))?;
-        let targets = records.iter().map(|srv| async move {
-            let ips = dns.lookup_ip(srv.target().clone()).await;
-            (srv.target().to_string(), srv.port(), ips)
+        let records = dns.srv_lookup(name).await.map_err(|e| {
+            if e.is_nx_domain() {
+                format!("no such DNS name {name}")
+            } else if e.is_no_records_found() {
+                format!("no SRV records for {name}")
+            } else {
+                format!("cannot resolve SRV {name}: {e}")
+            }
+        })?;
+        let targets = records.iter().map(|srv| {
+            let dns = dns.clone();
+            async move {
+                let ips = dns.lookup_ip(srv.target().clone()).await;
+                (srv.target().to_string(), srv.port(), ips)
+            }
         });
-        let mut out = Vec::new();
+        let (mut out, mut failed) = (Vec::new(), Vec::new());
         for (target, port, ips) in futures::future::join_all(targets).await {
             match ips {
                 Ok(ips) => out.extend(
                     ips.iter()
                         .map(|ip| std::net::SocketAddr::new(ip, port).to_string()),
                 ),
-                Err(e) => {
-                    tracing::debug!(srv = %name, target = %target, error = %e, "runs: an SRV target did not resolve")
-                }
+                Err(e) if e.is_no_records_found() || e.is_nx_domain() => failed.push((
+                    format!("{target}:{port}"),
+                    format!("SRV target of {name} without an address"),
+                )),
+                Err(e) => failed.push((
+                    format!("{target}:{port}"),
+                    format!("SRV target of {name}: {e}"),
+                )),
             }
         }
-        Ok(out)
+        Ok((out, failed))
     }
 
     /// The peers' addresses now (DNS names resolved), without the ones known to be this
@@ -162,7 +191,10 @@ impl Peers {
         for e in &self.entries {
             if let Some(name) = e.strip_prefix("dnssrv+") {
                 match tokio::time::timeout(self.timeout, self.resolve_srv(name)).await {
-                    Ok(Ok(addrs)) => out.extend(addrs),
+                    Ok(Ok((addrs, unresolved))) => {
+                        out.extend(addrs);
+                        failed.extend(unresolved);
+                    }
                     Ok(Err(err)) => failed.push((e.clone(), err)),
                     Err(_) => failed.push((e.clone(), "DNS SRV lookup timed out".into())),
                 }
@@ -307,6 +339,10 @@ mod tests {
             "dns+name",
             "dnssrv+",
             "dnssrv+_health._tcp.wt:13133",
+            "dnssrv+a..b",
+            "dnssrv+dns+x",
+            "dnssrv+x\ty",
+            " dnssrv+_h._tcp.x",
         ] {
             assert!(Peers::new(vec![bad.into()], t).is_err(), "{bad}");
         }
