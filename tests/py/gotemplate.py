@@ -8,8 +8,8 @@ with `$k, $v :=`); pipelines with `|`; parenthesised sub-expressions; field acce
 and variables; string/number/bool literals; functions: include, toYaml, nindent, indent, quote,
 default, trunc, trimSuffix, printf (%s %d %v), sha256sum, and, or, not, eq, ne, lt, print,
 required, toString, dig, splitList, last, first, list, has, regexMatch, atoi, add, fail, dict,
-hasKey, index, merge, fromYaml. Anything else raises TemplateError, so an unsupported construct
-fails the test instead of rendering wrongly.
+hasKey, index, merge, fromYaml, lower, trim, contains, hasPrefix. Anything else raises
+TemplateError, so an unsupported construct fails the test instead of rendering wrongly.
 """
 from __future__ import annotations
 
@@ -352,6 +352,19 @@ class Renderer:
         if fn == "trunc":
             n, s = a
             return s[:n]
+        if fn == "lower":
+            return _fmt(a[0]).lower()
+        if fn == "trim":
+            # sprig: strings.TrimSpace
+            return _fmt(a[0]).strip(" \t\n\r\v\f")
+        if fn == "contains":
+            # sprig: contains substr str
+            sub, s_ = a
+            return _fmt(sub) in _fmt(s_)
+        if fn == "hasPrefix":
+            # sprig: hasPrefix prefix str
+            pre, s_ = a
+            return _fmt(s_).startswith(_fmt(pre))
         if fn == "trimSuffix":
             suf, s = a
             return s[: -len(suf)] if suf and s.endswith(suf) else s

@@ -190,6 +190,39 @@ def test_ports_the_chart_cannot_read_fail_the_render_and_readers_set_the_metrics
     assert ports["metrics"] == 9464
 
 
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_self_metrics_turned_off_render_no_metrics_port(root, role, watchtower_bin, tmp_path):
+    # README: `address: ""` (with no readers) or `level: none` turns the endpoint off: no
+    # container port, no Service port, no ServiceMonitor, and the config stays valid
+    for metrics in ({"address": ""}, {"level": "none"}, {"level": "None", "address": "0.0.0.0:8888"}):
+        docs, _ = _render(root, role, [{"config": {"service": {"telemetry": {"metrics": metrics}}}}])
+        c = _workload(docs)["spec"]["template"]["spec"]["containers"][0]
+        assert sorted(p["name"] for p in c["ports"]) == ["health", "otlp-grpc", "otlp-http"], metrics
+        for svc in (d for d in docs if d["kind"] == "Service"):
+            assert all(p["name"] != "metrics" and p["targetPort"] != "metrics" for p in svc["spec"]["ports"]), metrics
+        assert all(d["kind"] != "ServiceMonitor" for d in docs)
+        cfg = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+        r = _validate(watchtower_bin, tmp_path, cfg)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", f"{metrics}: {r.stdout}{r.stderr}"
+    # a ServiceMonitor asked for with nothing to scrape fails the render, naming both keys
+    for metrics, what in (({"address": ""}, 'config.service.telemetry.metrics.address is ""'),
+                          ({"level": "NONE"}, 'config.service.telemetry.metrics.level is "NONE"')):
+        with pytest.raises(TemplateError, match=re.escape(f"serviceMonitor.enabled is true, but {what}")):
+            _render(root, role, [{"serviceMonitor": {"enabled": True}, "config": {"service": {"telemetry": {"metrics": metrics}}}}])
+    # the readers form has no "off" spelling: an empty list leaves Watchtower's default
+    # address (0.0.0.0:8888), a pull reader sets the port; the ServiceMonitor scrapes it
+    for metrics, port in (({"address": None, "readers": []}, 8888),
+                          ({"address": None, "readers": [{"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": 9464}}}}]}, 9464)):
+        docs, _ = _render(root, role, [{"serviceMonitor": {"enabled": True}, "config": {"service": {"telemetry": {"metrics": metrics}}}}])
+        c = _workload(docs)["spec"]["template"]["spec"]["containers"][0]
+        assert {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"] == port
+        assert next(d for d in docs if d["kind"] == "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+        svc = next(d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") != "None")
+        assert "metrics" in {p["targetPort"] for p in svc["spec"]["ports"]}
+        r = _validate(watchtower_bin, tmp_path, next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"])
+        assert r.returncode == 0 and r.stdout.strip() == "ok", f"{metrics}: {r.stdout}{r.stderr}"
+
+
 class _StrictLoader(yaml.SafeLoader):
     """Refuses a mapping that repeats a key (PyYAML keeps the last one silently)."""
 
@@ -225,6 +258,49 @@ def test_pod_labels_cannot_take_the_pods_out_of_their_selectors(root, role):
     assert all(s == sel for s in selectors)
 
 
+def _label_maps(obj, path=""):
+    """Every labels / matchLabels / Service selector map in a rendered object, by path."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            p = f"{path}.{k}"
+            if k in ("labels", "matchLabels") or p == ".spec.selector" and isinstance(v, dict) and "matchLabels" not in v:
+                yield p, v
+            else:
+                yield from _label_maps(v, p)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _label_maps(v, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
+def test_every_rendered_label_value_is_a_string(root, role):
+    # what a values file's YAML gives the chart: 1.10 is the number 1.1, 42 an int, true a bool;
+    # Kubernetes refuses a label value that is not a string
+    over = yaml.safe_load("podLabels: {version: 1.10, build: 42, canary: true, team: obs, quoted: '1.10'}\n"
+                          "serviceMonitor: {enabled: true, labels: {release: 2, tier: 1.5}}\n"
+                          "fullnameOverride: watchtower\n")
+    assert over["podLabels"]["version"] == 1.1
+    # a release name that reads as a number ("1.10" is a valid Helm release name; the objects
+    # take their names from fullnameOverride, the instance label from the release)
+    rendered, _ = render_chart(root / "helm/watchtower", _values(root, GATEWAY_OVERLAYS[role]) + [over], release="1.10")
+    docs = [d for name, text in rendered.items() if not name.endswith(".txt") for d in yaml.load_all(text, _StrictLoader) if d]
+    wl = _workload(docs)
+    labels = wl["spec"]["template"]["metadata"]["labels"]
+    assert {k: labels[k] for k in over["podLabels"]} == {
+        "version": "1.1", "build": "42", "canary": "true", "team": "obs", "quoted": "1.10"}
+    assert labels["app.kubernetes.io/instance"] == "1.10"
+    assert all(d["metadata"]["name"].startswith("watchtower") for d in docs)
+    sm = next(d for d in docs if d["kind"] == "ServiceMonitor")["metadata"]["labels"]
+    assert sm["release"] == "2" and sm["tier"] == "1.5"
+    seen = 0
+    for d in docs:
+        for path, m in _label_maps(d):
+            seen += 1
+            bad = {k: v for k, v in m.items() if not (isinstance(k, str) and isinstance(v, str))}
+            assert not bad, f"{d['kind']} {path}: {bad}"
+    assert seen >= 10
+
+
 LOOPBACK = [
     ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is 127.0.0.1:4317", "0.0.0.0:4317"),
     ({"receivers": {"otlp": {"protocols": {"http": {"endpoint": "localhost:4318"}}}}}, "config.receivers.otlp.protocols.http.endpoint is localhost:4318", "0.0.0.0:4318"),
@@ -234,9 +310,23 @@ LOOPBACK = [
     # a pull reader's host defaults to localhost, as in the Collector
     ({"service": {"telemetry": {"metrics": {"address": None, "readers": [{"pull": {"exporter": {"prometheus": {"port": 9464}}}}]}}}},
      "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port is localhost:9464", "0.0.0.0:9464"),
+    # an IPv6 host is bracketed in the message, as Watchtower writes the reader's endpoint
     ({"service": {"telemetry": {"metrics": {"address": None, "readers": [{"pull": {"exporter": {"prometheus": {"host": "::1", "port": 9464}}}}]}}}},
-     "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port is ::1:9464", "0.0.0.0:9464"),
+     "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port is [::1]:9464", "0.0.0.0:9464"),
+    # a fully qualified localhost, the Debian /etc/hosts names of ::1, a zone, IPv4-mapped
+    # 127.0.0.0/8 (dotted and hex), ::1 written out
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "localhost.:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is localhost.:4317", "0.0.0.0:4317"),
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "ip6-localhost:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is ip6-localhost:4317", "0.0.0.0:4317"),
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "ip6-loopback:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is ip6-loopback:4317", "0.0.0.0:4317"),
+    ({"receivers": {"otlp": {"protocols": {"http": {"endpoint": "[::1%lo]:4318"}}}}}, "config.receivers.otlp.protocols.http.endpoint is [::1%lo]:4318", "0.0.0.0:4318"),
+    ({"extensions": {"health_check": {"endpoint": "[::ffff:7f00:1]:13133"}}}, "config.extensions.health_check.endpoint is [::ffff:7f00:1]:13133", "0.0.0.0:13133"),
+    ({"extensions": {"health_check": {"endpoint": "[::FFFF:127.0.0.1]:13133"}}}, "config.extensions.health_check.endpoint is [::FFFF:127.0.0.1]:13133", "0.0.0.0:13133"),
+    ({"service": {"telemetry": {"metrics": {"address": "[0:0:0:0:0:ffff:7f12:3456]:8888"}}}}, "config.service.telemetry.metrics.address is [0:0:0:0:0:ffff:7f12:3456]:8888", "0.0.0.0:8888"),
+    ({"service": {"telemetry": {"metrics": {"address": "[0:0:0:0:0:0:0:1]:8888"}}}}, "config.service.telemetry.metrics.address is [0:0:0:0:0:0:0:1]:8888", "0.0.0.0:8888"),
 ]
+
+# hosts that look close to loopback but are not: rendered
+NOT_LOOPBACK = ["[::ffff:10.0.0.1]", "[::ffff:a00:1]", "[fe80::1%eth0]", "[::1:0]", "localhost.example", "ip6-localnet", "[::]", "0.0.0.0"]
 
 
 @pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
@@ -253,6 +343,10 @@ def test_listeners_bound_to_loopback_fail_the_render(root, role, watchtower_bin,
     docs, _ = _render(root, role, [fine])
     ports = {p["name"]: p["containerPort"] for p in _workload(docs)["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert ports == {"otlp-grpc": 4317, "otlp-http": 4318, "health": 13133, "metrics": 8888}
+    for host in NOT_LOOPBACK:
+        near, _ = _render(root, role, [{"config": {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"{host}:4317"}}}}}}])
+        c = _workload(near)["spec"]["template"]["spec"]["containers"][0]
+        assert {p["name"]: p["containerPort"] for p in c["ports"]}["otlp-grpc"] == 4317, host
     cfg = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"]
     r = _validate(watchtower_bin, tmp_path, cfg, {"MY_POD_IP": "10.0.0.7"})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

@@ -288,6 +288,9 @@ def test_renderer_functions_follow_sprig(root):
     assert r('{{ index (dict "a" 1) "b" }}') == "<no value>"
     assert r('{{ toYaml (merge (dict "a" "dst") .Values.m) }}', {"m": {"a": "src", "b": "src"}}) == "a: dst\nb: src"
     assert r('{{ index ("k: v" | fromYaml) "k" }}') == "v"
+    # lower, trim (strings.TrimSpace); contains and hasPrefix take the needle first
+    assert r('{{ "NoNe" | lower }}|{{ "\n a b \n" | trim }}|') == "none|a b|"
+    assert r('{{ contains ":" "::1" }} {{ contains ":" "a" }} {{ hasPrefix "[" "[::1]" }} {{ hasPrefix "[" "::1" }}') == "true false true false"
     with pytest.raises(TemplateError):
         r('{{ index (list 1) 3 }}')
 

@@ -14,16 +14,40 @@
 {{- end -}}
 {{- end -}}
 
+{{/* A regular expression (Go RE2, matched case-insensitively against the whole host) for
+     the hosts that are loopback; one alternative per line. */}}
+{{- define "watchtower.loopbackHost" -}}
+{{- /* localhost, and Debian's /etc/hosts names of ::1; each may end in a dot (a FQDN) */ -}}
+(localhost|ip6-localhost|ip6-loopback)\.?
+{{- /* IPv4 127.0.0.0/8 */ -}}
+|127(\.[0-9]+){3}
+{{- /* IPv6, brackets optional: ::1 however its zeros are written (::1, 0:0:0:0:0:0:0:1),
+     or 127.0.0.0/8 mapped into IPv6 (::ffff:127.0.0.1, or in hex ::ffff:7f00:1); then an
+     optional zone (%lo) */ -}}
+|\[?((0*:){2,7}0*1|(0*:){2,5}ffff:(127(\.[0-9]+){3}|7f[0-9a-f]{2}:[0-9a-f]{1,4}))(%[^\]]*)?\]?
+{{- end -}}
+
+{{/* host:port, given as `list <host> <port>`; an IPv6 host is bracketed ([::1]:8888), as
+     Watchtower writes a pull reader's endpoint. */}}
+{{- define "watchtower.hostPort" -}}
+{{- if and (contains ":" (toString (first .))) (not (hasPrefix "[" (toString (first .)))) -}}
+[{{ first . }}]:{{ last . }}
+{{- else -}}
+{{ first . }}:{{ last . }}
+{{- end -}}
+{{- end -}}
+
 {{/* The port of a listening endpoint of the Watchtower config that the pods expose, given as
      `dict "key" <its path under config:> "endpoint" <"host:port"> "reachedBy" <who dials it>`.
      The render fails when the port is not written as a number (an environment reference), or
-     when the host is a loopback address (127.0.0.0/8, localhost, [::1]): the Services, the
-     kubelet's probes and the peers reach a pod at its IP, never at its loopback. */}}
+     when the host is a loopback address (watchtower.loopbackHost: 127.0.0.0/8, localhost,
+     ::1, IPv4-mapped 127.0.0.0/8): the Services, the kubelet's probes and the peers reach a
+     pod at its IP, never at its loopback. */}}
 {{- define "watchtower.port" -}}
 {{- if not (regexMatch "^[0-9]+$" (.endpoint | toString | splitList ":" | last)) -}}
 {{- fail (printf "the chart reads the pods' ports from config: write the port of %s (%s) as a number (the host may be an environment reference)" .key (toString .endpoint)) -}}
 {{- end -}}
-{{- if regexMatch "(?i)^(localhost|127(\\.[0-9]+){3}|\\[?((0*:){2,7}0*1|::ffff:127(\\.[0-9]+){3})\\]?):[0-9]+$" (toString .endpoint) -}}
+{{- if regexMatch (printf "(?i)^(%s):[0-9]+$" (include "watchtower.loopbackHost" .)) (toString .endpoint) -}}
 {{- fail (printf "%s is %s, a loopback address that %s cannot reach at the pod's IP: bind 0.0.0.0:%s (or the pod's IP)" .key (toString .endpoint) .reachedBy (.endpoint | toString | splitList ":" | last)) -}}
 {{- end -}}
 {{- .endpoint | toString | splitList ":" | last -}}
@@ -44,14 +68,28 @@
 {{- end -}}
 {{- include "watchtower.port" (dict "key" "config.extensions.health_check.endpoint" "endpoint" (dig "extensions" "health_check" "endpoint" "0.0.0.0:13133" .Values.config) "reachedBy" "the kubelet's probes, the Services (health) and the peers (runs API)") -}}
 {{- end -}}
+{{/* Why Watchtower serves no self-metrics, as "<key> is <value>"; empty when it does. Off:
+     `level: none` (any case), or `address: ""` with no readers (an empty readers list is no
+     reader: the address applies). */}}
+{{- define "watchtower.metricsOff" -}}
+{{- if eq (dig "service" "telemetry" "metrics" "level" "normal" .Values.config | toString | lower) "none" -}}
+config.service.telemetry.metrics.level is {{ dig "service" "telemetry" "metrics" "level" "" .Values.config | toString | quote }}
+{{- else if and (not (dig "service" "telemetry" "metrics" "readers" (list) .Values.config)) (eq (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config | toString) "") -}}
+config.service.telemetry.metrics.address is ""
+{{- end -}}
+{{- end -}}
+
 {{/* The self-metrics port: `service.telemetry.metrics.address`, or the Collector's
      `readers: [{ pull: { exporter: { prometheus: { host, port } } } }]` form (its host
-     defaults to localhost, as in the Collector). */}}
+     defaults to localhost, as in the Collector); empty when the endpoint is off
+     (watchtower.metricsOff): then no container port, no Service port, no ServiceMonitor. */}}
 {{- define "watchtower.metricsPort" -}}
+{{- if not (include "watchtower.metricsOff" .) -}}
 {{- with dig "service" "telemetry" "metrics" "readers" (list) .Values.config -}}
-{{- include "watchtower.port" (dict "key" "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port" "endpoint" (printf "%v:%v" (dig "pull" "exporter" "prometheus" "host" "localhost" (first .)) (dig "pull" "exporter" "prometheus" "port" "8888" (first .))) "reachedBy" "the Service (metrics) and the ServiceMonitor") -}}
+{{- include "watchtower.port" (dict "key" "config.service.telemetry.metrics.readers[0].pull.exporter.prometheus host:port" "endpoint" (include "watchtower.hostPort" (list (dig "pull" "exporter" "prometheus" "host" "localhost" (first .)) (dig "pull" "exporter" "prometheus" "port" "8888" (first .)))) "reachedBy" "the Service (metrics) and the ServiceMonitor") -}}
 {{- else -}}
 {{- include "watchtower.port" (dict "key" "config.service.telemetry.metrics.address" "endpoint" (dig "service" "telemetry" "metrics" "address" "0.0.0.0:8888" .Values.config) "reachedBy" "the Service (metrics) and the ServiceMonitor") -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -67,9 +105,21 @@
 {{- add .Values.preStopSleepSeconds (atoi (trimSuffix "s" (include "watchtower.shutdownTimeout" .))) 10 -}}
 {{- end -}}
 
+{{/* Label values are quoted: Kubernetes refuses a label value that is not a string, and a
+     release name such as "1.10" would otherwise be read as a number. */}}
 {{- define "watchtower.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "watchtower.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "watchtower.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
+
+{{/* A map of labels (given as the map), one `"key": "value"` line each (after a newline:
+     `| trim` it): every value is rendered as a string, its text as the values file's YAML gave
+     it (Kubernetes refuses other label values; an unquoted 1.10 is already the number 1.1,
+     true the bool true). */}}
+{{- define "watchtower.labelMap" -}}
+{{- range $k, $v := . }}
+{{ $k | quote }}: {{ toString $v | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The pods' labels: the selector labels and podLabels. podLabels may repeat a selector
@@ -82,7 +132,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "podLabels[%s] is %s, but the chart selects its pods by %s: %s (the Deployment/StatefulSet selector, the Services, the PodDisruptionBudget): remove it from podLabels (nameOverride and the release name set it)" ($k | quote) (toString $v | quote) $k (index (include "watchtower.selectorLabels" $ | fromYaml) $k | toString | quote)) }}
 {{- end }}
 {{- end }}
-{{- toYaml (merge (include "watchtower.selectorLabels" . | fromYaml) (default (dict) .Values.podLabels)) }}
+{{- include "watchtower.labelMap" (merge (include "watchtower.selectorLabels" . | fromYaml) (default (dict) .Values.podLabels)) | trim }}
 {{- end -}}
 
 {{- define "watchtower.labels" -}}
@@ -137,9 +187,11 @@ spec:
         - name: otlp-http
           containerPort: {{ include "watchtower.httpPort" . }}
           protocol: TCP
+        {{- with include "watchtower.metricsPort" . }}
         - name: metrics
-          containerPort: {{ include "watchtower.metricsPort" . }}
+          containerPort: {{ . }}
           protocol: TCP
+        {{- end }}
         - name: health
           containerPort: {{ include "watchtower.healthPort" . }}
           protocol: TCP
