@@ -364,6 +364,12 @@ enum Scalar {
 
 /// The message of a text setting given a value that is not a scalar.
 pub(crate) const NOT_TEXT: &str = "expected text (a string, number or boolean)";
+/// The message of a list of text ([`text_list`]) given something else.
+pub(crate) const NOT_TEXT_LIST: &str =
+    "expected a list of text values (strings, numbers or booleans)";
+/// The message of [`Headers`] given something else.
+pub(crate) const NOT_HEADERS: &str =
+    "expected a mapping of names to text values (strings, numbers or booleans)";
 
 /// The error of a value that is not a scalar (untagged enums say nothing useful).
 fn not_text<E: serde::de::Error>(_: E) -> E {
@@ -399,14 +405,14 @@ pub fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 pub fn text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Vec::<Scalar>::deserialize(d)
         .map(|v| v.into_iter().map(String::from).collect())
-        .map_err(not_text)
+        .map_err(|_: D::Error| serde::de::Error::custom(NOT_TEXT_LIST))
 }
 
 /// [`text`] for the values of [`Headers`].
 pub fn headers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
     BTreeMap::<String, Scalar>::deserialize(d)
         .map(|m| m.into_iter().map(|(k, v)| (k, String::from(v))).collect())
-        .map_err(not_text)
+        .map_err(|_: D::Error| serde::de::Error::custom(NOT_HEADERS))
 }
 
 #[cfg(test)]
@@ -437,7 +443,11 @@ mod tests {
         let e = serde_yaml::from_str::<T>("h: { X: [1] }\nt: x\nl: []\n")
             .err()
             .unwrap();
-        assert!(e.to_string().contains("expected text"), "{e}");
+        assert!(e.to_string().contains(NOT_HEADERS), "{e}");
+        let e = serde_yaml::from_str::<T>("h: {}\nt: x\nl: abc\n")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains(NOT_TEXT_LIST), "{e}");
     }
 
     #[test]

@@ -203,10 +203,11 @@ fn expects_text(message: &str) -> bool {
 }
 
 /// Whether serde's `message`, about a string, says a sequence or mapping was expected (a list,
-/// a map, a settings struct, or `common`'s text lists and headers, whose message is
-/// [`super::common::NOT_TEXT`] whatever they were given).
+/// a map, a settings struct, or `common`'s text lists and headers, whose messages say so
+/// whatever they were given).
 fn expects_collection(message: &str) -> bool {
-    message == super::common::NOT_TEXT
+    message == super::common::NOT_TEXT_LIST
+        || message == super::common::NOT_HEADERS
         || (message.starts_with("invalid type: string ")
             && (message.ends_with("expected a sequence")
                 || message.ends_with("expected a map")

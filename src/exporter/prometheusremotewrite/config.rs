@@ -139,7 +139,16 @@ fn ordered_queue_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<QueueSetti
             m.insert(key, serde_yaml::Value::Number(1.into()));
         }
     }
-    serde_yaml::from_value(v).map_err(serde::de::Error::custom)
+    // the key path inside sending_queue is kept in the message (`queue_size: invalid value`)
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        serde::de::Error::custom(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
 }
 
 #[cfg(test)]
@@ -198,5 +207,10 @@ retry_on_failure: { initial_interval: 100ms }
         assert!(e.to_string().contains("wal"), "{e}");
         let c: Config = serde_yaml::from_str("endpoint: p:9090").unwrap();
         assert!(c.validate().is_err());
+        // a bad key inside sending_queue is named
+        let e =
+            serde_yaml::from_str::<Config>("endpoint: http://p\nsending_queue: { queue_size: -1 }")
+                .unwrap_err();
+        assert!(e.to_string().contains("queue_size: invalid value"), "{e}");
     }
 }
