@@ -118,6 +118,15 @@ pub fn parse<T: DeserializeOwned>(
                 reread.push(path);
                 continue;
             }
+            // an empty variable for a list or mapping: the setting is left out (its default),
+            // as the Collector reads an empty value as null (`headers: ${env:HEADERS:-}`)
+            if at.as_str().is_some_and(|t| t.trim().is_empty())
+                && expects_collection(&message)
+                && remove(&mut cur, &path)
+            {
+                reread.push(path);
+                continue;
+            }
         }
         errors.push(ValueError {
             position: position(text, &full),

@@ -502,6 +502,19 @@ fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_k
         c.tls.server_name_override.as_deref(),
         Some("- not a list here")
     );
+    // an empty variable for a list or mapping setting leaves it out (its default)
+    let empty = |k: &str| match k {
+        "LABELS" | "EXPORTERS" => Some(String::new()),
+        other => lookup(other),
+    };
+    let errs = parse(&text("0.0.0.0:4317"), &empty)
+        .unwrap_err()
+        .to_string();
+    // (a pipeline without exporters is refused as one written without them is)
+    assert!(
+        errs.contains("service.pipelines.metrics") && !errs.contains("external_labels"),
+        "{errs}"
+    );
     // an address from the environment is checked as the text the setting gets
     let errs = parse(&text("${env:ENDPOINT}"), &lookup)
         .unwrap_err()
