@@ -38,8 +38,8 @@ struct Reference {
     body: Option<String>,
     /// 1-based line.
     line: usize,
-    /// Written between quotes of its own (`"${env:X}"`, `'${env:X}'`): the value is text even
-    /// when it looks like a number (the quotes say so).
+    /// Written between quotes of its own (`"${env:X}"`, `'${env:X}'`) or after YAML's string
+    /// tag (`!!str ${env:X}`): the value is text even when it looks like a number.
     quoted: bool,
 }
 
@@ -110,8 +110,16 @@ pub fn mask(text: &str) -> Masked {
             };
             let body = &body_start[..end];
             let quote_before = out.chars().last().filter(|c| matches!(c, '"' | '\''));
-            let quoted = quote_before.is_some()
-                && body_start[end + 1..].starts_with(quote_before.unwrap_or(' '));
+            // text by quotes of its own, or by YAML's string tag (`!!str ${env:X}`)
+            let str_tag = out.ends_with([' ', '\t'])
+                && out
+                    .trim_end_matches([' ', '\t'])
+                    .rsplit([' ', '\t', ':', '[', ',', '{', '-'])
+                    .next()
+                    .is_some_and(|t| t == "!!str" || t == "!<tag:yaml.org,2002:str>");
+            let quoted = str_tag
+                || (quote_before.is_some()
+                    && body_start[end + 1..].starts_with(quote_before.unwrap_or(' ')));
             out.push_str(&placeholder(refs.len(), body.chars().count() + 3));
             refs.push(Reference {
                 body: Some(body.to_string()),

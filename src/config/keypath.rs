@@ -97,36 +97,32 @@ pub fn parse<T: DeserializeOwned>(
         }
         let mut full: Vec<Step> = base.iter().map(|k| Step::Key(k.to_string())).collect();
         full.extend(path.iter().cloned());
-        if !reread.contains(&path)
-            && let Some(original) = reference_at(text, &full).and_then(|i| originals.get(&i))
+        let mut message = message;
+        if let Some(original) = reference_at(text, &full).and_then(|i| originals.get(&i))
             && let Some(at) = value_at(&mut cur, &path)
         {
-            // an environment value typed as a number or boolean given to a text setting: its
-            // text, as the Collector keeps an expanded value's original string
-            let as_text = (!at.is_string() && expects_text(&message))
-                .then(|| serde_yaml::Value::String(original.clone()));
-            // the text of a sequence or mapping given to a setting that takes one: as YAML
-            // reads it, as the Collector's confmap does (`exporters: ${env:EXPORTERS}`)
-            let as_yaml = || {
-                (at.is_string() && expects_collection(&message))
-                    .then(|| serde_yaml::from_str::<serde_yaml::Value>(original).ok())
-                    .flatten()
-                    .filter(|v| v.is_sequence() || v.is_mapping())
-            };
-            if let Some(v) = as_text.or_else(as_yaml) {
-                *at = v;
-                reread.push(path);
-                continue;
+            if !reread.contains(&path) {
+                match reread_env(at, original, &message) {
+                    Reread::Value(v) => {
+                        *at = v;
+                        reread.push(path);
+                        continue;
+                    }
+                    Reread::Default => {
+                        if remove(&mut cur, &path) {
+                            reread.push(path);
+                            continue;
+                        }
+                    }
+                    Reread::NotYaml(why) => message = why,
+                    Reread::No => {}
+                }
             }
-            // an empty variable for a list or mapping: the setting is left out (its default),
-            // as the Collector reads an empty value as null (`headers: ${env:HEADERS:-}`)
-            if at.as_str().is_some_and(|t| t.trim().is_empty())
-                && expects_collection(&message)
-                && remove(&mut cur, &path)
-            {
-                reread.push(path);
-                continue;
-            }
+            // a variable's value is never quoted in a message (it may be a secret)
+            message = message.replace(
+                &format!("{original:?}"),
+                "(the environment variable's value)",
+            );
         }
         errors.push(ValueError {
             position: position(text, &full),
@@ -236,6 +232,50 @@ fn reference_at(text: &str, path: &[Step]) -> Option<usize> {
         value = value[end..].trim_start_matches([' ', '\t']);
     }
     super::env::placeholder_at(value)
+}
+
+/// What a setting given an environment reference reads instead of the value it was given.
+enum Reread {
+    /// this value
+    Value(serde_yaml::Value),
+    /// nothing: the setting is left out, its default applies
+    Default,
+    /// the setting takes a list or mapping and the variable is not YAML: why
+    NotYaml(String),
+    /// the value as it is
+    No,
+}
+
+/// [`Reread`] for the value `at` of a whole reference whose variable held `original`, which
+/// serde refused with `message`:
+/// - a number or boolean given to a text setting: its text, as the Collector keeps an expanded
+///   value's original string;
+/// - text given to a setting that takes a list or mapping: the text as YAML reads it, as the
+///   Collector's confmap does (`exporters: ${env:EXPORTERS}`); empty, `~` or `null` leaves
+///   the setting out, as the Collector reads it as null (`headers: ${env:HEADERS:-}`).
+fn reread_env(at: &serde_yaml::Value, original: &str, message: &str) -> Reread {
+    if !at.is_string() && expects_text(message) {
+        return Reread::Value(serde_yaml::Value::String(original.to_string()));
+    }
+    if !(at.is_string() && expects_collection(message)) {
+        return Reread::No;
+    }
+    if original.trim().is_empty() {
+        return Reread::Default;
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(original) {
+        Ok(v @ (serde_yaml::Value::Sequence(_) | serde_yaml::Value::Mapping(_))) => {
+            Reread::Value(v)
+        }
+        Ok(serde_yaml::Value::Null) => Reread::Default,
+        Ok(_) => Reread::NotYaml(
+            "expected a list or mapping; the environment variable holds a single value".into(),
+        ),
+        Err(e) => Reread::NotYaml(format!(
+            "expected a list or mapping; the environment variable's value is not YAML: {}",
+            plain_yaml_error(&e)
+        )),
+    }
 }
 
 /// The value at `path` in `v`, if there is one.

@@ -502,9 +502,10 @@ fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_k
         c.tls.server_name_override.as_deref(),
         Some("- not a list here")
     );
-    // an empty variable for a list or mapping setting leaves it out (its default)
+    // an empty variable (or `~`) for a list or mapping setting leaves it out (its default)
     let empty = |k: &str| match k {
-        "LABELS" | "EXPORTERS" => Some(String::new()),
+        "LABELS" => Some("~".to_string()),
+        "EXPORTERS" => Some(String::new()),
         other => lookup(other),
     };
     let errs = parse(&text("0.0.0.0:4317"), &empty)
@@ -515,6 +516,28 @@ fn an_environment_list_or_mapping_is_one_as_in_the_collector_and_text_settings_k
         errs.contains("service.pipelines.metrics") && !errs.contains("external_labels"),
         "{errs}"
     );
+    // a list that is not YAML: said so, the variable's value never quoted (it may be secret)
+    let broken = |k: &str| match k {
+        "EXPORTERS" => Some("[prometheusremotewrite, s3cret".to_string()),
+        other => lookup(other),
+    };
+    let errs = parse(&text("0.0.0.0:4317"), &broken)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("service.pipelines.metrics.exporters: expected a list or mapping; the environment variable's value is not YAML"),
+        "{errs}"
+    );
+    assert!(!errs.contains("s3cret"), "{errs}");
+    // YAML's string tag makes a number text, as quotes do
+    let tagged = text("0.0.0.0:4317").replace("value: ${env:CLUSTER}", "value: !!str ${env:NUM}");
+    let num = |k: &str| match k {
+        "NUM" => Some("400".to_string()),
+        other => lookup(other),
+    };
+    let cfg = parse(&tagged, &num).unwrap_or_else(|e| panic!("{e}"));
+    let resource = format!("{:?}", cfg.processors["resource"]);
+    assert!(resource.contains("String(\"400\")"), "{resource}");
     // an address from the environment is checked as the text the setting gets
     let errs = parse(&text("${env:ENDPOINT}"), &lookup)
         .unwrap_err()

@@ -98,6 +98,8 @@ impl Peers {
                     && labels.len() <= 253
                     && labels.split('.').all(|l| {
                         (1..=63).contains(&l.len())
+                            && !l.starts_with('-')
+                            && !l.ends_with('-')
                             && l.bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                     });
@@ -190,7 +192,13 @@ impl Peers {
         let mut failed = Vec::new();
         for e in &self.entries {
             if let Some(name) = e.strip_prefix("dnssrv+") {
-                match tokio::time::timeout(self.timeout, self.resolve_srv(name)).await {
+                let result = tokio::time::timeout(self.timeout, self.resolve_srv(name)).await;
+                if !matches!(result, Ok(Ok(_))) {
+                    // the next lookup reads the system's DNS configuration again (it may
+                    // have been fixed since)
+                    *self.srv.lock() = None;
+                }
+                match result {
                     Ok(Ok((addrs, unresolved))) => {
                         out.extend(addrs);
                         failed.extend(unresolved);
@@ -340,6 +348,7 @@ mod tests {
             "dnssrv+",
             "dnssrv+_health._tcp.wt:13133",
             "dnssrv+a..b",
+            "dnssrv+-bad-.x",
             "dnssrv+dns+x",
             "dnssrv+x\ty",
             " dnssrv+_h._tcp.x",
