@@ -655,39 +655,8 @@ async fn three_replicas_dns_peers_answer_as_one() {
 /// in a private mount namespace (`unshare`, root) where `/etc/resolv.conf` names that server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_dns_srv_peers_answer_as_one() {
-    // SAFETY: geteuid has no preconditions
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (a private mount namespace and a DNS server on port 53), as CI runs"
-    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let dns_ip = "127.0.0.153";
-    let server = tokio::net::UdpSocket::bind((dns_ip, 53))
-        .await
-        .expect("bind the test DNS server on 127.0.0.153:53");
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let queries = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(dns_server(server, port, queries.clone()));
-    let conf = dir.path().join("resolv.conf");
-    std::fs::write(
-        &conf,
-        format!("nameserver {dns_ip}\noptions timeout:1 attempts:2\n"),
-    )
-    .expect("resolv.conf");
-    let launcher = vec![
-        "unshare".to_string(),
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "sh".into(),
-        "-c".into(),
-        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
-        conf.display().to_string(),
-    ];
+    let (port, queries, launcher) = srv_setup(dir.path(), "127.0.0.153").await;
     let peers = vec!["dnssrv+_health._tcp.watchtower-headless.test".to_string()];
     let tier: Vec<Replica> = (0..3)
         .map(|i| {
@@ -707,6 +676,44 @@ async fn three_replicas_dns_srv_peers_answer_as_one() {
         queries.load(Ordering::Relaxed) > 0,
         "the gateways never asked the test's DNS server"
     );
+}
+
+/// What an SRV test needs: the test DNS server started on `dns_ip`:53 ([`dns_server`]), the
+/// replicas' port, the server's query count, and the command line that starts a gateway in a
+/// private mount namespace whose `/etc/resolv.conf` names that server (root only, as CI runs).
+async fn srv_setup(dir: &Path, dns_ip: &str) -> (u16, Arc<AtomicUsize>, Vec<String>) {
+    // SAFETY: geteuid has no preconditions
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (a private mount namespace and a DNS server on port 53), as CI runs"
+    );
+    let server = tokio::net::UdpSocket::bind((dns_ip, 53))
+        .await
+        .unwrap_or_else(|e| panic!("bind the test DNS server on {dns_ip}:53: {e}"));
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let queries = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(dns_server(server, port, queries.clone()));
+    let conf = dir.join("resolv.conf");
+    std::fs::write(
+        &conf,
+        format!("nameserver {dns_ip}\noptions timeout:1 attempts:2\n"),
+    )
+    .expect("resolv.conf");
+    let launcher = vec![
+        "unshare".to_string(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
+        conf.display().to_string(),
+    ];
+    (port, queries, launcher)
 }
 
 /// A DNS server for the SRV tests: `_health._tcp.watchtower-headless.test.` has three targets
@@ -790,24 +797,8 @@ async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicU
 /// missing, as it names a peer that does not answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srv_target_without_an_address_is_a_missing_replica() {
-    // SAFETY: geteuid has no preconditions
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (a private mount namespace and a DNS server on port 53), as CI runs"
-    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let dns_ip = "127.0.0.154";
-    let server = tokio::net::UdpSocket::bind((dns_ip, 53))
-        .await
-        .expect("bind the test DNS server on 127.0.0.154:53");
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    tokio::spawn(dns_server(server, port, Arc::new(AtomicUsize::new(0))));
-    let conf = dir.path().join("resolv.conf");
-    std::fs::write(&conf, format!("nameserver {dns_ip}\noptions timeout:1\n")).expect("conf");
+    let (port, _, launcher) = srv_setup(dir.path(), "127.0.0.154").await;
     let mut r = Replica::new(
         dir.path(),
         "g0",
@@ -815,16 +806,7 @@ async fn an_srv_target_without_an_address_is_a_missing_replica() {
         port,
         &["dnssrv+_health._tcp.ghosts.test".to_string()],
     );
-    r.launcher = vec![
-        "unshare".to_string(),
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "sh".into(),
-        "-c".into(),
-        r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
-        conf.display().to_string(),
-    ];
+    r.launcher = launcher;
     r.spawn();
     r.ready().await;
     let (code, s) = post_run(&r.url(), serde_json::json!({"id": "g1"})).await;
