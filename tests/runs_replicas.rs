@@ -1310,3 +1310,50 @@ async fn a_starting_replica_learns_more_open_runs_than_one_page() {
         assert_eq!(s["state"], "open", "p{i}: {s}");
     }
 }
+
+/// A replica restarted without a `directory` after a run ended has lost its part of it; it
+/// cannot tell, but the tier recorded at `run-end` which replicas held a part, so every later
+/// answer is `partial` and names it instead of leaving its counts out silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_lost_in_a_restart_after_the_run_ended_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
+    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
+    let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
+    a.spawn();
+    b.spawn();
+    a.ready().await;
+    b.ready().await;
+    let (code, out, err) = cli(&["run-start", "--url", &a.url(), "--id", "h1"]);
+    assert_eq!((code, out.trim()), (0, "h1"), "{err}");
+    send_spans(&a, "svc", 10, None).await;
+    send_spans(&b, "svc", 20, None).await;
+    let (code, _, err) = cli(&["run-end", "--url", &a.url(), "--id", "h1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, s) = get(&format!("{}/runs/h1", a.url()), false).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (u(&s["totals"]["spans"]), &s["partial"]),
+        (30, &Value::Bool(false)),
+        "{s}"
+    );
+    let mut both = vec![a.addr(), b.addr()];
+    both.sort();
+    assert_eq!(
+        s["holders"],
+        serde_json::json!(both),
+        "both held a part at the end: {s}"
+    );
+    // b restarts without a directory: its 20 spans are gone, and every answer says so
+    b.kill();
+    b.spawn();
+    b.ready().await;
+    for r in [&a, &b] {
+        let (code, s) = get(&format!("{}/runs/h1", r.url()), false).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(u(&s["totals"]["spans"]), 10, "{s}");
+        assert_eq!(s["partial"], true, "asked of {}: {s}", r.addr());
+        assert_eq!(s["missing_replicas"], serde_json::json!([b.addr()]), "{s}");
+    }
+}

@@ -240,6 +240,31 @@ fn add_lost(
     missing.dedup();
 }
 
+/// Adds to `missing` the replicas that held a part of `run` when it ended
+/// ([`Summary::holders`]) and whose part is not among the answers: `present` are the
+/// addresses whose parts were merged (the peers that answered with one, and this replica's
+/// own addresses when it holds one).
+fn add_gone_holders(id: &str, run: &Summary, present: &[String], missing: &mut Vec<String>) {
+    for h in &run.holders {
+        if !present.contains(h) && !missing.contains(h) {
+            tracing::warn!(run = %id, replica = %h, "runs: a replica that held a part of the run at its end no longer has it (restarted without a directory, or removed)");
+            missing.push(h.clone());
+        }
+    }
+    missing.sort();
+    missing.dedup();
+}
+
+/// The addresses whose parts are merged: the answering peers', and this replica's own when
+/// it holds a part.
+fn present(reg: &Registry, found: &[String], local: bool) -> Vec<String> {
+    let mut out = found.to_vec();
+    if local && let Some(p) = &reg.peers {
+        out.extend(p.own_addresses());
+    }
+    out
+}
+
 /// Ends run `id` on this replica in a task of its own, so that a caller that goes away (a
 /// peer whose call timed out, a CLI interrupted) cannot leave the run half-ended.
 async fn end_detached(reg: &Arc<Registry>, id: &str, at: Option<u64>) -> Result<Summary, Response> {
@@ -427,6 +452,8 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         .map(|(a, _)| a.clone())
         .collect();
     let local_open = local.as_ref().is_some_and(|s| s.state == RunState::Open);
+    let addrs: Vec<String> = found.iter().map(|(a, _)| a.clone()).collect();
+    let present = present(reg, &addrs, local.is_some());
     let parts: Vec<Summary> = local
         .into_iter()
         .chain(found.into_iter().map(|(_, s)| s))
@@ -435,6 +462,7 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         Some(s) => {
             repair_end(reg, &s, local_open, open_peers);
             add_lost(id, Some(&s), absentees(reg, id, absent), &mut missing);
+            add_gone_holders(id, &s, &present, &mut missing);
             json(StatusCode::OK, &mark(s, missing))
         }
         None => {
@@ -494,18 +522,29 @@ async fn end(
         mut missing,
         absent,
     } = merged;
+    let addrs: Vec<String> = found.iter().map(|(a, _)| a.clone()).collect();
     let mut parts: Vec<Summary> = found.into_iter().map(|(_, s)| s).collect();
     match local {
         Ok(s) => parts.insert(0, s),
         Err(resp) if resp.status() == StatusCode::NOT_FOUND => {}
         Err(resp) => return resp,
     }
+    let present = present(&reg, &addrs, reg.get(&id).is_some());
     match merge_summaries(parts, &reg.limits()) {
-        Some(s) => {
+        Some(mut s) => {
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
             add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
+            if s.holders.is_empty() {
+                // the first run-end: who holds a part now is recorded on every replica, so a
+                // part lost later (a restart without a directory) is named, not silently
+                // left out of the counts
+                record_holders(&reg, &h, &id, present).await;
+                s.holders = reg.get(&id).map(|l| l.holders).unwrap_or_default();
+            } else {
+                add_gone_holders(&id, &s, &present, &mut missing);
+            }
             json(StatusCode::OK, &mark(s, missing))
         }
         None => {
@@ -514,6 +553,61 @@ async fn end(
         }
     }
 }
+
+/// Records `holders` (sorted) as run `id`'s [`Summary::holders`] here and on every peer
+/// (`POST /runs/{id}/holders`, forwarded; bounded by `peer_timeout`). A peer that misses it
+/// keeps none: its answers then only lack the check.
+async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, mut holders: Vec<String>) {
+    holders.sort();
+    holders.dedup();
+    if holders.is_empty() {
+        return;
+    }
+    reg.set_holders(id, holders.clone());
+    let body = serde_json::to_string(&holders).unwrap_or_default();
+    let _ = fan_out::<serde_json::Value>(
+        reg,
+        h,
+        reqwest::Method::POST,
+        &format!("/runs/{}/holders", path_id(id)),
+        Some(body),
+        Duration::ZERO,
+        (&[200], &[404]),
+    )
+    .await;
+}
+
+/// `POST /runs/{id}/holders`: the tier's record of the replicas that held a part at the end
+/// (a JSON list of `host:port`), sent by the replica that ran `run-end`; kept on this replica
+/// only. `404` when this replica does not hold the run.
+async fn holders(
+    State(reg): State<Arc<Registry>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let list: Vec<String> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => {
+            return error(RunsError::Invalid(format!(
+                "holders must be a JSON list of host:port: {e}"
+            )));
+        }
+    };
+    if list.len() > MAX_HOLDERS {
+        return error(RunsError::Invalid(format!(
+            "at most {MAX_HOLDERS} holders, got {}",
+            list.len()
+        )));
+    }
+    if reg.set_holders(&id, list) {
+        json(StatusCode::OK, &serde_json::json!({ "id": id }))
+    } else {
+        not_found(&reg, &id)
+    }
+}
+
+/// Most replicas one holders record names.
+const MAX_HOLDERS: usize = 1024;
 
 async fn list(
     State(reg): State<Arc<Registry>>,
@@ -577,6 +671,7 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
+        .route("/runs/{id}/holders", post(holders))
         .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
         .with_state(reg);
     match me.and_then(|m| http::HeaderValue::from_str(&m).ok()) {

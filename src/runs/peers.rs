@@ -228,6 +228,12 @@ impl Peers {
         )
     }
 
+    /// The addresses among the peers found to be this replica (learnt from its own answers
+    /// to a fan-out), sorted.
+    pub fn own_addresses(&self) -> Vec<String> {
+        self.myself.lock().iter().cloned().collect()
+    }
+
     /// Sends `method path` (with a JSON body if any) to every peer at once and returns each
     /// peer's reply, keyed by address. Answers from this replica itself are dropped (and its
     /// address remembered), and so is a second answer from one replica (two entries naming

@@ -457,6 +457,20 @@ impl Registry {
         self.open_run(req, true)
     }
 
+    /// Records the replicas that held a part of run `id` when the tier's `run-end` returned
+    /// ([`Summary::holders`]); false when this replica does not hold the run.
+    pub fn set_holders(&self, id: &str, holders: Vec<String>) -> bool {
+        let mut runs = self.runs.lock();
+        let Some(e) = runs.get_mut(id) else {
+            return false;
+        };
+        if e.summary.holders != holders {
+            e.summary.holders = holders;
+            e.dirty = true;
+        }
+        true
+    }
+
     /// Forgets run `id` if it is still the open run of run-start `origin` (a run-start that
     /// lost a race for its id; what it counted is dropped with it). Returns whether it did.
     pub fn withdraw(&self, id: &str, origin: &str) -> bool {

@@ -95,6 +95,9 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     a.expires_unix_ms = a.expires_unix_ms.max(b.expires_unix_ms);
     a.late_joins.extend_from_slice(&b.late_joins);
     a.late_joins.sort_unstable();
+    a.holders.extend_from_slice(&b.holders);
+    a.holders.sort_unstable();
+    a.holders.dedup();
     let (t, u) = (&mut a.totals, &b.totals);
     t.spans += u.spans;
     t.error_spans += u.error_spans;

@@ -193,6 +193,13 @@ pub struct Summary {
     /// is kept everywhere and only its caller is answered `201`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The replicas (`host:port` as the tier's peers name them) that held a part of this run
+    /// when the tier's `run-end` returned, recorded on every replica. A replica among them
+    /// that no longer answers with its part (restarted without a `directory`, or removed)
+    /// makes every later answer `partial`, naming it. Absent on one replica, for runs ended
+    /// before this was recorded, and until the run ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<String>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
 }
