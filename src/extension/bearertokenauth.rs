@@ -66,6 +66,21 @@ impl Config {
         }
         HeaderName::from_bytes(self.header.as_bytes())
             .map_err(|_| format!("header {:?} is not a valid header name", self.header))?;
+        // each token is sent or compared as `<scheme> <token>`: one that cannot be a header
+        // value (a newline, a control character) would fail every request it is sent with;
+        // the token itself is never quoted in the message
+        for (i, t) in self.token.iter().chain(&self.tokens).enumerate() {
+            if http::HeaderValue::from_str(&format!("{} {t}", self.scheme)).is_err() {
+                let which = if self.token.is_some() {
+                    "token".to_string()
+                } else {
+                    format!("tokens[{i}]")
+                };
+                return Err(format!(
+                    "{which} holds a character a header value cannot (a control character such as a newline)"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -324,5 +339,14 @@ mod tests {
             ..Config::default()
         };
         assert!(BearerTokenAuth::new(&missing_file).is_err());
+        let newline = Config {
+            tokens: vec!["ok".into(), "s3cret\nX-Evil: 1".into()],
+            ..Config::default()
+        };
+        let e = newline.validate().unwrap_err();
+        assert!(
+            e.starts_with("tokens[1] holds") && !e.contains("s3cret"),
+            "{e}"
+        );
     }
 }
