@@ -13,7 +13,7 @@ use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
 use crate::runs::registry::{Page, PageRequest, StartRequest, paginate};
 use crate::runs::replicas::{merge_infos, merge_summaries};
-use crate::runs::summary::{RunInfo, RunSource, RunState, Summary, now_ms};
+use crate::runs::summary::{Holder, RunInfo, RunSource, RunState, Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -90,6 +90,8 @@ fn forwarded(h: &HeaderMap) -> bool {
 struct Fanned<T> {
     /// answers with a status in `ok`, decoded, with the peer's address
     found: Vec<(String, T)>,
+    /// the replica id of each found answer, by the peer's address
+    ids: BTreeMap<String, String>,
     /// peers that did not answer from a replica's runs API as asked (sorted addresses)
     missing: Vec<String>,
     /// replicas that answered with a status in `absent` (they do not hold it), with their
@@ -113,28 +115,33 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     (ok, absent_codes): (&[u16], &[u16]),
 ) -> Fanned<T> {
     let (mut found, mut missing, mut absent) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ids = BTreeMap::new();
     let Some(peers) = reg.peers.as_ref().filter(|_| !forwarded(h)) else {
         return Fanned {
             found,
+            ids,
             missing,
             absent,
         };
     };
     for (addr, reply) in peers.fan_out(method, path, body, extra).await {
         match reply {
-            Reply::Answer(status, b, true) if ok.contains(&status) => {
+            Reply::Answer(status, b, Some(id)) if ok.contains(&status) => {
                 match serde_json::from_slice::<T>(&b) {
-                    Ok(v) => found.push((addr, v)),
+                    Ok(v) => {
+                        ids.insert(addr.clone(), id);
+                        found.push((addr, v))
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %addr, error = %e, "runs: unreadable peer answer");
                         missing.push(addr);
                     }
                 }
             }
-            Reply::Answer(status, b, true) if absent_codes.contains(&status) => {
+            Reply::Answer(status, b, Some(_)) if absent_codes.contains(&status) => {
                 absent.push((addr, b))
             }
-            Reply::Answer(status, _, false) => {
+            Reply::Answer(status, _, None) => {
                 tracing::warn!(peer = %addr, status, "runs: a peer address answered, but not from a replica's runs API (a wrong port?)");
                 missing.push(addr);
             }
@@ -154,6 +161,7 @@ async fn fan_out<T: serde::de::DeserializeOwned>(
     missing.sort();
     Fanned {
         found,
+        ids,
         missing,
         absent,
     }
@@ -241,27 +249,42 @@ fn add_lost(
 }
 
 /// Adds to `missing` the replicas that held a part of `run` when it ended
-/// ([`Summary::holders`]) and whose part is not among the answers: `present` are the
-/// addresses whose parts were merged (the peers that answered with one, and this replica's
-/// own addresses when it holds one).
+/// ([`Summary::holders`]) and whose part is not among the merged ones (`present`: replica
+/// ids), each named by its address, or by its id when that is unknown.
 fn add_gone_holders(id: &str, run: &Summary, present: &[String], missing: &mut Vec<String>) {
-    for h in &run.holders {
-        if !present.contains(h) && !missing.contains(h) {
-            tracing::warn!(run = %id, replica = %h, "runs: a replica that held a part of the run at its end no longer has it (restarted without a directory, or removed)");
-            missing.push(h.clone());
+    for h in run.holders.iter().filter(|h| !present.contains(&h.replica)) {
+        let name = if h.address.is_empty() {
+            format!("replica {}", h.replica)
+        } else {
+            h.address.clone()
+        };
+        if !missing.contains(&name) {
+            tracing::warn!(run = %id, replica = %name, "runs: a replica that held a part of the run at its end no longer has it (restarted without a directory, or removed)");
+            missing.push(name);
         }
     }
     missing.sort();
     missing.dedup();
 }
 
-/// The addresses whose parts are merged: the answering peers', and this replica's own when
-/// it holds a part.
-fn present(reg: &Registry, found: &[String], local: bool) -> Vec<String> {
-    let mut out = found.to_vec();
+/// The parts merged, as holders: each answering peer's replica id and address, and this
+/// replica's own when it holds a part (its address when its peers list names it).
+fn present(reg: &Registry, ids: &BTreeMap<String, String>, local: bool) -> Vec<Holder> {
+    let mut out: Vec<Holder> = ids
+        .iter()
+        .map(|(addr, id)| Holder {
+            replica: id.clone(),
+            address: addr.clone(),
+        })
+        .collect();
     if local && let Some(p) = &reg.peers {
-        out.extend(p.own_addresses());
+        out.push(Holder {
+            replica: p.self_id.clone(),
+            address: p.own_addresses().into_iter().next().unwrap_or_default(),
+        });
     }
+    out.sort();
+    out.dedup_by(|x, y| x.replica == y.replica);
     out
 }
 
@@ -295,7 +318,7 @@ fn end_later(reg: &Arc<Registry>, id: &str, at: u64, addrs: Vec<String>, until: 
             let mut pause = Duration::from_secs(1);
             while now_ms() < until {
                 match peers.call(&addr, reqwest::Method::POST, &path, extra).await {
-                    Reply::Answer(200 | 404, _, true) => {
+                    Reply::Answer(200 | 404, _, Some(_)) => {
                         tracing::info!(run = %id, peer = %addr, "runs: run ended on a replica that missed run-end");
                         return;
                     }
@@ -434,6 +457,7 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
     let path = format!("/runs/{}", path_id(id));
     let Fanned {
         found,
+        ids,
         mut missing,
         absent,
     } = fan_out::<Summary>(
@@ -452,8 +476,10 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         .map(|(a, _)| a.clone())
         .collect();
     let local_open = local.as_ref().is_some_and(|s| s.state == RunState::Open);
-    let addrs: Vec<String> = found.iter().map(|(a, _)| a.clone()).collect();
-    let present = present(reg, &addrs, local.is_some());
+    let present: Vec<String> = present(reg, &ids, local.is_some())
+        .into_iter()
+        .map(|h| h.replica)
+        .collect();
     let parts: Vec<Summary> = local
         .into_iter()
         .chain(found.into_iter().map(|(_, s)| s))
@@ -519,17 +545,17 @@ async fn end(
     });
     let Fanned {
         found,
+        ids,
         mut missing,
         absent,
     } = merged;
-    let addrs: Vec<String> = found.iter().map(|(a, _)| a.clone()).collect();
     let mut parts: Vec<Summary> = found.into_iter().map(|(_, s)| s).collect();
     match local {
         Ok(s) => parts.insert(0, s),
         Err(resp) if resp.status() == StatusCode::NOT_FOUND => {}
         Err(resp) => return resp,
     }
-    let present = present(&reg, &addrs, reg.get(&id).is_some());
+    let holders = present(&reg, &ids, reg.get(&id).is_some());
     match merge_summaries(parts, &reg.limits()) {
         Some(mut s) => {
             if !missing.is_empty() {
@@ -540,9 +566,10 @@ async fn end(
                 // the first run-end: who holds a part now is recorded on every replica, so a
                 // part lost later (a restart without a directory) is named, not silently
                 // left out of the counts
-                record_holders(&reg, &h, &id, present).await;
-                s.holders = reg.get(&id).map(|l| l.holders).unwrap_or_default();
+                record_holders(&reg, &h, &id, &holders).await;
+                s.holders = holders;
             } else {
+                let present: Vec<String> = holders.into_iter().map(|h| h.replica).collect();
                 add_gone_holders(&id, &s, &present, &mut missing);
             }
             json(StatusCode::OK, &mark(s, missing))
@@ -554,17 +581,15 @@ async fn end(
     }
 }
 
-/// Records `holders` (sorted) as run `id`'s [`Summary::holders`] here and on every peer
+/// Records `holders` as run `id`'s [`Summary::holders`] here and on every peer
 /// (`POST /runs/{id}/holders`, forwarded; bounded by `peer_timeout`). A peer that misses it
 /// keeps none: its answers then only lack the check.
-async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, mut holders: Vec<String>) {
-    holders.sort();
-    holders.dedup();
+async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, holders: &[Holder]) {
     if holders.is_empty() {
         return;
     }
-    reg.set_holders(id, holders.clone());
-    let body = serde_json::to_string(&holders).unwrap_or_default();
+    reg.set_holders(id, holders.to_vec());
+    let body = serde_json::to_string(holders).unwrap_or_default();
     let _ = fan_out::<serde_json::Value>(
         reg,
         h,
@@ -577,32 +602,54 @@ async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, mut holder
     .await;
 }
 
-/// `POST /runs/{id}/holders`: the tier's record of the replicas that held a part at the end
-/// (a JSON list of `host:port`), sent by the replica that ran `run-end`; kept on this replica
-/// only. `404` when this replica does not hold the run.
+/// `POST /runs/{id}/holders`: the tier's record of the replicas that held a part of an ended
+/// run (a JSON list of `{"replica": id, "address": "host:port"}`), sent by the replica that
+/// ran `run-end` to its peers (the call must be forwarded), kept on this replica, once.
+/// `400` for a bad list, `403` when not forwarded, `404` when this replica does not hold the
+/// run, `409` while it is open.
 async fn holders(
     State(reg): State<Arc<Registry>>,
+    h: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let list: Vec<String> = match serde_json::from_slice(&body) {
+    if !forwarded(&h) {
+        return (
+            StatusCode::FORBIDDEN,
+            "holders are recorded by the tier's run-end only",
+        )
+            .into_response();
+    }
+    let list: Vec<Holder> = match serde_json::from_slice(&body) {
         Ok(l) => l,
         Err(e) => {
             return error(RunsError::Invalid(format!(
-                "holders must be a JSON list of host:port: {e}"
+                "holders must be a JSON list of {{replica, address}}: {e}"
             )));
         }
     };
-    if list.len() > MAX_HOLDERS {
+    // ids are hex, addresses printable without spaces: nothing a terminal or Markdown would
+    // take for markup reaches an answer
+    let fine = |t: &str, max: usize, f: fn(u8) -> bool| t.len() <= max && t.bytes().all(f);
+    let valid = list.len() <= MAX_HOLDERS
+        && list.iter().all(|h| {
+            !h.replica.is_empty()
+                && fine(&h.replica, 64, |b| b.is_ascii_hexdigit())
+                && fine(&h.address, 255, |b| {
+                    b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b)
+                })
+        });
+    if !valid {
         return error(RunsError::Invalid(format!(
-            "at most {MAX_HOLDERS} holders, got {}",
-            list.len()
+            "holders: at most {MAX_HOLDERS}, each a hex replica id and a host:port address"
         )));
     }
-    if reg.set_holders(&id, list) {
-        json(StatusCode::OK, &serde_json::json!({ "id": id }))
-    } else {
-        not_found(&reg, &id)
+    match reg.set_holders(&id, list) {
+        Some(true) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
+        Some(false) => error(RunsError::Conflict(format!(
+            "run {id:?} is still open here: holders are recorded once it ended"
+        ))),
+        None => not_found(&reg, &id),
     }
 }
 

@@ -368,7 +368,7 @@ pub fn render_table(s: &Summary) -> String {
     ));
     if s.partial {
         o.push_str(&format!(
-            "PARTIAL: replicas {} did not answer; their part is missing\n\n",
+            "PARTIAL: the parts of replicas {} are missing (they did not answer, or no longer hold them)\n\n",
             s.missing_replicas.join(", ")
         ));
     }

@@ -174,7 +174,7 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
     for (what, s) in std::iter::once(("run", run)).chain(baseline.map(|b| ("baseline", b))) {
         if s.partial {
             notes.push(format!(
-                "the {what} summary is partial: replicas {} did not answer",
+                "the {what} summary is partial: the parts of replicas {} are missing (they did not answer, or no longer hold them)",
                 s.missing_replicas.join(", ")
             ));
         }

@@ -35,10 +35,10 @@ pub const REPLICA: &str = "x-watchtower-replica";
 /// One peer's answer, or why there is none.
 #[derive(Debug)]
 pub enum Reply {
-    /// HTTP status, body, and whether the answer came from a runs API of the tier (it carries
-    /// the `x-watchtower-replica` header: a `404` without it is not "no such run" but a
-    /// server that is not a replica, such as a wrong port)
-    Answer(u16, bytes::Bytes, bool),
+    /// HTTP status, body, and the answering replica's id when the answer came from a runs
+    /// API of the tier (its `x-watchtower-replica` header: a `404` without it is not "no such
+    /// run" but a server that is not a replica, such as a wrong port)
+    Answer(u16, bytes::Bytes, Option<String>),
     /// unreachable, timed out, or a DNS name that did not resolve
     Missing(String),
 }
@@ -79,6 +79,12 @@ impl Peers {
             credential: OnceLock::new(),
             srv: Mutex::new(None),
         })
+    }
+
+    /// The same peers with `id` as this replica's id (one kept across restarts).
+    pub fn with_self_id(mut self, id: String) -> Peers {
+        self.self_id = id;
+        self
     }
 
     /// Sets the credential every later peer call carries (once; the first one set stays).
@@ -264,7 +270,7 @@ impl Peers {
                 Ok((Some(who), _, _)) if !seen.insert(who.clone()) => {
                     tracing::debug!(peer = %addr, replica = %who, "runs: a replica listed twice in peers answered once more");
                 }
-                Ok((who, status, b)) => out.push((addr, Reply::Answer(status, b, who.is_some()))),
+                Ok((who, status, b)) => out.push((addr, Reply::Answer(status, b, who))),
                 Err(e) => out.push((addr, Reply::Missing(e))),
             }
         }
@@ -281,7 +287,7 @@ impl Peers {
         extra: Duration,
     ) -> Reply {
         match self.call_raw(addr, method, path, None, extra).await {
-            Ok((who, status, b)) => Reply::Answer(status, b, who.is_some()),
+            Ok((who, status, b)) => Reply::Answer(status, b, who),
             Err(e) => Reply::Missing(e),
         }
     }

@@ -17,6 +17,47 @@ pub fn save(dir: &Path, s: &Summary) -> std::io::Result<()> {
     std::fs::rename(&tmp, &target)
 }
 
+/// The file holding this replica's id (16 hex digits), kept across restarts with the
+/// directory, so its parts are known as the same replica's whatever its address.
+const REPLICA_ID: &str = "replica-id";
+
+/// This replica's id as kept in `dir` (made and saved on first use), and the open file,
+/// locked for the life of the process: a second process on the same directory (a
+/// misconfiguration) cannot take the same id, and gets `None` (it uses a random one). `None`
+/// too when the file cannot be read or written.
+pub fn replica_id(dir: &Path) -> Option<(String, std::fs::File)> {
+    use std::io::{Read, Seek, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(REPLICA_ID))
+        .ok()?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed
+    let locked = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if locked != 0 {
+        return None;
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    let kept = text.trim();
+    if kept.len() == 16 && kept.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some((kept.to_ascii_lowercase(), f));
+    }
+    let id = format!("{:016x}", rand::random::<u64>());
+    f.set_len(0).ok()?;
+    f.rewind().ok()?;
+    f.write_all(id.as_bytes()).ok()?;
+    f.sync_all().ok()?;
+    Some((id, f))
+}
+
 /// The file that says the last process stopped cleanly, every summary saved after its queues
 /// drained (so a run reloaded as open lost nothing this replica accepted).
 const CLEAN_STOP: &str = "clean-stop";

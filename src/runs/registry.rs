@@ -8,7 +8,7 @@ use crate::pipeline::payload::{Payload, Signal};
 use crate::runs::limits::{self, valid_id};
 use crate::runs::peers::Peers;
 use crate::runs::stamp::{MatchIndex, OpenRun, stamp};
-use crate::runs::summary::{Limits, RunInfo, RunSource, RunState, Summary, now_ms, run_id};
+use crate::runs::summary::{Holder, Limits, RunInfo, RunSource, RunState, Summary, now_ms, run_id};
 use crate::runs::{RunsConfig, RunsError, persist};
 use crate::telemetry::metrics::{ExporterLabels, Metrics};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -215,6 +215,8 @@ pub struct Registry {
     /// last (at most [`EVICTED_KEPT`]): a run-start forwarded late, or a catch-up that read the
     /// run as open before the end, opens it ended
     ended_unknown: Mutex<std::collections::VecDeque<(String, u64)>>,
+    /// the locked file of this replica's kept id (`directory`), held while the process runs
+    _replica_id_lock: Option<std::fs::File>,
 }
 
 /// How many evicted run ids a replica remembers.
@@ -270,10 +272,17 @@ impl Registry {
             .filter(|p| !p.trim().is_empty())
             .cloned()
             .collect();
+        // with a directory, this replica keeps its id across restarts (its parts stay its own
+        // whatever its address); without one, a restart is a new replica
+        let kept_id = dir.as_deref().and_then(persist::replica_id);
         let peers = if entries.is_empty() {
             None
         } else {
-            Some(Arc::new(Peers::new(entries, cfg.peer_timeout.0)?))
+            let p = Peers::new(entries, cfg.peer_timeout.0)?;
+            Some(Arc::new(match &kept_id {
+                Some((id, _)) => p.with_self_id(id.clone()),
+                None => p,
+            }))
         };
         let reg = Arc::new(Registry {
             peers,
@@ -293,6 +302,7 @@ impl Registry {
             started_unix_ms: now_ms(),
             evicted: Mutex::new(evicted),
             ended_unknown: Mutex::new(Default::default()),
+            _replica_id_lock: kept_id.map(|(_, f)| f),
         });
         reg.rebuild_open(&reg.runs.lock());
         Ok(reg)
@@ -458,17 +468,24 @@ impl Registry {
     }
 
     /// Records the replicas that held a part of run `id` when the tier's `run-end` returned
-    /// ([`Summary::holders`]); false when this replica does not hold the run.
-    pub fn set_holders(&self, id: &str, holders: Vec<String>) -> bool {
-        let mut runs = self.runs.lock();
-        let Some(e) = runs.get_mut(id) else {
-            return false;
-        };
-        if e.summary.holders != holders {
+    /// ([`Summary::holders`]), once: a record already made stays. `None` when this replica
+    /// does not hold the run; `Some(false)` when the run is still open (nothing recorded).
+    /// Saved at once (with a directory): a replica stopped right after the run ended keeps it.
+    pub fn set_holders(&self, id: &str, holders: Vec<Holder>) -> Option<bool> {
+        {
+            let mut runs = self.runs.lock();
+            let e = runs.get_mut(id)?;
+            if e.summary.state == RunState::Open {
+                return Some(false);
+            }
+            if !e.summary.holders.is_empty() || holders.is_empty() {
+                return Some(true);
+            }
             e.summary.holders = holders;
             e.dirty = true;
         }
-        true
+        self.flush();
+        Some(true)
     }
 
     /// Forgets run `id` if it is still the open run of run-start `origin` (a run-start that
@@ -601,7 +618,7 @@ impl Registry {
             let complete = loop {
                 pages += 1;
                 // only a replica's answer (not a server that answers anything with 200)
-                let crate::runs::peers::Reply::Answer(200, b, true) = reply else {
+                let crate::runs::peers::Reply::Answer(200, b, Some(_)) = reply else {
                     break false;
                 };
                 let Ok(p) = serde_json::from_slice::<Page>(&b) else {

@@ -193,15 +193,26 @@ pub struct Summary {
     /// is kept everywhere and only its caller is answered `201`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    /// The replicas (`host:port` as the tier's peers name them) that held a part of this run
-    /// when the tier's `run-end` returned, recorded on every replica. A replica among them
-    /// that no longer answers with its part (restarted without a `directory`, or removed)
-    /// makes every later answer `partial`, naming it. Absent on one replica, for runs ended
-    /// before this was recorded, and until the run ends.
+    /// The replicas that held a part of this run when the tier's first `run-end` returned,
+    /// recorded on every replica, by replica id (kept across restarts with a `directory`). A
+    /// replica among them that no longer answers with its part (restarted without a
+    /// `directory`, or removed) makes every later answer `partial`, naming it. Absent on one
+    /// replica, for runs no tier `run-end` ended, and until the run ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub holders: Vec<String>,
+    pub holders: Vec<Holder>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
+}
+
+/// One replica that held a part of a run at its end ([`Summary::holders`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Holder {
+    /// the replica's id (its `x-watchtower-replica` header; 16 hex digits)
+    pub replica: String,
+    /// where the replica that recorded it reached it (`host:port`; empty when unknown): how
+    /// a missing holder is named
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
 }
 
 pub fn now_ms() -> u64 {
