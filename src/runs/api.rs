@@ -251,8 +251,20 @@ fn add_lost(
 /// Adds to `missing` the replicas that held a part of `run` when it ended
 /// ([`Summary::holders`]) and whose part is not among the merged ones (`present`: replica
 /// ids), each named by its address, or by its id when that is unknown.
+///
+/// While peers did not answer, as many gone holders as there are such peers may be those same
+/// replicas under other names (a peers list can spell an address differently): the answer is
+/// `partial` already, and only holders beyond that count are added.
 fn add_gone_holders(id: &str, run: &Summary, present: &[String], missing: &mut Vec<String>) {
-    for h in run.holders.iter().filter(|h| !present.contains(&h.replica)) {
+    let gone: Vec<&Holder> = run
+        .holders
+        .iter()
+        .filter(|h| !present.contains(&h.replica))
+        .collect();
+    if gone.len() <= missing.len() {
+        return;
+    }
+    for h in gone {
         let name = if h.address.is_empty() {
             format!("replica {}", h.replica)
         } else {
@@ -614,11 +626,10 @@ async fn holders(
     body: Bytes,
 ) -> Response {
     if !forwarded(&h) {
-        return (
+        return json(
             StatusCode::FORBIDDEN,
-            "holders are recorded by the tier's run-end only",
-        )
-            .into_response();
+            &serde_json::json!({ "error": "holders are recorded by the tier's run-end only" }),
+        );
     }
     let list: Vec<Holder> = match serde_json::from_slice(&body) {
         Ok(l) => l,
@@ -631,13 +642,22 @@ async fn holders(
     // ids are hex, addresses printable without spaces: nothing a terminal or Markdown would
     // take for markup reaches an answer
     let fine = |t: &str, max: usize, f: fn(u8) -> bool| t.len() <= max && t.bytes().all(f);
+    let host_port = |a: &str| {
+        a.is_empty()
+            || a.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            })
+    };
     let valid = list.len() <= MAX_HOLDERS
         && list.iter().all(|h| {
             !h.replica.is_empty()
-                && fine(&h.replica, 64, |b| b.is_ascii_hexdigit())
+                && fine(&h.replica, 64, |b| {
+                    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+                })
                 && fine(&h.address, 255, |b| {
                     b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b)
                 })
+                && host_port(&h.address)
         });
     if !valid {
         return error(RunsError::Invalid(format!(
@@ -646,9 +666,12 @@ async fn holders(
     }
     match reg.set_holders(&id, list) {
         Some(true) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
-        Some(false) => error(RunsError::Conflict(format!(
-            "run {id:?} is still open here: holders are recorded once it ended"
-        ))),
+        Some(false) => json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({
+                "error": format!("run {id:?} is still open here: holders are recorded once it ended")
+            }),
+        ),
         None => not_found(&reg, &id),
     }
 }

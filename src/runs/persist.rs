@@ -22,18 +22,22 @@ pub fn save(dir: &Path, s: &Summary) -> std::io::Result<()> {
 const REPLICA_ID: &str = "replica-id";
 
 /// This replica's id as kept in `dir` (made and saved on first use), and the open file,
-/// locked for the life of the process: a second process on the same directory (a
-/// misconfiguration) cannot take the same id, and gets `None` (it uses a random one). `None`
-/// too when the file cannot be read or written.
-pub fn replica_id(dir: &Path) -> Option<(String, std::fs::File)> {
+/// locked for the life of the process: the directory belongs to this process alone.
+///
+/// # Errors
+/// The directory is in use by another process (two replicas sharing a runs directory would
+/// count every saved part twice), or the file cannot be opened, read or written.
+pub fn replica_id(dir: &Path) -> Result<(String, std::fs::File), String> {
     use std::io::{Read, Seek, Write};
+    let path = dir.join(REPLICA_ID);
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join(REPLICA_ID))
-        .ok()?;
+        .open(&path)
+        .map_err(io)?;
     // SAFETY: flock on a descriptor this function owns; no memory is passed
     let locked = unsafe {
         libc::flock(
@@ -42,20 +46,26 @@ pub fn replica_id(dir: &Path) -> Option<(String, std::fs::File)> {
         )
     };
     if locked != 0 {
-        return None;
+        return Err(format!(
+            "{} is locked: another Watchtower process uses this runs directory (each replica needs its own)",
+            path.display()
+        ));
     }
     let mut text = String::new();
-    f.read_to_string(&mut text).ok()?;
+    f.read_to_string(&mut text).map_err(io)?;
     let kept = text.trim();
     if kept.len() == 16 && kept.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Some((kept.to_ascii_lowercase(), f));
+        return Ok((kept.to_ascii_lowercase(), f));
+    }
+    if !kept.is_empty() {
+        tracing::warn!(file = %path.display(), "runs: the replica id file holds no id; a new id replaces it (this replica's parts of runs ended before are counted as another replica's, and missing)");
     }
     let id = format!("{:016x}", rand::random::<u64>());
-    f.set_len(0).ok()?;
-    f.rewind().ok()?;
-    f.write_all(id.as_bytes()).ok()?;
-    f.sync_all().ok()?;
-    Some((id, f))
+    f.set_len(0).map_err(io)?;
+    f.rewind().map_err(io)?;
+    f.write_all(id.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok((id, f))
 }
 
 /// The file that says the last process stopped cleanly, every summary saved after its queues
@@ -140,4 +150,28 @@ pub fn load_all(dir: &Path) -> std::io::Result<Vec<Summary>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_id_is_kept_and_the_directory_is_one_process_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (id, held) = replica_id(dir.path()).expect("first");
+        assert_eq!(id.len(), 16, "{id}");
+        // a second holder of the directory (another process, or another open of the file) is
+        // refused while the first lives
+        let e = replica_id(dir.path()).map(|(i, _)| i).unwrap_err();
+        assert!(e.contains("another Watchtower process"), "{e}");
+        drop(held);
+        let (again, held) = replica_id(dir.path()).expect("after the first let go");
+        assert_eq!(again, id, "kept across restarts");
+        drop(held);
+        // a file that holds no id gets a new one
+        std::fs::write(dir.path().join(REPLICA_ID), "hello world").expect("write");
+        let (fresh, _held) = replica_id(dir.path()).expect("junk replaced");
+        assert!(fresh != id && fresh.len() == 16, "{fresh}");
+    }
 }

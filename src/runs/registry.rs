@@ -236,7 +236,17 @@ impl Registry {
         let dir = cfg.directory.as_ref().map(PathBuf::from);
         let mut runs = BTreeMap::new();
         let mut evicted = std::collections::VecDeque::new();
+        // with a directory, this replica keeps its id across restarts (its parts stay its own
+        // whatever its address; without one, a restart is a new replica), and the directory
+        // is locked first: a second process on it would load and count the same parts
+        let mut kept_id = None;
         if let Some(d) = &dir {
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("runs directory {}: {e}", d.display()))?;
+            kept_id = Some(
+                persist::replica_id(d)
+                    .map_err(|e| format!("runs directory {}: {e}", d.display()))?,
+            );
             let loaded =
                 persist::load_all(d).map_err(|e| format!("runs directory {}: {e}", d.display()))?;
             let clean = persist::take_clean_stop(d);
@@ -272,9 +282,6 @@ impl Registry {
             .filter(|p| !p.trim().is_empty())
             .cloned()
             .collect();
-        // with a directory, this replica keeps its id across restarts (its parts stay its own
-        // whatever its address); without one, a restart is a new replica
-        let kept_id = dir.as_deref().and_then(persist::replica_id);
         let peers = if entries.is_empty() {
             None
         } else {
@@ -1132,6 +1139,8 @@ mod tests {
         // a clean stop lost nothing: the reloaded part is not marked late (the mark is used
         // up by that start)
         reg.flush_at_stop();
+        // each "restart" lets go of the directory first, as a stopped process does
+        drop(reg);
         let clean = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(clean.get("a").map(|s| s.late_joins.len()), Some(0));
         drop(clean);
@@ -1146,13 +1155,13 @@ mod tests {
         assert_eq!(again.get("a").map(|s| s.late_joins.len()), Some(1));
         // the note is saved: a clean restart after the crash keeps it, adding none
         again.flush_at_stop();
+        drop(again);
         let kept = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(kept.get("a").map(|s| s.late_joins.len()), Some(1));
         drop(kept);
         // a second crash adds its own
-        let next = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(next.get("a").map(|s| s.late_joins.len()), Some(2));
-        drop(next);
+        let again = Registry::new(cfg.clone(), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.get("a").map(|s| s.late_joins.len()), Some(2));
         let ended = again.end("a", None).await.map(|s| s.state);
         assert_eq!(ended, Ok(RunState::Ended));
         assert!(!again.any_open());
