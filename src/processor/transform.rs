@@ -21,9 +21,11 @@ pub struct Group {
     /// from the statements' path prefixes when absent
     #[serde(default)]
     pub context: Option<String>,
-    /// statements run on an item only when one of these holds (none: always)
-    #[serde(default)]
+    /// statements run on an item only when one of these holds (none: always); a condition
+    /// given as a boolean (`true`, an environment value) is its text
+    #[serde(default, deserialize_with = "crate::config::common::text_list")]
     pub conditions: Vec<String>,
+    #[serde(deserialize_with = "crate::config::common::text_list")]
     pub statements: Vec<String>,
     /// overrides the processor's `error_mode`
     #[serde(default)]
@@ -386,6 +388,19 @@ mod tests {
         assert!(recs[0].attributes.is_empty());
         assert_eq!(recs[1].severity_text, "ERROR");
         assert_eq!(recs[1].attributes[0].key, "alert");
+    }
+
+    #[test]
+    fn a_boolean_condition_is_its_text() {
+        // `conditions: [${env:ONLY_ERRORS}]` with `true` (a typed environment value)
+        let t = transform(
+            "log_statements:\n  - context: log\n    conditions: [true]\n    statements: ['set(severity_text, \"SEEN\")']\n",
+        )
+        .unwrap();
+        let mut req = logs();
+        t.logs(&mut req).unwrap();
+        let recs = &req.resource_logs[0].scope_logs[0].log_records;
+        assert!(recs.iter().all(|r| r.severity_text == "SEEN"), "{recs:?}");
     }
 
     #[test]
