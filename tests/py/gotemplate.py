@@ -236,7 +236,15 @@ class Renderer:
     def _pipeline(self, expr: str, dot, vars_):
         toks = _tokenize(expr)
         if len(toks) >= 2 and toks[1] == ":=":
-            raise TemplateError("variable assignment outside range is not supported")
+            # `{{ $x := pipeline }}`: prints nothing; visible to the rest of this block and the
+            # blocks inside it (each if/with/range body gets a copy of the variables)
+            if not re.fullmatch(r"\$\w+", toks[0]):
+                raise TemplateError(f"cannot assign to {toks[0]!r}")
+            val, pos = self._pipe(toks, 2, dot, vars_)
+            if pos != len(toks):
+                raise TemplateError(f"trailing tokens in {expr!r}")
+            vars_[toks[0]] = val
+            return _NOPRINT
         val, pos = self._pipe(toks, 0, dot, vars_)
         if pos != len(toks):
             raise TemplateError(f"trailing tokens in {expr!r}")

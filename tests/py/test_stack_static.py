@@ -293,6 +293,10 @@ def test_renderer_functions_follow_sprig(root):
     assert r('{{ contains ":" "::1" }} {{ contains ":" "a" }} {{ hasPrefix "[" "[::1]" }} {{ hasPrefix "[" "::1" }}') == "true false true false"
     with pytest.raises(TemplateError):
         r('{{ index (list 1) 3 }}')
+    # `$x :=` prints nothing and is seen by the rest of its block and the blocks inside
+    assert r('{{- $x := "v" }}[{{ $x }}]{{ if true }}{{ $x }}{{ end }}') == "[v]v"
+    with pytest.raises(TemplateError):
+        r('{{ .x := 1 }}')
 
 
 def test_kind_maps_the_nodeports(root):

@@ -127,12 +127,13 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
      (Kubernetes refuses a template that does not match it), the Services, the
      PodDisruptionBudget and the spread constraints select the pods by these labels. */}}
 {{- define "watchtower.podLabels" -}}
+{{- $selector := include "watchtower.selectorLabels" . | fromYaml }}
 {{- range $k, $v := .Values.podLabels }}
-{{- if and (hasKey (include "watchtower.selectorLabels" $ | fromYaml) $k) (ne (toString $v) (toString (index (include "watchtower.selectorLabels" $ | fromYaml) $k))) }}
-{{- fail (printf "podLabels[%s] is %s, but the chart selects its pods by %s: %s (the Deployment/StatefulSet selector, the Services, the PodDisruptionBudget): remove it from podLabels (nameOverride and the release name set it)" ($k | quote) (toString $v | quote) $k (index (include "watchtower.selectorLabels" $ | fromYaml) $k | toString | quote)) }}
+{{- if and (hasKey $selector $k) (ne (toString $v) (toString (index $selector $k))) }}
+{{- fail (printf "podLabels[%s] is %s, but the chart selects its pods by %s: %s (the Deployment/StatefulSet selector, the Services, the PodDisruptionBudget): remove it from podLabels (nameOverride and the release name set it)" ($k | quote) (toString $v | quote) $k (index $selector $k | toString | quote)) }}
 {{- end }}
 {{- end }}
-{{- include "watchtower.labelMap" (merge (include "watchtower.selectorLabels" . | fromYaml) (default (dict) .Values.podLabels)) | trim }}
+{{- include "watchtower.labelMap" (merge $selector (default (dict) .Values.podLabels)) | trim }}
 {{- end -}}
 
 {{- define "watchtower.labels" -}}
