@@ -46,9 +46,7 @@ fn config_text(path: Option<&str>) -> String {
 /// could quote them; also applies the configured secret path prefixes for URL masking.
 fn config_secrets(path: Option<&str>) -> Vec<String> {
     let text = config_text(path);
-    // every reference as text: a secret variable whose value YAML would read as a mapping
-    // (`a: b`) is scrubbed as the text the setting gets
-    let masked = config::env::mask(&text).untyped();
+    let masked = config::env::mask(&text);
     let Ok(mut v) = serde_yaml::from_str::<serde_yaml::Value>(&masked.text) else {
         return Vec::new();
     };

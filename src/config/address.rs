@@ -116,17 +116,13 @@ fn push(
     v: Option<&Value>,
     check: impl Fn(&str) -> Result<(), String>,
 ) {
-    // an environment reference typed as a number, boolean, sequence or mapping: its text is
-    // what the setting gets (`keypath::parse`), and none of those is an address
+    // an environment reference typed as a number or boolean: its text is what the setting
+    // gets (`keypath::parse`), checked as such; anything else is the typed parse's error
     let text = match v {
-        None | Some(Value::Null) => return,
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::Bool(b)) => b.to_string(),
-        Some(other) => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        _ => return,
     };
     if let Err(e) = check(&text) {
         out.push((path.iter().map(|p| p.to_string()).collect(), e));

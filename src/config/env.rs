@@ -51,19 +51,6 @@ pub struct Masked {
     refs: Vec<Reference>,
 }
 
-impl Masked {
-    /// The same text with every reference read as text, as if each were quoted: [`resolve`]
-    /// then types nothing (for code that wants what the variables hold, such as the secret
-    /// values to scrub from messages).
-    pub fn untyped(&self) -> Masked {
-        let mut m = self.clone();
-        for r in &mut m.refs {
-            r.quoted = true;
-        }
-        m
-    }
-}
-
 /// Replaces every `${...}` by a placeholder and every `$$` by `$`. A `${` without its `}` on
 /// the line gets a placeholder too: an error of [`resolve`] if it reaches a value (in a comment
 /// it vanishes).
