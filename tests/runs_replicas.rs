@@ -623,30 +623,48 @@ async fn three_replicas_dns_peers_answer_as_one() {
         format!("127.0.0.2 {name}\n127.0.0.3 {name}\n127.0.0.4 {name}\n"),
     )
     .expect("hosts");
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
+    let port = port_on_127_0_0_2();
+    let tier = loopback_tier(dir.path(), "d", port, &format!("dns+{name}:{port}"), |r| {
+        r.env = vec![
+            ("LD_PRELOAD".into(), lib.into()),
+            ("NSS_WRAPPER_HOSTS".into(), hosts.display().to_string()),
+            ("NSS_WRAPPER_PASSWD".into(), "/etc/passwd".into()),
+            ("NSS_WRAPPER_GROUP".into(), "/etc/group".into()),
+        ];
+    });
+    tier_scenario(dir.path(), tier, 9).await;
+}
+
+/// A free port on 127.0.0.2 (the loopback tiers' replicas all listen on one port, as pods do).
+fn port_on_127_0_0_2() -> u16 {
+    std::net::TcpListener::bind("127.0.0.2:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("port");
-    let peers = vec![format!("dns+{name}:{port}")];
-    let tier: Vec<Replica> = (0..3)
+        .expect("port")
+}
+
+/// Three replicas named `<prefix>0-2` on 127.0.0.2-4 at `port`, each with the one `peers`
+/// entry and then `setup` applied (how it is started, its environment).
+fn loopback_tier(
+    dir: &Path,
+    prefix: &str,
+    port: u16,
+    peers: &str,
+    setup: impl Fn(&mut Replica),
+) -> Vec<Replica> {
+    (0..3)
         .map(|i| {
             let mut r = Replica::new(
-                dir.path(),
-                &format!("d{i}"),
+                dir,
+                &format!("{prefix}{i}"),
                 &format!("127.0.0.{}", i + 2),
                 port,
-                &peers,
+                &[peers.to_string()],
             );
-            r.env = vec![
-                ("LD_PRELOAD".into(), lib.into()),
-                ("NSS_WRAPPER_HOSTS".into(), hosts.display().to_string()),
-                ("NSS_WRAPPER_PASSWD".into(), "/etc/passwd".into()),
-                ("NSS_WRAPPER_GROUP".into(), "/etc/group".into()),
-            ];
+            setup(&mut r);
             r
         })
-        .collect();
-    tier_scenario(dir.path(), tier, 9).await;
+        .collect()
 }
 
 /// Peers found by DNS SRV records (`dnssrv+name`), as a Kubernetes headless Service publishes
@@ -657,20 +675,10 @@ async fn three_replicas_dns_peers_answer_as_one() {
 async fn three_replicas_dns_srv_peers_answer_as_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, queries, launcher) = srv_setup(dir.path(), "127.0.0.153").await;
-    let peers = vec!["dnssrv+_health._tcp.watchtower-headless.test".to_string()];
-    let tier: Vec<Replica> = (0..3)
-        .map(|i| {
-            let mut r = Replica::new(
-                dir.path(),
-                &format!("s{i}"),
-                &format!("127.0.0.{}", i + 2),
-                port,
-                &peers,
-            );
-            r.launcher = launcher.clone();
-            r
-        })
-        .collect();
+    let peers = "dnssrv+_health._tcp.watchtower-headless.test";
+    let tier = loopback_tier(dir.path(), "s", port, peers, |r| {
+        r.launcher = launcher.clone()
+    });
     tier_scenario(dir.path(), tier, 11).await;
     assert!(
         queries.load(Ordering::Relaxed) > 0,
@@ -691,10 +699,7 @@ async fn srv_setup(dir: &Path, dns_ip: &str) -> (u16, Arc<AtomicUsize>, Vec<Stri
     let server = tokio::net::UdpSocket::bind((dns_ip, 53))
         .await
         .unwrap_or_else(|e| panic!("bind the test DNS server on {dns_ip}:53: {e}"));
-    let port = std::net::TcpListener::bind("127.0.0.2:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = port_on_127_0_0_2();
     let queries = Arc::new(AtomicUsize::new(0));
     tokio::spawn(dns_server(server, port, queries.clone()));
     let conf = dir.join("resolv.conf");
