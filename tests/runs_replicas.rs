@@ -287,6 +287,26 @@ fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `run-start` (or `run-end`) of run `id` asked of `url` through the CLI, which must succeed
+/// (`run-start` printing the id).
+fn run_cmd_ok(cmd: &str, url: &str, id: &str) {
+    let (code, out, err) = cli(&[cmd, "--url", url, "--id", id]);
+    assert_eq!(code, 0, "{cmd} {id} at {url}: {err}");
+    if cmd == "run-start" {
+        assert_eq!(out.trim(), id, "{err}");
+    }
+}
+
+/// Starts every replica, then waits until each is ready.
+async fn up(replicas: &mut [&mut Replica]) {
+    for r in replicas.iter_mut() {
+        r.spawn();
+    }
+    for r in replicas.iter() {
+        r.ready().await;
+    }
+}
+
 /// GET a runs API path; `local` asks the replica for its own part only (as a peer would).
 async fn get(url: &str, local: bool) -> (u16, Value) {
     let mut req = client().get(url);
@@ -1159,15 +1179,10 @@ async fn a_replica_listed_twice_in_peers_is_counted_once() {
         pg,
         &[format!("127.0.0.1:{pf}"), format!("127.0.0.1:{pg}")],
     );
-    f.spawn();
-    g.spawn();
-    f.ready().await;
-    g.ready().await;
-    let (code, out, err) = cli(&["run-start", "--url", &f.url(), "--id", "dup1"]);
-    assert_eq!((code, out.trim()), (0, "dup1"), "{err}");
+    up(&mut [&mut f, &mut g]).await;
+    run_cmd_ok("run-start", &f.url(), "dup1");
     send_spans(&g, "svc", 30, None).await;
-    let (code, _, err) = cli(&["run-end", "--url", &f.url(), "--id", "dup1"]);
-    assert_eq!(code, 0, "{err}");
+    run_cmd_ok("run-end", &f.url(), "dup1");
     for r in [&f, &g] {
         let (code, s) = get(&format!("{}/runs/dup1", r.url()), false).await;
         assert_eq!(code, 200, "{s}");
@@ -1185,10 +1200,7 @@ async fn a_replica_without_its_part_makes_the_answer_partial() {
     let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
     let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
     let mut b = Replica::with_runs(dir.path(), "b", pb, &peers, ", max_runs: 1");
-    a.spawn();
-    b.spawn();
-    a.ready().await;
-    b.ready().await;
+    up(&mut [&mut a, &mut b]).await;
     // b's only slot taken by a run opened by data
     send_spans(&b, "svc", 5, Some("data1")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1326,16 +1338,11 @@ async fn a_part_lost_in_a_restart_after_the_run_ended_is_named() {
     let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
     let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
     let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
-    a.spawn();
-    b.spawn();
-    a.ready().await;
-    b.ready().await;
-    let (code, out, err) = cli(&["run-start", "--url", &a.url(), "--id", "h1"]);
-    assert_eq!((code, out.trim()), (0, "h1"), "{err}");
+    up(&mut [&mut a, &mut b]).await;
+    run_cmd_ok("run-start", &a.url(), "h1");
     send_spans(&a, "svc", 10, None).await;
     send_spans(&b, "svc", 20, None).await;
-    let (code, _, err) = cli(&["run-end", "--url", &a.url(), "--id", "h1"]);
-    assert_eq!(code, 0, "{err}");
+    run_cmd_ok("run-end", &a.url(), "h1");
     let (code, s) = get(&format!("{}/runs/h1", a.url()), false).await;
     assert_eq!(code, 200, "{s}");
     assert_eq!(
@@ -1397,16 +1404,11 @@ async fn holders_are_replicas_whatever_their_peers_lists_say() {
         &[format!("127.0.0.1:{pa}")],
         &format!(", directory: \"{}\", flush_interval: 100ms", keep.display()),
     );
-    a.spawn();
-    b.spawn();
-    a.ready().await;
-    b.ready().await;
-    let (code, _, err) = cli(&["run-start", "--url", &a.url(), "--id", "h2"]);
-    assert_eq!(code, 0, "{err}");
+    up(&mut [&mut a, &mut b]).await;
+    run_cmd_ok("run-start", &a.url(), "h2");
     send_spans(&a, "svc", 10, None).await;
     send_spans(&b, "svc", 20, None).await;
-    let (code, _, err) = cli(&["run-end", "--url", &a.url(), "--id", "h2"]);
-    assert_eq!(code, 0, "{err}");
+    run_cmd_ok("run-end", &a.url(), "h2");
     for r in [&a, &b] {
         let (code, s) = get(&format!("{}/runs/h2", r.url()), false).await;
         assert_eq!(code, 200, "{s}");
