@@ -191,6 +191,21 @@ async fn a_grpc_message_over_the_admission_budget_is_retryable_with_retry_info()
     part.extend_from_slice(&(3u32 << 20).to_be_bytes());
     part.extend_from_slice(&[0x0a; 1024]);
     held.send_data(bytes::Bytes::from(part), false).unwrap();
+    // the held charge is in place before the big message is sent: sent earlier, the big
+    // message could hold its 2 MiB first and the held stream be the one refused
+    let mut charged = false;
+    for _ in 0..100 {
+        if gw
+            .metric("watchtower_receiver_admission_in_flight_bytes", &[])
+            .await
+            >= (3 << 20) as f64
+        {
+            charged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(charged, "the held message's 3 MiB were never charged");
     // 2 MiB: within max_recv_msg_size_mib, beyond the 1 MiB left
     let mut big = ExportTraceServiceRequest::decode(&trace_request("svc", 1, 1)[..]).unwrap();
     big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(2 << 20);
