@@ -275,8 +275,9 @@ def _label_maps(obj, path=""):
 @pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))
 def test_every_rendered_label_value_is_a_string(root, role):
     # what a values file's YAML gives the chart: 1.10 is the number 1.1, 42 an int, true a bool;
-    # Kubernetes refuses a label value that is not a string
+    # Kubernetes refuses a label or annotation value that is not a string
     over = yaml.safe_load("podLabels: {version: 1.10, build: 42, canary: true, team: obs, quoted: '1.10'}\n"
+                          "podAnnotations: {prometheus.io/port: 8888, sidecar.istio.io/inject: false, note: 'a: b'}\n"
                           "serviceMonitor: {enabled: true, labels: {release: 2, tier: 1.5}}\n"
                           "fullnameOverride: watchtower\n")
     assert over["podLabels"]["version"] == 1.1
@@ -289,6 +290,10 @@ def test_every_rendered_label_value_is_a_string(root, role):
     assert {k: labels[k] for k in over["podLabels"]} == {
         "version": "1.1", "build": "42", "canary": "true", "team": "obs", "quoted": "1.10"}
     assert labels["app.kubernetes.io/instance"] == "1.10"
+    notes = wl["spec"]["template"]["metadata"]["annotations"]
+    assert {k: notes[k] for k in over["podAnnotations"]} == {
+        "prometheus.io/port": "8888", "sidecar.istio.io/inject": "false", "note": "a: b"}
+    assert set(notes) == {"checksum/config"} | set(over["podAnnotations"])
     assert all(d["metadata"]["name"].startswith("watchtower") for d in docs)
     sm = next(d for d in docs if d["kind"] == "ServiceMonitor")["metadata"]["labels"]
     assert sm["release"] == "2" and sm["tier"] == "1.5"
@@ -323,10 +328,18 @@ LOOPBACK = [
     ({"extensions": {"health_check": {"endpoint": "[::FFFF:127.0.0.1]:13133"}}}, "config.extensions.health_check.endpoint is [::FFFF:127.0.0.1]:13133", "0.0.0.0:13133"),
     ({"service": {"telemetry": {"metrics": {"address": "[0:0:0:0:0:ffff:7f12:3456]:8888"}}}}, "config.service.telemetry.metrics.address is [0:0:0:0:0:ffff:7f12:3456]:8888", "0.0.0.0:8888"),
     ({"service": {"telemetry": {"metrics": {"address": "[0:0:0:0:0:0:0:1]:8888"}}}}, "config.service.telemetry.metrics.address is [0:0:0:0:0:0:0:1]:8888", "0.0.0.0:8888"),
+    # names under localhost (RFC 6761), and 127.0.0.0/8 as the C library's inet_aton also reads
+    # it: fewer than four parts, octal or hex parts
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "otel.localhost:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is otel.localhost:4317", "0.0.0.0:4317"),
+    ({"receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.1:4318"}}}}}, "config.receivers.otlp.protocols.http.endpoint is 127.1:4318", "0.0.0.0:4318"),
+    ({"extensions": {"health_check": {"endpoint": "127.0.1:13133"}}}, "config.extensions.health_check.endpoint is 127.0.1:13133", "0.0.0.0:13133"),
+    ({"service": {"telemetry": {"metrics": {"address": "0x7f.0x1:8888"}}}}, "config.service.telemetry.metrics.address is 0x7f.0x1:8888", "0.0.0.0:8888"),
+    ({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0177.0.0.1:4317"}}}}}, "config.receivers.otlp.protocols.grpc.endpoint is 0177.0.0.1:4317", "0.0.0.0:4317"),
 ]
 
 # hosts that look close to loopback but are not: rendered
-NOT_LOOPBACK = ["[::ffff:10.0.0.1]", "[::ffff:a00:1]", "[fe80::1%eth0]", "[::1:0]", "localhost.example", "ip6-localnet", "[::]", "0.0.0.0"]
+NOT_LOOPBACK = ["[::ffff:10.0.0.1]", "[::ffff:a00:1]", "[fe80::1%eth0]", "[::1:0]", "localhost.example", "ip6-localnet", "[::]", "0.0.0.0",
+                "mylocalhost", "128.1", "1270.0.0.1", "0x80.1", "127.example.com"]
 
 
 @pytest.mark.parametrize("role", sorted(GATEWAY_OVERLAYS))

@@ -17,10 +17,13 @@
 {{/* A regular expression (Go RE2, matched case-insensitively against the whole host) for
      the hosts that are loopback; one alternative per line. */}}
 {{- define "watchtower.loopbackHost" -}}
-{{- /* localhost, and Debian's /etc/hosts names of ::1; each may end in a dot (a FQDN) */ -}}
-(localhost|ip6-localhost|ip6-loopback)\.?
-{{- /* IPv4 127.0.0.0/8 */ -}}
-|127(\.[0-9]+){3}
+{{- /* localhost and any name under it (RFC 6761 section 6.3), and Debian's /etc/hosts names
+     of ::1; each may end in a dot (a FQDN) */ -}}
+(([a-z0-9_-]+\.)*localhost|ip6-localhost|ip6-loopback)\.?
+{{- /* IPv4 127.0.0.0/8, in every form the C library's inet_aton reads as a host: four parts
+     (127.0.0.1) or fewer (127.1, 127.0.1), the first part decimal, octal (0177) or hex
+     (0x7f), the others decimal, octal or hex numbers */ -}}
+|(127|0+177|0x0*7f)(\.(0x[0-9a-f]+|[0-9]+)){0,3}
 {{- /* IPv6, brackets optional: ::1 however its zeros are written (::1, 0:0:0:0:0:0:0:1),
      or 127.0.0.0/8 mapped into IPv6 (::ffff:127.0.0.1, or in hex ::ffff:7f00:1); then an
      optional zone (%lo) */ -}}
@@ -150,7 +153,7 @@ metadata:
   annotations:
     checksum/config: {{ toYaml .Values.config | sha256sum }}
     {{- with .Values.podAnnotations }}
-    {{- toYaml . | nindent 4 }}
+    {{- include "watchtower.labelMap" . | trim | nindent 4 }}
     {{- end }}
   labels:
     {{- include "watchtower.podLabels" . | nindent 4 }}
