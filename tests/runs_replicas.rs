@@ -164,6 +164,17 @@ service:
         }
     }
 
+    /// Stops the replica as Kubernetes does (SIGTERM), and waits until it has exited.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                // SAFETY: kill(2) with a child's pid and a signal number has no memory effects
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let _ = c.wait();
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -1366,6 +1377,118 @@ async fn a_part_lost_in_a_restart_after_the_run_ended_is_named() {
         assert_eq!(s["partial"], true, "asked of {}: {s}", r.addr());
         assert_eq!(s["missing_replicas"], serde_json::json!([b.addr()]), "{s}");
     }
+}
+
+/// A replica that did not answer the `run-end` (it was down) is recorded by its address: back
+/// without its part, every later answer names it (the `run-end` answer did, and the data it
+/// held is gone); back with its `directory`, its part counts again and nothing is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_down_at_run_end_and_back_without_its_part_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let peers = [pa, pb, pc].map(|p| format!("127.0.0.1:{p}"));
+    let keep = dir.path().join("c-runs");
+    std::fs::create_dir_all(&keep).expect("dir");
+    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
+    let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
+    let mut c = Replica::with_runs(
+        dir.path(),
+        "c",
+        pc,
+        &peers,
+        &format!(", directory: \"{}\"", keep.display()),
+    );
+    up(&mut [&mut a, &mut b, &mut c]).await;
+    run_cmd_ok("run-start", &a.url(), "h3");
+    send_spans(&a, "svc", 10, None).await;
+    send_spans(&b, "svc", 20, None).await;
+    send_spans(&c, "svc", 40, None).await;
+    // b dies; c stops cleanly (its final save keeps its part); then the run ends
+    b.kill();
+    c.stop();
+    let (code, out, err) = cli(&["run-end", "--url", &a.url(), "--id", "h3"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, s) = get(&format!("{}/runs/h3", a.url()), false).await;
+    let mut down = vec![b.addr(), c.addr()];
+    down.sort();
+    assert_eq!(s["missing_replicas"], serde_json::json!(down), "{s}");
+    // both come back: b without its part, c with it
+    b.spawn();
+    c.spawn();
+    b.ready().await;
+    c.ready().await;
+    for r in [&a, &b, &c] {
+        let (code, s) = get(&format!("{}/runs/h3", r.url()), false).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(u(&s["totals"]["spans"]), 50, "asked of {}: {s}", r.addr());
+        assert_eq!(s["partial"], true, "asked of {}: {s}", r.addr());
+        assert_eq!(
+            s["missing_replicas"],
+            serde_json::json!([b.addr()]),
+            "asked of {}: {s}",
+            r.addr()
+        );
+    }
+}
+
+/// `POST /runs/{id}/holders` as a peer (`forwarded`) or as anyone else would send it.
+async fn post_holders(url: &str, id: &str, body: &str, forwarded: bool) -> (u16, String) {
+    let mut req = client()
+        .post(format!("{url}/runs/{id}/holders"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if forwarded {
+        req = req.header("x-watchtower-peer", "1");
+    }
+    let r = req.send().await.expect("POST holders");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// The holders record is the tier's own: only a peer's forwarded call sets it, only once the
+/// run has ended, only once, and only with replica ids and addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holders_record_is_set_once_by_the_tier_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
+    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
+    let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
+    up(&mut [&mut a, &mut b]).await;
+    run_cmd_ok("run-start", &a.url(), "h4");
+    let poison = r#"[{"address":"127.0.0.1:1"}]"#;
+    let (code, body) = post_holders(&a.url(), "h4", poison, false).await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = post_holders(&a.url(), "h4", poison, true).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("still open"), "{body}");
+    for bad in [
+        r#"[{}]"#,
+        r#"[{"replica":"xyz"}]"#,
+        r#"[{"address":"no-port"}]"#,
+        r#"[{"address":"host:0"}]"#,
+        r#"[{"address":"a b:80"}]"#,
+        r#"{"replica":"ab"}"#,
+    ] {
+        let (code, body) = post_holders(&a.url(), "h4", bad, true).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body.contains("holders"), "{bad}: {body}");
+    }
+    let (code, body) = post_holders(&a.url(), "nope", poison, true).await;
+    assert_eq!(code, 404, "{body}");
+    run_cmd_ok("run-end", &a.url(), "h4");
+    let (_, recorded) = get(&format!("{}/runs/h4", b.url()), true).await;
+    assert_eq!(
+        holder_addresses(&recorded),
+        [a.addr(), b.addr()].into_iter().collect::<BTreeSet<_>>(),
+        "{recorded}"
+    );
+    // a record made stays: a second one is accepted and changes nothing
+    let (code, body) = post_holders(&b.url(), "h4", poison, true).await;
+    assert_eq!(code, 200, "{body}");
+    let (_, after) = get(&format!("{}/runs/h4", b.url()), true).await;
+    assert_eq!(after["holders"], recorded["holders"], "{after}");
+    let (_, merged) = get(&format!("{}/runs/h4", b.url()), false).await;
+    assert_eq!(merged["partial"], false, "{merged}");
 }
 
 /// The addresses in a summary's `holders` (empty for a holder named by id only).

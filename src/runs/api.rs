@@ -248,19 +248,41 @@ fn add_lost(
     missing.dedup();
 }
 
-/// Adds to `missing` the replicas that held a part of `run` when it ended
-/// ([`Summary::holders`]) and whose part is not among the merged ones (`present`: replica
-/// ids), each named by its address, or by its id when that is unknown.
+/// Adds to `missing` the holders of `run` ([`Summary::holders`]) whose part is not among the
+/// merged ones (`present`): a replica by its id, a peer that did not answer the `run-end` by
+/// its address. Each is named by its address, or by its id when that is unknown.
 ///
-/// While peers did not answer, as many gone holders as there are such peers may be those same
-/// replicas under other names (a peers list can spell an address differently): the answer is
-/// `partial` already, and only holders beyond that count are added.
-fn add_gone_holders(id: &str, run: &Summary, present: &[String], missing: &mut Vec<String>) {
-    let gone: Vec<&Holder> = run
+/// A merged part from a replica that is not a holder by id may be such a peer, back with its
+/// `directory` at another address: as many address-only holders as there are such parts are
+/// taken to be them. While peers did not answer, as many gone holders as there are such peers
+/// may be those same replicas under other names (a peers list can spell an address
+/// differently): the answer is `partial` already, and only holders beyond that count are
+/// added.
+fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut Vec<String>) {
+    // parts from replicas that are no holder, by id or by address
+    let strangers = present
+        .iter()
+        .filter(|p| {
+            !run.holders
+                .iter()
+                .any(|h| h.replica == p.replica || (h.replica.is_empty() && h.address == p.address))
+        })
+        .count();
+    let (by_id, by_address): (Vec<&Holder>, Vec<&Holder>) = run
         .holders
         .iter()
-        .filter(|h| !present.contains(&h.replica))
-        .collect();
+        .filter(|h| {
+            if h.replica.is_empty() {
+                !present.iter().any(|p| p.address == h.address)
+            } else {
+                !present.iter().any(|p| p.replica == h.replica)
+            }
+        })
+        .partition(|h| !h.replica.is_empty());
+    let mut gone = by_id;
+    if by_address.len() > strangers {
+        gone.extend(by_address);
+    }
     if gone.len() <= missing.len() {
         return;
     }
@@ -271,12 +293,25 @@ fn add_gone_holders(id: &str, run: &Summary, present: &[String], missing: &mut V
             h.address.clone()
         };
         if !missing.contains(&name) {
-            tracing::warn!(run = %id, replica = %name, "runs: a replica that held a part of the run at its end no longer has it (restarted without a directory, or removed)");
+            tracing::warn!(run = %id, replica = %name, "runs: a replica that held a part of the run at its end, or did not answer its run-end, does not have it (restarted without a directory, or removed)");
             missing.push(name);
         }
     }
     missing.sort();
     missing.dedup();
+}
+
+/// The peers of `missing` (a fan-out's unreached or refusing peers) as holders known by
+/// address only: their part was out of reach when the run ended. Names that are not an
+/// address (a DNS name whose lookup failed) are left out.
+fn unreached(missing: &[String]) -> impl Iterator<Item = Holder> + '_ {
+    missing
+        .iter()
+        .filter(|a| !a.starts_with("dns+") && !a.starts_with("dnssrv+"))
+        .map(|a| Holder {
+            replica: String::new(),
+            address: a.clone(),
+        })
 }
 
 /// The parts merged, as holders: each answering peer's replica id and address, and this
@@ -296,7 +331,7 @@ fn present(reg: &Registry, ids: &BTreeMap<String, String>, local: bool) -> Vec<H
         });
     }
     out.sort();
-    out.dedup_by(|x, y| x.replica == y.replica);
+    out.dedup_by(|x, y| x.same_holder(y));
     out
 }
 
@@ -488,10 +523,7 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         .map(|(a, _)| a.clone())
         .collect();
     let local_open = local.as_ref().is_some_and(|s| s.state == RunState::Open);
-    let present: Vec<String> = present(reg, &ids, local.is_some())
-        .into_iter()
-        .map(|h| h.replica)
-        .collect();
+    let present = present(reg, &ids, local.is_some());
     let parts: Vec<Summary> = local
         .into_iter()
         .chain(found.into_iter().map(|(_, s)| s))
@@ -567,21 +599,23 @@ async fn end(
         Err(resp) if resp.status() == StatusCode::NOT_FOUND => {}
         Err(resp) => return resp,
     }
-    let holders = present(&reg, &ids, reg.get(&id).is_some());
+    let present = present(&reg, &ids, reg.get(&id).is_some());
     match merge_summaries(parts, &reg.limits()) {
         Some(mut s) => {
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
-            add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
             if s.holders.is_empty() {
-                // the first run-end: who holds a part now is recorded on every replica, so a
-                // part lost later (a restart without a directory) is named, not silently
-                // left out of the counts
+                // the first run-end: who holds a part now, and which peers could not be
+                // asked, is recorded on every replica, so a part lost later (a restart
+                // without a directory) is named, not silently left out of the counts
+                let mut holders = present;
+                holders.extend(unreached(&missing));
                 record_holders(&reg, &h, &id, &holders).await;
                 s.holders = holders;
+                add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
             } else {
-                let present: Vec<String> = holders.into_iter().map(|h| h.replica).collect();
+                add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
                 add_gone_holders(&id, &s, &present, &mut missing);
             }
             json(StatusCode::OK, &mark(s, missing))
@@ -615,7 +649,8 @@ async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, holders: &
 }
 
 /// `POST /runs/{id}/holders`: the tier's record of the replicas that held a part of an ended
-/// run (a JSON list of `{"replica": id, "address": "host:port"}`), sent by the replica that
+/// run (a JSON list of `{"replica": id, "address": "host:port"}`; the id left out for a peer
+/// that did not answer the `run-end`), sent by the replica that
 /// ran `run-end` to its peers (the call must be forwarded), kept on this replica, once.
 /// `400` for a bad list, `403` when not forwarded, `404` when this replica does not hold the
 /// run, `409` while it is open.
@@ -650,7 +685,8 @@ async fn holders(
     };
     let valid = list.len() <= MAX_HOLDERS
         && list.iter().all(|h| {
-            !h.replica.is_empty()
+            // a peer that did not answer the run-end has an address and no id
+            !(h.replica.is_empty() && h.address.is_empty())
                 && fine(&h.replica, 64, |b| {
                     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
                 })
@@ -661,7 +697,7 @@ async fn holders(
         });
     if !valid {
         return error(RunsError::Invalid(format!(
-            "holders: at most {MAX_HOLDERS}, each a hex replica id and a host:port address"
+            "holders: at most {MAX_HOLDERS}, each a hex replica id, a host:port address, or both"
         )));
     }
     match reg.set_holders(&id, list) {

@@ -97,7 +97,7 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     a.late_joins.sort_unstable();
     a.holders.extend_from_slice(&b.holders);
     a.holders.sort_unstable();
-    a.holders.dedup_by(|x, y| x.replica == y.replica);
+    a.holders.dedup_by(|x, y| x.same_holder(y));
     let (t, u) = (&mut a.totals, &b.totals);
     t.spans += u.spans;
     t.error_spans += u.error_spans;

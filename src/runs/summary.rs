@@ -194,10 +194,12 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// The replicas that held a part of this run when the tier's first `run-end` returned,
-    /// recorded on every replica, by replica id (kept across restarts with a `directory`). A
-    /// replica among them that no longer answers with its part (restarted without a
-    /// `directory`, or removed) makes every later answer `partial`, naming it. Absent on one
-    /// replica, for runs no tier `run-end` ended, and until the run ends.
+    /// recorded on every replica, by replica id (kept across restarts with a `directory`),
+    /// and the peers that did not answer that `run-end`, by address (their part was out of
+    /// reach, not known to be empty). A replica among them that no longer answers with its
+    /// part (restarted without a `directory`, or removed) makes every later answer `partial`,
+    /// naming it. Absent on one replica, for runs no tier `run-end` ended, and until the run
+    /// ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holders: Vec<Holder>,
     #[serde(skip)]
@@ -207,12 +209,22 @@ pub struct Summary {
 /// One replica that held a part of a run at its end ([`Summary::holders`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Holder {
-    /// the replica's id (its `x-watchtower-replica` header; 16 hex digits)
+    /// the replica's id (its `x-watchtower-replica` header; 16 hex digits); empty for a peer
+    /// that did not answer the `run-end`, known by its address only
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub replica: String,
     /// where the replica that recorded it reached it (`host:port`; empty when unknown): how
     /// a missing holder is named
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+}
+
+impl Holder {
+    /// Whether two records name the same holder: the same replica id, or, for peers that did
+    /// not answer the `run-end` (no id), the same address.
+    pub fn same_holder(&self, other: &Holder) -> bool {
+        self.replica == other.replica && (!self.replica.is_empty() || self.address == other.address)
+    }
 }
 
 pub fn now_ms() -> u64 {
