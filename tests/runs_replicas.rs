@@ -705,7 +705,7 @@ fn loopback_tier(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_dns_srv_peers_answer_as_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, queries, launcher) = srv_setup(dir.path(), "127.0.0.153").await;
+    let (port, queries, launcher, _) = srv_setup(dir.path(), "127.0.0.153").await;
     let peers = "dnssrv+_health._tcp.watchtower-headless.test";
     let tier = loopback_tier(dir.path(), "s", port, peers, |r| {
         r.launcher = launcher.clone()
@@ -718,9 +718,13 @@ async fn three_replicas_dns_srv_peers_answer_as_one() {
 }
 
 /// What an SRV test needs: the test DNS server started on `dns_ip`:53 ([`dns_server`]), the
-/// replicas' port, the server's query count, and the command line that starts a gateway in a
-/// private mount namespace whose `/etc/resolv.conf` names that server (root only, as CI runs).
-async fn srv_setup(dir: &Path, dns_ip: &str) -> (u16, Arc<AtomicUsize>, Vec<String>) {
+/// replicas' port, the server's query count, the command line that starts a gateway in a
+/// private mount namespace whose `/etc/resolv.conf` names that server (root only, as CI runs),
+/// and how many replicas `_health._tcp.shrinking.test` lists (3 until the test changes it).
+async fn srv_setup(
+    dir: &Path,
+    dns_ip: &str,
+) -> (u16, Arc<AtomicUsize>, Vec<String>, Arc<AtomicUsize>) {
     // SAFETY: geteuid has no preconditions
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -732,7 +736,8 @@ async fn srv_setup(dir: &Path, dns_ip: &str) -> (u16, Arc<AtomicUsize>, Vec<Stri
         .unwrap_or_else(|e| panic!("bind the test DNS server on {dns_ip}:53: {e}"));
     let port = port_on_127_0_0_2();
     let queries = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(dns_server(server, port, queries.clone()));
+    let listed = Arc::new(AtomicUsize::new(3));
+    tokio::spawn(dns_server(server, port, queries.clone(), listed.clone()));
     let conf = dir.join("resolv.conf");
     std::fs::write(
         &conf,
@@ -749,14 +754,20 @@ async fn srv_setup(dir: &Path, dns_ip: &str) -> (u16, Arc<AtomicUsize>, Vec<Stri
         r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#.into(),
         conf.display().to_string(),
     ];
-    (port, queries, launcher)
+    (port, queries, launcher, listed)
 }
 
 /// A DNS server for the SRV tests: `_health._tcp.watchtower-headless.test.` has three targets
 /// `r<i>.watchtower-headless.test.` at `port`, each target's A record 127.0.0.<i+2>;
-/// `_health._tcp.ghosts.test.` has `r0` and `ghost.ghosts.test.` (no address); NXDOMAIN for
-/// anything else.
-async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicUsize>) {
+/// `_health._tcp.ghosts.test.` has `r0` and `ghost.ghosts.test.` (no address);
+/// `_health._tcp.shrinking.test.` has the first `listed` of the three targets (a Service
+/// scaled up and down); NXDOMAIN for anything else.
+async fn dns_server(
+    sock: tokio::net::UdpSocket,
+    port: u16,
+    queries: Arc<AtomicUsize>,
+    listed: Arc<AtomicUsize>,
+) {
     use hickory_proto::op::{Message, MessageType, ResponseCode};
     use hickory_proto::rr::rdata::{A, SRV};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -785,6 +796,15 @@ async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicU
             match query.query_type() {
                 RecordType::SRV if name == "_health._tcp.watchtower-headless.test." => {
                     for i in 0..3 {
+                        m.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            5,
+                            RData::SRV(SRV::new(0, 10, port, target(i))),
+                        ));
+                    }
+                }
+                RecordType::SRV if name == "_health._tcp.shrinking.test." => {
+                    for i in 0..listed.load(Ordering::Relaxed).min(3) as u8 {
                         m.add_answer(Record::from_rdata(
                             query.name().clone(),
                             5,
@@ -829,12 +849,84 @@ async fn dns_server(sock: tokio::net::UdpSocket, port: u16, queries: Arc<AtomicU
     }
 }
 
+/// Replicas that leave the headless Service while a run is open (a scale-down: stopped, then
+/// out of the SRV records) are named missing, not dropped from the counts without a word:
+/// one that took the run at `run-start`, and one that took it up from its peers after a
+/// scale-up. Before, once the records no longer listed them, answers were whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, queries, launcher, listed) = srv_setup(dir.path(), "127.0.0.155").await;
+    listed.store(2, Ordering::Relaxed);
+    let peers = "dnssrv+_health._tcp.shrinking.test";
+    let mut tier = loopback_tier(dir.path(), "k", port, peers, |r| {
+        r.launcher = launcher.clone()
+    });
+    let [r0, r1, r2] = &mut tier[..] else {
+        panic!("three replicas")
+    };
+    up(&mut [&mut *r0, &mut *r1]).await;
+    run_cmd_ok("run-start", &r0.url(), "k1");
+    // a scale-up: r2 is listed, starts, and takes the open run up from its peers
+    listed.store(3, Ordering::Relaxed);
+    r2.spawn();
+    r2.ready().await;
+    send_spans(r0, "svc", 10, None).await;
+    send_spans(r1, "svc", 20, None).await;
+    send_spans(r2, "svc", 40, None).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
+        if u(&s["totals"]["spans"]) == 70 && s["partial"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "r0 never saw the whole tier: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a scale-down: r1 and r2 stop and leave the records
+    r1.stop();
+    r2.stop();
+    listed.store(1, Ordering::Relaxed);
+    let asked = queries.load(Ordering::Relaxed);
+    let mut gone = vec![r1.addr(), r2.addr()];
+    gone.sort();
+    // r0 looks the name up again once its cached answer expires (at most 1 s)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let s = loop {
+        let (_, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
+        if queries.load(Ordering::Relaxed) > asked + 1 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "r0 never asked DNS again: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(u(&s["totals"]["spans"]), 10, "{s}");
+    assert_eq!(s["partial"], true, "{s}");
+    assert_eq!(s["missing_replicas"], serde_json::json!(gone), "{s}");
+    // and after the run ended
+    run_cmd_ok("run-end", &r0.url(), "k1");
+    let (code, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(
+        (&s["state"], &s["partial"], &s["missing_replicas"]),
+        (
+            &Value::from("ended"),
+            &Value::Bool(true),
+            &serde_json::json!(gone)
+        ),
+        "{s}"
+    );
+}
+
 /// An SRV target without an address is a replica the tier cannot reach: `run-start` names it
 /// missing, as it names a peer that does not answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srv_target_without_an_address_is_a_missing_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, _, launcher) = srv_setup(dir.path(), "127.0.0.154").await;
+    let (port, _, launcher, _) = srv_setup(dir.path(), "127.0.0.154").await;
     let mut r = Replica::new(
         dir.path(),
         "g0",
@@ -1379,9 +1471,9 @@ async fn a_part_lost_in_a_restart_after_the_run_ended_is_named() {
     }
 }
 
-/// A replica that did not answer the `run-end` (it was down) is recorded by its address: back
-/// without its part, every later answer names it (the `run-end` answer did, and the data it
-/// held is gone); back with its `directory`, its part counts again and nothing is missing.
+/// A replica that did not answer the `run-end` (it was down) is a holder since `run-start`:
+/// back without its part, every later answer names it (the `run-end` answer did, and the data
+/// it held is gone); back with its `directory`, its part counts again and nothing is missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_down_at_run_end_and_back_without_its_part_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1431,10 +1523,10 @@ async fn a_replica_down_at_run_end_and_back_without_its_part_is_named() {
     }
 }
 
-/// `POST /runs/{id}/holders` as a peer (`forwarded`) or as anyone else would send it.
-async fn post_holders(url: &str, id: &str, body: &str, forwarded: bool) -> (u16, String) {
+/// `POST /runs/-/holders` as a peer (`forwarded`) or as anyone else would send it.
+async fn post_holders(url: &str, body: &str, forwarded: bool) -> (u16, String) {
     let mut req = client()
-        .post(format!("{url}/runs/{id}/holders"))
+        .post(format!("{url}/runs/-/holders"))
         .header("content-type", "application/json")
         .body(body.to_string());
     if forwarded {
@@ -1444,10 +1536,11 @@ async fn post_holders(url: &str, id: &str, body: &str, forwarded: bool) -> (u16,
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
-/// The holders record is the tier's own: only a peer's forwarded call sets it, only once the
-/// run has ended, only once, and only with replica ids and addresses.
+/// The holders record is the tier's own: `run-start` records who took the run on every
+/// replica; only a peer's forwarded call adds to it, only with replica ids and addresses, and
+/// nothing removes one. A recorded holder whose part is not there is named missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_holders_record_is_set_once_by_the_tier_and_checked() {
+async fn the_holders_record_is_kept_by_the_tier_and_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pa, pb) = (free_port(), free_port());
     let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
@@ -1455,40 +1548,53 @@ async fn the_holders_record_is_set_once_by_the_tier_and_checked() {
     let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
     up(&mut [&mut a, &mut b]).await;
     run_cmd_ok("run-start", &a.url(), "h4");
-    let poison = r#"[{"address":"127.0.0.1:1"}]"#;
-    let (code, body) = post_holders(&a.url(), "h4", poison, false).await;
+    let (_, part) = get(&format!("{}/runs/h4", b.url()), true).await;
+    assert_eq!(
+        holder_addresses(&part),
+        [a.addr(), b.addr()].into_iter().collect::<BTreeSet<_>>(),
+        "run-start recorded both on b: {part}"
+    );
+    let stranger =
+        r#"{"runs":["h4"],"holders":[{"replica":"00000000000000ff","address":"127.0.0.1:1"}]}"#;
+    let (code, body) = post_holders(&a.url(), stranger, false).await;
     assert_eq!(code, 403, "{body}");
-    let (code, body) = post_holders(&a.url(), "h4", poison, true).await;
-    assert_eq!(code, 409, "{body}");
-    assert!(body.contains("still open"), "{body}");
     for bad in [
-        r#"[{}]"#,
-        r#"[{"replica":"xyz"}]"#,
-        r#"[{"address":"no-port"}]"#,
-        r#"[{"address":"host:0"}]"#,
-        r#"[{"address":"a b:80"}]"#,
-        r#"{"replica":"ab"}"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#"{"runs":["h4"],"holders":[{}]}"#,
+        r#"{"runs":["h4"],"holders":[{"replica":"xyz"}]}"#,
+        r#"{"runs":["h4"],"holders":[{"replica":"ab","address":"no-port"}]}"#,
+        r#"{"runs":["h4"],"holders":[{"replica":"ab","address":"host:0"}]}"#,
+        r#"{"runs":["h4"],"holders":[{"replica":"ab","address":"a b:80"}]}"#,
+        r#"{"runs":["h4"],"holders":[],"extra":1}"#,
     ] {
-        let (code, body) = post_holders(&a.url(), "h4", bad, true).await;
+        let (code, body) = post_holders(&a.url(), bad, true).await;
         assert_eq!(code, 400, "{bad}: {body}");
         assert!(body.contains("holders"), "{bad}: {body}");
     }
-    let (code, body) = post_holders(&a.url(), "nope", poison, true).await;
+    let (code, body) = post_holders(
+        &a.url(),
+        r#"{"runs":["nope"],"holders":[{"replica":"ab"}]}"#,
+        true,
+    )
+    .await;
     assert_eq!(code, 404, "{body}");
-    run_cmd_ok("run-end", &a.url(), "h4");
-    let (_, recorded) = get(&format!("{}/runs/h4", b.url()), true).await;
-    assert_eq!(
-        holder_addresses(&recorded),
-        [a.addr(), b.addr()].into_iter().collect::<BTreeSet<_>>(),
-        "{recorded}"
-    );
-    // a record made stays: a second one is accepted and changes nothing
-    let (code, body) = post_holders(&b.url(), "h4", poison, true).await;
+    // a recorded holder without a part is missing, whichever replica is asked
+    let (code, body) = post_holders(&a.url(), stranger, true).await;
+    assert_eq!((code, body.as_str()), (200, r#"{"runs":1}"#));
+    for r in [&a, &b] {
+        let (_, s) = get(&format!("{}/runs/h4", r.url()), false).await;
+        assert_eq!(
+            s["missing_replicas"],
+            serde_json::json!(["127.0.0.1:1"]),
+            "{s}"
+        );
+    }
+    // nothing removes a holder
+    let (code, body) = post_holders(&a.url(), r#"{"runs":["h4"],"holders":[]}"#, true).await;
     assert_eq!(code, 200, "{body}");
-    let (_, after) = get(&format!("{}/runs/h4", b.url()), true).await;
-    assert_eq!(after["holders"], recorded["holders"], "{after}");
-    let (_, merged) = get(&format!("{}/runs/h4", b.url()), false).await;
-    assert_eq!(merged["partial"], false, "{merged}");
+    let (_, s) = get(&format!("{}/runs/h4", a.url()), true).await;
+    assert_eq!(s["holders"].as_array().map(Vec::len), Some(3), "{s}");
 }
 
 /// The addresses in a summary's `holders` (empty for a holder named by id only).

@@ -13,7 +13,7 @@ use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
 use crate::runs::registry::{Page, PageRequest, StartRequest, paginate};
 use crate::runs::replicas::{merge_infos, merge_summaries};
-use crate::runs::summary::{Holder, RunInfo, RunSource, RunState, Summary, now_ms};
+use crate::runs::summary::{Holder, MAX_HOLDERS, RunInfo, RunSource, RunState, Summary, now_ms};
 use crate::runs::{Registry, RunsError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -249,40 +249,23 @@ fn add_lost(
 }
 
 /// Adds to `missing` the holders of `run` ([`Summary::holders`]) whose part is not among the
-/// merged ones (`present`): a replica by its id, a peer that did not answer the `run-end` by
-/// its address. Each is named by its address, or by its id when that is unknown.
+/// merged ones (`present`) while no part answers from their address either, each named by
+/// its address, or by its id when that is unknown. (A part from its address is that replica
+/// restarted in place while the run was open: its part begins then, and `late_joins` says so.)
 ///
-/// A merged part from a replica that is not a holder by id may be such a peer, back with its
-/// `directory` at another address: as many address-only holders as there are such parts are
-/// taken to be them. While peers did not answer, as many gone holders as there are such peers
-/// may be those same replicas under other names (a peers list can spell an address
-/// differently): the answer is `partial` already, and only holders beyond that count are
-/// added.
+/// While peers did not answer, as many gone holders as there are such peers may be those same
+/// replicas under other names (a peers list can spell an address differently): the answer is
+/// `partial` already, and only holders beyond that count are added.
 fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut Vec<String>) {
-    // parts from replicas that are no holder, by id or by address
-    let strangers = present
-        .iter()
-        .filter(|p| {
-            !run.holders
-                .iter()
-                .any(|h| h.replica == p.replica || (h.replica.is_empty() && h.address == p.address))
-        })
-        .count();
-    let (by_id, by_address): (Vec<&Holder>, Vec<&Holder>) = run
+    let gone: Vec<&Holder> = run
         .holders
         .iter()
         .filter(|h| {
-            if h.replica.is_empty() {
-                !present.iter().any(|p| p.address == h.address)
-            } else {
-                !present.iter().any(|p| p.replica == h.replica)
-            }
+            !present.iter().any(|p| {
+                p.replica == h.replica || (!h.address.is_empty() && p.address == h.address)
+            })
         })
-        .partition(|h| !h.replica.is_empty());
-    let mut gone = by_id;
-    if by_address.len() > strangers {
-        gone.extend(by_address);
-    }
+        .collect();
     if gone.len() <= missing.len() {
         return;
     }
@@ -293,25 +276,12 @@ fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut V
             h.address.clone()
         };
         if !missing.contains(&name) {
-            tracing::warn!(run = %id, replica = %name, "runs: a replica that held a part of the run at its end, or did not answer its run-end, does not have it (restarted without a directory, or removed)");
+            tracing::warn!(run = %id, replica = %name, "runs: a replica that held a part of the run no longer has it (removed, or restarted without a directory after the run ended)");
             missing.push(name);
         }
     }
     missing.sort();
     missing.dedup();
-}
-
-/// The peers of `missing` (a fan-out's unreached or refusing peers) as holders known by
-/// address only: their part was out of reach when the run ended. Names that are not an
-/// address (a DNS name whose lookup failed) are left out.
-fn unreached(missing: &[String]) -> impl Iterator<Item = Holder> + '_ {
-    missing
-        .iter()
-        .filter(|a| !a.starts_with("dns+") && !a.starts_with("dnssrv+"))
-        .map(|a| Holder {
-            replica: String::new(),
-            address: a.clone(),
-        })
 }
 
 /// The parts merged, as holders: each answering peer's replica id and address, and this
@@ -330,9 +300,9 @@ fn present(reg: &Registry, ids: &BTreeMap<String, String>, local: bool) -> Vec<H
             address: p.own_addresses().into_iter().next().unwrap_or_default(),
         });
     }
-    out.sort();
-    out.dedup_by(|x, y| x.same_holder(y));
-    out
+    let mut set = Vec::new();
+    Holder::union(&mut set, &out);
+    set
 }
 
 /// Ends run `id` on this replica in a task of its own, so that a caller that goes away (a
@@ -496,6 +466,12 @@ async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> R
             ": another run-start with this id reached the tier at the same time",
         );
     }
+    // who took the run is recorded on every replica, so a replica removed while it is open
+    // (a scale-down, a pod replaced) is named missing instead of vanishing from the counts
+    let mut local = local;
+    let members = present(&reg, &sent.ids, true);
+    record_holders(&reg, &h, std::slice::from_ref(&id), &members).await;
+    Holder::union(&mut local.holders, &members);
     json(StatusCode::CREATED, &mark(local, sent.missing))
 }
 
@@ -605,18 +581,14 @@ async fn end(
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
-            if s.holders.is_empty() {
-                // the first run-end: who holds a part now, and which peers could not be
-                // asked, is recorded on every replica, so a part lost later (a restart
-                // without a directory) is named, not silently left out of the counts
-                let mut holders = present;
-                holders.extend(unreached(&missing));
-                record_holders(&reg, &h, &id, &holders).await;
-                s.holders = holders;
-                add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
-            } else {
-                add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
-                add_gone_holders(&id, &s, &present, &mut missing);
+            add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
+            add_gone_holders(&id, &s, &present, &mut missing);
+            // who holds a part now is recorded on every replica, so a part lost later (a
+            // restart without a directory) is named, not silently left out of the counts
+            let mut all = s.holders.clone();
+            if Holder::union(&mut all, &present) {
+                record_holders(&reg, &h, std::slice::from_ref(&id), &present).await;
+                s.holders = all;
             }
             json(StatusCode::OK, &mark(s, missing))
         }
@@ -627,20 +599,20 @@ async fn end(
     }
 }
 
-/// Records `holders` as run `id`'s [`Summary::holders`] here and on every peer
-/// (`POST /runs/{id}/holders`, forwarded; bounded by `peer_timeout`). A peer that misses it
-/// keeps none: its answers then only lack the check.
-async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, holders: &[Holder]) {
+/// Adds `holders` to the [`Summary::holders`] of the runs `ids`, here and on every peer
+/// (`POST /runs/-/holders`, forwarded; bounded by `peer_timeout`). A peer that misses it still
+/// merges the record from the parts of the replicas that have it.
+async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, ids: &[String], holders: &[Holder]) {
     if holders.is_empty() {
         return;
     }
-    reg.set_holders(id, holders.to_vec());
-    let body = serde_json::to_string(holders).unwrap_or_default();
+    reg.add_holders(ids, holders);
+    let body = serde_json::json!({ "runs": ids, "holders": holders }).to_string();
     let _ = fan_out::<serde_json::Value>(
         reg,
         h,
         reqwest::Method::POST,
-        &format!("/runs/{}/holders", path_id(id)),
+        "/runs/-/holders",
         Some(body),
         Duration::ZERO,
         (&[200], &[404]),
@@ -648,29 +620,34 @@ async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, id: &str, holders: &
     .await;
 }
 
-/// `POST /runs/{id}/holders`: the tier's record of the replicas that held a part of an ended
-/// run (a JSON list of `{"replica": id, "address": "host:port"}`; the id left out for a peer
-/// that did not answer the `run-end`), sent by the replica that
-/// ran `run-end` to its peers (the call must be forwarded), kept on this replica, once.
-/// `400` for a bad list, `403` when not forwarded, `404` when this replica does not hold the
-/// run, `409` while it is open.
-async fn holders(
-    State(reg): State<Arc<Registry>>,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+/// The body of `POST /runs/-/holders`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldersRecord {
+    /// run ids
+    runs: Vec<String>,
+    /// replicas that hold a part of each of them
+    holders: Vec<Holder>,
+}
+
+/// `POST /runs/-/holders`: the tier's record of the replicas that hold a part of runs
+/// ([`Summary::holders`]; a JSON object `{"runs": [id, ...], "holders": [{"replica": id,
+/// "address": "host:port"}, ...]}`), sent by a replica to its peers at `run-start`, at
+/// `run-end`, and when it took runs up from them at start-up (the call must be forwarded).
+/// Added to what this replica recorded, never removing any. `200` with how many of the runs
+/// it holds, `400` for a bad record, `403` when not forwarded, `404` when it holds none.
+async fn holders(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> Response {
     if !forwarded(&h) {
         return json(
             StatusCode::FORBIDDEN,
-            &serde_json::json!({ "error": "holders are recorded by the tier's run-end only" }),
+            &serde_json::json!({ "error": "holders are recorded by the tier's replicas only" }),
         );
     }
-    let list: Vec<Holder> = match serde_json::from_slice(&body) {
-        Ok(l) => l,
+    let rec: HoldersRecord = match serde_json::from_slice(&body) {
+        Ok(r) => r,
         Err(e) => {
             return error(RunsError::Invalid(format!(
-                "holders must be a JSON list of {{replica, address}}: {e}"
+                "holders: expected {{\"runs\": [id, ...], \"holders\": [{{\"replica\": id, \"address\": \"host:port\"}}, ...]}}: {e}"
             )));
         }
     };
@@ -683,10 +660,9 @@ async fn holders(
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
             })
     };
-    let valid = list.len() <= MAX_HOLDERS
-        && list.iter().all(|h| {
-            // a peer that did not answer the run-end has an address and no id
-            !(h.replica.is_empty() && h.address.is_empty())
+    let valid = rec.holders.len() <= MAX_HOLDERS
+        && rec.holders.iter().all(|h| {
+            !h.replica.is_empty()
                 && fine(&h.replica, 64, |b| {
                     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
                 })
@@ -697,23 +673,17 @@ async fn holders(
         });
     if !valid {
         return error(RunsError::Invalid(format!(
-            "holders: at most {MAX_HOLDERS}, each a hex replica id, a host:port address, or both"
+            "holders: at most {MAX_HOLDERS}, each a hex replica id and a host:port address"
         )));
     }
-    match reg.set_holders(&id, list) {
-        Some(true) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
-        Some(false) => json(
-            StatusCode::CONFLICT,
-            &serde_json::json!({
-                "error": format!("run {id:?} is still open here: holders are recorded once it ended")
-            }),
+    match reg.add_holders(&rec.runs, &rec.holders) {
+        0 => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": "this replica holds none of these runs" }),
         ),
-        None => not_found(&reg, &id),
+        n => json(StatusCode::OK, &serde_json::json!({ "runs": n })),
     }
 }
-
-/// Most replicas one holders record names.
-const MAX_HOLDERS: usize = 1024;
 
 async fn list(
     State(reg): State<Arc<Registry>>,
@@ -777,7 +747,9 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
-        .route("/runs/{id}/holders", post(holders))
+        // `-` stands for the runs the body names (a run id may be any text, so the record
+        // of several runs lives under a path no single run's calls use)
+        .route("/runs/-/holders", post(holders))
         .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
         .with_state(reg);
     match me.and_then(|m| http::HeaderValue::from_str(&m).ok()) {

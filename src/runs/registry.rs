@@ -474,25 +474,28 @@ impl Registry {
         self.open_run(req, true)
     }
 
-    /// Records the replicas that held a part of run `id` when the tier's `run-end` returned
-    /// ([`Summary::holders`]), once: a record already made stays. `None` when this replica
-    /// does not hold the run; `Some(false)` when the run is still open (nothing recorded).
-    /// Saved at once (with a directory): a replica stopped right after the run ended keeps it.
-    pub fn set_holders(&self, id: &str, holders: Vec<Holder>) -> Option<bool> {
+    /// Adds `holders` to the [`Summary::holders`] of each run of `ids` held here
+    /// ([`Holder::union`]: never removes one). Returns how many of `ids` are held here.
+    /// Saved at once (with a directory) when anything changed: a replica stopped right after
+    /// keeps the record.
+    pub fn add_holders(&self, ids: &[String], holders: &[Holder]) -> usize {
+        let (mut held, mut changed) = (0, false);
         {
             let mut runs = self.runs.lock();
-            let e = runs.get_mut(id)?;
-            if e.summary.state == RunState::Open {
-                return Some(false);
+            for id in ids {
+                if let Some(e) = runs.get_mut(id) {
+                    held += 1;
+                    if Holder::union(&mut e.summary.holders, holders) {
+                        e.dirty = true;
+                        changed = true;
+                    }
+                }
             }
-            if !e.summary.holders.is_empty() || holders.is_empty() {
-                return Some(true);
-            }
-            e.summary.holders = holders;
-            e.dirty = true;
         }
-        self.flush();
-        Some(true)
+        if changed {
+            self.flush();
+        }
+        held
     }
 
     /// Forgets run `id` if it is still the open run of run-start `origin` (a run-start that
@@ -658,7 +661,7 @@ impl Registry {
                 missing.push(addr);
             }
         }
-        let mut opened = 0;
+        let mut opened = Vec::new();
         let mut ended = Vec::new();
         let known: BTreeMap<String, RunState> = self
             .runs
@@ -680,7 +683,7 @@ impl Registry {
                     };
                     match self.start(req) {
                         Ok(_) => {
-                            opened += 1;
+                            opened.push(info.id.clone());
                             if let Some(e) = self.runs.lock().get_mut(&info.id) {
                                 e.summary.late_joins = vec![now_ms()];
                                 // saved with the part, so a restart keeps the note
@@ -712,8 +715,48 @@ impl Registry {
         if !missing.is_empty() {
             tracing::warn!(peers = ?missing, "runs: peers did not answer at start-up");
         }
-        tracing::info!(opened, ended = ended.len(), "runs: caught up with peers");
-        (opened, missing)
+        if !opened.is_empty() {
+            self.announce_holder(peers, &opened);
+        }
+        tracing::info!(
+            opened = opened.len(),
+            ended = ended.len(),
+            "runs: caught up with peers"
+        );
+        (opened.len(), missing)
+    }
+
+    /// Records this replica as a holder of the runs `ids` it took up from its peers, here at
+    /// once and on every peer (`POST /runs/-/holders`) in the background (readiness does not
+    /// wait for a slow peer), so that if it is removed while they are open its part is named
+    /// missing instead of vanishing from the counts. A peer that misses it still merges the
+    /// record from the replicas that have it.
+    fn announce_holder(&self, peers: &Arc<crate::runs::peers::Peers>, ids: &[String]) {
+        let me = [Holder {
+            replica: peers.self_id.clone(),
+            address: peers.own_addresses().into_iter().next().unwrap_or_default(),
+        }];
+        self.add_holders(ids, &me);
+        let body = serde_json::json!({ "runs": ids, "holders": me }).to_string();
+        let peers = peers.clone();
+        tokio::spawn(async move {
+            for (addr, reply) in peers
+                .fan_out(
+                    reqwest::Method::POST,
+                    "/runs/-/holders",
+                    Some(body),
+                    Duration::ZERO,
+                )
+                .await
+            {
+                if !matches!(
+                    reply,
+                    crate::runs::peers::Reply::Answer(200 | 404, _, Some(_))
+                ) {
+                    tracing::warn!(peer = %addr, "runs: a peer did not record this replica as a holder of the runs it took up");
+                }
+            }
+        });
     }
 
     /// Ends a run: stamping stops at once; then waits (bounded) for the runsummary queue to

@@ -6,7 +6,7 @@
 //! are unit-tested and the same whichever replica merges.
 
 use crate::runs::summary::RunInfo;
-use crate::runs::summary::{Group, Limits, RunSource, RunState, Summary};
+use crate::runs::summary::{Group, Holder, Limits, RunSource, RunState, Summary};
 use std::collections::{BTreeMap, HashMap};
 
 /// Example trace ids kept per merged group (as on one replica).
@@ -95,9 +95,7 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     a.expires_unix_ms = a.expires_unix_ms.max(b.expires_unix_ms);
     a.late_joins.extend_from_slice(&b.late_joins);
     a.late_joins.sort_unstable();
-    a.holders.extend_from_slice(&b.holders);
-    a.holders.sort_unstable();
-    a.holders.dedup_by(|x, y| x.same_holder(y));
+    Holder::union(&mut a.holders, &b.holders);
     let (t, u) = (&mut a.totals, &b.totals);
     t.spans += u.spans;
     t.error_spans += u.error_spans;

@@ -193,25 +193,26 @@ pub struct Summary {
     /// is kept everywhere and only its caller is answered `201`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    /// The replicas that held a part of this run when the tier's first `run-end` returned,
-    /// recorded on every replica, by replica id (kept across restarts with a `directory`),
-    /// and the peers that did not answer that `run-end`, by address (their part was out of
-    /// reach, not known to be empty). A replica among them that no longer answers with its
-    /// part (restarted without a `directory`, or removed) makes every later answer `partial`,
-    /// naming it. Absent on one replica, for runs no tier `run-end` ended, and until the run
-    /// ends.
+    /// The replicas known to hold a part of this run, by replica id (kept across restarts with
+    /// a `directory`), recorded on every replica by the tier: those that took it at
+    /// `run-start`, each that took it up later from its peers (a replica that started while it
+    /// was open), and those that held a part when a tier `run-end` returned. One among them
+    /// whose part is no longer among the merged ones, while no part answers from its address
+    /// either, makes every answer `partial`, naming it: it was removed (a scale-down, a pod
+    /// replaced) or restarted without a `directory` after the run ended. A replica that
+    /// restarted in place while the run was open answers from its address with a part that
+    /// begins then (`late_joins`). Empty for runs opened by `test.run.id` data until a
+    /// `run-end`, and for runs of a single replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holders: Vec<Holder>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
 }
 
-/// One replica that held a part of a run at its end ([`Summary::holders`]).
+/// One replica known to hold a part of a run ([`Summary::holders`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Holder {
-    /// the replica's id (its `x-watchtower-replica` header; 16 hex digits); empty for a peer
-    /// that did not answer the `run-end`, known by its address only
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// the replica's id (its `x-watchtower-replica` header; 16 hex digits)
     pub replica: String,
     /// where the replica that recorded it reached it (`host:port`; empty when unknown): how
     /// a missing holder is named
@@ -219,11 +220,31 @@ pub struct Holder {
     pub address: String,
 }
 
+/// Most holders one run records ([`Summary::holders`]); later ones are not recorded.
+pub const MAX_HOLDERS: usize = 1024;
+
 impl Holder {
-    /// Whether two records name the same holder: the same replica id, or, for peers that did
-    /// not answer the `run-end` (no id), the same address.
-    pub fn same_holder(&self, other: &Holder) -> bool {
-        self.replica == other.replica && (!self.replica.is_empty() || self.address == other.address)
+    /// Adds `more` to `list`, a set by replica id kept sorted: a replica recorded without an
+    /// address takes the first one given later; at most [`MAX_HOLDERS`]. Returns whether
+    /// `list` changed.
+    pub fn union(list: &mut Vec<Holder>, more: &[Holder]) -> bool {
+        let mut changed = false;
+        for h in more {
+            match list.binary_search_by(|x| x.replica.cmp(&h.replica)) {
+                Ok(i) => {
+                    if list[i].address.is_empty() && !h.address.is_empty() {
+                        list[i].address = h.address.clone();
+                        changed = true;
+                    }
+                }
+                Err(i) if list.len() < MAX_HOLDERS => {
+                    list.insert(i, h.clone());
+                    changed = true;
+                }
+                Err(_) => {}
+            }
+        }
+        changed
     }
 }
 
