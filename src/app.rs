@@ -267,6 +267,9 @@ impl App {
             }
         }
         if let Some(r) = &self.runs {
+            // the summaries are final now (the runsummary queue drained above): without a
+            // directory to keep them, each part goes to a peer
+            r.hand_off(tokio::time::Instant::from_std(deadline)).await;
             r.flush_at_stop();
         }
         let _ = self.stop_admin.send(true);

@@ -849,10 +849,11 @@ async fn dns_server(
     }
 }
 
-/// Replicas that leave the headless Service while a run is open (a scale-down: stopped, then
-/// out of the SRV records) are named missing, not dropped from the counts without a word:
-/// one that took the run at `run-start`, and one that took it up from its peers after a
-/// scale-up. Before, once the records no longer listed them, answers were whole.
+/// Replicas that leave the headless Service while a run is open without handing their parts
+/// over (killed, then out of the SRV records: an eviction, a node lost) are named missing, not
+/// dropped from the counts without a word: one that took the run at `run-start`, and one that
+/// took it up from its peers after a scale-up. Before, once the records no longer listed
+/// them, answers were whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -886,9 +887,9 @@ async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // a scale-down: r1 and r2 stop and leave the records
-    r1.stop();
-    r2.stop();
+    // r1 and r2 are killed and leave the records
+    r1.kill();
+    r2.kill();
     listed.store(1, Ordering::Relaxed);
     let asked = queries.load(Ordering::Relaxed);
     let mut gone = vec![r1.addr(), r2.addr()];
@@ -919,6 +920,74 @@ async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
         ),
         "{s}"
     );
+}
+
+/// A scale-down (replicas stopped with SIGTERM, then out of the SRV records) loses no counts:
+/// each stopping replica without a `directory` hands its part to a peer, which adds it to its
+/// own, so the answers stay whole and nobody is missing: a replica that took the run at
+/// `run-start`, and one that took it up after a scale-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_hands_the_parts_to_the_replicas_that_stay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, queries, launcher, listed) = srv_setup(dir.path(), "127.0.0.156").await;
+    listed.store(2, Ordering::Relaxed);
+    let peers = "dnssrv+_health._tcp.shrinking.test";
+    let mut tier = loopback_tier(dir.path(), "h", port, peers, |r| {
+        r.launcher = launcher.clone()
+    });
+    let [r0, r1, r2] = &mut tier[..] else {
+        panic!("three replicas")
+    };
+    up(&mut [&mut *r0, &mut *r1]).await;
+    run_cmd_ok("run-start", &r0.url(), "d1");
+    listed.store(3, Ordering::Relaxed);
+    r2.spawn();
+    r2.ready().await;
+    send_spans(r0, "svc", 10, None).await;
+    send_spans(r1, "svc", 20, None).await;
+    send_spans(r2, "svc", 40, None).await;
+    // r1 and r2 stop as a scale-down stops pods, and leave the records
+    r1.stop();
+    r2.stop();
+    listed.store(1, Ordering::Relaxed);
+    let asked = queries.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let s = loop {
+        let (_, s) = get(&format!("{}/runs/d1", r0.url()), false).await;
+        if queries.load(Ordering::Relaxed) > asked + 1 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "r0 never asked DNS again: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (u(&s["totals"]["spans"]), &s["partial"]),
+        (70, &Value::Bool(false)),
+        "{s}"
+    );
+    assert_eq!(s["absorbed"].as_array().map(Vec::len), Some(2), "{s}");
+    run_cmd_ok("run-end", &r0.url(), "d1");
+    let (_, s) = get(&format!("{}/runs/d1", r0.url()), false).await;
+    assert_eq!(
+        (&s["state"], u(&s["totals"]["spans"]), &s["partial"]),
+        (&Value::from("ended"), 70, &Value::Bool(false)),
+        "{s}"
+    );
+    // a part is taken once: the same hand-over again changes nothing
+    let (_, part) = get(&format!("{}/runs/d1", r0.url()), true).await;
+    let from = part["absorbed"][0].as_str().unwrap_or_default().to_string();
+    let again = serde_json::json!({"from": from, "part": part}).to_string();
+    let r = client()
+        .post(format!("{}/runs/d1/absorb", r0.url()))
+        .header("x-watchtower-peer", "1")
+        .header("content-type", "application/json")
+        .body(again)
+        .send()
+        .await
+        .expect("absorb");
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, s) = get(&format!("{}/runs/d1", r0.url()), false).await;
+    assert_eq!(u(&s["totals"]["spans"]), 70, "{s}");
 }
 
 /// An SRV target without an address is a replica the tier cannot reach: `run-start` names it

@@ -9,6 +9,7 @@
 //! `missing_replicas` when a peer did not answer. A call carrying the forwarded header is
 //! answered from this replica's own state.
 
+use crate::runs::client::path_id;
 use crate::runs::limits::MAX_START_BODY_BYTES;
 use crate::runs::peers::{FORWARDED, REPLICA, Reply};
 use crate::runs::registry::{Page, PageRequest, StartRequest, paginate};
@@ -42,6 +43,7 @@ fn status_of(e: &RunsError) -> StatusCode {
         RunsError::Conflict(_) => StatusCode::CONFLICT,
         RunsError::Invalid(_) => StatusCode::BAD_REQUEST,
         RunsError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+        RunsError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -176,6 +178,9 @@ struct Absent {
     /// it held a part and `max_runs` made it forget it
     #[serde(default)]
     evicted: bool,
+    /// it handed its part to a peer as it stopped: the peer's part includes it
+    #[serde(default)]
+    handed_off: bool,
 }
 
 /// The `404` for run `id`: with peers, also when this replica started and whether it
@@ -194,6 +199,7 @@ fn not_found(reg: &Registry, id: &str) -> Response {
             "error": message,
             "replica_started_unix_ms": reg.started_unix_ms,
             "evicted": evicted,
+            "handed_off": reg.was_handed(id),
         }),
     )
 }
@@ -211,6 +217,7 @@ fn absentees(reg: &Registry, id: &str, absent: Vec<(String, Bytes)>) -> Vec<(Str
             Absent {
                 replica_started_unix_ms: reg.started_unix_ms,
                 evicted: reg.was_evicted(id),
+                handed_off: reg.was_handed(id),
             },
         ));
     }
@@ -218,12 +225,15 @@ fn absentees(reg: &Registry, id: &str, absent: Vec<(String, Bytes)>) -> Vec<(Str
 }
 
 /// Whether a replica that does not hold `run` (`None`: no replica holds it) lost its part,
-/// rather than never having one: it forgot the run (`max_runs`), or, for a run begun by
+/// rather than never having one or handing it to a peer as it stopped: it forgot the run (`max_runs`), or, for a run begun by
 /// `run-start` (which every replica receives), it was up before the run ended (it refused the
 /// start, `max_runs` open runs, or lost it in a restart without a directory). A replica that
 /// started after the run ended never had a part; a run opened by `test.run.id` data has parts
 /// only where such data arrived.
 fn part_lost(run: Option<&Summary>, a: &Absent) -> bool {
+    if a.handed_off {
+        return false;
+    }
     a.evicted
         || run.is_some_and(|r| {
             r.source == RunSource::Api
@@ -249,7 +259,8 @@ fn add_lost(
 }
 
 /// Adds to `missing` the holders of `run` ([`Summary::holders`]) whose part is not among the
-/// merged ones (`present`) while no part answers from their address either, each named by
+/// merged ones (`present`, or absorbed into one: [`Summary::absorbed`]) while no part
+/// answers from their address either, each named by
 /// its address, or by its id when that is unknown. (A part from its address is that replica
 /// restarted in place while the run was open: its part begins then, and `late_joins` says so.)
 ///
@@ -261,9 +272,10 @@ fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut V
         .holders
         .iter()
         .filter(|h| {
-            !present.iter().any(|p| {
-                p.replica == h.replica || (!h.address.is_empty() && p.address == h.address)
-            })
+            !run.absorbed.contains(&h.replica)
+                && !present.iter().any(|p| {
+                    p.replica == h.replica || (!h.address.is_empty() && p.address == h.address)
+                })
         })
         .collect();
     if gone.len() <= missing.len() {
@@ -371,18 +383,6 @@ fn mark(mut s: Summary, missing: Vec<String>) -> Summary {
     s.partial = !missing.is_empty();
     s.missing_replicas = missing;
     s
-}
-
-fn path_id(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn start(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) -> Response {
@@ -685,6 +685,65 @@ async fn holders(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) ->
     }
 }
 
+/// The body of `POST /runs/{id}/absorb`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Handover {
+    /// the replica id of the replica that stops
+    from: String,
+    /// its part of the run
+    part: Summary,
+}
+
+/// `POST /runs/{id}/absorb`: a replica that stops hands its part of run `id` to this one,
+/// which adds it to its own ([`Registry::absorb`]); a call between replicas only (it must be
+/// forwarded). `200` when taken (or taken before: a part is added once), `400` for a bad
+/// body (`{"from": replica id, "part": run summary}`, the part's id the path's, `from` another
+/// replica's id), `403` when not forwarded, `429` when a new part finds no room, `503` while
+/// this replica hands its own parts over (it is stopping too).
+async fn absorb(
+    State(reg): State<Arc<Registry>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !forwarded(&h) {
+        return json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({ "error": "parts are handed over by the tier's replicas only" }),
+        );
+    }
+    let Handover { from, part } = match serde_json::from_slice(&body) {
+        Ok(x) => x,
+        Err(e) => {
+            return error(RunsError::Invalid(format!(
+                "absorb: expected {{\"from\": replica id, \"part\": run summary}}: {e}"
+            )));
+        }
+    };
+    let hex = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 64
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if part.id != id {
+        return error(RunsError::Invalid(format!(
+            "absorb: the part is of run {:?}, not {id:?}",
+            part.id
+        )));
+    }
+    if !hex(&from) || reg.peers.as_ref().is_some_and(|p| p.self_id == from) {
+        return error(RunsError::Invalid(
+            "absorb: from must be the hex replica id of another replica".into(),
+        ));
+    }
+    match reg.absorb(part, &from) {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
+        Err(e) => error(e),
+    }
+}
+
 async fn list(
     State(reg): State<Arc<Registry>>,
     h: HeaderMap,
@@ -747,6 +806,7 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
+        .route("/runs/{id}/absorb", post(absorb))
         // `-` stands for the runs the body names (a run id may be any text, so the record
         // of several runs lives under a path no single run's calls use)
         .route("/runs/-/holders", post(holders))

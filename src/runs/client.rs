@@ -198,17 +198,15 @@ fn client() -> Result<reqwest::Client, ClientError> {
         .map_err(|e| ClientError::Usage(format!("http client: {e}")))
 }
 
-fn path_id(id: &str) -> String {
-    // percent-encode everything outside unreserved characters
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// A run id as one URL path segment: every byte outside RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`) percent-encoded, so any id addresses its own `/runs/{id}`.
+pub fn path_id(id: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
 }
 
 async fn call<T: serde::de::DeserializeOwned>(

@@ -156,6 +156,10 @@ pub enum RunsError {
     /// `max_runs` runs are already open (HTTP 429).
     #[error("too many runs are open (max_runs {0})")]
     TooMany(usize),
+    /// This replica is stopping and hands its own parts to its peers: it takes no other
+    /// replica's part (HTTP 503).
+    #[error("this replica is stopping")]
+    Stopping,
 }
 
 #[cfg(test)]

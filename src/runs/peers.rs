@@ -256,7 +256,10 @@ impl Peers {
         let calls = addrs.into_iter().map(|addr| {
             let (method, body) = (method.clone(), body.clone());
             async move {
-                let reply = self.call_raw(&addr, method, path, body, extra).await;
+                let reply = self
+                    .call_raw(&addr, method, path, body, extra)
+                    .await
+                    .map_err(|e| e.why);
                 (addr, reply)
             }
         });
@@ -288,8 +291,28 @@ impl Peers {
     ) -> Reply {
         match self.call_raw(addr, method, path, None, extra).await {
             Ok((who, status, b)) => Reply::Answer(status, b, who),
-            Err(e) => Reply::Missing(e),
+            Err(e) => Reply::Missing(e.why),
         }
+    }
+
+    /// `POST path` with a JSON `body` to the peer at `addr` alone: the answering replica's id,
+    /// the status and the body; or why there is none, and whether the call may have reached
+    /// the peer all the same (anything but a refused connection: a call that must not be
+    /// applied twice is then not sent elsewhere).
+    pub async fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: String,
+    ) -> Result<(Option<String>, u16, bytes::Bytes), CallError> {
+        self.call_raw(
+            addr,
+            reqwest::Method::POST,
+            path,
+            Some(body),
+            Duration::ZERO,
+        )
+        .await
     }
 
     /// One call: the answering replica's id (its `x-watchtower-replica` header), the status
@@ -301,13 +324,17 @@ impl Peers {
         path: &str,
         body: Option<String>,
         extra: Duration,
-    ) -> Result<(Option<String>, u16, bytes::Bytes), String> {
+    ) -> Result<(Option<String>, u16, bytes::Bytes), CallError> {
+        let unsent = |why: String| CallError {
+            why,
+            maybe_reached: false,
+        };
         let credential = self
             .credential
             .get()
             .map(|c| c.credential())
             .transpose()
-            .map_err(|e| format!("no credential for the peers: {e}"))?;
+            .map_err(|e| unsent(format!("no credential for the peers: {e}")))?;
         let mut req = self
             .client
             .request(method, format!("http://{addr}{path}"))
@@ -321,16 +348,31 @@ impl Peers {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(b);
         }
-        let r = req.send().await.map_err(|e| e.to_string())?;
+        let r = req.send().await.map_err(|e| CallError {
+            maybe_reached: !e.is_connect(),
+            why: e.to_string(),
+        })?;
         let who = r
             .headers()
             .get(REPLICA)
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         let status = r.status().as_u16();
-        let b = r.bytes().await.map_err(|e| e.to_string())?;
+        let b = r.bytes().await.map_err(|e| CallError {
+            maybe_reached: true,
+            why: e.to_string(),
+        })?;
         Ok((who, status, b))
     }
+}
+
+/// Why a call to a peer has no answer.
+#[derive(Debug)]
+pub struct CallError {
+    /// what went wrong, for the log
+    pub why: String,
+    /// false only when the call cannot have reached the peer (no connection, no credential)
+    pub maybe_reached: bool,
 }
 
 #[cfg(test)]

@@ -217,6 +217,13 @@ pub struct Registry {
     ended_unknown: Mutex<std::collections::VecDeque<(String, u64)>>,
     /// the locked file of this replica's kept id (`directory`), held while the process runs
     _replica_id_lock: Option<std::fs::File>,
+    /// runs whose part this replica handed to a peer as it stopped ([`Registry::hand_off`]),
+    /// newest last (at most [`EVICTED_KEPT`]): it answers for them that it has no part,
+    /// because a peer's part includes it
+    handed: Mutex<std::collections::VecDeque<String>>,
+    /// set (under the `runs` lock) when [`Registry::hand_off`] takes the parts out: a part
+    /// absorbed after that would be left behind
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// How many evicted run ids a replica remembers.
@@ -309,6 +316,8 @@ impl Registry {
             started_unix_ms: now_ms(),
             evicted: Mutex::new(evicted),
             ended_unknown: Mutex::new(Default::default()),
+            handed: Mutex::new(Default::default()),
+            stopping: Default::default(),
             _replica_id_lock: kept_id.map(|(_, f)| f),
         });
         reg.rebuild_open(&reg.runs.lock());
@@ -454,6 +463,145 @@ impl Registry {
             }
             None => Err(RunsError::TooMany(self.cfg.max_runs)),
         }
+    }
+
+    /// Whether this replica handed its part of run `id` to a peer as it stopped.
+    pub fn was_handed(&self, id: &str) -> bool {
+        self.handed.lock().iter().any(|h| h == id)
+    }
+
+    /// Adds `part`, the part of run `part.id` that replica `from` handed over as it stopped
+    /// ([`Registry::hand_off`]), to this replica's part: counts add as in a merged answer,
+    /// and `from` (with the replicas its part had absorbed) joins [`Summary::absorbed`]. This
+    /// part keeps its own state and end (a read settles a difference: read repair). Without a
+    /// part of the run here (a run opened by `test.run.id` data elsewhere, or forgotten),
+    /// `part` becomes this replica's part. Returns false when a part of `from` was absorbed
+    /// already (it is not added twice). Saved at once (with a directory).
+    ///
+    /// # Errors
+    /// [`RunsError::Invalid`] for a bad run id; [`RunsError::TooMany`] when a new part finds
+    /// no room (`max_runs`); [`RunsError::Stopping`] once this replica hands its own parts
+    /// over.
+    pub fn absorb(&self, mut part: Summary, from: &str) -> Result<bool, RunsError> {
+        limits::valid_id(&part.id)?;
+        let id = part.id.clone();
+        let counts = self.drop_counts();
+        let lim = self.limits();
+        {
+            let mut runs = self.runs.lock();
+            if self.stopping.load(Ordering::Relaxed) {
+                return Err(RunsError::Stopping);
+            }
+            match runs.get_mut(&id) {
+                Some(e) => {
+                    if e.summary.absorbed.iter().any(|a| a == from) {
+                        return Ok(false);
+                    }
+                    let (state, ended, origin) = (
+                        e.summary.state,
+                        e.summary.ended_unix_ms,
+                        e.summary.origin.clone(),
+                    );
+                    crate::runs::replicas::merge_summary(&mut e.summary, &part, &lim);
+                    e.summary.state = state;
+                    e.summary.ended_unix_ms = ended;
+                    e.summary.origin = origin;
+                    crate::runs::replicas::absorb_ids(&mut e.summary.absorbed, &[from.to_string()]);
+                    e.dirty = true;
+                }
+                None => {
+                    self.make_room(&mut runs)?;
+                    crate::runs::replicas::absorb_ids(&mut part.absorbed, &[from.to_string()]);
+                    part.partial = false;
+                    part.missing_replicas.clear();
+                    part.reindex();
+                    let open = part.state == RunState::Open;
+                    runs.insert(
+                        id.clone(),
+                        Entry {
+                            summary: part,
+                            drop_base: open.then_some(counts),
+                            dirty: true,
+                            ending: false,
+                        },
+                    );
+                    self.rebuild_open(&runs);
+                }
+            }
+        }
+        tracing::info!(run = %id, from = %from, "runs: took over the part of a replica that stopped");
+        self.flush();
+        Ok(true)
+    }
+
+    /// As this replica stops (after its queues drained, so its parts are final): hands each
+    /// part it holds to one peer (`POST /runs/{id}/absorb`), which adds it to its own, so a
+    /// scale-down or a rolling update loses no counts and leaves no replica missing. Only
+    /// without a `directory` (with one, the parts stay on the volume for the next start).
+    /// A part is tried on the peers in turn until one takes it, while `deadline` (at least one
+    /// `peer_timeout` from now) allows; a
+    /// call that may have reached a peer without an answer is not sent elsewhere (the part
+    /// could be counted twice): that part, like one no peer took, is lost, and the run's
+    /// holders name this replica. Returns how many parts were handed over.
+    pub async fn hand_off(&self, deadline: tokio::time::Instant) -> usize {
+        let Some(peers) = self.peers.as_ref().filter(|_| self.dir.is_none()) else {
+            return 0;
+        };
+        let counts = self.drop_counts();
+        let parts: Vec<Summary> = {
+            let mut runs = self.runs.lock();
+            self.stopping.store(true, Ordering::Relaxed);
+            let parts = std::mem::take(&mut *runs)
+                .into_values()
+                .map(|e| self.view(&e, counts))
+                .collect();
+            self.rebuild_open(&runs);
+            parts
+        };
+        if parts.is_empty() {
+            return 0;
+        }
+        // queues that took all of shutdown_timeout still leave one peer call's time (the
+        // chart's grace period has 10 s beyond shutdown_timeout)
+        let deadline = deadline.max(tokio::time::Instant::now() + self.cfg.peer_timeout.0);
+        let (targets, _) = peers.resolve().await;
+        let me = peers.self_id.clone();
+        let mut handed = 0;
+        for part in parts {
+            let id = part.id.clone();
+            let body = serde_json::json!({ "from": me, "part": part }).to_string();
+            let path = format!("/runs/{}/absorb", crate::runs::client::path_id(&id));
+            let mut taken = false;
+            for addr in &targets {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                match peers.post(addr, &path, body.clone()).await {
+                    Ok((Some(who), 200, _)) if who != me => {
+                        taken = true;
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if !e.maybe_reached => continue,
+                    Err(e) => {
+                        tracing::warn!(run = %id, peer = %addr, error = %e.why, "runs: handing a part over may have failed; not sent elsewhere (it could be counted twice)");
+                        break;
+                    }
+                }
+            }
+            if taken {
+                handed += 1;
+                let mut h = self.handed.lock();
+                if h.len() >= EVICTED_KEPT {
+                    h.pop_front();
+                }
+                h.push_back(id);
+            } else {
+                tracing::warn!(run = %id, "runs: no peer took this replica's part of the run; it is lost, and answers name this replica");
+            }
+        }
+        tracing::info!(handed, "runs: parts handed to peers at stop");
+        handed
     }
 
     /// Whether `max_runs` made this replica forget run `id` (its part is lost).
@@ -1102,6 +1250,44 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.state, RunState::Open);
+    }
+
+    #[tokio::test]
+    async fn a_part_handed_over_adds_once_and_keeps_this_parts_state() {
+        // a peer nobody listens on: this replica hands its parts over at stop (none takes them)
+        let cfg = RunsConfig {
+            peers: vec!["127.0.0.1:1".into()],
+            ..Default::default()
+        };
+        let reg = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        start(&reg, "r", "qa", None);
+        // another replica's part of the same run: 7 spans, ended there (it missed nothing
+        // this replica did not)
+        let mut other = Summary::new("r", RunSource::Api, now_ms() + 60_000);
+        other.totals.spans = 7;
+        other.services.entry("svc".into()).or_default().spans = 7;
+        other.state = RunState::Ended;
+        other.ended_unix_ms = Some(now_ms());
+        other.absorbed = vec!["0b".into()];
+        assert_eq!(reg.absorb(other.clone(), "0a").ok(), Some(true));
+        assert_eq!(
+            reg.absorb(other.clone(), "0a").ok(),
+            Some(false),
+            "taken twice"
+        );
+        let s = reg.get("r").unwrap_or_else(|| panic!("run r"));
+        assert_eq!((s.totals.spans, s.state), (7, RunState::Open));
+        assert_eq!(s.absorbed, ["0a", "0b"]);
+        // a run this replica does not hold becomes its part
+        let mut data = Summary::new("d", RunSource::Attribute, now_ms() + 60_000);
+        data.totals.spans = 3;
+        assert_eq!(reg.absorb(data, "0a").ok(), Some(true));
+        assert_eq!(reg.get("d").map(|s| s.totals.spans), Some(3));
+        // once it hands its own parts over, it takes no other replica's
+        let soon = tokio::time::Instant::now() + Duration::from_secs(5);
+        assert_eq!(reg.hand_off(soon).await, 0, "nobody took the parts");
+        assert!(reg.get("r").is_none() && !reg.was_handed("r"));
+        assert!(matches!(reg.absorb(other, "0c"), Err(RunsError::Stopping)));
     }
 
     #[test]

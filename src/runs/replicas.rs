@@ -6,7 +6,7 @@
 //! are unit-tested and the same whichever replica merges.
 
 use crate::runs::summary::RunInfo;
-use crate::runs::summary::{Group, Holder, Limits, RunSource, RunState, Summary};
+use crate::runs::summary::{Group, Holder, Limits, MAX_HOLDERS, RunSource, RunState, Summary};
 use std::collections::{BTreeMap, HashMap};
 
 /// Example trace ids kept per merged group (as on one replica).
@@ -79,6 +79,18 @@ fn merge_groups(into: &mut Vec<Group>, from: &[Group], max: usize, overflow: &mu
     }
 }
 
+/// Adds replica ids to a part's [`Summary::absorbed`]: a sorted set, at most
+/// [`MAX_HOLDERS`] ids.
+pub fn absorb_ids(into: &mut Vec<String>, ids: &[String]) {
+    for id in ids {
+        if let Err(i) = into.binary_search(id)
+            && into.len() < MAX_HOLDERS
+        {
+            into.insert(i, id.clone());
+        }
+    }
+}
+
 /// Adds `b` (another replica's part of the same run) into `a`. Derived fields (rates,
 /// quantiles, `complete`) are recomputed by [`Summary::finalize`], which this calls.
 pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
@@ -96,6 +108,7 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     a.late_joins.extend_from_slice(&b.late_joins);
     a.late_joins.sort_unstable();
     Holder::union(&mut a.holders, &b.holders);
+    absorb_ids(&mut a.absorbed, &b.absorbed);
     let (t, u) = (&mut a.totals, &b.totals);
     t.spans += u.spans;
     t.error_spans += u.error_spans;

@@ -205,6 +205,11 @@ pub struct Summary {
     /// `run-end`, and for runs of a single replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holders: Vec<Holder>,
+    /// The replicas whose parts this part includes, by replica id: a replica without a
+    /// `directory` hands its parts to a peer when it stops (a scale-down, a rolling update),
+    /// and the peer adds them to its own. A holder among them is not missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<String>,
     #[serde(skip)]
     index: HashMap<(bool, String, String, String), usize>,
 }
