@@ -372,9 +372,15 @@ pub fn render_table(s: &Summary) -> String {
     }
     if !s.late_joins.is_empty() {
         o.push_str(&format!(
-            "NOTE: {} replica(s) took up this run after it started (at ms {:?}): a scale-up, or a restart; what a restarted replica received before (since its last save, with a runs directory) is missing\n\n",
+            "NOTE: {} replica(s) took up this run after it started (at ms {:?}): a scale-up, or a restart; what a replica that crashed had received before (since its last save, with a runs directory) is missing\n\n",
             s.late_joins.len(),
             s.late_joins
+        ));
+    }
+    if !s.absorbed.is_empty() {
+        o.push_str(&format!(
+            "NOTE: {} replica(s) stopped during this run and handed their parts to the others: they are counted\n\n",
+            s.absorbed.len()
         ));
     }
     o.push_str(&format!(
@@ -555,4 +561,33 @@ pub async fn gate(a: GateArgs) -> ExitCode {
         Format::Text => print!("{}", gate::text(&report)),
     }
     ExitCode::from(report.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::summary::RunSource;
+
+    #[test]
+    fn the_table_says_which_replicas_joined_late_and_which_handed_their_parts_over() {
+        let mut s = Summary::new("r", RunSource::Api, 1);
+        assert!(!render_table(&s).contains("NOTE:"));
+        s.late_joins = vec![1_796_000_000_000];
+        s.absorbed = vec!["0a".into(), "0b".into()];
+        let t = render_table(&s);
+        assert!(
+            t.contains("NOTE: 1 replica(s) took up this run after it started"),
+            "{t}"
+        );
+        assert!(
+            t.contains("NOTE: 2 replica(s) stopped during this run and handed their parts"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_run_id_is_one_path_segment() {
+        assert_eq!(path_id("build-1.2_x~"), "build-1.2_x~");
+        assert_eq!(path_id("a b/c%ü"), "a%20b%2Fc%25%C3%BC");
+    }
 }

@@ -180,7 +180,7 @@ pub fn evaluate(run: &Summary, baseline: Option<&Summary>, cfg: &GateConfig) -> 
         }
         if !s.late_joins.is_empty() {
             notes.push(format!(
-                "{} replica(s) took up the {what} after it started (a scale-up, or a restart: what a restarted replica received before, since its last save with a runs directory, is missing)",
+                "{} replica(s) took up the {what} after it started (a scale-up, or a restart: what a replica that crashed had received before, since its last save with a runs directory, is missing; a replica that stopped cleanly handed its part to the others)",
                 s.late_joins.len()
             ));
         }
