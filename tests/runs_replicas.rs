@@ -308,6 +308,17 @@ fn run_cmd_ok(cmd: &str, url: &str, id: &str) {
     }
 }
 
+/// Two replicas `a` and `b` on 127.0.0.1, each with both in its static peers list, started
+/// and ready.
+async fn static_pair(dir: &Path) -> (Replica, Replica) {
+    let (pa, pb) = (free_port(), free_port());
+    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
+    let mut a = Replica::new(dir, "a", "127.0.0.1", pa, &peers);
+    let mut b = Replica::new(dir, "b", "127.0.0.1", pb, &peers);
+    up(&mut [&mut a, &mut b]).await;
+    (a, b)
+}
+
 /// Starts every replica, then waits until each is ready.
 async fn up(replicas: &mut [&mut Replica]) {
     for r in replicas.iter_mut() {
@@ -849,6 +860,62 @@ async fn dns_server(
     }
 }
 
+/// A tier whose peers are the SRV records of `_health._tcp.shrinking.test` (a test DNS server
+/// on `dns_ip`): r0 and r1 listed and started, run `id` started on r0, then a scale-up (r2
+/// listed, started, taking the run up from its peers), and 10, 20 and 40 spans sent to r0, r1
+/// and r2. Returns the tier, the DNS server's query count and how many replicas it lists.
+async fn scaled_up_tier(
+    dir: &Path,
+    dns_ip: &str,
+    prefix: &str,
+    id: &str,
+) -> (Vec<Replica>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (port, queries, launcher, listed) = srv_setup(dir, dns_ip).await;
+    listed.store(2, Ordering::Relaxed);
+    let peers = "dnssrv+_health._tcp.shrinking.test";
+    let mut tier = loopback_tier(dir, prefix, port, peers, |r| r.launcher = launcher.clone());
+    {
+        let [r0, r1, r2] = &mut tier[..] else {
+            panic!("three replicas")
+        };
+        up(&mut [&mut *r0, &mut *r1]).await;
+        run_cmd_ok("run-start", &r0.url(), id);
+        listed.store(3, Ordering::Relaxed);
+        r2.spawn();
+        r2.ready().await;
+    }
+    for (r, n) in tier.iter().zip([10, 20, 40]) {
+        send_spans(r, "svc", n, None).await;
+    }
+    (tier, queries, listed)
+}
+
+/// Run `id` asked of `r` once `r` has looked its peers up again after `listed` changed to
+/// `now_listed` (its cached answer lasts at most 1 s).
+async fn show_after_dns_change(
+    r: &Replica,
+    id: &str,
+    queries: &AtomicUsize,
+    listed: &AtomicUsize,
+    now_listed: usize,
+) -> Value {
+    listed.store(now_listed, Ordering::Relaxed);
+    let asked = queries.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, s) = get(&format!("{}/runs/{id}", r.url()), false).await;
+        if queries.load(Ordering::Relaxed) > asked + 1 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never asked DNS again: {s}",
+            r.addr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Replicas that leave the headless Service while a run is open without handing their parts
 /// over (killed, then out of the SRV records: an eviction, a node lost) are named missing, not
 /// dropped from the counts without a word: one that took the run at `run-start`, and one that
@@ -857,27 +924,10 @@ async fn dns_server(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, queries, launcher, listed) = srv_setup(dir.path(), "127.0.0.155").await;
-    listed.store(2, Ordering::Relaxed);
-    let peers = "dnssrv+_health._tcp.shrinking.test";
-    let mut tier = loopback_tier(dir.path(), "k", port, peers, |r| {
-        r.launcher = launcher.clone()
-    });
-    let [r0, r1, r2] = &mut tier[..] else {
-        panic!("three replicas")
-    };
-    up(&mut [&mut *r0, &mut *r1]).await;
-    run_cmd_ok("run-start", &r0.url(), "k1");
-    // a scale-up: r2 is listed, starts, and takes the open run up from its peers
-    listed.store(3, Ordering::Relaxed);
-    r2.spawn();
-    r2.ready().await;
-    send_spans(r0, "svc", 10, None).await;
-    send_spans(r1, "svc", 20, None).await;
-    send_spans(r2, "svc", 40, None).await;
+    let (mut tier, queries, listed) = scaled_up_tier(dir.path(), "127.0.0.155", "k", "k1").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
+        let (_, s) = get(&format!("{}/runs/k1", tier[0].url()), false).await;
         if u(&s["totals"]["spans"]) == 70 && s["partial"] == false {
             break;
         }
@@ -888,28 +938,17 @@ async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // r1 and r2 are killed and leave the records
-    r1.kill();
-    r2.kill();
-    listed.store(1, Ordering::Relaxed);
-    let asked = queries.load(Ordering::Relaxed);
-    let mut gone = vec![r1.addr(), r2.addr()];
+    tier[1].kill();
+    tier[2].kill();
+    let mut gone = vec![tier[1].addr(), tier[2].addr()];
     gone.sort();
-    // r0 looks the name up again once its cached answer expires (at most 1 s)
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let s = loop {
-        let (_, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
-        if queries.load(Ordering::Relaxed) > asked + 1 {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "r0 never asked DNS again: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let s = show_after_dns_change(&tier[0], "k1", &queries, &listed, 1).await;
     assert_eq!(u(&s["totals"]["spans"]), 10, "{s}");
     assert_eq!(s["partial"], true, "{s}");
     assert_eq!(s["missing_replicas"], serde_json::json!(gone), "{s}");
     // and after the run ended
-    run_cmd_ok("run-end", &r0.url(), "k1");
-    let (code, s) = get(&format!("{}/runs/k1", r0.url()), false).await;
+    run_cmd_ok("run-end", &tier[0].url(), "k1");
+    let (code, s) = get(&format!("{}/runs/k1", tier[0].url()), false).await;
     assert_eq!(code, 200, "{s}");
     assert_eq!(
         (&s["state"], &s["partial"], &s["missing_replicas"]),
@@ -929,37 +968,12 @@ async fn replicas_removed_from_the_service_while_a_run_is_open_are_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_down_hands_the_parts_to_the_replicas_that_stay() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, queries, launcher, listed) = srv_setup(dir.path(), "127.0.0.156").await;
-    listed.store(2, Ordering::Relaxed);
-    let peers = "dnssrv+_health._tcp.shrinking.test";
-    let mut tier = loopback_tier(dir.path(), "h", port, peers, |r| {
-        r.launcher = launcher.clone()
-    });
-    let [r0, r1, r2] = &mut tier[..] else {
-        panic!("three replicas")
-    };
-    up(&mut [&mut *r0, &mut *r1]).await;
-    run_cmd_ok("run-start", &r0.url(), "d1");
-    listed.store(3, Ordering::Relaxed);
-    r2.spawn();
-    r2.ready().await;
-    send_spans(r0, "svc", 10, None).await;
-    send_spans(r1, "svc", 20, None).await;
-    send_spans(r2, "svc", 40, None).await;
+    let (mut tier, queries, listed) = scaled_up_tier(dir.path(), "127.0.0.156", "h", "d1").await;
     // r1 and r2 stop as a scale-down stops pods, and leave the records
-    r1.stop();
-    r2.stop();
-    listed.store(1, Ordering::Relaxed);
-    let asked = queries.load(Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let s = loop {
-        let (_, s) = get(&format!("{}/runs/d1", r0.url()), false).await;
-        if queries.load(Ordering::Relaxed) > asked + 1 {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "r0 never asked DNS again: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    tier[1].stop();
+    tier[2].stop();
+    let r0 = &tier[0];
+    let s = show_after_dns_change(r0, "d1", &queries, &listed, 1).await;
     assert_eq!(
         (u(&s["totals"]["spans"]), &s["partial"]),
         (70, &Value::Bool(false)),
@@ -1506,11 +1520,7 @@ async fn a_starting_replica_learns_more_open_runs_than_one_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_lost_in_a_restart_after_the_run_ended_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (pa, pb) = (free_port(), free_port());
-    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
-    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
-    let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
-    up(&mut [&mut a, &mut b]).await;
+    let (a, mut b) = static_pair(dir.path()).await;
     run_cmd_ok("run-start", &a.url(), "h1");
     send_spans(&a, "svc", 10, None).await;
     send_spans(&b, "svc", 20, None).await;
@@ -1611,11 +1621,7 @@ async fn post_holders(url: &str, body: &str, forwarded: bool) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holders_record_is_kept_by_the_tier_and_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (pa, pb) = (free_port(), free_port());
-    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
-    let mut a = Replica::new(dir.path(), "a", "127.0.0.1", pa, &peers);
-    let mut b = Replica::new(dir.path(), "b", "127.0.0.1", pb, &peers);
-    up(&mut [&mut a, &mut b]).await;
+    let (a, b) = static_pair(dir.path()).await;
     run_cmd_ok("run-start", &a.url(), "h4");
     let (_, part) = get(&format!("{}/runs/h4", b.url()), true).await;
     assert_eq!(
