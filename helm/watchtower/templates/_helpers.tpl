@@ -97,7 +97,9 @@ config.service.telemetry.metrics.address is ""
 {{- end -}}
 
 {{/* Seconds from SIGTERM to SIGKILL: the preStop sleep, then `service.shutdown_timeout`
-     (the queues' drain), then 10 s for the admin listeners and the final saves. */}}
+     (the queues' drain), then 10 s for handing the run parts to the peers (one
+     `extensions.runs.peer_timeout`, 2 s by default), the admin listeners and the final
+     saves. */}}
 {{- define "watchtower.shutdownTimeout" -}}
 {{- dig "service" "shutdown_timeout" "10s" .Values.config | toString -}}
 {{- end -}}
