@@ -258,11 +258,21 @@ fn add_lost(
     missing.dedup();
 }
 
-/// Adds to `missing` the holders of `run` ([`Summary::holders`]) whose part is not among the
-/// merged ones (`present`, or absorbed into one: [`Summary::absorbed`]) while no part
-/// answers from their address either, each named by
-/// its address, or by its id when that is unknown. (A part from its address is that replica
-/// restarted in place while the run was open: its part begins then, and `late_joins` says so.)
+/// Takes out of `missing` the peers that do not answer but whose part of `run` a peer took
+/// over when they stopped: every holder recorded at that address is in
+/// [`Summary::absorbed`] (a static peers list keeps a stopped replica's address).
+fn excuse_handed_over(run: &Summary, missing: &mut Vec<String>) {
+    missing.retain(|addr| {
+        let mut at = run.holders.iter().filter(|h| &h.address == addr).peekable();
+        at.peek().is_none() || !at.all(|h| run.absorbed.contains(&h.replica))
+    });
+}
+
+/// Adds to `missing` the holders of `run` ([`Summary::holders`]) whose part is neither among
+/// the merged ones (`present`) nor absorbed into one ([`Summary::absorbed`]), each named by
+/// its address, or by its id when that is unknown: removed while the run was open, or
+/// restarted without its part (a crash, or a hand-over no peer took; a restart in place
+/// comes back with a new id and a part that begins then).
 ///
 /// While peers did not answer, as many gone holders as there are such peers may be those same
 /// replicas under other names (a peers list can spell an address differently): the answer is
@@ -272,10 +282,7 @@ fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut V
         .holders
         .iter()
         .filter(|h| {
-            !run.absorbed.contains(&h.replica)
-                && !present.iter().any(|p| {
-                    p.replica == h.replica || (!h.address.is_empty() && p.address == h.address)
-                })
+            !run.absorbed.contains(&h.replica) && !present.iter().any(|p| p.replica == h.replica)
         })
         .collect();
     if gone.len() <= missing.len() {
@@ -507,6 +514,7 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
     match merge_summaries(parts, &reg.limits()) {
         Some(s) => {
             repair_end(reg, &s, local_open, open_peers);
+            excuse_handed_over(&s, &mut missing);
             add_lost(id, Some(&s), absentees(reg, id, absent), &mut missing);
             add_gone_holders(id, &s, &present, &mut missing);
             json(StatusCode::OK, &mark(s, missing))
@@ -581,6 +589,7 @@ async fn end(
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
+            excuse_handed_over(&s, &mut missing);
             add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
             add_gone_holders(&id, &s, &present, &mut missing);
             // who holds a part now is recorded on every replica, so a part lost later (a
@@ -620,6 +629,36 @@ async fn record_holders(reg: &Arc<Registry>, h: &HeaderMap, ids: &[String], hold
     .await;
 }
 
+/// Whether `id` is a replica id: 1-64 lowercase hex digits.
+fn replica_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether a holders list another replica sent is one: at most [`MAX_HOLDERS`], each a
+/// replica id and an address that is `host:port` (or empty) and printable without spaces, so
+/// nothing a terminal or Markdown would take for markup reaches an answer.
+fn valid_holders(list: &[Holder]) -> bool {
+    let host_port = |a: &str| {
+        a.is_empty()
+            || a.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            })
+    };
+    list.len() <= MAX_HOLDERS
+        && list.iter().all(|h| {
+            replica_id(&h.replica)
+                && h.address.len() <= 255
+                && h.address
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b))
+                && host_port(&h.address)
+        })
+}
+
 /// The body of `POST /runs/-/holders`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -651,32 +690,15 @@ async fn holders(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) ->
             )));
         }
     };
-    // ids are hex, addresses printable without spaces: nothing a terminal or Markdown would
-    // take for markup reaches an answer
-    let fine = |t: &str, max: usize, f: fn(u8) -> bool| t.len() <= max && t.bytes().all(f);
-    let host_port = |a: &str| {
-        a.is_empty()
-            || a.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-            })
-    };
-    let valid = rec.holders.len() <= MAX_HOLDERS
-        && rec.holders.iter().all(|h| {
-            !h.replica.is_empty()
-                && fine(&h.replica, 64, |b| {
-                    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
-                })
-                && fine(&h.address, 255, |b| {
-                    b.is_ascii_alphanumeric() || b".:-_[]%".contains(&b)
-                })
-                && host_port(&h.address)
-        });
-    if !valid {
+    if !valid_holders(&rec.holders) {
         return error(RunsError::Invalid(format!(
             "holders: at most {MAX_HOLDERS}, each a hex replica id and a host:port address"
         )));
     }
-    match reg.add_holders(&rec.runs, &rec.holders) {
+    let mut runs = rec.runs;
+    runs.sort_unstable();
+    runs.dedup();
+    match reg.add_holders(&runs, &rec.holders) {
         0 => json(
             StatusCode::NOT_FOUND,
             &serde_json::json!({ "error": "this replica holds none of these runs" }),
@@ -684,6 +706,11 @@ async fn holders(State(reg): State<Arc<Registry>>, h: HeaderMap, body: Bytes) ->
         n => json(StatusCode::OK, &serde_json::json!({ "runs": n })),
     }
 }
+
+/// Largest body of the calls between replicas that carry parts and records (`absorb`,
+/// `holders`): a run's part with many services and operations is far over the API's
+/// [`MAX_START_BODY_BYTES`], and only a peer sends these (413 beyond).
+pub const MAX_PEER_BODY_BYTES: usize = 32 << 20;
 
 /// The body of `POST /runs/{id}/absorb`.
 #[derive(serde::Deserialize)]
@@ -721,22 +748,32 @@ async fn absorb(
             )));
         }
     };
-    let hex = |t: &str| {
-        !t.is_empty()
-            && t.len() <= 64
-            && t.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
     if part.id != id {
         return error(RunsError::Invalid(format!(
             "absorb: the part is of run {:?}, not {id:?}",
             part.id
         )));
     }
-    if !hex(&from) || reg.peers.as_ref().is_some_and(|p| p.self_id == from) {
+    if !replica_id(&from) || reg.peers.as_ref().is_some_and(|p| p.self_id == from) {
         return error(RunsError::Invalid(
             "absorb: from must be the hex replica id of another replica".into(),
         ));
+    }
+    // what a part carries into answers is checked as the calls that set it check it
+    if !valid_holders(&part.holders)
+        || part.absorbed.len() > MAX_HOLDERS
+        || !part.absorbed.iter().all(|a| replica_id(a))
+    {
+        return error(RunsError::Invalid(
+            "absorb: the part's holders and absorbed must be replica ids and host:port addresses"
+                .into(),
+        ));
+    }
+    use crate::runs::limits::{MAX_LABELS, MAX_MATCH_KEYS, valid_map};
+    if let Err(e) = valid_map("labels", &part.labels, MAX_LABELS)
+        .and_then(|_| valid_map("match", &part.matchers, MAX_MATCH_KEYS))
+    {
+        return error(e);
     }
     match reg.absorb(part, &from) {
         Ok(_) => json(StatusCode::OK, &serde_json::json!({ "id": id })),
@@ -806,10 +843,16 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
         .route("/runs", post(start).get(list))
         .route("/runs/{id}", get(show))
         .route("/runs/{id}/end", post(end))
-        .route("/runs/{id}/absorb", post(absorb))
+        .route(
+            "/runs/{id}/absorb",
+            post(absorb).layer(DefaultBodyLimit::max(MAX_PEER_BODY_BYTES)),
+        )
         // `-` stands for the runs the body names (a run id may be any text, so the record
         // of several runs lives under a path no single run's calls use)
-        .route("/runs/-/holders", post(holders))
+        .route(
+            "/runs/-/holders",
+            post(holders).layer(DefaultBodyLimit::max(MAX_PEER_BODY_BYTES)),
+        )
         .layer(DefaultBodyLimit::max(MAX_START_BODY_BYTES))
         .with_state(reg);
     match me.and_then(|m| http::HeaderValue::from_str(&m).ok()) {

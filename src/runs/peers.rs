@@ -66,7 +66,9 @@ impl Peers {
         Self::check_entries(&entries)?;
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
+            // shorter than the whole call's: a connection that never completes fails as a
+            // connect error (the call cannot have reached the peer), not as a timeout
+            .connect_timeout(timeout / 2)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("peers: http client: {e}"))?;

@@ -564,8 +564,17 @@ impl Registry {
         // queues that took all of shutdown_timeout still leave one peer call's time (the
         // chart's grace period has 10 s beyond shutdown_timeout)
         let deadline = deadline.max(tokio::time::Instant::now() + self.cfg.peer_timeout.0);
-        let (targets, _) = peers.resolve().await;
+        let (mut targets, _) = peers.resolve().await;
         let me = peers.self_id.clone();
+        // each replica starts at its own place in the list, so one dead address (a pod just
+        // deleted, still in DNS) is not every replica's first choice
+        if !targets.is_empty() {
+            let at = me
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+            let n = targets.len();
+            targets.rotate_left(at % n);
+        }
         let mut handed = 0;
         for part in parts {
             let id = part.id.clone();
@@ -581,7 +590,15 @@ impl Registry {
                         taken = true;
                         break;
                     }
-                    Ok(_) => continue,
+                    Ok((who, status, b)) => {
+                        if who.as_deref() != Some(me.as_str()) {
+                            let said = crate::exporter::backend_text(&String::from_utf8_lossy(
+                                &b[..b.len().min(200)],
+                            ));
+                            tracing::warn!(run = %id, peer = %addr, status, answer = %said, "runs: a peer did not take this replica's part; trying the next");
+                        }
+                        continue;
+                    }
                     Err(e) if !e.maybe_reached => continue,
                     Err(e) => {
                         tracing::warn!(run = %id, peer = %addr, error = %e.why, "runs: handing a part over may have failed; not sent elsewhere (it could be counted twice)");
@@ -688,6 +705,10 @@ impl Registry {
         limits::valid_map("match", &req.matchers, limits::MAX_MATCH_KEYS)?;
         let counts = self.drop_counts();
         let mut runs = self.runs.lock();
+        if self.stopping.load(Ordering::Relaxed) {
+            // its parts were handed over already: a run opened now would be left behind
+            return Err(RunsError::Stopping);
+        }
         if let Some(e) = runs.get(&id) {
             let held = &e.summary;
             match (&req.origin, &held.origin) {
@@ -1288,6 +1309,16 @@ mod tests {
         assert_eq!(reg.hand_off(soon).await, 0, "nobody took the parts");
         assert!(reg.get("r").is_none() && !reg.was_handed("r"));
         assert!(matches!(reg.absorb(other, "0c"), Err(RunsError::Stopping)));
+        // nor a run-start a peer forwards: that run would be left behind too
+        let late = StartRequest {
+            id: Some("late".into()),
+            origin: Some("o".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            reg.accept_peer_start(late),
+            Err(RunsError::Stopping)
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! are unit-tested and the same whichever replica merges.
 
 use crate::runs::summary::RunInfo;
-use crate::runs::summary::{Group, Holder, Limits, MAX_HOLDERS, RunSource, RunState, Summary};
+use crate::runs::summary::{
+    Group, Holder, Limits, MAX_HOLDERS, MAX_SERVICES, RunSource, RunState, Summary,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// Example trace ids kept per merged group (as on one replica).
@@ -60,7 +62,7 @@ fn merge_groups(into: &mut Vec<Group>, from: &[Group], max: usize, overflow: &mu
         match at.get(&key) {
             Some(&i) => {
                 let m = &mut into[i];
-                m.count += g.count;
+                m.count = m.count.saturating_add(g.count);
                 m.first_seen_unix_nano =
                     min_nonzero(m.first_seen_unix_nano, g.first_seen_unix_nano);
                 m.last_seen_unix_nano = m.last_seen_unix_nano.max(g.last_seen_unix_nano);
@@ -70,7 +72,7 @@ fn merge_groups(into: &mut Vec<Group>, from: &[Group], max: usize, overflow: &mu
                     }
                 }
             }
-            None if into.len() >= max => *overflow += g.count,
+            None if into.len() >= max => *overflow = overflow.saturating_add(g.count),
             None => {
                 at.insert(key, into.len());
                 into.push(g.clone());
@@ -110,31 +112,41 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
     Holder::union(&mut a.holders, &b.holders);
     absorb_ids(&mut a.absorbed, &b.absorbed);
     let (t, u) = (&mut a.totals, &b.totals);
-    t.spans += u.spans;
-    t.error_spans += u.error_spans;
-    t.log_records += u.log_records;
-    t.error_log_records += u.error_log_records;
-    t.metric_points += u.metric_points;
-    t.exceptions += u.exceptions;
+    t.spans = t.spans.saturating_add(u.spans);
+    t.error_spans = t.error_spans.saturating_add(u.error_spans);
+    t.log_records = t.log_records.saturating_add(u.log_records);
+    t.error_log_records = t.error_log_records.saturating_add(u.error_log_records);
+    t.metric_points = t.metric_points.saturating_add(u.metric_points);
+    t.exceptions = t.exceptions.saturating_add(u.exceptions);
     for (name, s) in &b.services {
+        if !a.services.contains_key(name) && a.services.len() >= MAX_SERVICES {
+            // as when one replica summarizes: a service beyond the bound is counted in `other`
+            let items = s
+                .spans
+                .saturating_add(s.log_records)
+                .saturating_add(s.metric_points);
+            a.other.service_items = a.other.service_items.saturating_add(items);
+            continue;
+        }
         let m = a.services.entry(name.clone()).or_default();
-        m.spans += s.spans;
-        m.error_spans += s.error_spans;
-        m.exceptions += s.exceptions;
-        m.log_records += s.log_records;
-        m.error_log_records += s.error_log_records;
-        m.metric_points += s.metric_points;
+        m.spans = m.spans.saturating_add(s.spans);
+        m.error_spans = m.error_spans.saturating_add(s.error_spans);
+        m.exceptions = m.exceptions.saturating_add(s.exceptions);
+        m.log_records = m.log_records.saturating_add(s.log_records);
+        m.error_log_records = m.error_log_records.saturating_add(s.error_log_records);
+        m.metric_points = m.metric_points.saturating_add(s.metric_points);
         for (sev, n) in &s.log_records_by_severity {
-            *m.log_records_by_severity.entry(sev.clone()).or_insert(0) += n;
+            let c = m.log_records_by_severity.entry(sev.clone()).or_insert(0);
+            *c = c.saturating_add(*n);
         }
         for (op, o) in &s.operations {
             if !m.operations.contains_key(op) && m.operations.len() >= lim.max_operations {
-                a.other.operation_spans += o.count;
+                a.other.operation_spans = a.other.operation_spans.saturating_add(o.count);
                 continue;
             }
             let mo = m.operations.entry(op.clone()).or_default();
-            mo.count += o.count;
-            mo.error_count += o.error_count;
+            mo.count = mo.count.saturating_add(o.count);
+            mo.error_count = mo.error_count.saturating_add(o.error_count);
             mo.sketch.merge(&o.sketch);
         }
     }
@@ -150,13 +162,22 @@ pub fn merge_summary(a: &mut Summary, b: &Summary, lim: &Limits) {
         lim.max_groups,
         &mut a.other.error_log_records,
     );
-    a.other.exceptions += b.other.exceptions;
-    a.other.error_log_records += b.other.error_log_records;
-    a.other.operation_spans += b.other.operation_spans;
-    a.other.service_items += b.other.service_items;
-    a.dropped.spans += b.dropped.spans;
-    a.dropped.log_records += b.dropped.log_records;
-    a.dropped.metric_points += b.dropped.metric_points;
+    a.other.exceptions = a.other.exceptions.saturating_add(b.other.exceptions);
+    a.other.error_log_records = a
+        .other
+        .error_log_records
+        .saturating_add(b.other.error_log_records);
+    a.other.operation_spans = a
+        .other
+        .operation_spans
+        .saturating_add(b.other.operation_spans);
+    a.other.service_items = a.other.service_items.saturating_add(b.other.service_items);
+    a.dropped.spans = a.dropped.spans.saturating_add(b.dropped.spans);
+    a.dropped.log_records = a.dropped.log_records.saturating_add(b.dropped.log_records);
+    a.dropped.metric_points = a
+        .dropped
+        .metric_points
+        .saturating_add(b.dropped.metric_points);
     a.reindex();
     a.finalize();
 }
@@ -344,6 +365,30 @@ mod tests {
             let v = order.iter().map(|&i| parts[i].clone()).collect();
             assert_eq!(json(v), first, "{order:?}");
         }
+    }
+
+    /// A part from another replica may carry any count: merging saturates instead of
+    /// overflowing (a panic in a debug build, a wrapped count in a release one).
+    #[test]
+    fn counts_from_another_replica_saturate() {
+        let lim = Limits {
+            max_groups: 4,
+            max_operations: 200,
+        };
+        let mut a = Summary::new("r", RunSource::Api, 10);
+        a.add_spans(&spans(0, 10), &lim);
+        let mut b = a.clone();
+        b.totals.spans = u64::MAX;
+        for s in b.services.values_mut() {
+            s.spans = u64::MAX;
+            for o in s.operations.values_mut() {
+                o.count = u64::MAX;
+                o.sketch.count = u64::MAX;
+            }
+        }
+        merge_summary(&mut a, &b, &lim);
+        assert_eq!(a.totals.spans, u64::MAX);
+        assert!(a.services.values().all(|s| s.spans == u64::MAX));
     }
 
     #[test]

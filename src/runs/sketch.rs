@@ -65,11 +65,13 @@ impl Sketch {
             self.min = self.min.min(other.min);
             self.max = self.max.max(other.max);
         }
-        self.count += other.count;
-        self.zero_count += other.zero_count;
+        // saturating: a part another replica sent may carry any count
+        self.count = self.count.saturating_add(other.count);
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
         self.sum += other.sum;
         for (i, n) in &other.buckets {
-            *self.buckets.entry(*i).or_insert(0) += n;
+            let c = self.buckets.entry(*i).or_insert(0);
+            *c = c.saturating_add(*n);
         }
         self.bound();
     }
@@ -81,7 +83,8 @@ impl Sketch {
                 return;
             };
             self.buckets.remove(&a);
-            *self.buckets.entry(b).or_insert(0) += na;
+            let c = self.buckets.entry(b).or_insert(0);
+            *c = c.saturating_add(na);
         }
     }
 

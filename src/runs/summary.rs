@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 pub const SCHEMA: &str = "watchtower.run_summary/v1";
 pub const RUN_ID_KEY: &str = "test.run.id";
 /// Services per run beyond which data counts under `other.services`.
-const MAX_SERVICES: usize = 256;
+pub const MAX_SERVICES: usize = 256;
 /// Example trace ids kept per group.
 const EXAMPLES: usize = 3;
 
