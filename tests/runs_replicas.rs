@@ -166,12 +166,21 @@ service:
 
     /// Stops the replica as Kubernetes does (SIGTERM), and waits until it has exited.
     fn stop(&mut self) {
+        self.term();
         if let Some(mut c) = self.child.take() {
-            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
-                // SAFETY: kill(2) with a child's pid and a signal number has no memory effects
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
             let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and returns at once (see [`Replica::stop`]).
+    fn term(&self) {
+        if let Some(pid) = self
+            .child
+            .as_ref()
+            .and_then(|c| libc::pid_t::try_from(c.id()).ok())
+        {
+            // SAFETY: kill(2) with a child's pid and a signal number has no memory effects
+            unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     }
 
@@ -1776,6 +1785,89 @@ async fn a_stopped_replica_of_a_static_tier_is_not_missing_once_its_part_is_hand
         (70, &Value::Bool(false)),
         "{s}"
     );
+}
+
+/// Two replicas stopped at the same moment (a scale-down by two) hand their parts to the two
+/// that stay, not to each other (a stopping replica takes none) and lose none, for every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_stopped_together_hand_their_parts_to_those_that_stay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let peers = ports.map(|p| format!("127.0.0.1:{p}"));
+    let mut tier: Vec<Replica> = (0..4)
+        .map(|i| Replica::new(dir.path(), &format!("t{i}"), "127.0.0.1", ports[i], &peers))
+        .collect();
+    for r in tier.iter_mut() {
+        r.spawn();
+    }
+    for r in &tier {
+        r.ready().await;
+    }
+    let runs: Vec<String> = (0..8).map(|i| format!("tt{i}")).collect();
+    for id in &runs {
+        run_cmd_ok("run-start", &tier[0].url(), id);
+    }
+    for id in &runs {
+        for (r, n) in tier.iter().zip([1, 2, 4, 8]) {
+            send_spans(r, "svc", n, Some(id)).await;
+        }
+    }
+    tier[2].term();
+    tier[3].term();
+    tier[2].stop();
+    tier[3].stop();
+    for id in &runs {
+        for r in &tier[..2] {
+            let (_, s) = get(&format!("{}/runs/{id}", r.url()), false).await;
+            assert_eq!(
+                (u(&s["totals"]["spans"]), &s["partial"]),
+                (15, &Value::Bool(false)),
+                "{id} asked of {}: {s}",
+                r.addr()
+            );
+        }
+    }
+}
+
+/// Peers lists that leave each replica itself out: the replica that ran `run-start` knows no
+/// address of its own, yet once it stopped and handed its part over, the others, which saw it
+/// answer at its address, do not name it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replica_missing_from_its_own_peers_list_is_not_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let mut tier: Vec<Replica> = (0..3)
+        .map(|i| {
+            let others: Vec<String> = (0..3).filter(|&j| j != i).map(addr).collect();
+            Replica::new(dir.path(), &format!("o{i}"), "127.0.0.1", ports[i], &others)
+        })
+        .collect();
+    for r in tier.iter_mut() {
+        r.spawn();
+    }
+    for r in &tier {
+        r.ready().await;
+    }
+    run_cmd_ok("run-start", &tier[0].url(), "os1");
+    for (r, n) in tier.iter().zip([10, 20, 40]) {
+        send_spans(r, "svc", n, None).await;
+    }
+    // the others read the run (and so see who answers where) before the initiator stops
+    for r in &tier[1..] {
+        let (_, s) = get(&format!("{}/runs/os1", r.url()), false).await;
+        assert_eq!(u(&s["totals"]["spans"]), 70, "{s}");
+    }
+    tier[0].stop();
+    for r in &tier[1..] {
+        let (_, s) = get(&format!("{}/runs/os1", r.url()), false).await;
+        assert_eq!(
+            (u(&s["totals"]["spans"]), &s["partial"]),
+            (70, &Value::Bool(false)),
+            "asked of {}: {s}",
+            r.addr()
+        );
+    }
 }
 
 /// A part that no peer took is lost (b's only peer, a, was killed), and so is a's; both

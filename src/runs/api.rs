@@ -259,10 +259,19 @@ fn add_lost(
 }
 
 /// Takes out of `missing` the peers that do not answer but whose part of `run` a peer took
-/// over when they stopped: every holder recorded at that address is in
-/// [`Summary::absorbed`] (a static peers list keeps a stopped replica's address).
-fn excuse_handed_over(run: &Summary, missing: &mut Vec<String>) {
+/// over when they stopped (a static peers list keeps a stopped replica's address): the
+/// replica this one last saw answer from that address is in [`Summary::absorbed`], or every
+/// holder recorded at that address is.
+fn excuse_handed_over(reg: &Registry, run: &Summary, missing: &mut Vec<String>) {
+    if run.absorbed.is_empty() {
+        return;
+    }
     missing.retain(|addr| {
+        // the replica that last answered from there, as this replica saw it
+        let last = reg.peers.as_ref().and_then(|p| p.id_at(addr));
+        if last.is_some_and(|id| run.absorbed.contains(&id)) {
+            return false;
+        }
         let mut at = run.holders.iter().filter(|h| &h.address == addr).peekable();
         at.peek().is_none() || !at.all(|h| run.absorbed.contains(&h.replica))
     });
@@ -301,6 +310,33 @@ fn add_gone_holders(id: &str, run: &Summary, present: &[Holder], missing: &mut V
     }
     missing.sort();
     missing.dedup();
+}
+
+/// The parts to merge (this replica's, then the peers' found at the addresses of `ids`),
+/// without those of replicas that another part lists in [`Summary::absorbed`]: a read that
+/// met a replica before it handed its part over, and the peer that took it after, would
+/// otherwise count that part twice.
+fn without_absorbed(
+    reg: &Registry,
+    ids: &BTreeMap<String, String>,
+    local: Option<Summary>,
+    found: Vec<(String, Summary)>,
+) -> Vec<Summary> {
+    let own = reg.peers.as_ref().map(|p| p.self_id.clone());
+    let parts: Vec<(Option<String>, Summary)> = local
+        .map(|s| (own, s))
+        .into_iter()
+        .chain(found.into_iter().map(|(a, s)| (ids.get(&a).cloned(), s)))
+        .collect();
+    let absorbed: std::collections::BTreeSet<String> = parts
+        .iter()
+        .flat_map(|(_, s)| s.absorbed.iter().cloned())
+        .collect();
+    parts
+        .into_iter()
+        .filter(|(id, _)| !id.as_ref().is_some_and(|i| absorbed.contains(i)))
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// The parts merged, as holders: each answering peer's replica id and address, and this
@@ -507,14 +543,11 @@ async fn gather(reg: &Arc<Registry>, h: &HeaderMap, id: &str, local: Option<Summ
         .collect();
     let local_open = local.as_ref().is_some_and(|s| s.state == RunState::Open);
     let present = present(reg, &ids, local.is_some());
-    let parts: Vec<Summary> = local
-        .into_iter()
-        .chain(found.into_iter().map(|(_, s)| s))
-        .collect();
+    let parts = without_absorbed(reg, &ids, local, found);
     match merge_summaries(parts, &reg.limits()) {
         Some(s) => {
             repair_end(reg, &s, local_open, open_peers);
-            excuse_handed_over(&s, &mut missing);
+            excuse_handed_over(reg, &s, &mut missing);
             add_lost(id, Some(&s), absentees(reg, id, absent), &mut missing);
             add_gone_holders(id, &s, &present, &mut missing);
             json(StatusCode::OK, &mark(s, missing))
@@ -577,19 +610,19 @@ async fn end(
         mut missing,
         absent,
     } = merged;
-    let mut parts: Vec<Summary> = found.into_iter().map(|(_, s)| s).collect();
-    match local {
-        Ok(s) => parts.insert(0, s),
-        Err(resp) if resp.status() == StatusCode::NOT_FOUND => {}
+    let local = match local {
+        Ok(s) => Some(s),
+        Err(resp) if resp.status() == StatusCode::NOT_FOUND => None,
         Err(resp) => return resp,
-    }
+    };
+    let parts = without_absorbed(&reg, &ids, local, found);
     let present = present(&reg, &ids, reg.get(&id).is_some());
     match merge_summaries(parts, &reg.limits()) {
         Some(mut s) => {
             if !missing.is_empty() {
                 end_later(&reg, &id, at, missing.clone(), s.expires_unix_ms);
             }
-            excuse_handed_over(&s, &mut missing);
+            excuse_handed_over(&reg, &s, &mut missing);
             add_lost(&id, Some(&s), absentees(&reg, &id, absent), &mut missing);
             add_gone_holders(&id, &s, &present, &mut missing);
             // who holds a part now is recorded on every replica, so a part lost later (a
@@ -864,5 +897,49 @@ pub fn router(reg: Arc<Registry>) -> axum::Router {
             }
         })),
         None => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that met a replica before it handed its part over and the peer that took the
+    /// part after counts that part once: the replica's own answer is left out.
+    #[test]
+    fn a_part_absorbed_by_another_is_merged_once() {
+        let cfg = crate::runs::RunsConfig {
+            peers: vec!["127.0.0.1:1".into()],
+            ..Default::default()
+        };
+        let reg = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        let part = |spans: u64, absorbed: &[&str]| {
+            let mut s = Summary::new("r", RunSource::Api, 1);
+            s.totals.spans = spans;
+            s.absorbed = absorbed.iter().map(|a| a.to_string()).collect();
+            s
+        };
+        let ids: BTreeMap<String, String> = [("x:1", "0a"), ("y:1", "0b"), ("z:1", "0c")]
+            .into_iter()
+            .map(|(a, i)| (a.to_string(), i.to_string()))
+            .collect();
+        // 0a answered with its 10 spans before handing them to 0b, which answered after: 30
+        let found = vec![
+            ("x:1".to_string(), part(10, &[])),
+            ("y:1".to_string(), part(30, &["0a"])),
+            ("z:1".to_string(), part(5, &[])),
+        ];
+        let kept = without_absorbed(&reg, &ids, Some(part(1, &[])), found);
+        let total: u64 = kept.iter().map(|s| s.totals.spans).sum();
+        assert_eq!((kept.len(), total), (3, 36));
+        // this replica's own part is left out the same way once a peer lists it
+        let me = reg
+            .peers
+            .as_ref()
+            .map(|p| p.self_id.clone())
+            .unwrap_or_default();
+        let found = vec![("y:1".to_string(), part(30, &[me.as_str()]))];
+        let kept = without_absorbed(&reg, &ids, Some(part(1, &[])), found);
+        assert_eq!(kept.iter().map(|s| s.totals.spans).sum::<u64>(), 30);
     }
 }

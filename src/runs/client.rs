@@ -379,7 +379,7 @@ pub fn render_table(s: &Summary) -> String {
     }
     if !s.absorbed.is_empty() {
         o.push_str(&format!(
-            "NOTE: {} replica(s) stopped during this run and handed their parts to the others: they are counted\n\n",
+            "NOTE: {} replica(s) stopped and handed their parts of this run to the others: they are counted\n\n",
             s.absorbed.len()
         ));
     }
@@ -580,7 +580,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("NOTE: 2 replica(s) stopped during this run and handed their parts"),
+            t.contains("NOTE: 2 replica(s) stopped and handed their parts of this run"),
             "{t}"
         );
     }

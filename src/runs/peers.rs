@@ -43,10 +43,20 @@ pub enum Reply {
     Missing(String),
 }
 
+/// Most addresses [`Peers::id_at`] remembers.
+const MAX_SEEN: usize = 4096;
+
 /// The peer set and the client used to reach it.
 pub struct Peers {
     entries: Vec<String>,
     client: reqwest::Client,
+    /// a client without idle connections, for calls that must not be applied twice
+    /// ([`Peers::post`]): a kept-alive connection the peer closed meanwhile fails a call in a
+    /// way that cannot be told from a call that reached it
+    fresh: reqwest::Client,
+    /// the replica id that last answered from each address (learnt from every answer), so
+    /// an address that no longer answers can still be told whose it was
+    seen: Mutex<std::collections::BTreeMap<String, String>>,
     timeout: Duration,
     /// this replica's id (random per process)
     pub self_id: String,
@@ -72,9 +82,16 @@ impl Peers {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("peers: http client: {e}"))?;
+        let fresh = reqwest::Client::builder()
+            .connect_timeout(timeout / 2)
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| format!("peers: http client: {e}"))?;
         Ok(Peers {
             entries,
             client,
+            fresh,
+            seen: Mutex::new(Default::default()),
             timeout,
             self_id: format!("{:016x}", rand::random::<u64>()),
             myself: Mutex::new(BTreeSet::new()),
@@ -236,6 +253,11 @@ impl Peers {
         )
     }
 
+    /// The replica id that last answered from `addr`, if any did (since this process started).
+    pub fn id_at(&self, addr: &str) -> Option<String> {
+        self.seen.lock().get(addr).cloned()
+    }
+
     /// The addresses among the peers found to be this replica (learnt from its own answers
     /// to a fan-out), sorted.
     pub fn own_addresses(&self) -> Vec<String> {
@@ -259,7 +281,7 @@ impl Peers {
             let (method, body) = (method.clone(), body.clone());
             async move {
                 let reply = self
-                    .call_raw(&addr, method, path, body, extra)
+                    .call_raw(&addr, method, path, body, extra, false)
                     .await
                     .map_err(|e| e.why);
                 (addr, reply)
@@ -291,16 +313,16 @@ impl Peers {
         path: &str,
         extra: Duration,
     ) -> Reply {
-        match self.call_raw(addr, method, path, None, extra).await {
+        match self.call_raw(addr, method, path, None, extra, false).await {
             Ok((who, status, b)) => Reply::Answer(status, b, who),
             Err(e) => Reply::Missing(e.why),
         }
     }
 
-    /// `POST path` with a JSON `body` to the peer at `addr` alone: the answering replica's id,
-    /// the status and the body; or why there is none, and whether the call may have reached
-    /// the peer all the same (anything but a refused connection: a call that must not be
-    /// applied twice is then not sent elsewhere).
+    /// `POST path` with a JSON `body` to the peer at `addr` alone, on a connection of its own:
+    /// the answering replica's id, the status and the body; or why there is none, and whether
+    /// the call may have reached the peer all the same (anything but a connection that could
+    /// not be made: a call that must not be applied twice is then not sent elsewhere).
     pub async fn post(
         &self,
         addr: &str,
@@ -313,6 +335,7 @@ impl Peers {
             path,
             Some(body),
             Duration::ZERO,
+            true,
         )
         .await
     }
@@ -326,6 +349,7 @@ impl Peers {
         path: &str,
         body: Option<String>,
         extra: Duration,
+        fresh: bool,
     ) -> Result<(Option<String>, u16, bytes::Bytes), CallError> {
         let unsent = |why: String| CallError {
             why,
@@ -337,8 +361,8 @@ impl Peers {
             .map(|c| c.credential())
             .transpose()
             .map_err(|e| unsent(format!("no credential for the peers: {e}")))?;
-        let mut req = self
-            .client
+        let client = if fresh { &self.fresh } else { &self.client };
+        let mut req = client
             .request(method, format!("http://{addr}{path}"))
             .timeout(self.timeout + extra)
             .header(FORWARDED, &self.self_id);
@@ -359,6 +383,12 @@ impl Peers {
             .get(REPLICA)
             .and_then(|v| v.to_str().ok())
             .map(String::from);
+        if let Some(w) = &who {
+            let mut seen = self.seen.lock();
+            if seen.len() < MAX_SEEN || seen.contains_key(addr) {
+                seen.insert(addr.to_string(), w.clone());
+            }
+        }
         let status = r.status().as_u16();
         let b = r.bytes().await.map_err(|e| CallError {
             maybe_reached: true,

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -224,6 +224,15 @@ pub struct Registry {
     /// set (under the `runs` lock) when [`Registry::hand_off`] takes the parts out: a part
     /// absorbed after that would be left behind
     stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Where in its `n` peers (sorted) a replica with id `me` starts handing its parts over: a
+/// place of its own, so one dead address is not every replica's first try.
+fn first_try(me: &str, n: usize) -> usize {
+    let h = me
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+    h % n.max(1)
 }
 
 /// How many evicted run ids a replica remembers.
@@ -569,25 +578,29 @@ impl Registry {
         // each replica starts at its own place in the list, so one dead address (a pod just
         // deleted, still in DNS) is not every replica's first choice
         if !targets.is_empty() {
-            let at = me
-                .bytes()
-                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
             let n = targets.len();
-            targets.rotate_left(at % n);
+            targets.rotate_left(first_try(&me, n));
         }
         let mut handed = 0;
+        // peers that timed out or are stopping themselves are tried last for the parts after
+        let mut last: BTreeSet<String> = BTreeSet::new();
         for part in parts {
             let id = part.id.clone();
             let body = serde_json::json!({ "from": me, "part": part }).to_string();
             let path = format!("/runs/{}/absorb", crate::runs::client::path_id(&id));
-            let mut taken = false;
-            for addr in &targets {
+            let order: Vec<&String> = targets
+                .iter()
+                .filter(|a| !last.contains(*a))
+                .chain(targets.iter().filter(|a| last.contains(*a)))
+                .collect();
+            let mut outcome = "no peer took this replica's part of the run; it is lost, and answers name this replica";
+            for addr in order {
                 if tokio::time::Instant::now() >= deadline {
                     break;
                 }
                 match peers.post(addr, &path, body.clone()).await {
                     Ok((Some(who), 200, _)) if who != me => {
-                        taken = true;
+                        outcome = "";
                         break;
                     }
                     Ok((who, status, b)) => {
@@ -597,16 +610,22 @@ impl Registry {
                             ));
                             tracing::warn!(run = %id, peer = %addr, status, answer = %said, "runs: a peer did not take this replica's part; trying the next");
                         }
-                        continue;
+                        if status == 503 {
+                            last.insert(addr.clone());
+                        }
                     }
-                    Err(e) if !e.maybe_reached => continue,
+                    Err(e) if !e.maybe_reached => {
+                        last.insert(addr.clone());
+                    }
                     Err(e) => {
+                        last.insert(addr.clone());
                         tracing::warn!(run = %id, peer = %addr, error = %e.why, "runs: handing a part over may have failed; not sent elsewhere (it could be counted twice)");
+                        outcome = "this replica's part of the run may have been taken over or lost; if lost, answers name this replica";
                         break;
                     }
                 }
             }
-            if taken {
+            if outcome.is_empty() {
                 handed += 1;
                 let mut h = self.handed.lock();
                 if h.len() >= EVICTED_KEPT {
@@ -614,7 +633,7 @@ impl Registry {
                 }
                 h.push_back(id);
             } else {
-                tracing::warn!(run = %id, "runs: no peer took this replica's part of the run; it is lost, and answers name this replica");
+                tracing::warn!(run = %id, "runs: {outcome}");
             }
         }
         tracing::info!(handed, "runs: parts handed to peers at stop");
@@ -1319,6 +1338,93 @@ mod tests {
             reg.accept_peer_start(late),
             Err(RunsError::Stopping)
         ));
+    }
+
+    /// A peer that takes a call and never answers (frozen) costs one part at most: the parts
+    /// after it go to the next peer first, instead of each waiting out `peer_timeout` there.
+    #[tokio::test]
+    async fn a_frozen_peer_is_tried_last_for_the_parts_after() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let bind = || async {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("bind: {e}"))
+        };
+        let mut ls = [bind().await, bind().await];
+        let addr = |l: &tokio::net::TcpListener| {
+            l.local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        ls.sort_by_key(|l| addr(l));
+        let cfg = RunsConfig {
+            peers: ls.iter().map(addr).collect(),
+            peer_timeout: crate::config::common::Dur(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        let reg = Registry::new(cfg, None).unwrap_or_else(|e| panic!("{e}"));
+        let me = reg
+            .peers
+            .as_ref()
+            .map(|p| p.self_id.clone())
+            .unwrap_or_default();
+        // the peer this replica tries first is the frozen one
+        let [a, b] = ls;
+        let (frozen, good) = if first_try(&me, 2) == 0 {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = frozen.accept().await {
+                held.push(c);
+            }
+        });
+        let taken = Arc::new(AtomicUsize::new(0));
+        let t = taken.clone();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = good.accept().await {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    // the request whole (head, then content-length bytes), then 200 from a replica
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = c.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    t.fetch_add(1, Ordering::Relaxed);
+                    let answer = "HTTP/1.1 200 OK\r\nx-watchtower-replica: 00ff\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = c.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        for id in ["p1", "p2", "p3"] {
+            start(&reg, id, "qa", None);
+        }
+        let handed = reg
+            .hand_off(tokio::time::Instant::now() + Duration::from_secs(10))
+            .await;
+        // the first part went to the frozen peer (maybe taken there: not sent elsewhere); the
+        // others to the one that answers
+        assert_eq!((handed, taken.load(Ordering::Relaxed)), (2, 2));
     }
 
     #[test]

@@ -220,9 +220,9 @@ pub fn merge_infos(lists: Vec<Vec<RunInfo>>) -> Vec<RunInfo> {
                 if m.origin.is_none() {
                     m.origin = r.origin;
                 }
-                m.spans += r.spans;
-                m.log_records += r.log_records;
-                m.exceptions += r.exceptions;
+                m.spans = m.spans.saturating_add(r.spans);
+                m.log_records = m.log_records.saturating_add(r.log_records);
+                m.exceptions = m.exceptions.saturating_add(r.exceptions);
             }
         }
     }
