@@ -196,13 +196,13 @@ pub struct Summary {
     /// The replicas known to hold a part of this run, by replica id (kept across restarts with
     /// a `directory`), recorded on every replica by the tier: those that took it at
     /// `run-start`, each that took it up later from its peers (a replica that started while it
-    /// was open), and those that held a part when a tier `run-end` returned. One among them
-    /// whose part is no longer among the merged ones, while no part answers from its address
-    /// either, makes every answer `partial`, naming it: it was removed (a scale-down, a pod
-    /// replaced) or restarted without a `directory` after the run ended. A replica that
-    /// restarted in place while the run was open answers from its address with a part that
-    /// begins then (`late_joins`). Empty for runs opened by `test.run.id` data until a
-    /// `run-end`, and for runs of a single replica.
+    /// was open), and those whose parts a tier `run-end` merged. One among them whose part is
+    /// neither among the merged ones nor handed to a peer ([`Summary::absorbed`]) makes every
+    /// answer `partial`, naming it: it was killed or removed without handing its part over,
+    /// or restarted without a `directory` (a new process is a new replica, whose new part is
+    /// listed in `late_joins`; the old part stays named, at any address). A clean stop
+    /// without a `directory` hands the part over. Empty for runs opened by `test.run.id` data
+    /// until a `run-end`, and for runs of a single replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holders: Vec<Holder>,
     /// The replicas whose parts this part includes, by replica id: a replica without a
