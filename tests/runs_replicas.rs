@@ -320,12 +320,45 @@ fn run_cmd_ok(cmd: &str, url: &str, id: &str) {
 /// Two replicas `a` and `b` on 127.0.0.1, each with both in its static peers list, started
 /// and ready.
 async fn static_pair(dir: &Path) -> (Replica, Replica) {
-    let (pa, pb) = (free_port(), free_port());
-    let peers = [format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}")];
-    let mut a = Replica::new(dir, "a", "127.0.0.1", pa, &peers);
-    let mut b = Replica::new(dir, "b", "127.0.0.1", pb, &peers);
-    up(&mut [&mut a, &mut b]).await;
+    let mut tier = static_tier(dir, "ab", 2).await;
+    let b = tier.pop().expect("two replicas");
+    let a = tier.pop().expect("two replicas");
     (a, b)
+}
+
+/// `n` replicas `<prefix>0..` on 127.0.0.1, each with all of them in its static peers list,
+/// started and ready.
+async fn static_tier(dir: &Path, prefix: &str, n: usize) -> Vec<Replica> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut tier: Vec<Replica> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Replica::new(dir, &format!("{prefix}{i}"), "127.0.0.1", p, &peers))
+        .collect();
+    up_all(&mut tier).await;
+    tier
+}
+
+/// Starts every replica of `tier`, then waits until each is ready.
+async fn up_all(tier: &mut [Replica]) {
+    for r in tier.iter_mut() {
+        r.spawn();
+    }
+    for r in tier.iter() {
+        r.ready().await;
+    }
+}
+
+/// Asks `r` for run `id` (merged) and checks the answer is whole: `spans` spans, not partial.
+async fn assert_whole(r: &Replica, id: &str, spans: u64) {
+    let (_, s) = get(&format!("{}/runs/{id}", r.url()), false).await;
+    assert_eq!(
+        (u(&s["totals"]["spans"]), &s["partial"]),
+        (spans, &Value::Bool(false)),
+        "{id} asked of {}: {s}",
+        r.addr()
+    );
 }
 
 /// Starts every replica, then waits until each is ready.
@@ -443,12 +476,7 @@ async fn single_replica_answer(dir: &Path, seed: u32) -> (Value, Value) {
 /// Runs the whole scenario on a tier of three replicas.
 async fn tier_scenario(dir: &Path, mut tier: Vec<Replica>, seed: u32) {
     let (want_summary, want_gate) = single_replica_answer(dir, seed).await;
-    for r in tier.iter_mut() {
-        r.spawn();
-    }
-    for r in &tier {
-        r.ready().await;
-    }
+    up_all(&mut tier).await;
     let urls: Vec<String> = tier.iter().map(|r| r.url()).collect();
     let (proxy, sent) = round_robin(tier.iter().map(|r| r.otlp()).collect()).await;
 
@@ -1077,12 +1105,7 @@ async fn a_protected_tier_authenticates_its_peers_and_names_one_that_refuses() {
             )
         })
         .collect();
-    for r in tier.iter_mut() {
-        r.spawn();
-    }
-    for r in &tier {
-        r.ready().await;
-    }
+    up_all(&mut tier).await;
     let urls: Vec<String> = tier.iter().map(|r| r.url()).collect();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "tier-token\n").expect("token file");
@@ -1753,38 +1776,17 @@ async fn the_holders_record_is_kept_by_the_tier_and_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_of_a_static_tier_is_not_missing_once_its_part_is_handed_over() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports = [free_port(), free_port(), free_port()];
-    let peers = ports.map(|p| format!("127.0.0.1:{p}"));
-    let mut tier: Vec<Replica> = (0..3)
-        .map(|i| Replica::new(dir.path(), &format!("s{i}"), "127.0.0.1", ports[i], &peers))
-        .collect();
-    for r in tier.iter_mut() {
-        r.spawn();
-    }
-    for r in &tier {
-        r.ready().await;
-    }
+    let mut tier = static_tier(dir.path(), "s", 3).await;
     run_cmd_ok("run-start", &tier[0].url(), "st1");
     for (r, n) in tier.iter().zip([10, 20, 40]) {
         send_spans(r, "svc", n, None).await;
     }
     tier[2].stop();
     for r in &tier[..2] {
-        let (_, s) = get(&format!("{}/runs/st1", r.url()), false).await;
-        assert_eq!(
-            (u(&s["totals"]["spans"]), &s["partial"]),
-            (70, &Value::Bool(false)),
-            "asked of {}: {s}",
-            r.addr()
-        );
+        assert_whole(r, "st1", 70).await;
     }
     run_cmd_ok("run-end", &tier[1].url(), "st1");
-    let (_, s) = get(&format!("{}/runs/st1", tier[0].url()), false).await;
-    assert_eq!(
-        (u(&s["totals"]["spans"]), &s["partial"]),
-        (70, &Value::Bool(false)),
-        "{s}"
-    );
+    assert_whole(&tier[0], "st1", 70).await;
 }
 
 /// Two replicas stopped at the same moment (a scale-down by two) hand their parts to the two
@@ -1792,17 +1794,7 @@ async fn a_stopped_replica_of_a_static_tier_is_not_missing_once_its_part_is_hand
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_stopped_together_hand_their_parts_to_those_that_stay() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let peers = ports.map(|p| format!("127.0.0.1:{p}"));
-    let mut tier: Vec<Replica> = (0..4)
-        .map(|i| Replica::new(dir.path(), &format!("t{i}"), "127.0.0.1", ports[i], &peers))
-        .collect();
-    for r in tier.iter_mut() {
-        r.spawn();
-    }
-    for r in &tier {
-        r.ready().await;
-    }
+    let mut tier = static_tier(dir.path(), "t", 4).await;
     let runs: Vec<String> = (0..8).map(|i| format!("tt{i}")).collect();
     for id in &runs {
         run_cmd_ok("run-start", &tier[0].url(), id);
@@ -1818,13 +1810,7 @@ async fn two_replicas_stopped_together_hand_their_parts_to_those_that_stay() {
     tier[3].stop();
     for id in &runs {
         for r in &tier[..2] {
-            let (_, s) = get(&format!("{}/runs/{id}", r.url()), false).await;
-            assert_eq!(
-                (u(&s["totals"]["spans"]), &s["partial"]),
-                (15, &Value::Bool(false)),
-                "{id} asked of {}: {s}",
-                r.addr()
-            );
+            assert_whole(r, id, 15).await;
         }
     }
 }
@@ -1843,12 +1829,7 @@ async fn a_stopped_replica_missing_from_its_own_peers_list_is_not_named() {
             Replica::new(dir.path(), &format!("o{i}"), "127.0.0.1", ports[i], &others)
         })
         .collect();
-    for r in tier.iter_mut() {
-        r.spawn();
-    }
-    for r in &tier {
-        r.ready().await;
-    }
+    up_all(&mut tier).await;
     run_cmd_ok("run-start", &tier[0].url(), "os1");
     for (r, n) in tier.iter().zip([10, 20, 40]) {
         send_spans(r, "svc", n, None).await;
@@ -1860,13 +1841,7 @@ async fn a_stopped_replica_missing_from_its_own_peers_list_is_not_named() {
     }
     tier[0].stop();
     for r in &tier[1..] {
-        let (_, s) = get(&format!("{}/runs/os1", r.url()), false).await;
-        assert_eq!(
-            (u(&s["totals"]["spans"]), &s["partial"]),
-            (70, &Value::Bool(false)),
-            "asked of {}: {s}",
-            r.addr()
-        );
+        assert_whole(r, "os1", 70).await;
     }
 }
 
